@@ -1,0 +1,209 @@
+//! Helpers for the end-to-end tests: temporary git repositories built in a few lines, the
+//! `xtask` binary run inside them, and the real tools the tests need (a missing tool fails
+//! the test under `CI=true`, and is reported and skipped elsewhere).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The root of this project (where `workflows/` and `deploy.toml` hold the examples).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `xtask` binary: `FLYTE_DEPLOY_BIN` (set by `cargo xtask test`), else built once.
+pub fn xtask_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("FLYTE_DEPLOY_BIN") {
+            return PathBuf::from(bin);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(project_root())
+            .args(["build", "--quiet", "--package", "xtask"])
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the xtask binary failed");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| project_root().join("target"));
+        target.join("debug/xtask")
+    })
+    .clone()
+}
+
+/// True when running in CI, where a missing tool is a failure, never a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The path of a program on PATH. Under `CI=true` a missing program panics; elsewhere the
+/// caller skips, and the skip is printed.
+pub fn require_tool(program: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file()));
+    if found.is_none() {
+        assert!(!in_ci(), "{program} is not installed; `cargo xtask test` installs it");
+        eprintln!("SKIPPED: {program} is not installed (run `cargo xtask test` to install it)");
+    }
+    found
+}
+
+/// The Python with the pinned flytekit: `FLYTE_DEPLOY_PYTHON`, else the managed venv.
+pub fn flytekit_python() -> Option<PathBuf> {
+    let python = std::env::var_os("FLYTE_DEPLOY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target/venv/bin/python"));
+    if python.exists() {
+        return Some(python);
+    }
+    assert!(!in_ci(), "no flytekit venv at {}; `cargo xtask test` creates it", python.display());
+    eprintln!("SKIPPED: no flytekit venv at {} (run `cargo xtask test`)", python.display());
+    None
+}
+
+/// A temporary git repository.
+pub struct TempRepo {
+    pub dir: tempfile::TempDir,
+}
+
+/// The result of one run of the binary.
+pub struct Run {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.status, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        &self.stdout
+    }
+
+    /// Asserts exit status 2 (bad input) and returns stderr.
+    pub fn user_error(&self) -> &str {
+        assert_eq!(self.status, Some(2), "expected exit 2\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        &self.stderr
+    }
+
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl TempRepo {
+    /// An empty repository with a configured identity and `main` as its branch.
+    pub fn new() -> TempRepo {
+        let dir = tempfile::Builder::new().prefix("flyte-deploy-test").tempdir().expect("creating a temp dir");
+        let repo = TempRepo { dir };
+        repo.git(&["init", "--quiet", "--initial-branch=main"]);
+        repo.git(&["config", "user.email", "test@example.com"]);
+        repo.git(&["config", "user.name", "Test"]);
+        repo.git(&["config", "commit.gpgsign", "false"]);
+        repo
+    }
+
+    /// A repository holding a copy of this project's deploy.toml, workflows/ and libs/,
+    /// committed on `main`.
+    pub fn with_examples() -> TempRepo {
+        let repo = TempRepo::new();
+        let root = project_root();
+        for item in ["deploy.toml", "workflows", "libs"] {
+            copy_tree(&root.join(item), &repo.path().join(item));
+        }
+        repo.commit("examples");
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating folders).
+    pub fn write(&self, rel: &str, contents: &str) -> &Self {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        self
+    }
+
+    /// Removes a file or folder.
+    pub fn remove(&self, rel: &str) -> &Self {
+        let path = self.path().join(rel);
+        if path.is_dir() {
+            std::fs::remove_dir_all(path).unwrap();
+        } else {
+            std::fs::remove_file(path).unwrap();
+        }
+        self
+    }
+
+    /// Runs git in the repository and returns its stdout; panics on failure.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .current_dir(self.path())
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("running git");
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Stages everything and commits; returns the new commit's SHA.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Runs the binary inside the repository with a clean CI context.
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        self.xtask_env(args, &[])
+    }
+
+    /// Runs the binary with extra environment variables.
+    pub fn xtask_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(xtask_bin());
+        cmd.current_dir(self.path()).args(args);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("GITHUB_") || key.starts_with("CI_") || key == "FLYTE_ENDPOINT" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        Run::from(cmd.output().expect("running xtask"))
+    }
+}
+
+impl Default for TempRepo {
+    fn default() -> Self {
+        TempRepo::new()
+    }
+}
+
+/// Copies a file or folder recursively (skipping `__pycache__`).
+pub fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() == "__pycache__" {
+                continue;
+            }
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+    }
+}

@@ -1,0 +1,359 @@
+//! Workflow discovery: which workflows a state of the repository holds, with their
+//! manifests resolved against the files that are there. Reads through a [`Source`];
+//! never writes, never runs programs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use crate::config::{self, Config, Located, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
+use crate::error;
+use crate::source::{self, EntryKind, Source};
+
+/// The workflows of one state of the repository, with the settings that govern them.
+#[derive(Debug)]
+pub struct Workspace {
+    pub config: Config,
+    /// Sorted by name.
+    pub workflows: Vec<Workflow>,
+}
+
+/// One workflow package.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workflow {
+    pub name: String,
+    /// The folder, relative to the repository root (`workflows/etl`).
+    pub path: String,
+    pub project: String,
+    /// Python packages given to pyflyte (`--pkgs`).
+    pub packages: Vec<String>,
+    /// The Dockerfile, relative to the repository root, when the workflow has its own image.
+    pub dockerfile: Option<String>,
+    /// Dependency files found in the folder (and the Dockerfile), repository-relative.
+    pub dependencies: Vec<String>,
+    /// Declared shared paths, repository-relative.
+    pub shared: Vec<String>,
+    #[serde(skip)]
+    pub matcher: DependencyMatcher,
+    /// Where `name` was written, when workflow.toml sets it.
+    #[serde(skip)]
+    pub name_at: Option<Located<String>>,
+}
+
+impl Workflow {
+    /// True when `path` (repository-relative, bytes) lies in this workflow's folder.
+    pub fn contains(&self, path: &[u8]) -> bool {
+        under(path, self.path.as_bytes())
+    }
+
+    /// True when `path` (repository-relative) is one of this workflow's dependency files:
+    /// its Dockerfile, or a file in its folder matching a dependency pattern.
+    pub fn is_dependency(&self, path: &[u8]) -> bool {
+        if self.dockerfile.as_deref().map(str::as_bytes) == Some(path) {
+            return true;
+        }
+        match strip_dir(path, self.path.as_bytes()) {
+            Some(rel) if !rel.is_empty() => self.matcher.is_match(rel),
+            _ => false,
+        }
+    }
+}
+
+/// True when `path` is `dir` or lies below it (`dir` empty: everything).
+pub fn under(path: &[u8], dir: &[u8]) -> bool {
+    strip_dir(path, dir).is_some()
+}
+
+/// `path` relative to `dir`, when it lies in it (`dir` itself gives an empty path).
+pub fn strip_dir<'p>(path: &'p [u8], dir: &[u8]) -> Option<&'p [u8]> {
+    if dir.is_empty() {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(dir)?;
+    if rest.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix(b"/")
+    }
+}
+
+/// Dependency patterns, as in `.gitignore`: a pattern without `/` matches a file name at any
+/// depth of the workflow folder; a pattern with `/` matches the path relative to the folder.
+#[derive(Debug, Clone, Default)]
+pub struct DependencyMatcher {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl DependencyMatcher {
+    pub fn new<'a>(patterns: impl IntoIterator<Item = &'a Located<String>>) -> Result<Self> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        for p in patterns {
+            let glob = GlobBuilder::new(p.value.trim_start_matches("./"))
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| p.error(format!("'{}' is not a valid glob: {}", p.value, e.kind()), "fix the pattern"))?;
+            if p.value.trim_end_matches('/').contains('/') {
+                paths.add(glob);
+            } else {
+                names.add(glob);
+            }
+        }
+        Ok(DependencyMatcher {
+            names: names.build().context("building the dependency patterns")?,
+            paths: paths.build().context("building the dependency patterns")?,
+        })
+    }
+
+    /// True when a path relative to the workflow folder is a dependency file.
+    pub fn is_match(&self, rel: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let name = rel.rsplit(|b| *b == b'/').next().unwrap_or(rel);
+        self.names.is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
+            || self.paths.is_match(Path::new(std::ffi::OsStr::from_bytes(rel)))
+    }
+}
+
+impl Workspace {
+    /// Reads `deploy.toml` and every workflow from `source`.
+    pub fn load(source: &dyn Source) -> Result<Workspace> {
+        let text = source.read(DEPLOY_TOML)?.ok_or_else(|| {
+            error::user(
+                format!("no {DEPLOY_TOML} at the repository root ({})", source.describe()),
+                format!("run the tool inside a flyte-deploy monorepo, or create {DEPLOY_TOML} (an empty file uses the defaults)"),
+            )
+        })?;
+        let text = String::from_utf8(text)
+            .map_err(|_| error::user(format!("{DEPLOY_TOML} is not UTF-8"), "save it as UTF-8"))?;
+        let config = Config::parse(Path::new(DEPLOY_TOML), &text)?;
+        Workspace::load_with(source, config)
+    }
+
+    /// Reads every workflow from `source` under an already parsed configuration.
+    pub fn load_with(source: &dyn Source, config: Config) -> Result<Workspace> {
+        for g in &config.global {
+            let path = config::repo_path(g, "global path")?;
+            if source.kind(&path)?.is_none() {
+                return Err(g.error(
+                    format!("global path '{}' does not exist in {}", g.value, source.describe()),
+                    "remove it from `global` or correct the path",
+                ));
+            }
+        }
+        let root = config.workflows.clone();
+        let mut workflows: Vec<Workflow> = Vec::new();
+        for entry in source.entries(&root)?.unwrap_or_default() {
+            if entry.kind != EntryKind::Dir || entry.name.starts_with(b".") || entry.name == b"__pycache__" {
+                continue;
+            }
+            let Some(folder) = entry.name_str() else {
+                return Err(error::user(
+                    format!("{root}/{}: a workflow folder name must be UTF-8", String::from_utf8_lossy(&entry.name)),
+                    "rename the folder",
+                ));
+            };
+            let wf = load_workflow(source, &config, &format!("{root}/{folder}"), folder)?;
+            if let Some(other) = workflows.iter().find(|w| w.name == wf.name) {
+                // Blame the manifest that renamed a workflow onto the other's name.
+                let (renamed, kept) = if wf.name_at.is_some() { (&wf, other) } else { (other, &wf) };
+                let what = format!("workflow name '{}' is already used by {}", wf.name, kept.path);
+                let help = "give each workflow its own `name` in workflow.toml";
+                return Err(match &renamed.name_at {
+                    Some(at) => at.error(what, help),
+                    None => error::user(format!("{}: {what}", renamed.path), help),
+                });
+            }
+            workflows.push(wf);
+        }
+        workflows.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Workspace { config, workflows })
+    }
+
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+
+    /// The named workflows, or a user error naming the unknown one and the known ones.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Workflow>> {
+        names
+            .iter()
+            .map(|n| {
+                self.workflow(n).ok_or_else(|| {
+                    error::user(
+                        format!("no workflow named '{n}'"),
+                        format!(
+                            "known workflows: {} (see `cargo xtask list`)",
+                            self.workflows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &str) -> Result<Workflow> {
+    let manifest_path = format!("{dir}/{WORKFLOW_TOML}");
+    let manifest = match source.read(&manifest_path)? {
+        Some(bytes) => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| error::user(format!("{manifest_path} is not UTF-8"), "save it as UTF-8"))?;
+            Manifest::parse(Path::new(&manifest_path), &text)?
+        }
+        None => Manifest::default(),
+    };
+
+    let name = manifest.name.as_ref().map_or_else(|| folder.to_string(), |n| n.value.clone());
+    if manifest.name.is_none() {
+        let as_written = Located { value: name.clone(), file: manifest_path.clone().into(), line: 1, col: 1 };
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(as_written.error(
+                format!("the folder name '{folder}' is not a valid workflow name"),
+                "rename the folder, or set `name` in its workflow.toml",
+            ));
+        }
+    }
+    let project = manifest.project.as_ref().map_or_else(|| config.project.clone(), |p| p.value.clone());
+
+    let packages = match &manifest.packages {
+        Some(list) => {
+            for p in list {
+                let as_dir = format!("{dir}/{}", p.value.replace('.', "/"));
+                let is_pkg = source.kind(&format!("{as_dir}/__init__.py"))?.is_some()
+                    || source.kind(&format!("{as_dir}.py"))?.is_some();
+                if !is_pkg {
+                    return Err(p.error(
+                        format!("package '{}' is not in {dir} (no {as_dir}/__init__.py)", p.value),
+                        "list packages that exist in the workflow folder",
+                    ));
+                }
+            }
+            list.iter().map(|p| p.value.clone()).collect()
+        }
+        None => {
+            let mut found = Vec::new();
+            for e in source.entries(dir)?.unwrap_or_default() {
+                if let (EntryKind::Dir, Some(n)) = (e.kind, e.name_str()) {
+                    if source.kind(&format!("{dir}/{n}/__init__.py"))?.is_some() {
+                        found.push(n.to_string());
+                    }
+                }
+            }
+            if found.is_empty() {
+                return Err(error::user(
+                    format!("{dir}: no Python package found (a folder with an __init__.py)"),
+                    format!("add one, or set `packages` in {manifest_path}"),
+                ));
+            }
+            found
+        }
+    };
+
+    let dockerfile = match &manifest.dockerfile {
+        Some(d) => {
+            let joined = config::normalise(&format!("{dir}/{}", d.value))
+                .filter(|_| !d.value.starts_with('/'))
+                .ok_or_else(|| {
+                    d.error(
+                        format!("dockerfile '{}' escapes the repository", d.value),
+                        "give a path relative to the workflow folder that stays inside the repository",
+                    )
+                })?;
+            if !matches!(source.kind(&joined)?, Some(EntryKind::File { .. })) {
+                return Err(d.error(
+                    format!("dockerfile '{}' does not exist ({joined})", d.value),
+                    "correct the path (relative to the workflow folder) or remove the key",
+                ));
+            }
+            Some(joined)
+        }
+        None => {
+            let mut found = None;
+            for candidate in ["Dockerfile", "Containerfile"] {
+                let p = format!("{dir}/{candidate}");
+                if matches!(source.kind(&p)?, Some(EntryKind::File { .. })) {
+                    found = Some(p);
+                    break;
+                }
+            }
+            found
+        }
+    };
+
+    let mut shared = Vec::new();
+    for s in &manifest.shared {
+        let path = config::repo_path(s, "shared path")?;
+        if path.is_empty() || source.kind(&path)?.is_none() {
+            return Err(s.error(
+                format!("shared path '{}' does not exist in {}", s.value, source.describe()),
+                "correct the path (relative to the repository root) or remove it from `shared`",
+            ));
+        }
+        if under(dir.as_bytes(), path.as_bytes()) {
+            return Err(s.error(
+                format!("shared path '{}' contains the workflow folder itself", s.value),
+                "name the shared library's own folder",
+            ));
+        }
+        shared.push(path);
+    }
+    shared.sort();
+    shared.dedup();
+
+    let matcher = DependencyMatcher::new(config.dependencies.iter().chain(&manifest.dependencies))?;
+    let mut dependencies: Vec<String> = source::walk(source, dir)?
+        .into_iter()
+        .filter(|(rel, kind)| *kind != EntryKind::Dir && matcher.is_match(rel))
+        .map(|(rel, _)| format!("{dir}/{}", String::from_utf8_lossy(&rel)))
+        .collect();
+    if let Some(d) = &dockerfile {
+        if !dependencies.contains(d) {
+            dependencies.push(d.clone());
+        }
+    }
+    dependencies.sort();
+
+    Ok(Workflow {
+        name,
+        path: dir.to_string(),
+        project,
+        packages,
+        dockerfile,
+        dependencies,
+        shared,
+        matcher,
+        name_at: manifest.name.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(patterns: &[&str]) -> DependencyMatcher {
+        let located: Vec<Located<String>> =
+            patterns.iter().map(|p| Located { value: p.to_string(), file: "x".into(), line: 1, col: 1 }).collect();
+        DependencyMatcher::new(&located).unwrap()
+    }
+
+    #[test]
+    fn patterns_without_slash_match_names_at_any_depth() {
+        let m = matcher(&["requirements*.txt", "deps/*.lock"]);
+        assert!(m.is_match(b"requirements.txt"));
+        assert!(m.is_match(b"sub/requirements-dev.txt"));
+        assert!(m.is_match(b"deps/a.lock"));
+        assert!(!m.is_match(b"x/deps/a.lock"));
+        assert!(!m.is_match(b"etl/main.py"));
+    }
+
+    #[test]
+    fn strip_dir_respects_segment_boundaries() {
+        assert_eq!(strip_dir(b"workflows/etl/a.py", b"workflows/etl"), Some(&b"a.py"[..]));
+        assert_eq!(strip_dir(b"workflows/etl2/a.py", b"workflows/etl"), None);
+        assert_eq!(strip_dir(b"workflows/etl", b"workflows/etl"), Some(&b""[..]));
+    }
+}
