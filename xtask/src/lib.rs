@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod deps;
 pub mod error;
 pub mod list;
 pub mod repo;
@@ -23,6 +25,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     match cli.command {
         Command::List(args) => list::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
         other => Err(error::user(
             format!("`{}` is not available in this build yet", command_name(&other)),
             "see README.md for the commands this version provides",
