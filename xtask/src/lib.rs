@@ -14,6 +14,7 @@ pub mod error;
 pub mod list;
 pub mod repo;
 pub mod report;
+pub mod serialize;
 pub mod source;
 pub mod test;
 pub mod venv;
