@@ -12,6 +12,8 @@ pub mod config;
 pub mod deps;
 pub mod error;
 pub mod list;
+pub mod policy;
+pub mod record;
 pub mod repo;
 pub mod report;
 pub mod serialize;
