@@ -18,6 +18,7 @@ pub mod repo;
 pub mod report;
 pub mod serialize;
 pub mod source;
+pub mod summary;
 pub mod test;
 pub mod venv;
 pub mod workspace;

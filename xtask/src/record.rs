@@ -28,6 +28,10 @@ pub struct Record {
     /// For a promotion: the domain the version came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_from: Option<String>,
+    /// Names of the workflow's launch plans at this version: what a later run checks
+    /// for completeness, and what removal deactivates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub launch_plans: Vec<String>,
 }
 
 /// Now, as a record time.
@@ -110,6 +114,7 @@ mod tests {
             time: "2026-01-01T00:00:00Z".into(),
             outcome: "registered".into(),
             promoted_from: None,
+            launch_plans: vec!["lp".into()],
         }
     }
 
