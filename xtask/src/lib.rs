@@ -11,12 +11,15 @@ pub mod cli;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod hydrate;
 pub mod list;
 pub mod repo;
 pub mod report;
 pub mod source;
+pub mod specs;
 pub mod test;
 pub mod venv;
+pub mod wire;
 pub mod workspace;
 
 /// Runs one command.
