@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod hydrate;
 pub mod list;
 pub mod policy;
 pub mod record;
@@ -18,9 +19,11 @@ pub mod repo;
 pub mod report;
 pub mod serialize;
 pub mod source;
+pub mod specs;
 pub mod summary;
 pub mod test;
 pub mod venv;
+pub mod wire;
 pub mod workspace;
 
 /// Runs one command.
