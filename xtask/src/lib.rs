@@ -8,9 +8,11 @@ use anyhow::Result;
 
 pub mod bench;
 pub mod cli;
+pub mod codeset;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod fingerprint;
 pub mod hydrate;
 pub mod list;
 pub mod policy;
