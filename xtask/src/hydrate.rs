@@ -13,6 +13,9 @@
 //! - [`create_request`]`(&hydrated)`: the wire bytes of `TaskCreateRequest` /
 //!   `WorkflowCreateRequest` / `LaunchPlanCreateRequest` (id = 1, spec = 2), to send through a
 //!   pass-through codec.
+//! - [`hydrate_package`]`(&specs::Package, &target) -> Vec<Hydrated>`: all of a package's
+//!   specs, in its order, an error naming the file.
+//! - [`Identifier::to_prost`] for requests built with the crate (UpdateLaunchPlan, Get*).
 //! - [`registration_levels`]`(&[Hydrated])`: the order of registration, as levels of indexes;
 //!   everything an entity references inside the package sits in an earlier level.
 //!
@@ -41,6 +44,7 @@ use std::fmt;
 use anyhow::{bail, Context, Result};
 
 use crate::config::DomainSettings;
+use crate::specs::Package;
 use crate::wire;
 
 /// What a `.pb` file of a package holds.
@@ -112,6 +116,19 @@ impl Identifier {
             version: text(id::VERSION)?,
             org: text(id::ORG)?,
         })
+    }
+
+    /// As the `flyteidl` crate's type (which knows every Identifier field), for requests
+    /// built through prost such as `UpdateLaunchPlan` or `Get*`.
+    pub fn to_prost(&self) -> flyteidl::flyteidl::core::Identifier {
+        flyteidl::flyteidl::core::Identifier {
+            resource_type: self.resource_type,
+            project: self.project.clone(),
+            domain: self.domain.clone(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            org: self.org.clone(),
+        }
     }
 
     /// The entity kind this identifier names, if it is one that is registered.
@@ -263,6 +280,15 @@ pub fn hydrate(kind: Kind, file_bytes: &[u8], target: &Target) -> Result<Hydrate
         }
     }
     Ok(Hydrated { kind, id, id_bytes, spec, references })
+}
+
+/// Hydrates every spec of a package, in the package's order; an error names the file.
+pub fn hydrate_package(package: &Package, target: &Target) -> Result<Vec<Hydrated>> {
+    package
+        .entities
+        .iter()
+        .map(|e| hydrate(e.kind, &e.bytes, target).with_context(|| format!("{} of the pyflyte package", e.file_name)))
+        .collect()
 }
 
 /// The wire bytes of the create request for `h` (`TaskCreateRequest`,
@@ -892,6 +918,13 @@ mod tests {
         let old_rest = &original[wire::fields(original).unwrap()[0].span.end..];
         let new_rest = &h.spec[wire::fields(&h.spec).unwrap()[0].span.end..];
         assert_eq!(old_rest, new_rest);
+    }
+
+    #[test]
+    fn identifier_round_trips_through_the_crate_type() {
+        let h = hydrate(Kind::LaunchPlan, &launch_plan().encode_to_vec(), &target()).unwrap();
+        assert_eq!(h.id.to_prost().encode_to_vec(), h.id_bytes);
+        assert_eq!(h.id.to_string(), "launch plan flytesnacks/development/pkg.lp@v1");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Returns the specs in index order (pyflyte writes dependencies first) and the archive's
 //! bytes as they are. It does not interpret the specs (`hydrate.rs` does) and writes nothing.
 //!
-//! API: [`read_package`]`(tgz_bytes) -> Package { entities: Vec<SpecFile>, fast_archive }`.
+//! API: [`read_package`]`(tgz_bytes) -> Package { entities: Vec<SpecFile>, fast_archive }`,
+//! and [`read_package_file`]`(path)`.
 
 use std::io::Read;
 
@@ -30,6 +31,12 @@ pub struct Package {
     pub entities: Vec<SpecFile>,
     /// The code archive (`fast<digest>.tar.gz`): (file name, bytes), when packaged with `--copy`.
     pub fast_archive: Option<(String, Vec<u8>)>,
+}
+
+/// Reads a `pyflyte package` output file.
+pub fn read_package_file(path: &std::path::Path) -> Result<Package> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading the pyflyte package {}", path.display()))?;
+    read_package(&bytes).with_context(|| format!("in the pyflyte package {}", path.display()))
 }
 
 /// Reads a `pyflyte package` output (`.tgz` bytes).
