@@ -14,6 +14,7 @@ pub mod deps;
 pub mod error;
 pub mod fingerprint;
 pub mod list;
+pub mod package;
 pub mod repo;
 pub mod report;
 pub mod source;
@@ -26,6 +27,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     use cli::Command;
     match cli.command {
         Command::List(args) => list::run(args),
+        Command::Package(args) => package::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         other => Err(error::user(
