@@ -100,6 +100,21 @@ pub fn fingerprint_dirty(repo: &Repo, ws: &Workspace, wf: &Workflow) -> Result<(
     Ok((set, parts.into_fingerprint(version)))
 }
 
+/// The only domain uncommitted work may be deployed to.
+pub const DIRTY_DOMAIN: &str = "development";
+
+/// Refuses a `-dirty` version for any domain but [`DIRTY_DOMAIN`].
+pub fn check_dirty_allowed(domain: &str) -> Result<()> {
+    if domain == DIRTY_DOMAIN {
+        Ok(())
+    } else {
+        Err(error::user(
+            format!("--dirty deploys uncommitted work, which only the {DIRTY_DOMAIN} domain takes (not '{domain}')"),
+            "commit your changes and deploy without --dirty",
+        ))
+    }
+}
+
 /// Code, dependency and settings fingerprints and the image, before the version.
 struct Parts {
     code: String,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod hydrate;
 pub mod list;
+pub mod package;
 pub mod policy;
 pub mod record;
 pub mod repo;
@@ -33,6 +34,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     use cli::Command;
     match cli.command {
         Command::List(args) => list::run(args),
+        Command::Package(args) => package::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         other => Err(error::user(
