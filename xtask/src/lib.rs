@@ -6,12 +6,15 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+pub mod base;
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deps;
+pub mod diff;
 pub mod error;
 pub mod list;
+pub mod plan;
 pub mod repo;
 pub mod report;
 pub mod source;
@@ -24,6 +27,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     use cli::Command;
     match cli.command {
         Command::List(args) => list::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         other => Err(error::user(
