@@ -6,16 +6,19 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+pub mod base;
 pub mod bench;
 pub mod cli;
 pub mod codeset;
 pub mod config;
 pub mod deps;
+pub mod diff;
 pub mod error;
 pub mod fingerprint;
 pub mod hydrate;
 pub mod list;
 pub mod package;
+pub mod plan;
 pub mod policy;
 pub mod record;
 pub mod repo;
@@ -35,6 +38,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     match cli.command {
         Command::List(args) => list::run(args),
         Command::Package(args) => package::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         other => Err(error::user(
