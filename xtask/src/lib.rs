@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod github;
 pub mod list;
 pub mod repo;
 pub mod report;
