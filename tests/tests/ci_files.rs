@@ -616,17 +616,14 @@ fn push_notes_script() -> String {
     scripts.remove(0)
 }
 
-#[test]
-fn deploy_notes_of_every_matrix_entry_are_merged_and_pushed_with_a_retry() {
-    if require_tool("git").is_none() {
-        return;
-    }
-    let script = push_notes_script();
-    let tmp = tempfile::tempdir().unwrap();
-    let origin = tmp.path().join("origin.git");
-    git(tmp.path(), &["init", "--quiet", "--bare", "--initial-branch=main", origin.to_str().unwrap()]);
-    let dev = tmp.path().join("dev");
-    git(tmp.path(), &["init", "--quiet", "--initial-branch=main", dev.to_str().unwrap()]);
+/// A bare `origin.git` with two commits on `main` and deploy notes already pushed: an earlier
+/// deploy of the head and one of its parent. Its first push is rejected, as when another run
+/// pushed notes first.
+fn origin_with_notes(tmp: &Path) -> PathBuf {
+    let origin = tmp.join("origin.git");
+    git(tmp, &["init", "--quiet", "--bare", "--initial-branch=main", origin.to_str().unwrap()]);
+    let dev = tmp.join("dev");
+    git(tmp, &["init", "--quiet", "--initial-branch=main", dev.to_str().unwrap()]);
     git(&dev, &["config", "user.email", "dev@example.com"]);
     git(&dev, &["config", "user.name", "Dev"]);
     for n in ["1", "2"] {
@@ -635,10 +632,52 @@ fn deploy_notes_of_every_matrix_entry_are_merged_and_pushed_with_a_retry() {
         git(&dev, &["commit", "--quiet", "-m", n]);
     }
     git(&dev, &["push", "--quiet", origin.to_str().unwrap(), "main"]);
-    // Notes already on origin: an older deploy of this commit and one of its parent.
     git(&dev, &["notes", "--ref=flyte-deploy", "add", "-m", r#"{"workflow":"earlier","domain":"staging"}"#, "HEAD"]);
     git(&dev, &["notes", "--ref=flyte-deploy", "add", "-m", r#"{"workflow":"parent"}"#, "HEAD~1"]);
     git(&dev, &["push", "--quiet", origin.to_str().unwrap(), "refs/notes/flyte-deploy"]);
+    let hook = origin.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\n[ -e rejected-once ] && exit 0\ntouch rejected-once\necho busy >&2\nexit 1\n")
+        .unwrap();
+    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+    origin
+}
+
+/// A matrix job's checkout after its deploy recorded a note for `workflow` on the head.
+fn job_with_note(origin: &Path, dir: &Path, workflow: &str) {
+    clone(origin, dir, &[]);
+    git(dir, &["notes", "--ref=flyte-deploy", "add", "-m", &format!(r#"{{"workflow":"{workflow}"}}"#), "HEAD"]);
+}
+
+/// Runs a pipeline script as the runners do (bash, errexit, pipefail); returns its stdout.
+fn run_script(script: &str, dir: &Path, env: &[(&str, &str)]) -> String {
+    let file = dir.parent().unwrap().join(format!("{}.sh", file_name(dir)));
+    std::fs::write(&file, script).unwrap();
+    let out = Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail"])
+        .arg(&file)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "the script failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The deploy note of `rev` on origin.
+fn note(origin: &Path, rev: &str) -> String {
+    git(origin, &["notes", "--ref=flyte-deploy", "show", rev])
+}
+
+#[test]
+fn deploy_notes_of_every_matrix_entry_are_merged_and_pushed_with_a_retry() {
+    if require_tool("git").is_none() {
+        return;
+    }
+    let script = push_notes_script();
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_notes(tmp.path());
 
     // The record job's checkout, with the bundles two matrix jobs uploaded.
     let record = tmp.path().join("record");
@@ -647,47 +686,68 @@ fn deploy_notes_of_every_matrix_entry_are_merged_and_pushed_with_a_retry() {
     std::fs::create_dir(&bundles).unwrap();
     for workflow in ["etl", "hello"] {
         let job = tmp.path().join(workflow);
-        clone(&origin, &job, &[]);
-        git(&job, &["notes", "--ref=flyte-deploy", "add", "-m", &format!(r#"{{"workflow":"{workflow}"}}"#), "HEAD"]);
+        job_with_note(&origin, &job, workflow);
         let bundle = bundles.join(format!("{workflow}.bundle"));
         git(&job, &["bundle", "create", "--quiet", bundle.to_str().unwrap(), "refs/notes/flyte-deploy"]);
     }
-    // Origin rejects the first push, as when another run pushed notes first.
-    let hook = origin.join("hooks/pre-receive");
-    std::fs::write(&hook, "#!/bin/sh\n[ -e rejected-once ] && exit 0\ntouch rejected-once\necho busy >&2\nexit 1\n")
-        .unwrap();
-    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
 
-    let script_file = tmp.path().join("push-notes.sh");
-    std::fs::write(&script_file, &script).unwrap();
-    let run = || {
-        let out = Command::new("bash")
-            .args(["--noprofile", "--norc", "-eo", "pipefail"])
-            .arg(&script_file)
-            .current_dir(&record)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("bash");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "push-notes failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        stdout
-    };
-    let stdout = run();
+    let stdout = run_script(&script, &record, &[]);
     assert!(origin.join("rejected-once").exists() && stdout.contains("rejected (attempt 1)"), "no retry:\n{stdout}");
-
-    let notes = |rev: &str| git(&origin, &["notes", "--ref=flyte-deploy", "show", rev]);
-    let head = notes("main");
+    let head = note(&origin, "main");
     for workflow in ["earlier", "etl", "hello"] {
         assert!(head.contains(&format!(r#""workflow":"{workflow}""#)), "{workflow} missing from the note:\n{head}");
     }
-    assert_eq!(notes("main~1"), r#"{"workflow":"parent"}"#, "a note of another commit was lost");
+    assert_eq!(note(&origin, "main~1"), r#"{"workflow":"parent"}"#, "a note of another commit was lost");
 
     // Re-running changes nothing: each record appears once.
-    run();
-    assert_eq!(notes("main"), head);
-    assert_eq!(notes("main").lines().count(), 3);
+    run_script(&script, &record, &[]);
+    assert_eq!(note(&origin, "main"), head);
+    assert_eq!(head.lines().count(), 3);
 
     // Nothing to push: no bundles, no error.
     std::fs::remove_dir_all(&bundles).unwrap();
-    assert!(run().contains("no deploy notes to push"));
+    assert!(run_script(&script, &record, &[]).contains("no deploy notes to push"));
+}
+
+#[test]
+fn gitlab_jobs_push_their_deploy_notes_with_a_retry() {
+    if require_tool("git").is_none() {
+        return;
+    }
+    let env = [("FLYTE_DOMAIN", "staging"), ("BASE_SHA", "0123abc")];
+    let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
+    let script =
+        list(&child[".flyte-push-notes"]["script"]).iter().filter_map(Yaml::as_str).collect::<Vec<_>>().join("\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_notes(tmp.path());
+    let job = tmp.path().join("etl");
+    job_with_note(&origin, &job, "etl");
+
+    // Without the token: said, not pushed, not failed.
+    let stdout = run_script(&script, &job, &[]);
+    assert!(stdout.contains("FLYTE_DEPLOY_PUSH_TOKEN is not set"), "{stdout}");
+    assert!(!note(&origin, "main").contains("etl"));
+
+    // The project URL the job builds from GitLab's variables, pointed at the test's origin.
+    let url = "https://oauth2:secret-token@gitlab.example.com:443/team/monorepo.git";
+    git(&job, &["config", &format!("url.file://{}.insteadOf", origin.display()), url]);
+    let gitlab = [
+        ("FLYTE_DEPLOY_PUSH_TOKEN", "secret-token"),
+        ("CI_SERVER_PROTOCOL", "https"),
+        ("CI_SERVER_HOST", "gitlab.example.com"),
+        ("CI_SERVER_PORT", "443"),
+        ("CI_PROJECT_PATH", "team/monorepo"),
+    ];
+    let stdout = run_script(&script, &job, &gitlab);
+    assert!(origin.join("rejected-once").exists() && stdout.contains("rejected (attempt 1)"), "no retry:\n{stdout}");
+    let head = note(&origin, "main");
+    assert!(head.contains(r#""workflow":"earlier""#) && head.contains(r#""workflow":"etl""#), "{head}");
+    assert_eq!(note(&origin, "main~1"), r#"{"workflow":"parent"}"#);
+
+    // A second job of the same pipeline adds its record to the same note.
+    let other = tmp.path().join("hello");
+    job_with_note(&origin, &other, "hello");
+    git(&other, &["config", &format!("url.file://{}.insteadOf", origin.display()), url]);
+    run_script(&script, &other, &gitlab);
+    assert_eq!(note(&origin, "main").lines().count(), 3, "{}", note(&origin, "main"));
 }
