@@ -151,6 +151,9 @@ pub struct Deploy {
     /// Print the plan with versions and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Deploy only these workflows of the plan (a CI matrix entry); the plan is computed as for all.
+    #[arg(long = "workflow", value_name = "NAME")]
+    pub workflows: Vec<String>,
     /// `text` (a table) or `json`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,

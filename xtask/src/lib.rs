@@ -15,6 +15,7 @@ pub mod deps;
 pub mod diff;
 pub mod error;
 pub mod fingerprint;
+pub mod github;
 pub mod hydrate;
 pub mod list;
 pub mod package;
