@@ -7,11 +7,14 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 pub mod bench;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod image;
 pub mod list;
+pub mod registry;
 pub mod repo;
 pub mod report;
 pub mod source;
@@ -26,6 +29,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::List(args) => list::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Build(args) => build::run(args),
         other => Err(error::user(
             format!("`{}` is not available in this build yet", command_name(&other)),
             "see README.md for the commands this version provides",

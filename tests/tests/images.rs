@@ -1,0 +1,324 @@
+//! `cargo xtask build`: images are built only when the registry lacks their tag, reproducibly,
+//! and only where building is allowed. Against a real registry (`docker-registry serve` on
+//! 127.0.0.1, started and stopped here) and a real buildah (chroot isolation, vfs storage in
+//! a temp dir, `FROM scratch` + `COPY` images so nothing is pulled).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::{require_tool, Run, TempRepo};
+
+/// A `docker-registry serve` with its own config and storage, killed when dropped.
+struct RegistryServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RegistryServer {
+    fn start() -> RegistryServer {
+        RegistryServer::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> RegistryServer {
+        let dir = tempfile::Builder::new().prefix("flyte-deploy-registry").tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: flyte-deploy-test\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        let mut server = RegistryServer { child, port, dir };
+        server.wait_until_ready();
+        server
+    }
+
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+                panic!("docker-registry exited ({status}) before listening:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "docker-registry did not listen on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The digest the registry has for `flyte/<workflow>:<tag>`, asked over plain HTTP.
+    fn digest(&self, workflow: &str, tag: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "HEAD /v2/flyte/{workflow}/manifests/{tag} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n\
+             Connection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split_whitespace().nth(1).unwrap_or_default();
+        if status == "404" {
+            return None;
+        }
+        assert_eq!(status, "200", "unexpected answer:\n{answer}");
+        answer.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_string())
+        })
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// buildah's image store in a temp dir: `root` does not exist until buildah runs.
+struct Store {
+    dir: tempfile::TempDir,
+}
+
+impl Store {
+    fn new() -> Store {
+        Store { dir: tempfile::Builder::new().prefix("flyte-deploy-store").tempdir().unwrap() }
+    }
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+    /// True when buildah ever wrote to the store.
+    fn touched(&self) -> bool {
+        self.root().exists() || self.dir.path().join("runroot").exists()
+    }
+    fn env(&self, ci: bool) -> Vec<(&'static str, String)> {
+        vec![
+            ("CI", if ci { "true" } else { "false" }.to_string()),
+            ("FLYTE_DEPLOY_STORAGE_DRIVER", "vfs".into()),
+            ("FLYTE_DEPLOY_STORAGE_ROOT", self.root().display().to_string()),
+            ("FLYTE_DEPLOY_STORAGE_RUNROOT", self.dir.path().join("runroot").display().to_string()),
+        ]
+    }
+}
+
+fn tools() -> bool {
+    require_tool("buildah").is_some() && require_tool("docker-registry").is_some()
+}
+
+/// A monorepo whose `etl` workflow has its own image (shared library included) and whose
+/// `hello` uses the default image.
+fn monorepo(port: u16) -> TempRepo {
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", &format!("[images]\nregistry = \"127.0.0.1:{port}/flyte\"\nbuilder = \"buildah\"\n"))
+        .write(
+            "workflows/etl/Dockerfile",
+            "FROM scratch\nCOPY requirements.txt /deps/requirements.txt\nCOPY etl /app/etl\nCOPY libs /app/libs\n",
+        )
+        .write("workflows/etl/workflow.toml", "shared = [\"libs/common\"]\n")
+        .write("workflows/etl/requirements.txt", "pandas==2.2.2\n")
+        .write("workflows/etl/etl/__init__.py", "")
+        .write("workflows/etl/etl/wf.py", "X = 1\n")
+        .write("libs/common/__init__.py", "VALUE = 1\n")
+        .write("workflows/hello/hello/__init__.py", "");
+    repo.commit("monorepo");
+    repo
+}
+
+fn build(repo: &TempRepo, args: &[&str], store: &Store, ci: bool) -> Run {
+    let env = store.env(ci);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    repo.xtask_env(&[&["build"], args].concat(), &env)
+}
+
+/// The image, outcome and digest `build` printed for a workflow.
+struct Line {
+    tag: String,
+    outcome: String,
+    digest: String,
+}
+
+fn line(stdout: &str, workflow: &str) -> Line {
+    let l = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(workflow))
+        .unwrap_or_else(|| panic!("no line for {workflow}:\n{stdout}"));
+    let words: Vec<&str> = l.split_whitespace().collect();
+    let digest = words.last().filter(|w| w.starts_with("sha256:")).map_or(String::new(), |w| w.to_string());
+    let end = if digest.is_empty() { words.len() } else { words.len() - 1 };
+    Line { tag: words[1].rsplit(':').next().unwrap().to_string(), outcome: words[2..end].join(" "), digest }
+}
+
+#[test]
+fn build_and_push_then_a_rerun_skips_the_build() {
+    if !tools() {
+        return;
+    }
+    let registry = RegistryServer::start();
+    let repo = monorepo(registry.port);
+    let first = Store::new();
+    let run = build(&repo, &["etl", "hello", "--push"], &first, true);
+    let out = run.ok();
+    let etl = line(out, "etl");
+    assert_eq!(etl.outcome, "built and pushed", "{out}");
+    assert!(out.contains(&format!("127.0.0.1:{}/flyte/etl:{}", registry.port, etl.tag)), "{out}");
+    assert_eq!(registry.digest("etl", &etl.tag).as_deref(), Some(etl.digest.as_str()), "the registry has it");
+    assert!(first.touched(), "buildah built into the store");
+    assert_eq!(line(out, "hello").outcome, "default image, nothing to build");
+
+    // Again, with an empty store: the registry's manifest is checked and buildah never runs.
+    let second = Store::new();
+    let out = build(&repo, &["etl", "--push"], &second, true).ok().to_string();
+    let again = line(&out, "etl");
+    assert_eq!(again.outcome, "exists in the registry, build skipped", "{out}");
+    assert_eq!((again.tag.as_str(), again.digest.as_str()), (etl.tag.as_str(), etl.digest.as_str()));
+    assert!(!second.touched(), "the builder was run although the tag exists");
+
+    // Outside CI an existing image needs no building, so no flag is needed either.
+    let out = build(&repo, &["etl"], &second, false).ok().to_string();
+    assert_eq!(line(&out, "etl").outcome, "exists in the registry, build skipped");
+
+    // A code-only change keeps the dependency hash, so the tag and the image stay.
+    repo.write("workflows/etl/etl/wf.py", "X = 2\n");
+    repo.commit("code only");
+    let out = build(&repo, &["etl", "--push"], &second, true).ok().to_string();
+    let code_only = line(&out, "etl");
+    assert_eq!(
+        (code_only.tag.as_str(), code_only.outcome.as_str()),
+        (etl.tag.as_str(), "exists in the registry, build skipped")
+    );
+    assert!(!second.touched());
+}
+
+#[test]
+fn a_dependency_change_gives_a_new_tag_and_a_new_image() {
+    if !tools() {
+        return;
+    }
+    let registry = RegistryServer::start();
+    let repo = monorepo(registry.port);
+    let store = Store::new();
+    let before = line(build(&repo, &["etl", "--push"], &store, true).ok(), "etl");
+
+    // A comment does not reach the image: same tag.
+    repo.write("workflows/etl/requirements.txt", "# data\npandas==2.2.2   \n");
+    repo.commit("comment");
+    let out = build(&repo, &["etl", "--push"], &store, true).ok().to_string();
+    assert_eq!(line(&out, "etl").tag, before.tag, "{out}");
+
+    repo.write("workflows/etl/requirements.txt", "pandas==2.2.3\n");
+    repo.commit("bump pandas");
+    let out = build(&repo, &["etl", "--push"], &store, true).ok().to_string();
+    let after = line(&out, "etl");
+    assert_ne!(after.tag, before.tag, "a dependency change must give a new tag");
+    assert_eq!(after.outcome, "built and pushed");
+    assert_ne!(after.digest, before.digest);
+    assert_eq!(registry.digest("etl", &after.tag).as_deref(), Some(after.digest.as_str()));
+    assert_eq!(registry.digest("etl", &before.tag).as_deref(), Some(before.digest.as_str()), "the old tag stays");
+}
+
+#[test]
+fn the_same_inputs_on_two_clones_give_the_same_digest() {
+    if !tools() {
+        return;
+    }
+    let port = free_port();
+    let first = {
+        let registry = RegistryServer::start_on(port);
+        let a = monorepo(port);
+        // An untracked file in the workflow folder must not reach the image.
+        a.write("workflows/etl/etl/.env", "SECRET=1\n");
+        let store = Store::new();
+        let first = line(build(&a, &["etl", "--push"], &store, true).ok(), "etl");
+        assert_eq!(first.outcome, "built and pushed");
+
+        // A second clone, at another path, checked out later (other mtimes), built into
+        // another store and pushed to a fresh registry on the same address.
+        drop(registry);
+        let registry = RegistryServer::start_on(port);
+        let b = TempRepo { dir: tempfile::Builder::new().prefix("flyte-deploy-clone").tempdir().unwrap() };
+        clone(a.path(), b.path());
+        let other = Store::new();
+        let second = line(build(&b, &["etl", "--push"], &other, true).ok(), "etl");
+        assert_eq!(second.outcome, "built and pushed", "the fresh registry lacked the tag");
+        assert_eq!(second.tag, first.tag);
+        assert_eq!(second.digest, first.digest, "same inputs, same image digest");
+        assert_eq!(registry.digest("etl", &second.tag).as_deref(), Some(first.digest.as_str()));
+        first
+    };
+    assert!(first.digest.starts_with("sha256:"));
+}
+
+fn clone(from: &Path, to: &Path) {
+    let status = Command::new("git")
+        .args(["clone", "--quiet"])
+        .arg(from)
+        .arg(to)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn an_unreachable_registry_is_a_clear_error_and_nothing_is_built() {
+    if !tools() {
+        return;
+    }
+    let port = free_port(); // nothing listens there
+    let repo = monorepo(port);
+    let store = Store::new();
+    let run = build(&repo, &["etl", "--push"], &store, true);
+    assert_ne!(run.status, Some(0));
+    let err = run.user_error();
+    assert!(err.contains(&format!("registry 127.0.0.1:{port} is unreachable")), "{err}");
+    assert!(err.contains("nothing was built, pushed or registered"), "{err}");
+    assert!(!store.touched(), "the builder ran although the registry is down");
+}
+
+#[test]
+fn outside_ci_building_is_refused_unless_allowed() {
+    if !tools() {
+        return;
+    }
+    let registry = RegistryServer::start();
+    let repo = monorepo(registry.port);
+    let store = Store::new();
+    let err = build(&repo, &["etl", "--push"], &store, false).user_error().to_string();
+    assert!(err.contains("CI must build the image first"), "{err}");
+    assert!(err.contains("workflows/etl/requirements.txt"), "names the dependency files: {err}");
+    assert!(err.contains("--allow-local-build"), "{err}");
+    assert!(!store.touched(), "nothing may be built when refused");
+
+    let out = build(&repo, &["etl", "--push", "--allow-local-build"], &store, false).ok().to_string();
+    let etl = line(&out, "etl");
+    assert_eq!(etl.outcome, "built and pushed");
+    assert_eq!(registry.digest("etl", &etl.tag).as_deref(), Some(etl.digest.as_str()));
+}
+
+#[test]
+fn an_unknown_workflow_is_a_user_error() {
+    let repo = monorepo(free_port());
+    let err = repo.xtask(&["build", "nope"]).user_error().to_string();
+    assert!(err.contains("no workflow named 'nope'") && err.contains("etl"), "{err}");
+}

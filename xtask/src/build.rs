@@ -1,0 +1,215 @@
+//! `cargo xtask build WORKFLOW... [--push]`: builds the image of each named workflow that has
+//! its own Dockerfile, unless the registry already has its tag. Reads top-down: load the
+//! commit, decide for every workflow (registry check + policy) before anything is built, then
+//! build from the committed files and push. Decisions come from image.rs; the registry check
+//! from registry.rs.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::cli::Build;
+use crate::error;
+use crate::image::{self, Destination, ImageDecision, ImageFacts};
+use crate::registry::{ImageRef, Registry};
+use crate::repo::Repo;
+use crate::source::{self, EntryKind, GitTree, Source};
+use crate::workspace::{Workflow, Workspace};
+
+/// What happened to one workflow's image.
+struct Outcome {
+    workflow: String,
+    image: String,
+    what: &'static str,
+    digest: String,
+}
+
+pub fn run(args: Build) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let commit = repo.commit("HEAD")?;
+    let tree = GitTree::at_commit(&repo.git, &commit)?;
+    let ws = Workspace::load(&tree)?;
+    let selected = ws.select(&args.workflows)?;
+    let may_build = image::building_allowed(image::in_ci(), args.allow_local_build);
+    let registry = Registry::new();
+
+    // Decide for every workflow first: a refusal or an unreachable registry stops the command
+    // before anything is built or pushed.
+    let mut outcomes = Vec::new();
+    let mut to_build: Vec<(&Workflow, ImageRef)> = Vec::new();
+    for wf in selected {
+        let Some(reference) = image_reference(&ws, &tree, wf)? else {
+            outcomes.push(Outcome {
+                workflow: wf.name.clone(),
+                image: ws.config.images.default.clone(),
+                what: "default image, nothing to build",
+                digest: String::new(),
+            });
+            continue;
+        };
+        let image = ImageRef::parse(&reference)?;
+        let digest = registry.manifest_digest(&image)?;
+        let facts = ImageFacts {
+            workflow: &wf.name,
+            reference: &reference,
+            own_image: true,
+            exists: digest.is_some(),
+            may_build,
+            destination: Destination::Registry,
+            dependencies: &wf.dependencies,
+        };
+        match image::decide(&facts) {
+            ImageDecision::Reuse => outcomes.push(Outcome {
+                workflow: wf.name.clone(),
+                image: reference,
+                what: "exists in the registry, build skipped",
+                digest: digest.unwrap_or_default(),
+            }),
+            ImageDecision::Build => to_build.push((wf, image)),
+            ImageDecision::Warn(message) => eprintln!("warning: {message}"),
+            ImageDecision::Refuse(message) => return Err(error::user(message, "")),
+        }
+    }
+
+    if !to_build.is_empty() {
+        let builder = image::detect(ws.config.images.builder)?;
+        let storage = image::Storage::from_env();
+        let platform = image::platform_from_env();
+        for (wf, image) in to_build {
+            let dir = tempfile::Builder::new().prefix("flyte-deploy-build").tempdir().context("creating a temp dir")?;
+            let spec = materialise(&tree, wf, dir.path(), &image.to_string(), platform.clone())?;
+            eprintln!("building {} for workflow {} with {}", image, wf.name, builder.program());
+            image::run(&image::build_command(builder, &storage, &spec))?;
+            let (what, digest) = if args.push {
+                image::run(&image::push_command(builder, &storage, &image))?;
+                let digest = registry.manifest_digest(&image)?.ok_or_else(|| {
+                    anyhow::anyhow!("pushed {image}, but the registry does not list the tag afterwards")
+                })?;
+                ("built and pushed", digest)
+            } else {
+                ("built, not pushed (pass --push)", String::new())
+            };
+            outcomes.push(Outcome { workflow: wf.name.clone(), image: image.to_string(), what, digest });
+        }
+    }
+
+    outcomes.sort_by(|a, b| a.workflow.cmp(&b.workflow));
+    let mut rows = vec![["WORKFLOW".to_string(), "IMAGE".into(), "OUTCOME".into(), "DIGEST".into()]];
+    rows.extend(outcomes.into_iter().map(|o| [o.workflow, o.image, o.what.to_string(), o.digest]));
+    print!("{}", crate::report::columns(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workflow's image reference, or `None` when it uses the default image.
+/// PROVISIONAL until fingerprint.rs lands: the tag is a hash of the dependency files.
+fn image_reference(ws: &Workspace, tree: &dyn Source, wf: &Workflow) -> Result<Option<String>> {
+    use sha2::{Digest, Sha256};
+    if wf.dockerfile.is_none() {
+        return Ok(None);
+    }
+    let mut files = wf.dependencies.clone();
+    files.sort();
+    let mut hash = Sha256::new();
+    for f in &files {
+        let bytes = tree.read(f)?.unwrap_or_default();
+        let normalised = crate::deps::normalised(f.as_bytes(), &bytes);
+        hash.update((f.len() as u64).to_le_bytes());
+        hash.update(f.as_bytes());
+        hash.update((normalised.len() as u64).to_le_bytes());
+        hash.update(&normalised);
+    }
+    let tag = &hex::encode(hash.finalize())[..16];
+    Ok(Some(format!("{}/{}:{tag}", ws.config.images.registry.trim_end_matches('/'), wf.name)))
+}
+
+/// Writes the build context into `dir/context` and the Dockerfile to `dir/Dockerfile`, from
+/// the commit's tree (committed files only), with fixed file modes so the umask and the
+/// checkout do not reach the image. Shared paths go at their repository-relative place.
+/// PROVISIONAL until codeset.rs lands.
+fn materialise(
+    tree: &dyn Source,
+    wf: &Workflow,
+    dir: &Path,
+    reference: &str,
+    platform: Option<String>,
+) -> Result<image::BuildSpec> {
+    use std::os::unix::fs::PermissionsExt;
+    let context = dir.join("context");
+    std::fs::create_dir(&context).with_context(|| format!("creating {}", context.display()))?;
+    let mut places: Vec<(String, String)> = Vec::new(); // (repo path, context path)
+    for (rel, kind) in source::walk(tree, &wf.path)? {
+        if matches!(kind, EntryKind::Dir | EntryKind::Submodule) {
+            continue;
+        }
+        let rel = String::from_utf8(rel).map_err(|e| {
+            error::user(
+                format!("{}: a file name is not UTF-8: {:?}", wf.path, String::from_utf8_lossy(e.as_bytes())),
+                "rename the file",
+            )
+        })?;
+        places.push((format!("{}/{rel}", wf.path), rel));
+    }
+    for shared in &wf.shared {
+        let files: Vec<String> = match tree.kind(shared)? {
+            Some(EntryKind::Dir) => source::walk(tree, shared)?
+                .into_iter()
+                .filter(|(_, k)| !matches!(k, EntryKind::Dir | EntryKind::Submodule))
+                .map(|(rel, _)| format!("{shared}/{}", String::from_utf8_lossy(&rel)))
+                .collect(),
+            _ => vec![shared.clone()],
+        };
+        for f in files {
+            if places.iter().any(|(_, at)| *at == f) {
+                return Err(error::user(
+                    format!(
+                        "{}: shared file {f} would overwrite the workflow's own {}/{f} in the build context",
+                        wf.name, wf.path
+                    ),
+                    "rename one of them",
+                ));
+            }
+            places.push((f.clone(), f));
+        }
+    }
+    for (from, to) in &places {
+        let target = context.join(to);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let bytes = tree.read(from)?.unwrap_or_default();
+        match tree.kind(from)? {
+            Some(EntryKind::Symlink) => {
+                use std::os::unix::ffi::OsStrExt;
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&bytes), &target)
+                    .with_context(|| format!("creating link {}", target.display()))?;
+            }
+            kind => {
+                std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
+                let mode = if matches!(kind, Some(EntryKind::File { executable: true })) { 0o755 } else { 0o644 };
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("setting the mode of {}", target.display()))?;
+            }
+        }
+    }
+    fix_dir_modes(&context)?;
+    let dockerfile_path = wf.dockerfile.as_deref().expect("only workflows with a Dockerfile are built");
+    let dockerfile = dir.join("Dockerfile");
+    let text = tree.read(dockerfile_path)?.with_context(|| format!("reading {dockerfile_path}"))?;
+    std::fs::write(&dockerfile, text).with_context(|| format!("writing {}", dockerfile.display()))?;
+    Ok(image::BuildSpec { context, dockerfile, reference: reference.to_string(), platform })
+}
+
+/// Every folder 0755, whatever the umask.
+fn fix_dir_modes(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("setting the mode of {}", dir.display()))?;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            fix_dir_modes(&entry.path())?;
+        }
+    }
+    Ok(())
+}
