@@ -16,7 +16,13 @@ struct RegistryServer {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    /// The `Authorization` header the test itself uses, when the registry wants one.
+    authorization: Option<&'static str>,
 }
+
+/// The one user of the password-protected registry: `tester` / `s3cret` (bcrypt, cost 4).
+const HTPASSWD: &str = "tester:$2b$04$zPZmZMwG19KJCw1xgF3pBOOGnpzv6bahTURW7RVqvc941O8/6gAbK\n";
+const TESTER_BASIC: &str = "Basic dGVzdGVyOnMzY3JldA==";
 
 impl RegistryServer {
     fn start() -> RegistryServer {
@@ -24,17 +30,28 @@ impl RegistryServer {
     }
 
     fn start_on(port: u16) -> RegistryServer {
+        RegistryServer::launch(port, false)
+    }
+
+    /// A registry that answers only `tester` (HTTP Basic, htpasswd).
+    fn start_with_password() -> RegistryServer {
+        RegistryServer::launch(free_port(), true)
+    }
+
+    fn launch(port: u16, password: bool) -> RegistryServer {
         let dir = tempfile::Builder::new().prefix("flyte-deploy-registry").tempdir().unwrap();
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  secret: flyte-deploy-test\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: flyte-deploy-test\n",
+            dir.path().join("data").display()
+        );
+        if password {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, HTPASSWD).unwrap();
+            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", htpasswd.display()));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -43,7 +60,8 @@ impl RegistryServer {
             .stderr(log)
             .spawn()
             .expect("starting docker-registry");
-        let mut server = RegistryServer { child, port, dir };
+        let authorization = password.then_some(TESTER_BASIC);
+        let mut server = RegistryServer { child, port, dir, authorization };
         server.wait_until_ready();
         server
     }
@@ -67,8 +85,9 @@ impl RegistryServer {
             stream,
             "HEAD /v2/flyte/{workflow}/manifests/{tag} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
              Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n\
-             Connection: close\r\n\r\n",
-            self.port
+             {}Connection: close\r\n\r\n",
+            self.port,
+            self.authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"))
         )
         .unwrap();
         let mut answer = String::new();
@@ -146,8 +165,13 @@ fn monorepo(port: u16) -> TempRepo {
 }
 
 fn build(repo: &TempRepo, args: &[&str], store: &Store, ci: bool) -> Run {
+    build_with(repo, args, store, ci, &[])
+}
+
+fn build_with(repo: &TempRepo, args: &[&str], store: &Store, ci: bool, extra: &[(&str, &str)]) -> Run {
     let env = store.env(ci);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(extra);
     repo.xtask_env(&[&["build"], args].concat(), &env)
 }
 
@@ -321,4 +345,56 @@ fn an_unknown_workflow_is_a_user_error() {
     let repo = monorepo(free_port());
     let err = repo.xtask(&["build", "nope"]).user_error().to_string();
     assert!(err.contains("no workflow named 'nope'") && err.contains("etl"), "{err}");
+}
+
+#[test]
+fn credentials_come_from_docker_config_or_the_environment() {
+    if !tools() {
+        return;
+    }
+    let registry = RegistryServer::start_with_password();
+    let repo = monorepo(registry.port);
+    let store = Store::new();
+    let empty = tempfile::tempdir().unwrap();
+    let no_config = [("DOCKER_CONFIG", empty.path().to_str().unwrap())];
+
+    // Anonymous: refused, with what to do, and nothing built.
+    let err = build_with(&repo, &["etl", "--push"], &store, true, &no_config).user_error().to_string();
+    assert!(err.contains(&format!("registry 127.0.0.1:{} refused access to flyte/etl", registry.port)), "{err}");
+    assert!(err.contains("docker login") && err.contains("FLYTE_DEPLOY_REGISTRY_USERNAME"), "{err}");
+    assert!(!store.touched());
+
+    // Docker's config.json (as `docker login` writes it): checked, built and pushed with it.
+    let docker = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docker.path().join("config.json"),
+        format!(r#"{{"auths": {{"http://127.0.0.1:{}/v2/": {{"auth": "dGVzdGVyOnMzY3JldA=="}}}}}}"#, registry.port),
+    )
+    .unwrap();
+    let with_config = [("DOCKER_CONFIG", docker.path().to_str().unwrap())];
+    let out = build_with(&repo, &["etl", "--push"], &store, true, &with_config).ok().to_string();
+    let first = line(&out, "etl");
+    assert_eq!(first.outcome, "built and pushed", "{out}");
+    assert_eq!(registry.digest("etl", &first.tag).as_deref(), Some(first.digest.as_str()));
+    let out = build_with(&repo, &["etl", "--push"], &store, true, &with_config).ok().to_string();
+    assert_eq!(line(&out, "etl").outcome, "exists in the registry, build skipped");
+
+    // The environment's credentials, for the check and the push (no config.json at all).
+    repo.write("workflows/etl/requirements.txt", "pandas==2.2.3\n");
+    repo.commit("bump");
+    let env =
+        [no_config[0], ("FLYTE_DEPLOY_REGISTRY_USERNAME", "tester"), ("FLYTE_DEPLOY_REGISTRY_PASSWORD", "s3cret")];
+    let out = build_with(&repo, &["etl", "--push"], &store, true, &env).ok().to_string();
+    let second = line(&out, "etl");
+    assert_eq!(second.outcome, "built and pushed", "{out}");
+    assert_eq!(registry.digest("etl", &second.tag).as_deref(), Some(second.digest.as_str()));
+
+    // A wrong password is refused before anything is built.
+    repo.write("workflows/etl/requirements.txt", "pandas==2.2.4\n");
+    repo.commit("bump again");
+    let fresh = Store::new();
+    let wrong = [env[0], env[1], ("FLYTE_DEPLOY_REGISTRY_PASSWORD", "wrong")];
+    let err = build_with(&repo, &["etl", "--push"], &fresh, true, &wrong).user_error().to_string();
+    assert!(err.contains("refused access"), "{err}");
+    assert!(!fresh.touched());
 }

@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::Build;
+use crate::config::Config;
 use crate::error;
 use crate::image::{self, Destination, ImageDecision, ImageFacts};
-use crate::registry::{ImageRef, Registry};
+use crate::registry::{self, Credentials, ImageRef, Registry};
 use crate::repo::Repo;
 use crate::source::{self, EntryKind, GitTree, Source};
 use crate::workspace::{Workflow, Workspace};
@@ -73,22 +74,12 @@ pub fn run(args: Build) -> Result<ExitCode> {
     }
 
     if !to_build.is_empty() {
-        let builder = image::detect(ws.config.images.builder)?;
-        let storage = image::Storage::from_env();
-        let platform = image::platform_from_env();
+        let builder = ImageBuilder::detect(&ws.config)?;
         for (wf, image) in to_build {
-            let dir = tempfile::Builder::new().prefix("flyte-deploy-build").tempdir().context("creating a temp dir")?;
-            let spec = materialise(&tree, wf, dir.path(), &image.to_string(), platform.clone())?;
-            eprintln!("building {} for workflow {} with {}", image, wf.name, builder.program());
-            image::run(&image::build_command(builder, &storage, &spec))?;
-            let (what, digest) = if args.push {
-                image::run(&image::push_command(builder, &storage, &image))?;
-                let digest = registry.manifest_digest(&image)?.ok_or_else(|| {
-                    anyhow::anyhow!("pushed {image}, but the registry does not list the tag afterwards")
-                })?;
-                ("built and pushed", digest)
-            } else {
-                ("built, not pushed (pass --push)", String::new())
+            let digest = builder.build(&tree, wf, &image, args.push, &registry)?;
+            let (what, digest) = match digest {
+                Some(d) => ("built and pushed", d),
+                None => ("built, not pushed (pass --push)", String::new()),
             };
             outcomes.push(Outcome { workflow: wf.name.clone(), image: image.to_string(), what, digest });
         }
@@ -99,6 +90,73 @@ pub fn run(args: Build) -> Result<ExitCode> {
     rows.extend(outcomes.into_iter().map(|o| [o.workflow, o.image, o.what.to_string(), o.digest]));
     print!("{}", crate::report::columns(&rows));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Builds and pushes workflow images with the builder chosen once (for `build` and `deploy`).
+pub struct ImageBuilder {
+    builder: image::Builder,
+    storage: image::Storage,
+    platform: Option<String>,
+}
+
+impl ImageBuilder {
+    /// Chooses the builder from `[images] builder` (detecting it for `auto`) and reads the
+    /// storage and platform settings from the environment (image.rs).
+    pub fn detect(config: &Config) -> Result<ImageBuilder> {
+        Ok(ImageBuilder {
+            builder: image::detect(config.images.builder)?,
+            storage: image::Storage::from_env(),
+            platform: image::platform_from_env(),
+        })
+    }
+
+    /// Builds `image` for `wf` from the commit's files and, with `push`, pushes it with the
+    /// credentials the registry check uses. Returns the digest the registry then has.
+    pub fn build(
+        &self,
+        tree: &dyn Source,
+        wf: &Workflow,
+        image: &ImageRef,
+        push: bool,
+        registry: &Registry,
+    ) -> Result<Option<String>> {
+        let dir = tempfile::Builder::new().prefix("flyte-deploy-build").tempdir().context("creating a temp dir")?;
+        let spec = materialise(tree, wf, dir.path(), &image.to_string(), self.platform.clone())?;
+        eprintln!("building {image} for workflow {} with {}", wf.name, self.builder.program());
+        image::run(&image::build_command(self.builder, &self.storage, &spec))?;
+        if !push {
+            return Ok(None);
+        }
+        let authfile = match registry::credentials_for(&image.registry)? {
+            Some(Credentials { file: Some(file), .. }) => Some(file),
+            Some(env_credentials) => {
+                let file = dir.path().join("auth/config.json");
+                write_private(&file, &env_credentials.docker_config(&image.registry))?;
+                Some(file)
+            }
+            None => None,
+        };
+        image::run(&image::push_command(self.builder, &self.storage, image, authfile.as_deref()))?;
+        let digest = registry
+            .manifest_digest(image)?
+            .ok_or_else(|| anyhow::anyhow!("pushed {image}, but the registry does not list the tag afterwards"))?;
+        Ok(Some(digest))
+    }
+}
+
+/// Writes a file readable only by us (it holds credentials).
+fn write_private(file: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = file.parent().expect("an auth file lies in a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("creating {}", file.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", file.display()))
 }
 
 /// The workflow's image reference, or `None` when it uses the default image.

@@ -11,7 +11,7 @@
 //!   In a container without overlay support use `vfs`; tests use a temp dir for both roots.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -161,7 +161,7 @@ pub struct BuildSpec {
 pub struct Invocation {
     pub program: &'static str,
     pub args: Vec<OsString>,
-    pub env: Vec<(&'static str, &'static str)>,
+    pub env: Vec<(&'static str, OsString)>,
 }
 
 impl Invocation {
@@ -183,7 +183,7 @@ pub fn platform_from_env() -> Option<String> {
 /// context and Dockerfile give the same digest on any machine and at any time.
 pub fn build_command(builder: Builder, storage: &Storage, spec: &BuildSpec) -> Invocation {
     let mut args: Vec<OsString> = Vec::new();
-    let mut env = vec![("SOURCE_DATE_EPOCH", "0")];
+    let mut env = vec![("SOURCE_DATE_EPOCH", OsString::from("0"))];
     match builder {
         Builder::Buildah => {
             args.extend(storage.global_args());
@@ -200,7 +200,7 @@ pub fn build_command(builder: Builder, storage: &Storage, spec: &BuildSpec) -> I
         }
         Builder::Docker => {
             args.push("build".into());
-            env.push(("DOCKER_BUILDKIT", "1"));
+            env.push(("DOCKER_BUILDKIT", "1".into()));
         }
     }
     if builder != Builder::DockerBuildx {
@@ -216,10 +216,17 @@ pub fn build_command(builder: Builder, storage: &Storage, spec: &BuildSpec) -> I
 
 /// The push command. TLS verification is turned off only for loopback registries and those
 /// listed in `FLYTE_DEPLOY_INSECURE_REGISTRIES` (Docker decides that itself from its own
-/// daemon settings, and already treats 127.0.0.0/8 as insecure).
-pub fn push_command(builder: Builder, storage: &Storage, image: &registry::ImageRef) -> Invocation {
+/// daemon settings, and already treats 127.0.0.0/8 as insecure). `authfile` is a Docker
+/// config.json with the registry's credentials (the one the registry check used).
+pub fn push_command(
+    builder: Builder,
+    storage: &Storage,
+    image: &registry::ImageRef,
+    authfile: Option<&Path>,
+) -> Invocation {
     let reference = image.to_string();
     let mut args: Vec<OsString> = Vec::new();
+    let mut env = Vec::new();
     match builder {
         Builder::Buildah | Builder::Podman => {
             args.extend(storage.global_args());
@@ -227,14 +234,20 @@ pub fn push_command(builder: Builder, storage: &Storage, image: &registry::Image
             if registry::is_insecure(&image.registry) {
                 args.push("--tls-verify=false".into());
             }
+            if let Some(file) = authfile {
+                args.extend(["--authfile".into(), file.as_os_str().to_owned()]);
+            }
             args.push(OsString::from(&reference));
             args.push(format!("docker://{reference}").into());
         }
         Builder::DockerBuildx | Builder::Docker => {
             args.extend(["push".into(), OsString::from(&reference)]);
+            if let Some(dir) = authfile.and_then(Path::parent) {
+                env.push(("DOCKER_CONFIG", dir.as_os_str().to_owned()));
+            }
         }
     }
-    Invocation { program: builder.program(), args, env: vec![] }
+    Invocation { program: builder.program(), args, env }
 }
 
 /// Runs an invocation with the builder's output going to our stderr (stdout stays ours).
@@ -413,13 +426,16 @@ mod tests {
         );
         assert_eq!(b.args.last().unwrap(), "/tmp/ctx; rm -rf /", "the context is one argv entry");
         let d = build_command(Builder::DockerBuildx, &storage, &spec);
-        assert!(d.env.contains(&("SOURCE_DATE_EPOCH", "0")));
+        assert!(d.env.contains(&("SOURCE_DATE_EPOCH", "0".into())));
         assert!(d.display().contains("rewrite-timestamp=true") && !d.display().contains("--root"));
 
         let local = registry::ImageRef::parse(&spec.reference).unwrap();
-        let p = push_command(Builder::Buildah, &storage, &local);
+        let p = push_command(Builder::Buildah, &storage, &local, None);
         assert!(p.display().contains("push --tls-verify=false 127.0.0.1:5000/flyte/etl:abc docker://127.0.0.1"));
         let remote = registry::ImageRef::parse("ghcr.io/org/etl:abc").unwrap();
-        assert!(!push_command(Builder::Podman, &storage, &remote).display().contains("tls-verify"));
+        let p = push_command(Builder::Podman, &storage, &remote, Some(Path::new("/c/config.json")));
+        assert!(!p.display().contains("tls-verify") && p.display().contains("--authfile /c/config.json"));
+        let p = push_command(Builder::Docker, &storage, &remote, Some(Path::new("/c/config.json")));
+        assert_eq!(p.env, vec![("DOCKER_CONFIG", OsString::from("/c"))]);
     }
 }

@@ -144,17 +144,26 @@ fn host_of(registry: &str) -> &str {
 pub struct Credentials {
     pub username: String,
     pub password: String,
-    /// Where they came from, for messages (`FLYTE_DEPLOY_REGISTRY_USERNAME`, a config.json path).
-    pub from: String,
+    /// The Docker config.json they came from (`None`: from the environment).
+    pub file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({} from {})", self.username, self.from)
+        let from = self.file.as_ref().map_or(USERNAME_ENV.to_string(), |f| f.display().to_string());
+        write!(f, "Credentials({} from {from})", self.username)
     }
 }
 
 impl Credentials {
+    /// A Docker config.json text holding only these credentials for `registry` (for builders
+    /// given credentials from the environment).
+    pub fn docker_config(&self, registry: &str) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        let auth = base64::engine::general_purpose::STANDARD.encode(raw);
+        serde_json::json!({"auths": {registry: {"auth": auth}}}).to_string()
+    }
+
     fn basic(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
@@ -164,7 +173,7 @@ impl Credentials {
 /// Credentials for `registry` from the environment or Docker's config.json (module header).
 pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
     if let (Ok(username), Ok(password)) = (std::env::var(USERNAME_ENV), std::env::var(PASSWORD_ENV)) {
-        return Ok(Some(Credentials { username, password, from: USERNAME_ENV.into() }));
+        return Ok(Some(Credentials { username, password, file: None }));
     }
     let Some(file) = docker_config_path() else { return Ok(None) };
     let text = match std::fs::read_to_string(&file) {
@@ -211,17 +220,17 @@ pub fn credentials_in_docker_config(file: &Path, text: &str, registry: &str) -> 
                 "log in again with `docker login`, or set FLYTE_DEPLOY_REGISTRY_USERNAME and _PASSWORD",
             )
         };
-        let from = file.display().to_string();
+        let from = Some(file.to_path_buf());
         if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()).filter(|a| !a.is_empty()) {
             let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| bad())?;
             let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
             let (username, password) = decoded.split_once(':').ok_or_else(bad)?;
-            return Ok(Some(Credentials { username: username.into(), password: password.into(), from }));
+            return Ok(Some(Credentials { username: username.into(), password: password.into(), file: from }));
         }
         if let (Some(u), Some(p)) =
             (entry.get("username").and_then(|v| v.as_str()), entry.get("password").and_then(|v| v.as_str()))
         {
-            return Ok(Some(Credentials { username: u.into(), password: p.into(), from }));
+            return Ok(Some(Credentials { username: u.into(), password: p.into(), file: from }));
         }
     }
     Ok(None)
