@@ -39,18 +39,27 @@ impl RegistryServer {
     }
 
     fn launch(port: u16, password: bool) -> RegistryServer {
-        let dir = tempfile::Builder::new().prefix("flyte-deploy-registry").tempdir().unwrap();
-        let config = dir.path().join("config.yml");
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: flyte-deploy-test\n",
-            dir.path().join("data").display()
-        );
         if password {
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, HTPASSWD).unwrap();
-            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", htpasswd.display()));
+            let auth = "auth:\n  htpasswd:\n    realm: test\n    path: {dir}/htpasswd\n";
+            RegistryServer::launch_with(port, auth, Some(TESTER_BASIC))
+        } else {
+            RegistryServer::launch_with(port, "", None)
         }
+    }
+
+    /// A registry with an `auth:` section (YAML, may be empty; `{dir}` is the registry's own
+    /// folder, which holds `htpasswd`); `authorization` is what the test sends itself when it
+    /// asks the registry.
+    fn launch_with(port: u16, auth: &str, authorization: Option<&'static str>) -> RegistryServer {
+        let dir = tempfile::Builder::new().prefix("flyte-deploy-registry").tempdir().unwrap();
+        std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
+        let config = dir.path().join("config.yml");
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: flyte-deploy-test\n{}",
+            dir.path().join("data").display(),
+            auth.replace("{dir}", &dir.path().display().to_string())
+        );
         std::fs::write(&config, yaml).unwrap();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = Command::new("docker-registry")
@@ -60,7 +69,6 @@ impl RegistryServer {
             .stderr(log)
             .spawn()
             .expect("starting docker-registry");
-        let authorization = password.then_some(TESTER_BASIC);
         let mut server = RegistryServer { child, port, dir, authorization };
         server.wait_until_ready();
         server
@@ -397,4 +405,182 @@ fn credentials_come_from_docker_config_or_the_environment() {
     let err = build_with(&repo, &["etl", "--push"], &fresh, true, &wrong).user_error().to_string();
     assert!(err.contains("refused access"), "{err}");
     assert!(!fresh.touched());
+}
+
+/// A token service for the registry's Bearer challenge, as Docker Hub and most cloud
+/// registries run one: it answers `tester` / `s3cret` (HTTP Basic) with a JWT signed by a key
+/// the registry trusts, granting what was asked. The registry checks every token itself.
+struct TokenService {
+    port: u16,
+    dir: tempfile::TempDir,
+    /// How many tokens were handed out.
+    issued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TokenService {
+    fn start() -> TokenService {
+        let dir = tempfile::Builder::new().prefix("flyte-deploy-token").tempdir().unwrap();
+        let status = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=flyte-deploy-test"])
+            .arg("-keyout")
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(dir.path().join("cert.pem"))
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl could not make a key");
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(dir.path().join("cert.pem"))
+            .output()
+            .unwrap()
+            .stdout;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (key, count) = (dir.path().join("key.pem"), issued.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                answer_token_request(stream, &key, &der, &count);
+            }
+        });
+        TokenService { port, dir, issued }
+    }
+
+    fn registry_auth_yaml(&self) -> String {
+        format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: test-registry\n    \
+             issuer: test-issuer\n    rootcertbundle: {}\n",
+            self.port,
+            self.dir.path().join("cert.pem").display()
+        )
+    }
+}
+
+fn answer_token_request(mut stream: TcpStream, key: &Path, cert_der: &[u8], issued: &std::sync::atomic::AtomicUsize) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).unwrap();
+    let mut authorized = false;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap() == 0 || header.trim().is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap_or_default();
+        authorized |= name.eq_ignore_ascii_case("authorization") && value.trim() == TESTER_BASIC;
+    }
+    if !authorized {
+        let _ = stream.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    }
+    let target = request_line.split_whitespace().nth(1).unwrap_or_default();
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let access: Vec<String> = query
+        .split('&')
+        .filter_map(|p| p.strip_prefix("scope="))
+        .map(|s| {
+            let scope = percent_decode(s);
+            let mut parts = scope.splitn(3, ':');
+            let (kind, name, actions) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or(""));
+            let actions: Vec<String> = actions.split(',').map(|a| format!("\"{a}\"")).collect();
+            format!(r#"{{"type":"{kind}","name":"{name}","actions":[{}]}}"#, actions.join(","))
+        })
+        .collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let header = format!(r#"{{"alg":"RS256","typ":"JWT","x5c":["{}"]}}"#, base64(cert_der, false));
+    let claims = format!(
+        r#"{{"iss":"test-issuer","sub":"tester","aud":"test-registry","exp":{},"nbf":{},"iat":{},"jti":"{}","access":[{}]}}"#,
+        now + 300,
+        now - 10,
+        now - 10,
+        issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        access.join(",")
+    );
+    let signing_input = format!("{}.{}", base64(header.as_bytes(), true), base64(claims.as_bytes(), true));
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    openssl.stdin.take().unwrap().write_all(signing_input.as_bytes()).unwrap();
+    let signature = openssl.wait_with_output().unwrap().stdout;
+    let body = format!(r#"{{"token":"{signing_input}.{}"}}"#, base64(&signature, true));
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Standard base64 (with padding), or base64url without padding (JWT).
+fn base64(bytes: &[u8], url: bool) -> String {
+    let alphabet: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_bearer_token_challenge_is_answered() {
+    if !tools() || require_tool("openssl").is_none() {
+        return;
+    }
+    let tokens = TokenService::start();
+    let registry = RegistryServer::launch_with(free_port(), &tokens.registry_auth_yaml(), None);
+    let repo = monorepo(registry.port);
+    let store = Store::new();
+    let empty = tempfile::tempdir().unwrap();
+    let anonymous = [("DOCKER_CONFIG", empty.path().to_str().unwrap())];
+    let err = build_with(&repo, &["etl", "--push"], &store, true, &anonymous).user_error().to_string();
+    assert!(err.contains("refused access to flyte/etl"), "the token service wants credentials: {err}");
+    assert!(!store.touched());
+
+    let env =
+        [anonymous[0], ("FLYTE_DEPLOY_REGISTRY_USERNAME", "tester"), ("FLYTE_DEPLOY_REGISTRY_PASSWORD", "s3cret")];
+    let out = build_with(&repo, &["etl", "--push"], &store, true, &env).ok().to_string();
+    let etl = line(&out, "etl");
+    assert_eq!(etl.outcome, "built and pushed", "{out}");
+    let issued = tokens.issued.load(std::sync::atomic::Ordering::SeqCst);
+    let out = build_with(&repo, &["etl", "--push"], &store, true, &env).ok().to_string();
+    let again = line(&out, "etl");
+    assert_eq!(
+        (again.outcome.as_str(), again.digest.as_str()),
+        ("exists in the registry, build skipped", etl.digest.as_str())
+    );
+    assert!(tokens.issued.load(std::sync::atomic::Ordering::SeqCst) > issued, "the check went through a token");
 }
