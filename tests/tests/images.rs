@@ -160,12 +160,13 @@ fn monorepo(port: u16) -> TempRepo {
     repo.write("deploy.toml", &format!("[images]\nregistry = \"127.0.0.1:{port}/flyte\"\nbuilder = \"buildah\"\n"))
         .write(
             "workflows/etl/Dockerfile",
-            "FROM scratch\nCOPY requirements.txt /deps/requirements.txt\nCOPY etl /app/etl\nCOPY libs /app/libs\n",
+            "FROM scratch\nCOPY requirements.txt /deps/requirements.txt\nCOPY etl /app/etl\nCOPY common /app/common\n",
         )
         .write("workflows/etl/workflow.toml", "shared = [\"libs/common\"]\n")
         .write("workflows/etl/requirements.txt", "pandas==2.2.2\n")
         .write("workflows/etl/etl/__init__.py", "")
         .write("workflows/etl/etl/wf.py", "X = 1\n")
+        .write("workflows/etl/etl/steps/__init__.py", "")
         .write("libs/common/__init__.py", "VALUE = 1\n")
         .write("workflows/hello/hello/__init__.py", "");
     repo.commit("monorepo");
@@ -284,14 +285,14 @@ fn the_same_inputs_on_two_clones_give_the_same_digest() {
         let first = line(build(&a, &["etl", "--push"], &store, true).ok(), "etl");
         assert_eq!(first.outcome, "built and pushed");
 
-        // A second clone, at another path, checked out later (other mtimes), built into
-        // another store and pushed to a fresh registry on the same address.
+        // A second clone, at another path, checked out later (other mtimes), built under
+        // another umask into another store and pushed to a fresh registry on the same address.
         drop(registry);
         let registry = RegistryServer::start_on(port);
         let b = TempRepo { dir: tempfile::Builder::new().prefix("flyte-deploy-clone").tempdir().unwrap() };
         clone(a.path(), b.path());
         let other = Store::new();
-        let second = line(build(&b, &["etl", "--push"], &other, true).ok(), "etl");
+        let second = line(build_with_umask(&b, "077", &["etl", "--push"], &other).ok(), "etl");
         assert_eq!(second.outcome, "built and pushed", "the fresh registry lacked the tag");
         assert_eq!(second.tag, first.tag);
         assert_eq!(second.digest, first.digest, "same inputs, same image digest");
@@ -299,6 +300,24 @@ fn the_same_inputs_on_two_clones_give_the_same_digest() {
         first
     };
     assert!(first.digest.starts_with("sha256:"));
+}
+
+/// `build` with CI=true under another umask: `sh` sets it and execs the binary with our argv.
+fn build_with_umask(repo: &TempRepo, umask: &str, args: &[&str], store: &Store) -> Run {
+    let out = Command::new("sh")
+        .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+        .arg(tests::xtask_bin())
+        .arg("build")
+        .args(args)
+        .current_dir(repo.path())
+        .envs(store.env(true))
+        .output()
+        .unwrap();
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn clone(from: &Path, to: &Path) {

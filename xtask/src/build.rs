@@ -1,8 +1,8 @@
 //! `cargo xtask build WORKFLOW... [--push]`: builds the image of each named workflow that has
 //! its own Dockerfile, unless the registry already has its tag. Reads top-down: load the
 //! commit, decide for every workflow (registry check + policy) before anything is built, then
-//! build from the committed files and push. Decisions come from image.rs; the registry check
-//! from registry.rs.
+//! build from the committed files and push. Decisions come from image.rs, the tag from
+//! fingerprint.rs, the context from codeset.rs, the registry check from registry.rs.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -10,13 +10,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::Build;
+use crate::codeset::CodeSet;
 use crate::config::Config;
 use crate::error;
+use crate::fingerprint;
 use crate::image::{self, Destination, ImageDecision, ImageFacts};
 use crate::registry::{self, Credentials, ImageRef, Registry};
 use crate::repo::Repo;
-use crate::source::{self, EntryKind, GitTree, Source};
-use crate::workspace::{Workflow, Workspace};
+use crate::source::{EntryKind, GitTree, Source};
+use crate::workspace::{strip_dir, Workflow, Workspace};
 
 /// What happened to one workflow's image.
 struct Outcome {
@@ -114,7 +116,7 @@ impl ImageBuilder {
     /// credentials the registry check uses. Returns the digest the registry then has.
     pub fn build(
         &self,
-        tree: &dyn Source,
+        tree: &GitTree<'_>,
         wf: &Workflow,
         image: &ImageRef,
         push: bool,
@@ -159,34 +161,23 @@ fn write_private(file: &Path, text: &str) -> Result<()> {
     f.write_all(text.as_bytes()).with_context(|| format!("writing {}", file.display()))
 }
 
-/// The workflow's image reference, or `None` when it uses the default image.
-/// PROVISIONAL until fingerprint.rs lands: the tag is a hash of the dependency files.
-fn image_reference(ws: &Workspace, tree: &dyn Source, wf: &Workflow) -> Result<Option<String>> {
-    use sha2::{Digest, Sha256};
+/// The workflow's image reference (`<registry>/<workflow>:<dependency hash prefix>`), or
+/// `None` when it uses the default image.
+pub fn image_reference(ws: &Workspace, tree: &dyn Source, wf: &Workflow) -> Result<Option<String>> {
     if wf.dockerfile.is_none() {
         return Ok(None);
     }
-    let mut files = wf.dependencies.clone();
-    files.sort();
-    let mut hash = Sha256::new();
-    for f in &files {
-        let bytes = tree.read(f)?.unwrap_or_default();
-        let normalised = crate::deps::normalised(f.as_bytes(), &bytes);
-        hash.update((f.len() as u64).to_le_bytes());
-        hash.update(f.as_bytes());
-        hash.update((normalised.len() as u64).to_le_bytes());
-        hash.update(&normalised);
-    }
-    let tag = &hex::encode(hash.finalize())[..16];
-    Ok(Some(format!("{}/{}:{tag}", ws.config.images.registry.trim_end_matches('/'), wf.name)))
+    let deps = fingerprint::deps_hash(tree, wf)?;
+    Ok(Some(fingerprint::image_reference(ws, wf, &deps)))
 }
 
 /// Writes the build context into `dir/context` and the Dockerfile to `dir/Dockerfile`, from
-/// the commit's tree (committed files only), with fixed file modes so the umask and the
-/// checkout do not reach the image. Shared paths go at their repository-relative place.
-/// PROVISIONAL until codeset.rs lands.
+/// the commit's tree (committed files only): the workflow's code set (its folder as fast
+/// registration ships it, shared paths under their last component) plus its dependency
+/// files at their place in the folder. Files are 0644 or 0755 and folders 0755 whatever the
+/// umask, so neither the checkout nor the machine reaches the image.
 fn materialise(
-    tree: &dyn Source,
+    tree: &GitTree<'_>,
     wf: &Workflow,
     dir: &Path,
     reference: &str,
@@ -194,61 +185,28 @@ fn materialise(
 ) -> Result<image::BuildSpec> {
     use std::os::unix::fs::PermissionsExt;
     let context = dir.join("context");
-    std::fs::create_dir(&context).with_context(|| format!("creating {}", context.display()))?;
-    let mut places: Vec<(String, String)> = Vec::new(); // (repo path, context path)
-    for (rel, kind) in source::walk(tree, &wf.path)? {
-        if matches!(kind, EntryKind::Dir | EntryKind::Submodule) {
+    let set = CodeSet::at(tree.repo(), tree.tree(), wf)?;
+    set.materialise(tree.repo(), &context)?;
+    for dependency in &wf.dependencies {
+        let Some(rel) = strip_dir(dependency.as_bytes(), wf.path.as_bytes()).filter(|r| !r.is_empty()) else {
+            continue; // a Dockerfile outside the folder is given with --file
+        };
+        let rel = String::from_utf8_lossy(rel).into_owned();
+        if set.entries.iter().any(|e| e.path == rel.as_bytes()) {
             continue;
         }
-        let rel = String::from_utf8(rel).map_err(|e| {
-            error::user(
-                format!("{}: a file name is not UTF-8: {:?}", wf.path, String::from_utf8_lossy(e.as_bytes())),
-                "rename the file",
-            )
-        })?;
-        places.push((format!("{}/{rel}", wf.path), rel));
-    }
-    for shared in &wf.shared {
-        let files: Vec<String> = match tree.kind(shared)? {
-            Some(EntryKind::Dir) => source::walk(tree, shared)?
-                .into_iter()
-                .filter(|(_, k)| !matches!(k, EntryKind::Dir | EntryKind::Submodule))
-                .map(|(rel, _)| format!("{shared}/{}", String::from_utf8_lossy(&rel)))
-                .collect(),
-            _ => vec![shared.clone()],
-        };
-        for f in files {
-            if places.iter().any(|(_, at)| *at == f) {
-                return Err(error::user(
-                    format!(
-                        "{}: shared file {f} would overwrite the workflow's own {}/{f} in the build context",
-                        wf.name, wf.path
-                    ),
-                    "rename one of them",
-                ));
-            }
-            places.push((f.clone(), f));
-        }
-    }
-    for (from, to) in &places {
-        let target = context.join(to);
+        let target = context.join(&rel);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let bytes = tree.read(from)?.unwrap_or_default();
-        match tree.kind(from)? {
-            Some(EntryKind::Symlink) => {
-                use std::os::unix::ffi::OsStrExt;
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&bytes), &target)
-                    .with_context(|| format!("creating link {}", target.display()))?;
-            }
-            kind => {
-                std::fs::write(&target, &bytes).with_context(|| format!("writing {}", target.display()))?;
-                let mode = if matches!(kind, Some(EntryKind::File { executable: true })) { 0o755 } else { 0o644 };
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
-                    .with_context(|| format!("setting the mode of {}", target.display()))?;
-            }
-        }
+        let bytes = tree.read(dependency)?.with_context(|| format!("reading {dependency} in {}", tree.describe()))?;
+        std::fs::write(&target, bytes).with_context(|| format!("writing {}", target.display()))?;
+        let mode = match tree.kind(dependency)? {
+            Some(EntryKind::File { executable: true }) => 0o755,
+            _ => 0o644,
+        };
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", target.display()))?;
     }
     fix_dir_modes(&context)?;
     let dockerfile_path = wf.dockerfile.as_deref().expect("only workflows with a Dockerfile are built");

@@ -9,17 +9,27 @@ use anyhow::Result;
 pub mod bench;
 pub mod build;
 pub mod cli;
+pub mod codeset;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod fingerprint;
+pub mod hydrate;
 pub mod image;
 pub mod list;
+pub mod package;
+pub mod policy;
+pub mod record;
 pub mod registry;
 pub mod repo;
 pub mod report;
+pub mod serialize;
 pub mod source;
+pub mod specs;
+pub mod summary;
 pub mod test;
 pub mod venv;
+pub mod wire;
 pub mod workspace;
 
 /// Runs one command.
@@ -27,6 +37,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     use cli::Command;
     match cli.command {
         Command::List(args) => list::run(args),
+        Command::Package(args) => package::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
