@@ -33,7 +33,9 @@ pub fn run(args: Build) -> Result<ExitCode> {
     let commit = repo.commit("HEAD")?;
     let tree = GitTree::at_commit(&repo.git, &commit)?;
     let ws = Workspace::load(&tree)?;
-    let selected = ws.select(&args.workflows)?;
+    let mut selected = ws.select(&args.workflows)?;
+    selected.sort_by(|a, b| a.name.cmp(&b.name));
+    selected.dedup_by(|a, b| a.name == b.name);
     let may_build = image::building_allowed(image::in_ci(), args.allow_local_build);
     let registry = Registry::new();
 
