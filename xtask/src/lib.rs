@@ -8,6 +8,7 @@ use anyhow::Result;
 
 pub mod base;
 pub mod bench;
+pub mod build;
 pub mod cli;
 pub mod codeset;
 pub mod config;
@@ -17,11 +18,13 @@ pub mod error;
 pub mod fingerprint;
 pub mod github;
 pub mod hydrate;
+pub mod image;
 pub mod list;
 pub mod package;
 pub mod plan;
 pub mod policy;
 pub mod record;
+pub mod registry;
 pub mod repo;
 pub mod report;
 pub mod serialize;
@@ -42,6 +45,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Plan(args) => plan::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Build(args) => build::run(args),
         other => Err(error::user(
             format!("`{}` is not available in this build yet", command_name(&other)),
             "see README.md for the commands this version provides",
