@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod list;
 pub mod repo;
 pub mod report;
+pub mod sandbox;
 pub mod source;
 pub mod test;
 pub mod venv;
@@ -26,6 +28,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::List(args) => list::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
         other => Err(error::user(
             format!("`{}` is not available in this build yet", command_name(&other)),
             "see README.md for the commands this version provides",
