@@ -165,15 +165,18 @@ pub fn is_transient(status: &Status) -> bool {
     }
 }
 
-/// A connection to FlyteAdmin (remote or sandbox).
+/// A connection to FlyteAdmin (remote or sandbox). Cheap to clone: clones share the
+/// channel (calls are multiplexed over one HTTP/2 connection) and the in-process sandbox.
+#[derive(Clone)]
 pub struct Admin {
     channel: Channel,
     auth: Option<Arc<Auth>>,
     /// Where the calls go (for messages).
     pub endpoint: String,
     pub retry: Retry,
-    /// The in-process sandbox, when this client started one; stopped on drop.
-    sandbox: Option<sandbox::Running>,
+    /// The in-process sandbox, when this client started one; stopped when the last clone
+    /// is dropped.
+    sandbox: Option<Arc<sandbox::Running>>,
 }
 
 impl Admin {
@@ -192,7 +195,7 @@ impl Admin {
                 options.extra_domains = domains;
                 let running = sandbox::start(options).await?;
                 let mut admin = Admin::remote(&running.endpoint(), None)?;
-                admin.sandbox = Some(running);
+                admin.sandbox = Some(Arc::new(running));
                 Ok(admin)
             }
             Address::Remote { url } => {
@@ -228,12 +231,12 @@ impl Admin {
 
     /// The in-process sandbox this client runs, if any.
     pub fn sandbox(&self) -> Option<&sandbox::Running> {
-        self.sandbox.as_ref()
+        self.sandbox.as_deref()
     }
 
-    /// Stops the in-process sandbox (if any) and waits for it.
+    /// Stops the in-process sandbox (if any, and if this is the last clone) and waits for it.
     pub async fn close(mut self) -> Result<()> {
-        if let Some(running) = self.sandbox.take() {
+        if let Some(running) = self.sandbox.take().and_then(|r| Arc::try_unwrap(r).ok()) {
             running.stop().await?;
         }
         Ok(())
@@ -326,6 +329,14 @@ impl Admin {
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) => Err(status_error(&self.endpoint, &method, status)),
         }
+    }
+
+    /// A registered entity in the form pyflyte writes it (`TaskSpec`, `WorkflowSpec`,
+    /// `admin.LaunchPlan` with id and spec), its bytes taken from the answer as they are:
+    /// what promotion re-registers elsewhere. `None` when it does not exist.
+    pub async fn get_spec(&self, kind: ResourceType, id: &core::Identifier) -> Result<Option<Vec<u8>>> {
+        let Some(entity) = self.get(kind, id).await? else { return Ok(None) };
+        Ok(Some(spec_of(kind, &entity)))
     }
 
     /// Every version of one entity name (or of all names when `name` is empty), as entity
@@ -482,6 +493,34 @@ pub async fn put_upload(location: &service::CreateUploadLocationResponse, bytes:
     })
     .await
     .context("joining the upload")?
+}
+
+/// The spec inside an `admin.Task` / `admin.Workflow` / `admin.LaunchPlan` answer, in the
+/// form pyflyte writes (see [`Admin::get_spec`]).
+pub fn spec_of(kind: ResourceType, entity: &[u8]) -> Vec<u8> {
+    use crate::sandbox::wire::{field_bytes, put_bytes, repeated_bytes};
+    let path = |mut m: &[u8], numbers: &[u32]| -> Vec<u8> {
+        for n in numbers {
+            m = field_bytes(m, *n).unwrap_or_default();
+        }
+        m.to_vec()
+    };
+    let mut out = Vec::new();
+    match kind {
+        ResourceType::Task => put_bytes(&mut out, 1, &path(entity, &[2, 1, 1])),
+        ResourceType::Workflow => {
+            let compiled = path(entity, &[2, 1]);
+            put_bytes(&mut out, 1, &path(&compiled, &[1, 1]));
+            for sub in repeated_bytes(&compiled, 2) {
+                put_bytes(&mut out, 2, &path(sub, &[1]));
+            }
+        }
+        _ => {
+            put_bytes(&mut out, 1, &path(entity, &[1]));
+            put_bytes(&mut out, 2, &path(entity, &[2]));
+        }
+    }
+    out
 }
 
 fn method_noun(kind: ResourceType) -> Result<&'static str, Status> {

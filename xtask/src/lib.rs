@@ -13,6 +13,7 @@ pub mod config;
 pub mod deps;
 pub mod error;
 pub mod list;
+pub mod register;
 pub mod repo;
 pub mod report;
 pub mod sandbox;

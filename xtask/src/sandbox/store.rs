@@ -96,6 +96,10 @@ impl Store {
         let conn = Connection::open(&db).with_context(|| format!("opening {}", db.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL").with_context(|| format!("setting WAL on {}", db.display()))?;
+        // WAL with NORMAL sync: a commit survives the process being killed (what the
+        // sandbox must survive), without an fsync per create.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .with_context(|| format!("setting sync on {}", db.display()))?;
         conn.execute_batch(SCHEMA).with_context(|| format!("creating the schema in {}", db.display()))?;
         let secret: Option<String> =
             conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional()?;
