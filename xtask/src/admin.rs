@@ -359,8 +359,10 @@ impl Admin {
             }
             .encode_to_vec();
             let page = self.call_raw(&method, &request).await.map_err(|s| status_error(&self.endpoint, &method, s))?;
-            out.extend(crate::sandbox::wire::repeated_bytes(&page, 1).into_iter().map(<[u8]>::to_vec));
-            token = crate::sandbox::wire::field_bytes(&page, 2)
+            out.extend(crate::wire::all_len(&page, 1).unwrap_or_default().into_iter().map(<[u8]>::to_vec));
+            token = crate::wire::last_len(&page, 2)
+                .ok()
+                .flatten()
                 .map(|t| String::from_utf8_lossy(t).into_owned())
                 .unwrap_or_default();
             if token.is_empty() {
@@ -498,26 +500,26 @@ pub async fn put_upload(location: &service::CreateUploadLocationResponse, bytes:
 /// The spec inside an `admin.Task` / `admin.Workflow` / `admin.LaunchPlan` answer, in the
 /// form pyflyte writes (see [`Admin::get_spec`]).
 pub fn spec_of(kind: ResourceType, entity: &[u8]) -> Vec<u8> {
-    use crate::sandbox::wire::{field_bytes, put_bytes, repeated_bytes};
+    use crate::wire;
     let path = |mut m: &[u8], numbers: &[u32]| -> Vec<u8> {
         for n in numbers {
-            m = field_bytes(m, *n).unwrap_or_default();
+            m = wire::last_len(m, *n).ok().flatten().unwrap_or_default();
         }
         m.to_vec()
     };
     let mut out = Vec::new();
     match kind {
-        ResourceType::Task => put_bytes(&mut out, 1, &path(entity, &[2, 1, 1])),
+        ResourceType::Task => out.extend(wire::len_field(1, &path(entity, &[2, 1, 1]))),
         ResourceType::Workflow => {
             let compiled = path(entity, &[2, 1]);
-            put_bytes(&mut out, 1, &path(&compiled, &[1, 1]));
-            for sub in repeated_bytes(&compiled, 2) {
-                put_bytes(&mut out, 2, &path(sub, &[1]));
+            out.extend(wire::len_field(1, &path(&compiled, &[1, 1])));
+            for sub in wire::all_len(&compiled, 2).unwrap_or_default() {
+                out.extend(wire::len_field(2, &path(sub, &[1])));
             }
         }
         _ => {
-            put_bytes(&mut out, 1, &path(entity, &[1]));
-            put_bytes(&mut out, 2, &path(entity, &[2]));
+            out.extend(wire::len_field(1, &path(entity, &[1])));
+            out.extend(wire::len_field(2, &path(entity, &[2])));
         }
     }
     out

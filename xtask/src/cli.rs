@@ -118,6 +118,9 @@ pub struct Package {
     /// `-dirty`; deployable only to development).
     #[arg(long)]
     pub dirty: bool,
+    /// `text` (a table) or `json` (an array: name, version, image, path, size, sha256, md5).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 /// Build the image of workflows that have their own Dockerfile, unless the registry has

@@ -7,19 +7,32 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 pub mod admin;
+pub mod base;
 pub mod bench;
 pub mod cli;
+pub mod codeset;
 pub mod config;
 pub mod deps;
+pub mod diff;
 pub mod error;
+pub mod fingerprint;
+pub mod hydrate;
 pub mod list;
+pub mod package;
+pub mod plan;
+pub mod policy;
+pub mod record;
 pub mod register;
 pub mod repo;
 pub mod report;
 pub mod sandbox;
+pub mod serialize;
 pub mod source;
+pub mod specs;
+pub mod summary;
 pub mod test;
 pub mod venv;
+pub mod wire;
 pub mod workspace;
 
 /// Runs one command.
@@ -27,6 +40,8 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     use cli::Command;
     match cli.command {
         Command::List(args) => list::run(args),
+        Command::Package(args) => package::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Sandbox(args) => sandbox::run(args),

@@ -12,7 +12,11 @@ use flyteidl::flyteidl::core::{self, ResourceType};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use anyhow::{Context, Result};
+
 use crate::admin::{is_different_structure, Admin, Created};
+use crate::hydrate::{self, Hydrated, Target};
+use crate::specs::Package;
 
 /// How many creates are in flight at once by default.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -100,6 +104,56 @@ fn key(kind: ResourceType, id: &core::Identifier) -> (i32, String, String, Strin
 
 fn kind_of(id: &core::Identifier) -> ResourceType {
     ResourceType::try_from(id.resource_type).unwrap_or(ResourceType::Unspecified)
+}
+
+/// The code archive of a package: its file name and bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Archive<'a> {
+    pub filename: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// Registers one package (what `pyflyte package` wrote for one workflow of the monorepo):
+/// makes sure the project exists, uploads the code archive (when given), hydrates every
+/// spec for `base` with the archive's native URL, then [`register_entities`]. An `Err` is a
+/// failure before anything was created (upload, hydration); refusals are in the summary.
+pub async fn register_package(
+    admin: &Admin,
+    package: &Package,
+    base: &Target,
+    archive: Option<Archive<'_>>,
+    options: &Options,
+) -> Result<Summary> {
+    admin.ensure_project(&base.project).await?;
+    let mut target = base.clone();
+    if let Some(archive) = archive {
+        let native = admin
+            .upload(&base.project, &base.domain, archive.filename, archive.bytes)
+            .await
+            .with_context(|| format!("uploading the code archive {}", archive.filename))?;
+        target.code_url = Some(native);
+    }
+    let hydrated = hydrate::hydrate_package(package, &target)?;
+    Ok(register_entities(admin, hydrated.iter().map(entity).collect(), options).await)
+}
+
+/// A hydrated spec as an entity to send.
+pub fn entity(hydrated: &Hydrated) -> Entity {
+    Entity {
+        kind: resource_type(hydrated.kind),
+        id: hydrated.id.to_prost(),
+        request: hydrate::create_request(hydrated),
+        needs: hydrated.references.iter().map(hydrate::Identifier::to_prost).collect(),
+    }
+}
+
+/// The `flyteidl.core.ResourceType` of a kind.
+pub fn resource_type(kind: hydrate::Kind) -> ResourceType {
+    match kind {
+        hydrate::Kind::Task => ResourceType::Task,
+        hydrate::Kind::Workflow => ResourceType::Workflow,
+        hydrate::Kind::LaunchPlan => ResourceType::LaunchPlan,
+    }
 }
 
 /// Dependency levels: level 0 needs nothing in the set, level n needs something of level
@@ -354,8 +408,8 @@ pub mod bench {
 
     fn request(id: &core::Identifier, spec: Vec<u8>) -> Vec<u8> {
         let mut out = Vec::new();
-        crate::sandbox::wire::put_bytes(&mut out, 1, &id.encode_to_vec());
-        crate::sandbox::wire::put_bytes(&mut out, 2, &spec);
+        out.extend(crate::wire::len_field(1, &id.encode_to_vec()));
+        out.extend(crate::wire::len_field(2, &spec));
         out
     }
 

@@ -6,7 +6,6 @@
 pub mod http;
 pub mod service;
 pub mod store;
-pub mod wire;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -141,6 +140,9 @@ pub fn run(args: cli::Sandbox) -> Result<ExitCode> {
     })?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
+        // Listen for the signals before anything is served, so a stop request that comes
+        // right after the address is printed is a clean stop too.
+        let stop = stop_signal()?;
         let mut options = Options::loopback(&args.data);
         options.addr = addr;
         options.delay = Duration::from_millis(args.delay_ms);
@@ -150,7 +152,7 @@ pub fn run(args: cli::Sandbox) -> Result<ExitCode> {
         println!("uploads on http://{}, data in {}", running.http, args.data.display());
         use std::io::Write as _;
         std::io::stdout().flush().ok();
-        wait_for_signal().await?;
+        stop.await;
         running.stop().await?;
         println!("sandbox stopped");
         Ok(ExitCode::SUCCESS)
@@ -170,13 +172,15 @@ fn configured_domains() -> Vec<String> {
     }
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// A future that resolves on SIGINT or SIGTERM; the handlers are installed when this returns.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

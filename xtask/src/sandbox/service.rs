@@ -24,8 +24,8 @@ use tonic::transport::Body;
 use tonic::{Code, Request, Response, Status};
 
 use super::store::{Inserted, Key, Kind, Store, Stored};
-use super::wire;
 use crate::admin::RawCodec;
+use crate::wire;
 
 /// What the sandbox answers to GetVersion in `Version.build`, so clients know it is one.
 pub const SANDBOX_BUILD: &str = "flyte-deploy-sandbox";
@@ -95,8 +95,9 @@ impl Sandbox {
     }
 
     fn create(&self, kind: Kind, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let id_bytes = wire::field_bytes(request, 1).ok_or_else(|| Status::invalid_argument("missing id"))?;
-        let spec = wire::field_bytes(request, 2).ok_or_else(|| Status::invalid_argument("missing spec"))?;
+        let id_bytes =
+            wire::last_len(request, 1).ok().flatten().ok_or_else(|| Status::invalid_argument("missing id"))?;
+        let spec = wire::last_len(request, 2).ok().flatten().ok_or_else(|| Status::invalid_argument("missing spec"))?;
         let id = core::Identifier::decode(id_bytes).map_err(|e| Status::invalid_argument(format!("bad id: {e}")))?;
         let key = key_of(kind, &id)?;
         self.check_project_domain(&key.project, &key.domain)?;
@@ -206,10 +207,10 @@ impl Sandbox {
         let (start, end, next) = page_bounds(all.len(), limit, token)?;
         let mut out = Vec::new();
         for stored in &all[start..end] {
-            wire::put_bytes(&mut out, 1, &self.entity_message(stored));
+            out.extend(wire::len_field(1, &self.entity_message(stored)));
         }
         if let Some(next) = next {
-            wire::put_bytes(&mut out, 2, next.as_bytes());
+            out.extend(wire::len_field(2, next.as_bytes()));
         }
         Ok(out)
     }
@@ -220,49 +221,49 @@ impl Sandbox {
         let id = identifier(key).encode_to_vec();
         let created = prost_types::Timestamp { seconds: stored.created_at, nanos: 0 }.encode_to_vec();
         let mut out = Vec::new();
-        wire::put_bytes(&mut out, 1, &id);
+        out.extend(wire::len_field(1, &id));
         match key.kind {
             Kind::Task => {
                 // Task{closure: TaskClosure{compiled_task: CompiledTask{template}, created_at}}
                 let mut compiled = Vec::new();
-                wire::put_bytes(&mut compiled, 1, wire::field_bytes(&stored.spec, 1).unwrap_or_default());
+                compiled.extend(wire::len_field(1, wire::last_len(&stored.spec, 1).ok().flatten().unwrap_or_default()));
                 let mut closure = Vec::new();
-                wire::put_bytes(&mut closure, 1, &compiled);
-                wire::put_bytes(&mut closure, 2, &created);
-                wire::put_bytes(&mut out, 2, &closure);
+                closure.extend(wire::len_field(1, &compiled));
+                closure.extend(wire::len_field(2, &created));
+                out.extend(wire::len_field(2, &closure));
             }
             Kind::Workflow => {
                 // Workflow{closure: WorkflowClosure{compiled_workflow: CompiledWorkflowClosure{
                 //   primary: CompiledWorkflow{template}, sub_workflows, tasks}, created_at}}
                 let mut compiled = Vec::new();
                 let mut primary = Vec::new();
-                wire::put_bytes(&mut primary, 1, wire::field_bytes(&stored.spec, 1).unwrap_or_default());
-                wire::put_bytes(&mut compiled, 1, &primary);
-                for sub in wire::repeated_bytes(&stored.spec, 2) {
+                primary.extend(wire::len_field(1, wire::last_len(&stored.spec, 1).ok().flatten().unwrap_or_default()));
+                compiled.extend(wire::len_field(1, &primary));
+                for sub in wire::all_len(&stored.spec, 2).unwrap_or_default() {
                     let mut sub_compiled = Vec::new();
-                    wire::put_bytes(&mut sub_compiled, 1, sub);
-                    wire::put_bytes(&mut compiled, 2, &sub_compiled);
+                    sub_compiled.extend(wire::len_field(1, sub));
+                    compiled.extend(wire::len_field(2, &sub_compiled));
                 }
                 for task in self.referenced_task_templates(&stored.spec) {
                     let mut task_compiled = Vec::new();
-                    wire::put_bytes(&mut task_compiled, 1, &task);
-                    wire::put_bytes(&mut compiled, 3, &task_compiled);
+                    task_compiled.extend(wire::len_field(1, &task));
+                    compiled.extend(wire::len_field(3, &task_compiled));
                 }
                 let mut closure = Vec::new();
-                wire::put_bytes(&mut closure, 1, &compiled);
-                wire::put_bytes(&mut closure, 2, &created);
-                wire::put_bytes(&mut out, 2, &closure);
+                closure.extend(wire::len_field(1, &compiled));
+                closure.extend(wire::len_field(2, &created));
+                out.extend(wire::len_field(2, &closure));
             }
             Kind::LaunchPlan => {
                 // LaunchPlan{spec, closure: LaunchPlanClosure{state, created_at, updated_at}}
-                wire::put_bytes(&mut out, 2, &stored.spec);
+                out.extend(wire::len_field(2, &stored.spec));
                 let mut closure = Vec::new();
                 if stored.active {
-                    wire::put_varint_field(&mut closure, 1, admin::LaunchPlanState::Active as u64);
+                    closure.extend(wire::varint_field(1, admin::LaunchPlanState::Active as u64));
                 }
-                wire::put_bytes(&mut closure, 4, &created);
-                wire::put_bytes(&mut closure, 5, &created);
-                wire::put_bytes(&mut out, 3, &closure);
+                closure.extend(wire::len_field(4, &created));
+                closure.extend(wire::len_field(5, &created));
+                out.extend(wire::len_field(3, &closure));
             }
         }
         out
@@ -283,7 +284,7 @@ impl Sandbox {
             }
             let Ok(key) = key_of(kind, &id) else { continue };
             if let Ok(Some(task)) = self.store.get(&key) {
-                let template = wire::field_bytes(&task.spec, 1).unwrap_or_default().to_vec();
+                let template = wire::last_len(&task.spec, 1).ok().flatten().unwrap_or_default().to_vec();
                 if !out.contains(&template) {
                     out.push(template);
                 }
@@ -293,14 +294,23 @@ impl Sandbox {
     }
 
     fn update_attributes(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let attributes = wire::field_bytes(request, 1).ok_or_else(|| Status::invalid_argument("missing attributes"))?;
-        let text =
-            |n| wire::field_bytes(attributes, n).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+        let attributes =
+            wire::last_len(request, 1).ok().flatten().ok_or_else(|| Status::invalid_argument("missing attributes"))?;
+        let text = |n| {
+            wire::last_len(attributes, n)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
         let (project, domain) = (text(1), text(2));
         self.check_project_domain(&project, &domain)?;
-        let matching =
-            wire::field_bytes(attributes, 3).ok_or_else(|| Status::invalid_argument("missing matching_attributes"))?;
+        let matching = wire::last_len(attributes, 3)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Status::invalid_argument("missing matching_attributes"))?;
         let target = wire::fields(matching)
+            .ok()
             .and_then(|f| f.last().map(|f| f.number))
             .ok_or_else(|| Status::invalid_argument("empty matching_attributes"))?;
         // MatchingAttributes' oneof numbers are the MatchableResource values plus one.
@@ -322,7 +332,7 @@ impl Sandbox {
                 ))
             })?;
         let mut out = Vec::new();
-        wire::put_bytes(&mut out, 1, &stored);
+        out.extend(wire::len_field(1, &stored));
         Ok(out)
     }
 

@@ -1,0 +1,204 @@
+//! `cargo xtask package`: each workflow's fast-registration code archive, byte-for-byte
+//! reproducible, written to `DIR/<workflow>-<version>.tar.gz`. Owns the archive format;
+//! which files go in is the code set's decision ([`crate::codeset`]).
+//!
+//! The archive: a gzip'd tar (GNU headers, long names as GNU long-name entries) of the code
+//! set. Entries in byte order of their paths, each folder entry just before the first entry
+//! below it; folders are stored (0755) so extraction never depends on the umask. Every entry
+//! has mtime 0, uid/gid 0 and empty owner names; files are 0644 or 0755, symlinks 0755 with
+//! their target. The gzip header has no file name and mtime 0, compression level
+//! [`GZIP_LEVEL`]. So the bytes depend only on the code set (and this tool's version).
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use flate2::{Compression, GzBuilder};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use crate::cli::{Package, ReportFormat};
+use crate::codeset::{CodeSet, Mode};
+use crate::error;
+use crate::fingerprint::{self, Fingerprint};
+use crate::repo::Repo;
+use crate::source::{GitTree, WorkDir};
+use crate::workspace::Workspace;
+
+/// The gzip compression level of every archive.
+pub const GZIP_LEVEL: u32 = 6;
+
+/// A written archive.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Hex digests of the archive's bytes.
+    pub sha256: String,
+    pub md5: String,
+}
+
+pub fn run(args: Package) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let mut written: Vec<(String, Fingerprint, Archive)> = Vec::new();
+    if args.dirty {
+        if args.head != "HEAD" {
+            return Err(error::user(
+                format!("--dirty packages the working tree, not '{}'", args.head),
+                "drop --head, or drop --dirty to package that commit",
+            ));
+        }
+        let ws = Workspace::load(&WorkDir::new(&repo.root))?;
+        for wf in ws.select(&args.workflows)? {
+            let (set, fp) = fingerprint::fingerprint_dirty(&repo, &ws, wf)?;
+            let archive = write(&set, &repo.git, &args.out, &wf.name, &fp.version)?;
+            written.push((wf.name.clone(), fp, archive));
+        }
+    } else {
+        let commit = repo.commit(&args.head)?;
+        let tree = GitTree::at_commit(&repo.git, &commit)?;
+        let ws = Workspace::load(&tree)?;
+        for wf in ws.select(&args.workflows)? {
+            let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
+            let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf)?;
+            let archive = write(&set, &repo.git, &args.out, &wf.name, &fp.version)?;
+            written.push((wf.name.clone(), fp, archive));
+        }
+    }
+    match args.format {
+        ReportFormat::Json => {
+            let list: Vec<serde_json::Value> = written
+                .iter()
+                .map(|(name, fp, a)| {
+                    serde_json::json!({
+                        "name": name, "version": fp.version, "image": fp.image,
+                        "path": a.path.display().to_string(), "size": a.size, "sha256": a.sha256, "md5": a.md5,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        ReportFormat::Text => {
+            let mut rows = vec![["WORKFLOW", "VERSION", "SIZE", "SHA256", "MD5", "PATH"].map(String::from)];
+            for (name, fp, a) in &written {
+                rows.push([
+                    name.clone(),
+                    fp.version.clone(),
+                    a.size.to_string(),
+                    a.sha256.clone(),
+                    a.md5.clone(),
+                    a.path.display().to_string(),
+                ]);
+            }
+            print!("{}", crate::report::columns(&rows));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `dir/<name>-<version>.tar.gz` (whole or not at all) and returns its digests.
+pub fn write(set: &CodeSet, repo: &git2::Repository, dir: &Path, name: &str, version: &str) -> Result<Archive> {
+    if set.entries.is_empty() {
+        return Err(error::user(
+            format!("workflow '{name}' has no files to package"),
+            "commit its files (`git add`), or check its .flyteignore",
+        ));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{name}-{version}.tar.gz"));
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    let file = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let digests = write_archive(set, repo, Digesting::new(file))?;
+    let (size, sha256, md5) = digests.finish()?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
+    }
+    tmp.persist(&path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Archive { path, size, sha256, md5 })
+}
+
+/// Writes the archive of `set` to `out` and returns `out` once the gzip stream is complete.
+pub fn write_archive<W: Write>(set: &CodeSet, repo: &git2::Repository, out: W) -> Result<W> {
+    let gz = GzBuilder::new().mtime(0).write(out, Compression::new(GZIP_LEVEL));
+    let mut tar = tar::Builder::new(gz);
+    let mut folders: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    for entry in &set.entries {
+        for (i, _) in entry.path.iter().enumerate().filter(|(_, b)| **b == b'/') {
+            let folder = &entry.path[..i];
+            if folders.insert(folder.to_vec()) {
+                let mut header = header(tar::EntryType::Directory, 0o755, 0);
+                tar.append_data(&mut header, as_path(folder), std::io::empty())
+                    .with_context(|| format!("archiving folder {}", String::from_utf8_lossy(folder)))?;
+            }
+        }
+        let bytes = set.content(repo, entry)?;
+        let what = || format!("archiving {}", entry.display());
+        match entry.mode {
+            Mode::Symlink => {
+                let mut header = header(tar::EntryType::Symlink, Mode::Symlink.permissions(), 0);
+                tar.append_link(&mut header, as_path(&entry.path), as_path(&bytes)).with_context(what)?;
+            }
+            mode => {
+                let mut header = header(tar::EntryType::Regular, mode.permissions(), bytes.len() as u64);
+                tar.append_data(&mut header, as_path(&entry.path), &bytes[..]).with_context(what)?;
+            }
+        }
+    }
+    let gz = tar.into_inner().context("finishing the tar stream")?;
+    gz.finish().context("finishing the gzip stream")
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    // Fixed-size fields: setting an empty name cannot fail.
+    let _ = h.set_username("");
+    let _ = h.set_groupname("");
+    h
+}
+
+fn as_path(bytes: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// A writer that counts and hashes what goes through it.
+struct Digesting<W: Write> {
+    inner: W,
+    size: u64,
+    sha256: Sha256,
+    md5: Md5,
+}
+
+impl<W: Write> Digesting<W> {
+    fn new(inner: W) -> Self {
+        Digesting { inner, size: 0, sha256: Sha256::new(), md5: Md5::new() }
+    }
+
+    fn finish(mut self) -> Result<(u64, String, String)> {
+        self.inner.flush().context("writing the archive")?;
+        Ok((self.size, hex::encode(self.sha256.finalize()), hex::encode(self.md5.finalize())))
+    }
+}
+
+impl<W: Write> Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.size += n as u64;
+        self.sha256.update(&buf[..n]);
+        self.md5.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,538 @@
+//! `cargo xtask plan`: which workflows a change reaches and what each needs (rebuild, fast,
+//! unchanged, removed), with the reasons. Reads top-down: resolve base, head and domain, load
+//! the workspace at both ends, diff the trees, classify (a pure function), print. Computes
+//! without side effects; `deploy` calls [`compute`] for the same plan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::base::{self, Base, CiContext};
+use crate::cli::{self, OnMissingBase, PlanFormat};
+use crate::config::{self, DEPLOY_TOML};
+use crate::deps;
+use crate::diff::{self, Change};
+use crate::error;
+use crate::repo::Repo;
+use crate::source::GitTree;
+use crate::workspace::{self, Workflow, Workspace};
+
+/// What a workflow needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A dependency file changed: a new image is needed.
+    Rebuild,
+    /// Only code the workflow reaches changed: fast registration of the code.
+    Fast,
+    /// Nothing the workflow reaches changed.
+    Unchanged,
+    /// The workflow exists at base and not at head: deactivate it.
+    Removed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Rebuild => "rebuild",
+            Action::Fast => "fast",
+            Action::Unchanged => "unchanged",
+            Action::Removed => "removed",
+        }
+    }
+}
+
+/// Why a workflow is reached by a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasonKind {
+    /// A dependency file of the workflow (its Dockerfile, a requirements file, ...).
+    Dependency,
+    /// Any other file of the workflow folder (or only its mode changed).
+    Code,
+    /// A file under a shared path the workflow declares.
+    Shared,
+    /// A file under a global path of deploy.toml.
+    Global,
+    /// The workflow folder is gone at head.
+    Removed,
+}
+
+impl ReasonKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonKind::Dependency => "dependency",
+            ReasonKind::Code => "code",
+            ReasonKind::Shared => "shared",
+            ReasonKind::Global => "global",
+            ReasonKind::Removed => "removed",
+        }
+    }
+}
+
+/// One changed path and how it reaches a workflow. `path` is lossless text: see
+/// [`diff::quote_path`] for names that are not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    pub path: String,
+    pub kind: ReasonKind,
+}
+
+/// One workflow of the plan. `version` and `image` are filled by the fingerprint stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedWorkflow {
+    pub name: String,
+    pub path: String,
+    pub project: String,
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+    pub version: Option<String>,
+    pub image: Option<String>,
+}
+
+/// The plan: DESIGN.md's plan JSON, plus `notes` for the reader (an unresolved base, a
+/// detached HEAD). Every workflow of head appears once, sorted by name, with those removed
+/// since base.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub base: Option<String>,
+    pub head: String,
+    pub domain: String,
+    pub workflows: Vec<PlannedWorkflow>,
+    pub notes: Vec<String>,
+    /// How the base was found (text output only).
+    #[serde(skip)]
+    pub base_how: Option<String>,
+}
+
+/// One path that changed between base and head, as classification sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    /// Repository-relative, raw bytes.
+    pub path: Vec<u8>,
+    /// False when only the file mode changed (content, after normalising requirement
+    /// files, is the same).
+    pub content: bool,
+}
+
+// ---------------------------------------------------------------------------------------
+// The command.
+
+pub fn run(args: cli::Plan) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let (plan, _workspace) = compute(&repo, &args.range)?;
+    match args.format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        PlanFormat::Text => {
+            for note in &plan.notes {
+                eprintln!("note: {note}");
+            }
+            print!("{}", table(&plan));
+        }
+        PlanFormat::GithubMatrix => {
+            for note in &plan.notes {
+                eprintln!("note: {note}");
+            }
+            github_matrix(&plan, args.chunk)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan of `range`, and the workspace at head (what `deploy` goes on with).
+pub fn compute(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
+    let ci = CiContext::from_env();
+    if range.head == "HEAD" && repo.git.head().is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch) {
+        return Err(error::user(
+            "the repository has no commits yet: there is nothing to plan",
+            "commit deploy.toml and your workflows first",
+        ));
+    }
+    let head = repo.commit(&range.head)?;
+    let head_tree = GitTree::at_commit(&repo.git, &head)?;
+    let workspace = Workspace::load(&head_tree)?;
+    let mut notes = Vec::new();
+    let branch = base::branch(repo, &range.head, &ci);
+    let domain = base::resolve_domain(&workspace.config, range.domain.as_deref(), branch.as_deref(), &mut notes)?
+        .name
+        .value
+        .clone();
+
+    let base = if range.all {
+        notes.push("--all: every workflow planned as changed".into());
+        None
+    } else {
+        match base::resolve_base(repo, range.base.as_deref(), head.id(), &ci)? {
+            Base::Found { commit, how } => Some((commit, how)),
+            Base::Missing { why } => match range.on_missing_base {
+                OnMissingBase::Fail => {
+                    return Err(error::user(
+                        format!("the base of the change cannot be resolved: {why}"),
+                        base::MISSING_BASE_HELP,
+                    ))
+                }
+                OnMissingBase::All => {
+                    notes.push(format!("base could not be resolved ({why}); planning all workflows"));
+                    None
+                }
+            },
+        }
+    };
+
+    let workflows = match &base {
+        None => everything(&workspace.workflows),
+        Some((commit, _)) => {
+            let base_commit = repo.git.find_commit(*commit).with_context(|| format!("reading commit {commit}"))?;
+            let base_tree = GitTree::at_commit(&repo.git, &base_commit)?;
+            let before = load_base(&base_tree, &mut notes);
+            let changes = diff::changes(&repo.git, Some(base_tree.tree()), head_tree.tree())?;
+            let touched = touched(&repo.git, &changes)?;
+            let global = global_paths(&workspace.config)?;
+            classify(&workspace.config.workflows, &workspace.workflows, before.as_deref(), &global, &touched)
+        }
+    };
+
+    let plan = Plan {
+        base: base.as_ref().map(|(c, _)| c.to_string()),
+        head: head.id().to_string(),
+        domain,
+        workflows,
+        notes,
+        base_how: base.map(|(_, how)| how),
+    };
+    Ok((plan, workspace))
+}
+
+/// The workflows at base: none when base has no deploy.toml (everything at head is new);
+/// unknown (`None`, with a note) when base's configuration cannot be read.
+fn load_base(tree: &GitTree<'_>, notes: &mut Vec<String>) -> Option<Vec<Workflow>> {
+    use crate::source::Source;
+    match tree.kind(DEPLOY_TOML) {
+        Ok(None) => return Some(Vec::new()),
+        Err(e) => {
+            notes.push(format!("the workspace at base cannot be read ({e:#}); removed workflows are not detected"));
+            return None;
+        }
+        Ok(Some(_)) => {}
+    }
+    match Workspace::load(tree) {
+        Ok(ws) => Some(ws.workflows),
+        Err(e) => {
+            notes.push(format!("the workspace at base cannot be read ({e}); removed workflows are not detected"));
+            None
+        }
+    }
+}
+
+fn global_paths(config: &config::Config) -> Result<Vec<String>> {
+    config.global.iter().map(|g| config::repo_path(g, "global path")).collect()
+}
+
+/// The changed paths that matter: a requirements file whose content differs only in
+/// comments, blank lines or whitespace (and whose mode is the same) is dropped.
+pub fn touched(repo: &git2::Repository, changes: &[Change]) -> Result<Vec<Touched>> {
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        let content = match (c.old, c.new) {
+            (Some(old), Some(new)) if old.id == new.id => false,
+            (Some(old), Some(new)) if old.is_file() && new.is_file() && deps::is_requirements(&c.path) => {
+                let read = |id| {
+                    repo.find_blob(id)
+                        .map(|b| deps::normalised(&c.path, b.content()))
+                        .with_context(|| format!("reading {} ({id})", diff::quote_path(&c.path)))
+                };
+                read(old.id)? != read(new.id)?
+            }
+            _ => true,
+        };
+        let mode = c.old.map(|b| b.mode) != c.new.map(|b| b.mode);
+        if content || mode {
+            out.push(Touched { path: c.path.clone(), content });
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Classification: pure.
+
+/// Every workflow as changed (`--all`, or a base that could not be resolved): a `code`
+/// reason at its folder, and a `dependency` reason at its Dockerfile when it has its own
+/// image (so: `rebuild` with a Dockerfile, else `fast`).
+pub fn everything(head: &[Workflow]) -> Vec<PlannedWorkflow> {
+    head.iter()
+        .map(|w| {
+            let mut reasons = vec![Reason { path: w.path.clone(), kind: ReasonKind::Code }];
+            if let Some(d) = &w.dockerfile {
+                reasons.push(Reason { path: d.clone(), kind: ReasonKind::Dependency });
+            }
+            reasons.sort_by(|a, b| a.path.cmp(&b.path));
+            planned(w, action_of(&reasons), reasons)
+        })
+        .collect()
+}
+
+/// The plan of each workflow. `root` is the workflows root; `head` the workflows at head;
+/// `base` those at base (`None` when unknown: then nothing counts as new or removed);
+/// `global` the global paths; `touched` the changed paths.
+///
+/// A path in a workflow's folder (or its Dockerfile, wherever it is) is a `dependency` when
+/// its content changed and it matches the workflow's dependency patterns, else `code`; else
+/// a path under a shared path the workflow declares is `shared`; else a path under a global
+/// path is `global`. One reason per path per workflow. A workflow whose name is new at head
+/// is `rebuild` if it has its own Dockerfile, else `fast`; otherwise `rebuild` if any reason
+/// is `dependency`, `fast` if there is any reason, else `unchanged`. Workflows of base that
+/// are not at head are `removed`.
+pub fn classify(
+    root: &str,
+    head: &[Workflow],
+    base: Option<&[Workflow]>,
+    global: &[String],
+    touched: &[Touched],
+) -> Vec<PlannedWorkflow> {
+    let by_folder: HashMap<&[u8], usize> = head.iter().enumerate().map(|(i, w)| (w.path.as_bytes(), i)).collect();
+    let mut by_dockerfile: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let mut by_shared: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
+    for (i, w) in head.iter().enumerate() {
+        if let Some(d) = &w.dockerfile {
+            if !w.contains(d.as_bytes()) {
+                by_dockerfile.entry(d.as_bytes()).or_default().push(i);
+            }
+        }
+        for s in &w.shared {
+            by_shared.entry(s.as_bytes()).or_default().push(i);
+        }
+    }
+
+    let mut sorted: Vec<&Touched> = touched.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); head.len()];
+    let mut reached: Vec<usize> = Vec::new();
+    for t in sorted {
+        reached.clear();
+        let text = diff::quote_path(&t.path);
+        let mut folder_hits: Vec<usize> = by_dockerfile.get(t.path.as_slice()).cloned().unwrap_or_default();
+        if let Some(i) = folder_of(root, &t.path).and_then(|f| by_folder.get(f)) {
+            folder_hits.push(*i);
+        }
+        for i in folder_hits {
+            let kind =
+                if t.content && head[i].is_dependency(&t.path) { ReasonKind::Dependency } else { ReasonKind::Code };
+            reasons[i].push(Reason { path: text.clone(), kind });
+            reached.push(i);
+        }
+        for (shared, users) in &by_shared {
+            if workspace::under(&t.path, shared) {
+                for &i in users {
+                    if !reached.contains(&i) {
+                        reasons[i].push(Reason { path: text.clone(), kind: ReasonKind::Shared });
+                        reached.push(i);
+                    }
+                }
+            }
+        }
+        if global.iter().any(|g| workspace::under(&t.path, g.as_bytes())) {
+            let reached: HashSet<usize> = reached.iter().copied().collect();
+            for (i, r) in reasons.iter_mut().enumerate() {
+                if !reached.contains(&i) {
+                    r.push(Reason { path: text.clone(), kind: ReasonKind::Global });
+                }
+            }
+        }
+    }
+
+    let base_names: Option<HashSet<&str>> = base.map(|b| b.iter().map(|w| w.name.as_str()).collect());
+    let mut out: Vec<PlannedWorkflow> = head
+        .iter()
+        .zip(reasons)
+        .map(|(w, reasons)| {
+            let is_new = base_names.as_ref().is_some_and(|names| !names.contains(w.name.as_str()));
+            let action = match (is_new, &w.dockerfile) {
+                (true, Some(_)) => Action::Rebuild,
+                (true, None) => Action::Fast,
+                (false, _) => action_of(&reasons),
+            };
+            planned(w, action, reasons)
+        })
+        .collect();
+    let head_names: HashSet<&str> = head.iter().map(|w| w.name.as_str()).collect();
+    for w in base.unwrap_or_default().iter().filter(|w| !head_names.contains(w.name.as_str())) {
+        let reasons = vec![Reason { path: w.path.clone(), kind: ReasonKind::Removed }];
+        out.push(planned(w, Action::Removed, reasons));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The workflow folder (`root/<name>`) a path lies in, if any.
+fn folder_of<'p>(root: &str, path: &'p [u8]) -> Option<&'p [u8]> {
+    let rest = workspace::strip_dir(path, root.as_bytes())?;
+    let name_len = rest.iter().position(|b| *b == b'/')?;
+    Some(&path[..path.len() - rest.len() + name_len])
+}
+
+/// `rebuild` if any reason is a dependency, `fast` if there is any reason, else `unchanged`.
+pub fn action_of(reasons: &[Reason]) -> Action {
+    if reasons.iter().any(|r| r.kind == ReasonKind::Dependency) {
+        Action::Rebuild
+    } else if reasons.is_empty() {
+        Action::Unchanged
+    } else {
+        Action::Fast
+    }
+}
+
+fn planned(w: &Workflow, action: Action, reasons: Vec<Reason>) -> PlannedWorkflow {
+    PlannedWorkflow {
+        name: w.name.clone(),
+        path: w.path.clone(),
+        project: w.project.clone(),
+        action,
+        reasons,
+        version: None,
+        image: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output.
+
+/// How many reasons of a workflow the text table shows.
+const REASONS_SHOWN: usize = 3;
+
+/// The text form: a header line, a table with the reasons, and a count per action.
+pub fn table(plan: &Plan) -> String {
+    let base = match (&plan.base, &plan.base_how) {
+        (Some(b), Some(how)) => format!("{b:.10} ({how})"),
+        (Some(b), None) => format!("{b:.10}"),
+        (None, _) => "none (every workflow planned)".into(),
+    };
+    let mut out = format!("base {base}, head {:.10}, domain {}\n", plan.head, plan.domain);
+    if plan.workflows.is_empty() {
+        out.push_str("no workflows\n");
+        return out;
+    }
+    let mut rows = vec![["WORKFLOW".to_string(), "ACTION".into(), "PROJECT".into(), "REASONS".into()]];
+    for w in &plan.workflows {
+        let mut shown: Vec<String> = w
+            .reasons
+            .iter()
+            .take(REASONS_SHOWN)
+            .map(|r| format!("{} ({})", line_safe(&r.path), r.kind.as_str()))
+            .collect();
+        if w.reasons.len() > REASONS_SHOWN {
+            shown.push(format!("and {} more", w.reasons.len() - REASONS_SHOWN));
+        }
+        let reasons = if shown.is_empty() { "-".to_string() } else { shown.join(", ") };
+        rows.push([w.name.clone(), w.action.as_str().into(), w.project.clone(), reasons]);
+    }
+    out.push_str(&crate::report::columns(&rows));
+    let count = |a: Action| plan.workflows.iter().filter(|w| w.action == a).count();
+    out.push_str(&format!(
+        "{} rebuild, {} fast, {} unchanged, {} removed\n",
+        count(Action::Rebuild),
+        count(Action::Fast),
+        count(Action::Unchanged),
+        count(Action::Removed)
+    ));
+    out
+}
+
+/// A reason path fit for one line (JSON paths may hold newlines; the table may not).
+fn line_safe(path: &str) -> String {
+    if path.starts_with('"') {
+        path.to_string()
+    } else {
+        diff::quote_path_for_line(path.as_bytes())
+    }
+}
+
+/// The most entries a GitHub Actions matrix may hold.
+pub const MATRIX_CHUNK: usize = 256;
+
+/// One entry of the GitHub Actions matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatrixEntry {
+    pub workflow: String,
+    pub action: Action,
+    pub project: String,
+    pub domain: String,
+    pub version: Option<String>,
+}
+
+/// The workflows needing work (every action but `unchanged`; `removed` ones are deactivated),
+/// in chunks of at most [`MATRIX_CHUNK`]. No work gives one empty chunk.
+pub fn matrix_chunks(plan: &Plan) -> Vec<Vec<MatrixEntry>> {
+    let entries: Vec<MatrixEntry> = plan
+        .workflows
+        .iter()
+        .filter(|w| w.action != Action::Unchanged)
+        .map(|w| MatrixEntry {
+            workflow: w.name.clone(),
+            action: w.action,
+            project: w.project.clone(),
+            domain: plan.domain.clone(),
+            version: w.version.clone(),
+        })
+        .collect();
+    if entries.is_empty() {
+        return vec![Vec::new()];
+    }
+    entries.chunks(MATRIX_CHUNK).map(<[MatrixEntry]>::to_vec).collect()
+}
+
+fn github_matrix(plan: &Plan, chunk: usize) -> Result<()> {
+    let chunks = matrix_chunks(plan);
+    let total: usize = chunks.iter().map(Vec::len).sum();
+    let Some(entries) = chunks.get(chunk) else {
+        return Err(error::user(
+            format!("--chunk {chunk} does not exist: the matrix has {} chunk(s) (numbered from 0)", chunks.len()),
+            format!("pass --chunk between 0 and {}", chunks.len() - 1),
+        ));
+    };
+    #[derive(Serialize)]
+    struct Matrix<'a> {
+        include: &'a [MatrixEntry],
+    }
+    let json = serde_json::to_string(&Matrix { include: entries })?;
+    println!("{json}");
+    eprintln!(
+        "matrix: chunk {chunk} of {} chunk(s) ({} of {total} workflows needing work)",
+        chunks.len(),
+        entries.len()
+    );
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening GITHUB_OUTPUT ({})", path.to_string_lossy()))?;
+        writeln!(file, "matrix={json}\nany={}", total > 0)
+            .with_context(|| format!("writing GITHUB_OUTPUT ({})", path.to_string_lossy()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_of_takes_the_first_segment_below_the_root() {
+        assert_eq!(folder_of("workflows", b"workflows/etl/a/b.py"), Some(&b"workflows/etl"[..]));
+        assert_eq!(folder_of("workflows", b"workflows/README.md"), None);
+        assert_eq!(folder_of("workflows", b"workflowsx/etl/a.py"), None);
+        assert_eq!(folder_of("a/wf", b"a/wf/x/y"), Some(&b"a/wf/x"[..]));
+    }
+
+    #[test]
+    fn action_follows_the_strongest_reason() {
+        let r = |kind| Reason { path: "p".into(), kind };
+        assert_eq!(action_of(&[]), Action::Unchanged);
+        assert_eq!(action_of(&[r(ReasonKind::Shared), r(ReasonKind::Global)]), Action::Fast);
+        assert_eq!(action_of(&[r(ReasonKind::Code), r(ReasonKind::Dependency)]), Action::Rebuild);
+    }
+}
