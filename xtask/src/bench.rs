@@ -11,6 +11,6 @@ pub fn run(args: Bench) -> Result<ExitCode> {
     match args.what {
         BenchKind::Plan => Err(crate::error::user("`bench plan` is not available yet", "")),
         BenchKind::Package => Err(crate::error::user("`bench package` is not available yet", "")),
-        BenchKind::Register => Err(crate::error::user("`bench register` is not available yet", "")),
+        BenchKind::Register => crate::register::bench::run(),
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+pub mod admin;
 pub mod base;
 pub mod bench;
 pub mod build;
@@ -24,9 +25,11 @@ pub mod package;
 pub mod plan;
 pub mod policy;
 pub mod record;
+pub mod register;
 pub mod registry;
 pub mod repo;
 pub mod report;
+pub mod sandbox;
 pub mod serialize;
 pub mod source;
 pub mod specs;
@@ -46,6 +49,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
+        Command::Sandbox(args) => sandbox::run(args),
         other => Err(error::user(
             format!("`{}` is not available in this build yet", command_name(&other)),
             "see README.md for the commands this version provides",

@@ -1,0 +1,660 @@
+//! The FlyteAdmin sandbox, client and registration end to end over real gRPC on loopback:
+//! real `pyflyte package` output hydrated and registered, bytes kept exactly (unknown fields
+//! included), FlyteAdmin's create rules, launch-plan activation, uploads checked by MD5,
+//! state surviving a killed `cargo xtask sandbox` and a re-run finishing the job.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use flyteidl::flyteidl::admin;
+use flyteidl::flyteidl::core::{self, ResourceType};
+use md5::{Digest as _, Md5};
+use prost::Message;
+use tests::{flytekit_python, project_root};
+use xtask::admin::{is_different_structure, Admin, Created, Retry};
+use xtask::config::DomainSettings;
+use xtask::hydrate::{self, Hydrated, Target};
+use xtask::register::{self, Archive, Options, Outcome};
+use xtask::specs::{self, Package};
+use xtask::{sandbox, wire};
+
+const PROJECT: &str = "flytesnacks";
+const DOMAIN: &str = "development";
+
+fn id(kind: ResourceType, name: &str, version: &str) -> core::Identifier {
+    core::Identifier {
+        resource_type: kind as i32,
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        name: name.into(),
+        version: version.into(),
+        org: String::new(),
+    }
+}
+
+/// A TaskSpec whose TaskMetadata carries field 14 (`is_eager` in flyteidl 1.16), which
+/// the `flyteidl` crate does not know.
+fn task_spec(name: &str, version: &str, arg: &str) -> Vec<u8> {
+    let template = core::TaskTemplate {
+        id: Some(id(ResourceType::Task, name, version)),
+        r#type: "python-task".into(),
+        target: Some(core::task_template::Target::Container(core::Container {
+            image: "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31".into(),
+            args: vec!["pyflyte-fast-execute".into(), arg.into()],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let mut metadata = core::TaskMetadata { discoverable: true, ..Default::default() }.encode_to_vec();
+    metadata.extend(wire::varint_field(14, 1));
+    let mut template = template.encode_to_vec();
+    template.extend(wire::len_field(3, &metadata));
+    let mut spec = Vec::new();
+    spec.extend(wire::len_field(1, &template));
+    spec
+}
+
+fn workflow_spec(name: &str, version: &str, tasks: &[core::Identifier]) -> Vec<u8> {
+    let nodes = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, task)| core::Node {
+            id: format!("n{i}"),
+            target: Some(core::node::Target::TaskNode(core::TaskNode {
+                reference: Some(core::task_node::Reference::ReferenceId(task.clone())),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let template =
+        core::WorkflowTemplate { id: Some(id(ResourceType::Workflow, name, version)), nodes, ..Default::default() };
+    admin::WorkflowSpec { template: Some(template), ..Default::default() }.encode_to_vec()
+}
+
+/// A LaunchPlanSpec carrying field 24, unknown to the crate.
+fn launch_plan_spec(workflow: &core::Identifier, label: &str) -> Vec<u8> {
+    let mut spec = admin::LaunchPlanSpec {
+        workflow_id: Some(workflow.clone()),
+        labels: Some(admin::Labels { values: [("env".to_string(), label.to_string())].into_iter().collect() }),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    spec.extend(wire::len_field(24, b"\x08\x01unknown-to-the-crate"));
+    spec
+}
+
+fn create_request(id: &core::Identifier, spec: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(wire::len_field(1, &id.encode_to_vec()));
+    out.extend(wire::len_field(2, spec));
+    out
+}
+
+/// Field path `path` of a message (length-delimited fields).
+fn at<'a>(message: &'a [u8], path: &[u32]) -> &'a [u8] {
+    path.iter().fold(message, |m, n| {
+        wire::last_len(m, *n).ok().flatten().unwrap_or_else(|| panic!("no field {n} on path {path:?}"))
+    })
+}
+
+/// An in-process sandbox in a temp dir and a client of it, with the project registered.
+async fn sandbox_and_client() -> (tempfile::TempDir, sandbox::Running, Admin) {
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    assert!(admin.ensure_project(PROJECT).await.unwrap(), "a fresh sandbox has no projects");
+    assert!(!admin.ensure_project(PROJECT).await.unwrap(), "the second ensure finds it");
+    (data, running, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entities_come_back_byte_for_byte_with_fields_the_crate_does_not_know() {
+    let (_data, running, admin) = sandbox_and_client().await;
+    assert!(admin.is_sandbox().await.unwrap(), "GetVersion names the sandbox");
+
+    let task = id(ResourceType::Task, "wf.say_hello", "v1");
+    let task_bytes = task_spec("wf.say_hello", "v1", "{{ .remote_package_path }}");
+    let workflow = id(ResourceType::Workflow, "wf.hello", "v1");
+    let workflow_bytes = workflow_spec("wf.hello", "v1", std::slice::from_ref(&task));
+    let plan = id(ResourceType::LaunchPlan, "wf.hello", "v1");
+    let plan_bytes = launch_plan_spec(&workflow, "development");
+
+    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::New);
+    assert_eq!(
+        admin.create(ResourceType::Workflow, &create_request(&workflow, &workflow_bytes)).await.unwrap(),
+        Created::New
+    );
+    assert_eq!(
+        admin.create(ResourceType::LaunchPlan, &create_request(&plan, &plan_bytes)).await.unwrap(),
+        Created::New
+    );
+
+    // Task{closure{compiled_task{template}}}: the template exactly as sent, field 14 included.
+    let got = admin.get(ResourceType::Task, &task).await.unwrap().expect("the task exists");
+    let template = at(&got, &[2, 1, 1]);
+    assert_eq!(template, at(&task_bytes, &[1]));
+    assert_eq!(wire::fields(at(template, &[3])).unwrap().last().unwrap().number, 14);
+    // Workflow{closure{compiled_workflow{primary{template}}}} plus the referenced task.
+    let got = admin.get(ResourceType::Workflow, &workflow).await.unwrap().expect("the workflow exists");
+    assert_eq!(at(&got, &[2, 1, 1, 1]), at(&workflow_bytes, &[1]));
+    let tasks = wire::all_len(at(&got, &[2, 1]), 3).unwrap_or_default();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(at(tasks[0], &[1]), at(&task_bytes, &[1]));
+    // LaunchPlan{spec}: the spec exactly, field 24 included; new launch plans are inactive.
+    let got = admin.get(ResourceType::LaunchPlan, &plan).await.unwrap().expect("the launch plan exists");
+    assert_eq!(at(&got, &[2]), plan_bytes.as_slice());
+    assert_eq!(admin.launch_plan_active(&plan).await.unwrap(), Some(false));
+
+    let listed = admin.list(ResourceType::Task, PROJECT, DOMAIN, "wf.say_hello").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(at(&listed[0], &[2, 1, 1]), at(&task_bytes, &[1]));
+    let listed = admin.list(ResourceType::LaunchPlan, PROJECT, DOMAIN, "").await.unwrap();
+    assert_eq!(at(&listed[0], &[2]), plan_bytes.as_slice());
+    assert_eq!(admin.list_names(ResourceType::Workflow, PROJECT, DOMAIN).await.unwrap(), vec!["wf.hello"]);
+    assert!(admin.get(ResourceType::Task, &id(ResourceType::Task, "wf.say_hello", "v2")).await.unwrap().is_none());
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flyteadmin_rules_order_identity_and_immutability() {
+    let (_data, running, admin) = sandbox_and_client().await;
+    let task = id(ResourceType::Task, "wf.t", "v1");
+    let task_bytes = task_spec("wf.t", "v1", "s3://bucket/one.tar.gz");
+    let workflow = id(ResourceType::Workflow, "wf.w", "v1");
+    let workflow_bytes = workflow_spec("wf.w", "v1", std::slice::from_ref(&task));
+    let plan = id(ResourceType::LaunchPlan, "wf.w", "v1");
+
+    // A launch plan needs its workflow; a workflow needs its tasks.
+    let refused =
+        admin.create(ResourceType::LaunchPlan, &create_request(&plan, &launch_plan_spec(&workflow, "x"))).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::NotFound);
+    let refused = admin.create(ResourceType::Workflow, &create_request(&workflow, &workflow_bytes)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound);
+    assert!(refused.message().contains("wf.t"), "names the missing task: {}", refused.message());
+
+    // Identical again: ALREADY_EXISTS, which the client reports as already there.
+    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::New);
+    assert_eq!(
+        admin.create(ResourceType::Task, &create_request(&task, &task_bytes)).await.unwrap(),
+        Created::AlreadyThere
+    );
+
+    // Different content under the same version: refused, saying what differs; stored unchanged.
+    let changed = task_spec("wf.t", "v1", "s3://bucket/two.tar.gz");
+    let refused = admin.create(ResourceType::Task, &create_request(&task, &changed)).await.unwrap_err();
+    assert!(is_different_structure(&refused), "{refused:?}");
+    assert!(refused.message().contains("wf.t task with different structure already exists"), "{}", refused.message());
+    assert!(
+        refused.message().contains("two.tar.gz") && refused.message().contains("one.tar.gz"),
+        "{}",
+        refused.message()
+    );
+    let stored = admin.get(ResourceType::Task, &task).await.unwrap().unwrap();
+    assert_eq!(at(&stored, &[2, 1, 1]), at(&task_bytes, &[1]));
+
+    // Unknown project or domain.
+    let mut elsewhere = task.clone();
+    elsewhere.project = "nobody".into();
+    let refused = admin.create(ResourceType::Task, &create_request(&elsewhere, &task_bytes)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("nobody"), "{}", refused.message());
+    let mut elsewhere = task.clone();
+    elsewhere.domain = "qa".into();
+    let refused = admin.create(ResourceType::Task, &create_request(&elsewhere, &task_bytes)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+
+    // The template id must be the request id.
+    let mismatched = id(ResourceType::Task, "wf.t", "v2");
+    let refused = admin.create(ResourceType::Task, &create_request(&mismatched, &task_bytes)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activating_a_launch_plan_deactivates_the_previous_version() {
+    let (_data, running, admin) = sandbox_and_client().await;
+    let task = id(ResourceType::Task, "wf.t", "v1");
+    admin.create(ResourceType::Task, &create_request(&task, &task_spec("wf.t", "v1", "a"))).await.unwrap();
+    let mut plans = Vec::new();
+    for version in ["v1", "v2"] {
+        let workflow = id(ResourceType::Workflow, "wf.w", version);
+        admin
+            .create(
+                ResourceType::Workflow,
+                &create_request(&workflow, &workflow_spec("wf.w", version, std::slice::from_ref(&task))),
+            )
+            .await
+            .unwrap();
+        let plan = id(ResourceType::LaunchPlan, "wf.w", version);
+        admin
+            .create(ResourceType::LaunchPlan, &create_request(&plan, &launch_plan_spec(&workflow, version)))
+            .await
+            .unwrap();
+        assert_eq!(admin.launch_plan_active(&plan).await.unwrap(), Some(false), "new launch plans are inactive");
+        plans.push(plan);
+    }
+    admin.set_launch_plan_active(&plans[0], true).await.unwrap();
+    assert_eq!(admin.launch_plan_active(&plans[0]).await.unwrap(), Some(true));
+    admin.set_launch_plan_active(&plans[1], true).await.unwrap();
+    assert_eq!(admin.launch_plan_active(&plans[0]).await.unwrap(), Some(false), "the previous version is deactivated");
+    assert_eq!(admin.launch_plan_active(&plans[1]).await.unwrap(), Some(true));
+    // Activating again is harmless.
+    admin.set_launch_plan_active(&plans[1], true).await.unwrap();
+    assert_eq!(admin.launch_plan_active(&plans[1]).await.unwrap(), Some(true));
+    let missing = id(ResourceType::LaunchPlan, "wf.w", "v9");
+    assert_eq!(admin.set_launch_plan_active(&missing, true).await.unwrap_err().code(), tonic::Code::NotFound);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_content_addressed_and_checked_by_md5() {
+    let (_data, running, admin) = sandbox_and_client().await;
+    let archive = b"pretend this is a tar.gz".to_vec();
+    let native = admin.upload(PROJECT, DOMAIN, "fast-code.tar.gz", &archive).await.unwrap();
+    let md5 = Md5::digest(&archive);
+    assert_eq!(native, format!("sandbox://uploads/{PROJECT}/{DOMAIN}/{}/fast-code.tar.gz", hex(&md5)));
+    let got = ureq::get(&format!("http://{}/uploads/{PROJECT}/{DOMAIN}/{}/fast-code.tar.gz", running.http, hex(&md5)))
+        .call()
+        .unwrap();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut got.into_reader(), &mut body).unwrap();
+    assert_eq!(body, archive);
+
+    // A signed URL for some bytes does not take other bytes, nor a lying Content-MD5.
+    let location = admin.create_upload_location(PROJECT, DOMAIN, "other.tar.gz", &archive).await.unwrap();
+    let other = b"different bytes".to_vec();
+    let put = |bytes: &[u8], md5_of: &[u8]| {
+        let header = base64::engine::general_purpose::STANDARD.encode(Md5::digest(md5_of));
+        match ureq::put(&location.signed_url).set("Content-MD5", &header).send_bytes(bytes) {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(put(&other, &other), 400, "the URL was made for another MD5");
+    assert_eq!(put(&other, &archive), 400, "the body does not match Content-MD5");
+    let tampered = location.signed_url.replace("signature=", "signature=0");
+    assert!(ureq::put(&tampered).send_bytes(&archive).is_err(), "a tampered signature is refused");
+    assert_eq!(put(&archive, &archive), 201);
+
+    // content_md5 is required.
+    let request = flyteidl::flyteidl::service::CreateUploadLocationRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        filename: "x.tar.gz".into(),
+        ..Default::default()
+    };
+    let refused = admin
+        .call_raw("/flyteidl.service.DataProxyService/CreateUploadLocation", &request.encode_to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_retries_until_a_late_sandbox_answers() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut admin = Admin::remote(&format!("http://127.0.0.1:{port}"), None).unwrap();
+    admin.retry = Retry { attempts: 8, ..Retry::default() };
+    let path = data.path().to_path_buf();
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let mut options = sandbox::Options::loopback(path);
+        options.addr = format!("127.0.0.1:{port}").parse().unwrap();
+        sandbox::start(options).await.unwrap()
+    });
+    assert!(admin.ensure_project(PROJECT).await.unwrap(), "reached after retries on UNAVAILABLE");
+    late.await.unwrap().stop().await.unwrap();
+
+    // With nobody listening the retries run out and UNAVAILABLE is returned.
+    let gone = Admin::remote(&format!("http://127.0.0.1:{port}"), None).unwrap();
+    let refused = gone.call_raw("/flyteidl.service.AdminService/GetVersion", &[]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "stopped means unavailable, after the retries");
+}
+
+/// `cargo xtask sandbox` as a child process, stopped (SIGTERM) when dropped.
+struct SandboxProcess {
+    child: Child,
+    endpoint: String,
+}
+
+impl SandboxProcess {
+    fn start(data: &Path) -> SandboxProcess {
+        SandboxProcess::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, extra: &[&str]) -> SandboxProcess {
+        let mut child = Command::new(tests::xtask_bin())
+            .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the sandbox");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+        let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "the sandbox prints its address: {first:?}");
+        SandboxProcess { child, endpoint }
+    }
+
+    /// SIGTERM, then the exit status and the rest of stdout.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut rest).unwrap();
+        (status, rest)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_command_keeps_its_state_across_restarts_and_stops_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let task = id(ResourceType::Task, "wf.t", "v1");
+    let spec = task_spec("wf.t", "v1", "a");
+
+    let first = SandboxProcess::start(data.path());
+    let admin = Admin::remote(&first.endpoint, None).unwrap();
+    assert!(admin.is_sandbox().await.unwrap());
+    admin.ensure_project(PROJECT).await.unwrap();
+    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &spec)).await.unwrap(), Created::New);
+    first.kill(); // no chance to clean up: what it answered must be on disk
+
+    let second = SandboxProcess::start(data.path());
+    let admin = Admin::remote(&second.endpoint, None).unwrap();
+    assert!(!admin.ensure_project(PROJECT).await.unwrap(), "the project survived");
+    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &spec)).await.unwrap(), Created::AlreadyThere);
+    let got = admin.get(ResourceType::Task, &task).await.unwrap().unwrap();
+    assert_eq!(at(&got, &[2, 1, 1]), at(&spec, &[1]));
+    let (status, rest) = second.terminate();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    assert!(rest.contains("sandbox stopped"), "{rest}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Registration of real pyflyte packages.
+
+const EXAMPLES: &[&str] = &["etl", "features", "hello", "training"];
+
+/// The real `pyflyte package` output of each example workflow, read; built once per run.
+fn packages() -> Option<&'static BTreeMap<String, Package>> {
+    flytekit_python()?;
+    static PACKAGES: OnceLock<BTreeMap<String, Package>> = OnceLock::new();
+    Some(PACKAGES.get_or_init(|| {
+        EXAMPLES
+            .iter()
+            .map(|name| {
+                let work = tempfile::tempdir().unwrap();
+                tests::copy_tree(&project_root().join("workflows").join(name), work.path());
+                (name.to_string(), specs::read_package(&pyflyte_package(work.path(), name)).unwrap())
+            })
+            .collect()
+    }))
+}
+
+fn pyflyte_package(dir: &Path, pkg: &str) -> Vec<u8> {
+    let python = flytekit_python().expect("checked by packages()");
+    let out = Command::new(python.with_file_name("pyflyte"))
+        .current_dir(dir)
+        .env("PYTHONPATH", project_root().join("libs"))
+        .args(["--pkgs", pkg, "package", "--image", "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31"])
+        .args(["--copy", "all", "-o", "out.tgz", "--force"])
+        .output()
+        .expect("running pyflyte");
+    assert!(out.status.success(), "pyflyte failed on {pkg}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join("out.tgz")).unwrap()
+}
+
+fn base(version: &str, label: &str) -> Target {
+    Target {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        version: version.into(),
+        code_url: None,
+        dest_dir: "/root".into(),
+        settings: DomainSettings {
+            raw_output_prefix: Some("s3://flyte-data/development".into()),
+            service_account: Some("flyte-development".into()),
+            labels: [("env".to_string(), label.to_string())].into(),
+            ..Default::default()
+        },
+    }
+}
+
+fn archive(package: &Package) -> Archive<'_> {
+    let (filename, bytes) = package.fast_archive.as_ref().expect("packaged with --copy all");
+    Archive { filename, bytes }
+}
+
+/// What registration sends for `package`: hydrated with the native URL the sandbox gives
+/// the package's archive.
+async fn hydrated(admin: &Admin, package: &Package, base: &Target) -> Vec<Hydrated> {
+    let archive = archive(package);
+    let location = admin.create_upload_location(PROJECT, DOMAIN, archive.filename, archive.bytes).await.unwrap();
+    let mut target = base.clone();
+    target.code_url = Some(location.native_url);
+    hydrate::hydrate_package(package, &target).unwrap()
+}
+
+/// Asserts FlyteAdmin returns exactly the hydrated bytes of every entity (Get and List).
+async fn assert_stored_exactly(admin: &Admin, hydrated: &[Hydrated]) {
+    for h in hydrated {
+        let kind = register::resource_type(h.kind);
+        let id = h.id.to_prost();
+        let got = admin.get(kind, &id).await.unwrap().unwrap_or_else(|| panic!("{} is registered", h.id));
+        let (got, sent) = match kind {
+            ResourceType::Task => (at(&got, &[2, 1, 1]).to_vec(), at(&h.spec, &[1]).to_vec()),
+            ResourceType::Workflow => (at(&got, &[2, 1, 1, 1]).to_vec(), at(&h.spec, &[1]).to_vec()),
+            _ => (at(&got, &[2]).to_vec(), h.spec.clone()),
+        };
+        assert!(got == sent, "{}: the stored bytes differ from the hydrated ones", h.id);
+        let spec = admin.get_spec(kind, &id).await.unwrap().unwrap();
+        if kind != ResourceType::LaunchPlan {
+            assert_eq!(wire::last_len(&spec, 1).unwrap().unwrap(), sent.as_slice(), "{}: get_spec", h.id);
+        }
+        let listed = admin.list(kind, PROJECT, DOMAIN, &id.name).await.unwrap();
+        let versions: Vec<&[u8]> = listed.iter().map(|e| at(e, &[1])).collect();
+        let position = versions
+            .iter()
+            .position(|v| core::Identifier::decode(*v).unwrap().version == id.version)
+            .unwrap_or_else(|| panic!("{} is listed", h.id));
+        let listed_bytes = match kind {
+            ResourceType::Task => at(&listed[position], &[2, 1, 1]),
+            ResourceType::Workflow => at(&listed[position], &[2, 1, 1, 1]),
+            _ => at(&listed[position], &[2]),
+        };
+        assert!(listed_bytes == sent.as_slice(), "{}: List returns other bytes", h.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_packages_register_exactly_and_a_rerun_finds_everything_there() {
+    let Some(packages) = packages() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    let target = base("v1", "development");
+    for (name, package) in packages {
+        let summary = register::register_package(&admin, package, &target, Some(archive(package)), &Options::default())
+            .await
+            .unwrap();
+        assert!(summary.errors.is_empty(), "{name}: {:?}", summary.errors);
+        assert_eq!(summary.created(), package.entities.len(), "{name}: every entity created");
+        let hydrated = hydrated(&admin, package, &target).await;
+        assert_stored_exactly(&admin, &hydrated).await;
+        let plans: Vec<&Hydrated> = hydrated.iter().filter(|h| h.kind == hydrate::Kind::LaunchPlan).collect();
+        assert!(!plans.is_empty(), "{name}: pyflyte writes a default launch plan per workflow");
+        assert_eq!(summary.activated, plans.len(), "{name}: every launch plan activated");
+        for plan in plans {
+            assert_eq!(admin.launch_plan_active(&plan.id.to_prost()).await.unwrap(), Some(true), "{}", plan.id);
+        }
+
+        let again = register::register_package(&admin, package, &target, Some(archive(package)), &Options::default())
+            .await
+            .unwrap();
+        assert!(again.errors.is_empty(), "{name}: {:?}", again.errors);
+        assert_eq!((again.created(), again.existing(), again.failed()), (0, package.entities.len(), 0), "{name}");
+        assert_eq!(again.activated, 0, "{name}: already active");
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_content_under_a_registered_version_is_refused_and_nothing_changes() {
+    let Some(packages) = packages() else { return };
+    let package = &packages["hello"];
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    let first = base("v1", "development");
+    let summary =
+        register::register_package(&admin, package, &first, Some(archive(package)), &Options::default()).await.unwrap();
+    assert_eq!(summary.failed(), 0, "{:?}", summary.errors);
+    let registered = hydrated(&admin, package, &first).await;
+
+    // Same version, other code: the tasks' archive URL differs, so their content does.
+    let other_code = b"other code".to_vec();
+    let changed = Archive { filename: archive(package).filename, bytes: &other_code };
+    let summary =
+        register::register_package(&admin, package, &first, Some(changed), &Options::default()).await.unwrap();
+    assert!(summary.immutability_violated(), "{:?}", summary.errors);
+    assert!(summary.failed() > 0);
+    assert_eq!(summary.created(), 0, "nothing new is created: {:?}", summary.entities);
+    let first_error = &summary.errors[0];
+    assert!(
+        first_error.contains("task flytesnacks/development/hello.greet.") && first_error.contains("@v1"),
+        "names entity and version: {first_error}"
+    );
+    // What depends on a refused task is not sent.
+    assert!(summary.entities.iter().any(|(kind, _, o)| *kind == ResourceType::Workflow
+        && matches!(o, Outcome::Failed(m) if m.contains("not registered because"))));
+    assert_eq!(summary.activated, 0, "a failed registration activates nothing");
+    assert_stored_exactly(&admin, &registered).await;
+
+    // Same version, other launch-plan settings: refused as well.
+    let summary = register::register_package(
+        &admin,
+        package,
+        &base("v1", "changed"),
+        Some(archive(package)),
+        &Options::default(),
+    )
+    .await
+    .unwrap();
+    assert!(summary.immutability_violated(), "{:?}", summary.errors);
+    assert!(summary.errors[0].contains("launch plan flytesnacks/development/"), "{}", summary.errors[0]);
+    assert_stored_exactly(&admin, &registered).await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_activates_the_deployed_version_also_when_it_existed() {
+    let Some(packages) = packages() else { return };
+    let package = &packages["hello"];
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    let plan_of = |h: &[Hydrated]| h.iter().find(|h| h.kind == hydrate::Kind::LaunchPlan).unwrap().id.to_prost();
+    let (v1, v2) = (base("v1", "development"), base("v2", "development"));
+    register::register_package(&admin, package, &v1, Some(archive(package)), &Options::default()).await.unwrap();
+    let plan_v1 = plan_of(&hydrated(&admin, package, &v1).await);
+    register::register_package(&admin, package, &v2, Some(archive(package)), &Options::default()).await.unwrap();
+    let plan_v2 = plan_of(&hydrated(&admin, package, &v2).await);
+    assert_eq!(admin.launch_plan_active(&plan_v2).await.unwrap(), Some(true), "the new version is active");
+    assert_eq!(admin.launch_plan_active(&plan_v1).await.unwrap(), Some(false), "the previous one is not");
+
+    // Deploying v1 again (a rollback): everything exists, and v1 becomes active again.
+    let summary =
+        register::register_package(&admin, package, &v1, Some(archive(package)), &Options::default()).await.unwrap();
+    assert_eq!(summary.created(), 0);
+    assert!(summary.activated > 0, "activation also when the launch plans existed");
+    assert_eq!(admin.launch_plan_active(&plan_v1).await.unwrap(), Some(true));
+    assert_eq!(admin.launch_plan_active(&plan_v2).await.unwrap(), Some(false));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_killed_mid_registration_and_restarted_lets_a_rerun_finish() {
+    let Some(packages) = packages() else { return };
+    let package = &packages["training"];
+    let total = package.entities.len();
+    let data = tempfile::tempdir().unwrap();
+    let target = base("v1", "development");
+
+    // Slow calls (200 ms each, one at a time) so the kill lands mid-registration.
+    let first = SandboxProcess::start_with(data.path(), &["--delay-ms", "200"]);
+    let mut admin = Admin::remote(&first.endpoint, None).unwrap();
+    admin.retry = Retry { attempts: 2, ..Retry::default() };
+    let run = {
+        let (admin, package, target) = (admin.clone(), package.clone(), target.clone());
+        tokio::spawn(async move {
+            let options = Options { concurrency: 1, activate: true };
+            register::register_package(&admin, &package, &target, Some(archive(&package)), &options).await
+        })
+    };
+    let watcher = Admin::remote(&first.endpoint, None).unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let names = watcher.list_names(ResourceType::Task, PROJECT, DOMAIN).await.unwrap_or_default();
+        if !names.is_empty() {
+            break;
+        }
+    }
+    first.kill();
+    let interrupted = run.await.unwrap();
+    let interrupted = match interrupted {
+        Ok(summary) => summary,
+        Err(e) => panic!("the upload and hydration were done before the kill: {e:#}"),
+    };
+    assert!(interrupted.failed() > 0, "the kill interrupted the registration: {:?}", interrupted.entities);
+    assert!(interrupted.created() < total);
+
+    let second = SandboxProcess::start(data.path());
+    let admin = Admin::remote(&second.endpoint, None).unwrap();
+    let summary = register::register_package(&admin, package, &target, Some(archive(package)), &Options::default())
+        .await
+        .unwrap();
+    assert!(summary.errors.is_empty(), "the re-run finishes: {:?}", summary.errors);
+    assert_eq!(summary.failed(), 0);
+    assert_eq!(summary.created() + summary.existing(), total);
+    assert!(summary.existing() >= interrupted.created(), "what was created before the kill is found");
+    // Nothing duplicated: one version per name, and exactly the package's entities.
+    let mut stored = 0;
+    for kind in [ResourceType::Task, ResourceType::Workflow, ResourceType::LaunchPlan] {
+        for name in admin.list_names(kind, PROJECT, DOMAIN).await.unwrap() {
+            assert_eq!(admin.list(kind, PROJECT, DOMAIN, &name).await.unwrap().len(), 1, "{name}");
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, total);
+    assert_stored_exactly(&admin, &hydrated(&admin, package, &target).await).await;
+    let (status, _) = second.terminate();
+    assert!(status.success());
+}
