@@ -24,6 +24,7 @@ pub mod list;
 pub mod package;
 pub mod plan;
 pub mod policy;
+pub mod promote;
 pub mod record;
 pub mod register;
 pub mod registry;
@@ -50,6 +51,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Promote(args) => promote::run(args),
         other => Err(error::user(
             format!("`{}` is not available in this build yet", command_name(&other)),
             "see README.md for the commands this version provides",

@@ -1,0 +1,401 @@
+//! `cargo xtask promote` end to end: a real git repository, real pyflyte, the embedded
+//! sandbox on disk. Staging is deployed first through the library (serialize with pyflyte,
+//! register), then the binary promotes to production: the production specs equal staging's
+//! byte for byte except the domain and its settings, the code archive is the same file, a
+//! re-run changes nothing, a version staging lacks is refused, and every branch-policy
+//! refusal exits 2 before anything is uploaded or registered.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use flyteidl::flyteidl::core::{self, ResourceType};
+use tests::{flytekit_python, TempRepo};
+use xtask::admin::{spec_of, Admin};
+use xtask::codeset::CodeSet;
+use xtask::config::Config;
+use xtask::hydrate::Target;
+use xtask::register::{self, Archive, Options};
+use xtask::repo::Repo;
+use xtask::source::GitTree;
+use xtask::workspace::Workspace;
+use xtask::{fingerprint, record, serialize, specs, wire};
+
+const PROJECT: &str = "flytesnacks";
+const KINDS: [ResourceType; 3] = [ResourceType::Task, ResourceType::Workflow, ResourceType::LaunchPlan];
+/// Environment of a release pipeline.
+const RELEASE_CI: &[(&str, &str)] = &[("CI", "true")];
+
+/// The examples on `release/1`, with the sandbox's data and the caches ignored by git.
+fn release_repo() -> TempRepo {
+    let repo = TempRepo::with_examples();
+    repo.write(".gitignore", ".flyte/\n");
+    repo.commit("ignore .flyte");
+    repo.git(&["checkout", "--quiet", "-b", "release/1"]);
+    repo
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// What a staging deploy of HEAD does, through the library: for each named workflow, the
+/// fingerprint, pyflyte's package (into the serialization cache), the code archive from
+/// the commit, registration with staging's settings and activation. Returns the versions.
+fn deploy_staging(repo: &TempRepo, names: &[&str]) -> BTreeMap<String, String> {
+    let python = flytekit_python().expect("checked by the caller");
+    let r = Repo::discover_from(repo.path()).unwrap();
+    let commit = r.commit("HEAD").unwrap();
+    let tree = GitTree::at_commit(&r.git, &commit).unwrap();
+    let ws = Workspace::load(&tree).unwrap();
+    let staging = ws.config.domain("staging").unwrap().settings.clone();
+    let mut versions = BTreeMap::new();
+    runtime().block_on(async {
+        let admin = Admin::connect(&ws.config, &r.root).await.unwrap();
+        for name in names {
+            let wf = ws.workflow(name).unwrap();
+            let set = CodeSet::at(&r.git, tree.tree(), wf).unwrap();
+            let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf).unwrap();
+            let package = serialize_into_cache(&r, &set, &fp, &wf.packages, &python);
+            let bytes = xtask::package::write_archive(&set, &r.git, Vec::new()).unwrap();
+            let filename = format!("{name}-{}.tar.gz", fp.version);
+            let target = Target {
+                project: wf.project.clone(),
+                domain: "staging".into(),
+                version: fp.version.clone(),
+                code_url: None,
+                dest_dir: "/root".into(),
+                settings: staging.clone(),
+            };
+            let archive = Archive { filename: &filename, bytes: &bytes };
+            let summary = register::register_package(&admin, &package, &target, Some(archive), &Options::default())
+                .await
+                .unwrap();
+            assert!(summary.errors.is_empty(), "staging deploy of {name}: {:?}", summary.errors);
+            versions.insert(name.to_string(), fp.version);
+        }
+        admin.close().await.unwrap();
+    });
+    versions
+}
+
+/// pyflyte's package of one workflow, written to the serialization cache as a deploy does.
+fn serialize_into_cache(
+    r: &Repo,
+    set: &CodeSet,
+    fp: &fingerprint::Fingerprint,
+    packages: &[String],
+    python: &Path,
+) -> specs::Package {
+    let code = tempfile::tempdir().unwrap();
+    set.materialise(&r.git, code.path()).unwrap();
+    let key = serialize::cache_key(&fp.code, &fp.image, packages);
+    let cache = r.root.join(serialize::CACHE_DIR);
+    let out = serialize::serialize(python, code.path(), packages, &fp.image, &cache, &key).unwrap();
+    specs::read_package_file(&out.path).unwrap()
+}
+
+fn config(repo: &TempRepo) -> Config {
+    let path = repo.path().join("deploy.toml");
+    Config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Every entity of `domain` at `version` (names from the package prefix `pkg.`), by
+/// (kind, name): the registered spec in the form pyflyte writes it, and for launch plans
+/// whether it is active.
+async fn entities(admin: &Admin, domain: &str, prefix: &str, version: &str) -> BTreeMap<(i32, String), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for kind in KINDS {
+        for name in admin.list_names(kind, PROJECT, domain).await.unwrap() {
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let id = ident(kind, domain, &name, version);
+            if let Some(entity) = admin.get(kind, &id).await.unwrap() {
+                out.insert((kind as i32, name), spec_of(kind, &entity));
+            }
+        }
+    }
+    out
+}
+
+fn ident(kind: ResourceType, domain: &str, name: &str, version: &str) -> core::Identifier {
+    core::Identifier {
+        resource_type: kind as i32,
+        project: PROJECT.into(),
+        domain: domain.into(),
+        name: name.into(),
+        version: version.into(),
+        org: String::new(),
+    }
+}
+
+/// Rewrites every length-delimited field that is exactly one of `swaps`' keys into its
+/// value, descending into every field that parses as a message; all other bytes are kept.
+fn swap_strings(msg: &[u8], swaps: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
+    let Ok(fields) = wire::fields(msg) else { return msg.to_vec() };
+    let mut out = Vec::new();
+    for f in fields {
+        if f.wire_type != wire::WireType::Len {
+            out.extend_from_slice(&msg[f.span.clone()]);
+            continue;
+        }
+        let value = &msg[f.value.clone()];
+        if let Some(new) = swaps.get(value) {
+            out.extend(wire::len_field(f.number, new));
+        } else if wire::fields(value).is_ok() && !value.is_empty() {
+            out.extend(wire::len_field(f.number, &swap_strings(value, swaps)));
+        } else {
+            out.extend_from_slice(&msg[f.span.clone()]);
+        }
+    }
+    out
+}
+
+/// The code archive URL in a task spec (the arg after `--additional-distribution`).
+fn code_url(task_spec: &[u8]) -> Option<String> {
+    let template = wire::last_len(task_spec, 1).unwrap()?;
+    let container = wire::last_len(template, 6).unwrap()?;
+    let args: Vec<&[u8]> = wire::all_len(container, 3).unwrap();
+    let i = args.iter().position(|a| *a == b"--additional-distribution")?;
+    Some(String::from_utf8(args[i + 1].to_vec()).unwrap())
+}
+
+fn production_entities(repo: &TempRepo) -> usize {
+    let config = config(repo);
+    runtime().block_on(async {
+        let admin = Admin::connect(&config, repo.path()).await.unwrap();
+        let mut n = 0;
+        for kind in KINDS {
+            n += admin.list(kind, PROJECT, "production", "").await.unwrap().len();
+        }
+        admin.close().await.unwrap();
+        n
+    })
+}
+
+fn production_uploads(repo: &TempRepo) -> bool {
+    repo.path().join(".flyte/sandbox/uploads").join(PROJECT).join("production").exists()
+}
+
+fn promote_json(repo: &TempRepo, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["promote", "--from", "staging", "--to", "production", "--format", "json"];
+    args.extend_from_slice(extra);
+    repo.xtask_env(&args, RELEASE_CI).json()
+}
+
+#[test]
+fn promotion_puts_stagings_specs_into_production_and_a_rerun_changes_nothing() {
+    if flytekit_python().is_none() {
+        return;
+    }
+    let repo = release_repo();
+    let all = ["etl", "features", "hello", "training"];
+    let versions = deploy_staging(&repo, &all);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+
+    let report = promote_json(&repo, &[]);
+    assert_eq!(report["domain"], "production");
+    assert_eq!(report["head"], head.as_str());
+    let rows = report["workflows"].as_array().unwrap();
+    assert_eq!(rows.len(), all.len(), "{report:#}");
+    for row in rows {
+        let name = row["name"].as_str().unwrap();
+        assert_eq!(row["outcome"], "registered", "{row:#}");
+        assert_eq!(row["version"], versions[name].as_str(), "the version staging has: {row:#}");
+        assert!(row["entities"]["created"].as_u64().unwrap() >= 3, "{row:#}");
+        assert_eq!(row["entities"]["failed"], 0, "{row:#}");
+        assert!(row["error"].is_null(), "{row:#}");
+    }
+
+    // Production holds staging's specs, byte for byte, but for the domain and its settings.
+    let config = config(&repo);
+    let (staging_urls, production_urls) = runtime().block_on(async {
+        let admin = Admin::connect(&config, repo.path()).await.unwrap();
+        let (mut staging_urls, mut production_urls) = (Vec::new(), Vec::new());
+        for name in all {
+            let prefix = format!("{name}.");
+            let version = &versions[name];
+            let staging = entities(&admin, "staging", &prefix, version).await;
+            let production = entities(&admin, "production", &prefix, version).await;
+            assert!(staging.len() >= 3, "{name}: staging has {} entities", staging.len());
+            assert_eq!(
+                staging.keys().collect::<Vec<_>>(),
+                production.keys().collect::<Vec<_>>(),
+                "{name}: the same entities in both domains"
+            );
+            let staging_url = staging
+                .iter()
+                .filter(|((k, _), _)| *k == ResourceType::Task as i32)
+                .find_map(|(_, spec)| code_url(spec))
+                .expect("a fast-registered task");
+            let production_url = production
+                .iter()
+                .filter(|((k, _), _)| *k == ResourceType::Task as i32)
+                .find_map(|(_, spec)| code_url(spec))
+                .expect("a fast-registered task");
+            let swaps: BTreeMap<Vec<u8>, Vec<u8>> = [
+                ("staging", "production"),
+                ("s3://flyte-data/staging", "s3://flyte-data/production"),
+                ("flyte-staging", "flyte-production"),
+                (staging_url.as_str(), production_url.as_str()),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
+            .collect();
+            for (key, spec) in &staging {
+                assert!(
+                    swap_strings(spec, &swaps) == production[key],
+                    "{name}: {key:?} in production differs from staging beyond the domain and its settings"
+                );
+                assert_ne!(spec, &production[key], "{key:?}: production has its own domain");
+            }
+            // What is active in staging is active in production.
+            for ((kind, lp), _) in staging.iter().filter(|((k, _), _)| *k == ResourceType::LaunchPlan as i32) {
+                let _ = kind;
+                let s = admin.launch_plan_active(&ident(ResourceType::LaunchPlan, "staging", lp, version)).await;
+                let p = admin.launch_plan_active(&ident(ResourceType::LaunchPlan, "production", lp, version)).await;
+                assert_eq!(s.unwrap(), Some(true), "{lp} is active in staging");
+                assert_eq!(p.unwrap(), Some(true), "{lp} is activated in production");
+            }
+            staging_urls.push(staging_url);
+            production_urls.push(production_url);
+        }
+        admin.close().await.unwrap();
+        (staging_urls, production_urls)
+    });
+
+    // The code archive is the same file (same MD5, same name) in production's location.
+    for (s, p) in staging_urls.iter().zip(&production_urls) {
+        assert_eq!(&s.replace("/staging/", "/production/"), p);
+        let file = |url: &str| {
+            let rel = url.strip_prefix("sandbox://uploads/").unwrap();
+            std::fs::read(repo.path().join(".flyte/sandbox/uploads").join(rel)).unwrap()
+        };
+        assert!(file(s) == file(p), "the uploaded archives differ: {s} vs {p}");
+    }
+
+    // The promotion is recorded, once.
+    let promoted = |path: &Path| {
+        record::read_notes(&Repo::discover_from(path).unwrap().git)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.domain == "production" && r.promoted_from.as_deref() == Some("staging"))
+            .collect::<Vec<_>>()
+    };
+    let records = promoted(repo.path());
+    assert_eq!(records.len(), all.len(), "{records:#?}");
+    for r in &records {
+        assert_eq!(r.commit, head);
+        assert_eq!(r.version, versions[&r.workflow]);
+        assert!(!r.launch_plans.is_empty(), "{r:?}");
+    }
+
+    // A re-run changes nothing.
+    let before = production_entities(&repo);
+    let again = promote_json(&repo, &[]);
+    for row in again["workflows"].as_array().unwrap() {
+        assert_eq!(row["outcome"], "already-registered", "{row:#}");
+        assert_eq!(row["entities"]["created"], 0, "{row:#}");
+        assert_eq!(row["entities"]["failed"], 0, "{row:#}");
+    }
+    assert_eq!(production_entities(&repo), before);
+    assert_eq!(promoted(repo.path()).len(), all.len(), "a re-run records nothing new");
+}
+
+#[test]
+fn a_version_staging_lacks_is_refused_and_nothing_of_it_is_registered() {
+    let Some(python) = flytekit_python() else { return };
+    let repo = release_repo();
+    let versions = deploy_staging(&repo, &["features", "hello"]);
+    repo.write("workflows/hello/hello/added.py", "VALUE = 1\n");
+    let head = repo.commit("change hello after the staging deploy");
+
+    // hello's new version was never deployed (not even serialized): refused, features goes on.
+    let check = |run: tests::Run, features_outcome: &str| {
+        assert_eq!(run.status, Some(1), "a refused workflow fails the run\n{}\n{}", run.stdout, run.stderr);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let row = |n: &str| report["workflows"].as_array().unwrap().iter().find(|w| w["name"] == n).unwrap().clone();
+        let hello = row("hello");
+        assert_eq!(hello["outcome"], "failed", "{hello:#}");
+        assert_ne!(hello["version"], versions["hello"].as_str());
+        let error = hello["error"].as_str().unwrap();
+        assert!(error.contains("is not registered in 'staging'"), "{error}");
+        assert!(error.contains(&format!("deploy commit {} to staging first", &head[..12])), "{error}");
+        assert_eq!(hello["entities"]["created"], 0);
+        let features = row("features");
+        assert_eq!(features["outcome"], features_outcome, "{features:#}");
+        assert_eq!(features["version"], versions["features"].as_str());
+    };
+    let args = ["promote", "--from", "staging", "--to", "production", "--format", "json", "hello", "features"];
+    check(repo.xtask_env(&args, RELEASE_CI), "registered");
+
+    // Also when pyflyte's package of the new version is in the cache (serialized, never registered).
+    let r = Repo::discover_from(repo.path()).unwrap();
+    let commit = r.commit("HEAD").unwrap();
+    let tree = GitTree::at_commit(&r.git, &commit).unwrap();
+    let ws = Workspace::load(&tree).unwrap();
+    let wf = ws.workflow("hello").unwrap();
+    let set = CodeSet::at(&r.git, tree.tree(), wf).unwrap();
+    let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf).unwrap();
+    serialize_into_cache(&r, &set, &fp, &wf.packages, &python);
+    let run = repo.xtask_env(&args, RELEASE_CI);
+    assert!(run.stdout.contains("missing: task flytesnacks/staging/hello."), "{}", run.stdout);
+    check(run, "already-registered");
+
+    let config = config(&repo);
+    runtime().block_on(async {
+        let admin = Admin::connect(&config, repo.path()).await.unwrap();
+        for kind in KINDS {
+            for name in admin.list_names(kind, PROJECT, "production").await.unwrap() {
+                assert!(!name.starts_with("hello."), "{name} was registered in production");
+            }
+        }
+        admin.close().await.unwrap();
+    });
+}
+
+#[test]
+fn each_policy_refusal_exits_2_before_anything_is_uploaded_or_registered() {
+    if flytekit_python().is_none() {
+        return;
+    }
+    let repo = release_repo();
+    deploy_staging(&repo, &["hello"]);
+    let promote = ["promote", "--from", "staging", "--to", "production", "hello"];
+
+    // Outside CI (a developer's machine), even on a release branch.
+    let e = repo.xtask_env(&promote, &[("CI", "")]).user_error().to_string();
+    assert!(e.contains("runs only in CI"), "{e}");
+    // From a branch that is not a release branch, in CI.
+    repo.git(&["checkout", "--quiet", "-b", "feature/x"]);
+    let e = repo.xtask_env(&promote, RELEASE_CI).user_error().to_string();
+    assert!(e.contains("branch 'feature/x' may not promote to 'production'"), "{e}");
+    repo.git(&["checkout", "--quiet", "main"]);
+    let e = repo.xtask_env(&promote, RELEASE_CI).user_error().to_string();
+    assert!(e.contains("branch 'main' may not promote to 'production'"), "{e}");
+    // The CI branch counts, not the checkout.
+    let e = repo.xtask_env(&promote, &[("CI", "true"), ("GITHUB_REF_NAME", "feature/y")]).user_error().to_string();
+    assert!(e.contains("branch 'feature/y' may not promote"), "{e}");
+    repo.git(&["checkout", "--quiet", "release/1"]);
+    // From a domain production is not promoted from.
+    let e = repo
+        .xtask_env(&["promote", "--from", "development", "--to", "production", "hello"], RELEASE_CI)
+        .user_error()
+        .to_string();
+    assert!(e.contains("is promoted from 'staging', not from 'development'"), "{e}");
+    // Into a domain that takes direct deploys, and into one that does not exist.
+    let e =
+        repo.xtask_env(&["promote", "--from", "development", "--to", "staging"], RELEASE_CI).user_error().to_string();
+    assert!(e.contains("takes direct deploys"), "{e}");
+    let e = repo.xtask_env(&["promote", "--from", "staging", "--to", "prod"], RELEASE_CI).user_error().to_string();
+    assert!(e.contains("--to 'prod' is not a domain"), "{e}");
+
+    assert_eq!(production_entities(&repo), 0, "a refused promotion registered something");
+    assert!(!production_uploads(&repo), "a refused promotion uploaded something");
+
+    // The same promotion where policy allows it does register (the refusals were the policy).
+    let report = promote_json(&repo, &["hello"]);
+    assert_eq!(report["workflows"][0]["outcome"], "registered", "{report:#}");
+    assert!(production_entities(&repo) > 0);
+    assert!(production_uploads(&repo));
+}
