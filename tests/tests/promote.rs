@@ -99,16 +99,13 @@ fn config(repo: &TempRepo) -> Config {
     Config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-/// Every entity of `domain` at `version` (names from the package prefix `pkg.`), by
-/// (kind, name): the registered spec in the form pyflyte writes it, and for launch plans
-/// whether it is active.
-async fn entities(admin: &Admin, domain: &str, prefix: &str, version: &str) -> BTreeMap<(i32, String), Vec<u8>> {
+/// Every entity of `domain` at `version` (a content version is one workflow's, so every
+/// entity at it belongs to that workflow), by (kind, name): the registered spec in the form
+/// pyflyte writes it.
+async fn entities(admin: &Admin, domain: &str, version: &str) -> BTreeMap<(i32, String), Vec<u8>> {
     let mut out = BTreeMap::new();
     for kind in KINDS {
         for name in admin.list_names(kind, PROJECT, domain).await.unwrap() {
-            if !name.starts_with(prefix) {
-                continue;
-            }
             let id = ident(kind, domain, &name, version);
             if let Some(entity) = admin.get(kind, &id).await.unwrap() {
                 out.insert((kind as i32, name), spec_of(kind, &entity));
@@ -183,40 +180,18 @@ fn promote_json(repo: &TempRepo, extra: &[&str]) -> serde_json::Value {
     repo.xtask_env(&args, RELEASE_CI).json()
 }
 
-#[test]
-fn promotion_puts_stagings_specs_into_production_and_a_rerun_changes_nothing() {
-    if flytekit_python().is_none() {
-        return;
-    }
-    let repo = release_repo();
-    let all = ["etl", "features", "hello", "training"];
-    let versions = deploy_staging(&repo, &all);
-    let head = repo.git(&["rev-parse", "HEAD"]);
-
-    let report = promote_json(&repo, &[]);
-    assert_eq!(report["domain"], "production");
-    assert_eq!(report["head"], head.as_str());
-    let rows = report["workflows"].as_array().unwrap();
-    assert_eq!(rows.len(), all.len(), "{report:#}");
-    for row in rows {
-        let name = row["name"].as_str().unwrap();
-        assert_eq!(row["outcome"], "registered", "{row:#}");
-        assert_eq!(row["version"], versions[name].as_str(), "the version staging has: {row:#}");
-        assert!(row["entities"]["created"].as_u64().unwrap() >= 3, "{row:#}");
-        assert_eq!(row["entities"]["failed"], 0, "{row:#}");
-        assert!(row["error"].is_null(), "{row:#}");
-    }
-
+/// Production holds staging's specs for `versions`, byte for byte but for the domain and
+/// its settings; launch plans active in staging are active in production; the code
+/// archive is the same file in production's location.
+fn assert_production_mirrors_staging(repo: &TempRepo, versions: &BTreeMap<String, String>) {
     // Production holds staging's specs, byte for byte, but for the domain and its settings.
-    let config = config(&repo);
+    let config = config(repo);
     let (staging_urls, production_urls) = runtime().block_on(async {
         let admin = Admin::connect(&config, repo.path()).await.unwrap();
         let (mut staging_urls, mut production_urls) = (Vec::new(), Vec::new());
-        for name in all {
-            let prefix = format!("{name}.");
-            let version = &versions[name];
-            let staging = entities(&admin, "staging", &prefix, version).await;
-            let production = entities(&admin, "production", &prefix, version).await;
+        for (name, version) in versions {
+            let staging = entities(&admin, "staging", version).await;
+            let production = entities(&admin, "production", version).await;
             assert!(staging.len() >= 3, "{name}: staging has {} entities", staging.len());
             assert_eq!(
                 staging.keys().collect::<Vec<_>>(),
@@ -273,6 +248,33 @@ fn promotion_puts_stagings_specs_into_production_and_a_rerun_changes_nothing() {
         };
         assert!(file(s) == file(p), "the uploaded archives differ: {s} vs {p}");
     }
+}
+
+#[test]
+fn promotion_puts_stagings_specs_into_production_and_a_rerun_changes_nothing() {
+    if flytekit_python().is_none() {
+        return;
+    }
+    let repo = release_repo();
+    let all = ["etl", "features", "hello", "training"];
+    let versions = deploy_staging(&repo, &all);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+
+    let report = promote_json(&repo, &[]);
+    assert_eq!(report["domain"], "production");
+    assert_eq!(report["head"], head.as_str());
+    let rows = report["workflows"].as_array().unwrap();
+    assert_eq!(rows.len(), all.len(), "{report:#}");
+    for row in rows {
+        let name = row["name"].as_str().unwrap();
+        assert_eq!(row["outcome"], "registered", "{row:#}");
+        assert_eq!(row["version"], versions[name].as_str(), "the version staging has: {row:#}");
+        assert!(row["entities"]["created"].as_u64().unwrap() >= 3, "{row:#}");
+        assert_eq!(row["entities"]["failed"], 0, "{row:#}");
+        assert!(row["error"].is_null(), "{row:#}");
+    }
+
+    assert_production_mirrors_staging(&repo, &versions);
 
     // The promotion is recorded, once.
     let promoted = |path: &Path| {
@@ -398,4 +400,26 @@ fn each_policy_refusal_exits_2_before_anything_is_uploaded_or_registered() {
     assert_eq!(report["workflows"][0]["outcome"], "registered", "{report:#}");
     assert!(production_entities(&repo) > 0);
     assert!(production_uploads(&repo));
+}
+
+#[test]
+fn without_pyflytes_package_the_specs_are_taken_from_staging() {
+    if flytekit_python().is_none() {
+        return;
+    }
+    let repo = release_repo();
+    let versions = deploy_staging(&repo, &["hello", "training"]);
+    std::fs::remove_dir_all(repo.path().join(".flyte/cache")).unwrap();
+
+    let report = promote_json(&repo, &["hello", "training"]);
+    for row in report["workflows"].as_array().unwrap() {
+        assert_eq!(row["outcome"], "registered", "{row:#}");
+        assert!(row["entities"]["created"].as_u64().unwrap() >= 3, "{row:#}");
+    }
+    assert_production_mirrors_staging(&repo, &versions);
+    let before = production_entities(&repo);
+    for row in promote_json(&repo, &["hello", "training"])["workflows"].as_array().unwrap() {
+        assert_eq!(row["outcome"], "already-registered", "{row:#}");
+    }
+    assert_eq!(production_entities(&repo), before);
 }

@@ -257,12 +257,35 @@ pub const DEST_DIR: &str = "{{ .dest_dir }}";
 
 /// Hydrates one spec file for `target`.
 pub fn hydrate(kind: Kind, file_bytes: &[u8], target: &Target) -> Result<Hydrated> {
+    hydrate_with(kind, file_bytes, target, None)
+}
+
+/// What a spec registered in one domain is moved from, for [`retarget`].
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The source domain: identifiers of `target.project` at `target.version` in it move to
+    /// `target.domain`.
+    pub domain: &'a str,
+    /// The code archive URL its tasks use: an arg equal to it becomes `target.code_url`.
+    pub code_url: Option<&'a str>,
+}
+
+/// Like [`hydrate`] for a spec as registered in another domain (`admin::spec_of` of a Get
+/// answer): besides what `hydrate` sets, identifiers of the target's project and version in
+/// `source.domain` move to the target's domain, and the source's code archive URL becomes
+/// the target's. The target's launch-plan settings are applied on top of the source's (the
+/// caller makes sure they cover every setting the source applied). Wire edits only.
+pub fn retarget(kind: Kind, spec_bytes: &[u8], source: Source<'_>, target: &Target) -> Result<Hydrated> {
+    hydrate_with(kind, spec_bytes, target, Some(source))
+}
+
+fn hydrate_with(kind: Kind, file_bytes: &[u8], target: &Target, source: Option<Source<'_>>) -> Result<Hydrated> {
     for (what, value) in [("project", &target.project), ("domain", &target.domain), ("version", &target.version)] {
         if value.is_empty() {
             bail!("cannot hydrate a {kind}: the target {what} is empty");
         }
     }
-    let mut hydrator = Hydrator { target, references: Vec::new() };
+    let mut hydrator = Hydrator { target, source, references: Vec::new() };
     let (id_bytes, spec) = match kind {
         Kind::Task => hydrator.task_spec(file_bytes),
         Kind::Workflow => hydrator.workflow_spec(file_bytes),
@@ -351,6 +374,8 @@ pub fn registration_levels(entities: &[Hydrated]) -> Result<Vec<Vec<usize>>> {
 
 struct Hydrator<'a> {
     target: &'a Target,
+    /// Set by [`retarget`].
+    source: Option<Source<'a>>,
     references: Vec<Identifier>,
 }
 
@@ -363,7 +388,10 @@ impl Hydrator<'_> {
         if current.project.is_empty() || current.project == PROJECT_TEMPLATE {
             out = wire::set_len(&out, id::PROJECT, t.project.as_bytes())?;
         }
-        if current.domain.is_empty() || current.domain == DOMAIN_TEMPLATE {
+        let moved = self.source.is_some_and(|s| {
+            current.domain == s.domain && current.project == t.project && current.version == t.version
+        });
+        if current.domain.is_empty() || current.domain == DOMAIN_TEMPLATE || moved {
             out = wire::set_len(&out, id::DOMAIN, t.domain.as_bytes())?;
         }
         if current.version.is_empty() || current.version == VERSION_TEMPLATE {
@@ -398,7 +426,8 @@ impl Hydrator<'_> {
 
     /// The replacement of one container arg, if it is a registration placeholder.
     fn arg(&self, arg: &[u8]) -> Result<Option<Vec<u8>>> {
-        if arg == REMOTE_PACKAGE_PATH.as_bytes() {
+        let source_url = self.source.and_then(|s| s.code_url).filter(|u| !u.is_empty());
+        if arg == REMOTE_PACKAGE_PATH.as_bytes() || source_url.is_some_and(|u| arg == u.as_bytes()) {
             let Some(url) = &self.target.code_url else {
                 bail!(
                     "a container arg is `{REMOTE_PACKAGE_PATH}` (a fast-registered task) but no code archive URL \

@@ -97,9 +97,8 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         let mut results = Vec::new();
         for p in &prepared {
             let started = Instant::now();
-            let mut summary = promotion.promote(&admin, p).await;
+            let (mut summary, launch_plans) = promotion.promote(&admin, p).await;
             summary.seconds = started.elapsed().as_secs_f64();
-            let launch_plans = p.launch_plan_names();
             results.push((summary, launch_plans));
         }
         admin.close().await?;
@@ -131,23 +130,6 @@ struct Prepared {
     archive: Option<Vec<u8>>,
 }
 
-impl Prepared {
-    fn launch_plan_names(&self) -> Vec<String> {
-        let Some(package) = &self.package else { return Vec::new() };
-        let mut names: Vec<String> = package
-            .entities
-            .iter()
-            .filter(|e| e.kind == Kind::LaunchPlan)
-            .filter_map(|e| wire::last_len(&e.bytes, 1).ok().flatten())
-            .filter_map(|id| hydrate::Identifier::from_wire(id).ok())
-            .map(|id| id.name)
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    }
-}
-
 /// What is promoted where.
 struct Promotion<'a> {
     config: &'a Config,
@@ -155,6 +137,14 @@ struct Promotion<'a> {
     to: &'a str,
     commit: &'a str,
     target_settings: crate::config::DomainSettings,
+}
+
+/// An entity as registered in the source domain: its id there and the spec in the form
+/// pyflyte writes it (`admin::spec_of`).
+struct Fetched {
+    kind: Kind,
+    id: hydrate::Identifier,
+    spec: Vec<u8>,
 }
 
 impl Promotion<'_> {
@@ -172,6 +162,21 @@ impl Promotion<'_> {
         )
     }
 
+    fn not_in_source(&self, p: &Prepared, missing: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "version {} of '{}' is not registered in '{}'{missing}; nothing was registered in '{}': {}",
+            p.fp.version,
+            p.wf.name,
+            self.from,
+            self.to,
+            self.deploy_first()
+        )
+    }
+
+    fn source_settings(&self) -> crate::config::DomainSettings {
+        self.config.domain(self.from).map(|d| d.settings.clone()).unwrap_or_default()
+    }
+
     fn target(&self, p: &Prepared, domain: &str) -> Target {
         Target {
             project: p.wf.project.clone(),
@@ -179,16 +184,13 @@ impl Promotion<'_> {
             version: p.fp.version.clone(),
             code_url: None,
             dest_dir: "/root".into(),
-            settings: if domain == self.to {
-                self.target_settings.clone()
-            } else {
-                self.config.domain(domain).map(|d| d.settings.clone()).unwrap_or_default()
-            },
+            settings: if domain == self.to { self.target_settings.clone() } else { self.source_settings() },
         }
     }
 
-    /// Promotes one workflow; every failure is in the returned summary.
-    async fn promote(&self, admin: &Admin, p: &Prepared) -> WorkflowSummary {
+    /// Promotes one workflow; every failure is in the returned summary. Also returns the
+    /// names of its launch plans (for the record).
+    async fn promote(&self, admin: &Admin, p: &Prepared) -> (WorkflowSummary, Vec<String>) {
         let mut summary = WorkflowSummary {
             name: p.wf.name.clone(),
             action: ACTION.into(),
@@ -200,18 +202,30 @@ impl Promotion<'_> {
             error: None,
             seconds: 0.0,
         };
-        match self.promote_package(admin, p, &mut summary).await {
-            Ok(()) => {}
-            Err(e) => summary.error = Some(format!("{e:#}")),
+        let mut launch_plans = Vec::new();
+        let done = match &p.package {
+            Some(package) => self.rehydrate_package(admin, p, package, &mut summary, &mut launch_plans).await,
+            None => self.move_from_source(admin, p, &mut summary, &mut launch_plans).await,
+        };
+        if let Err(e) = done {
+            summary.outcome = Outcome::Failed;
+            summary.error = Some(format!("{e:#}"));
         }
-        summary
+        launch_plans.sort();
+        launch_plans.dedup();
+        (summary, launch_plans)
     }
 
-    async fn promote_package(&self, admin: &Admin, p: &Prepared, summary: &mut WorkflowSummary) -> Result<()> {
-        let Some(package) = &p.package else {
-            return Err(self.no_package(admin, p).await);
-        };
-        // The source's entities: every spec of the package, at this version, in the source domain.
+    /// From pyflyte's cached package: every spec checked in the source domain, then the
+    /// package hydrated for the target domain, as a deploy there would.
+    async fn rehydrate_package(
+        &self,
+        admin: &Admin,
+        p: &Prepared,
+        package: &Package,
+        summary: &mut WorkflowSummary,
+        launch_plans: &mut Vec<String>,
+    ) -> Result<()> {
         let mut source_target = self.target(p, self.from);
         source_target.code_url = Some(String::new());
         let source_ids = hydrate::hydrate_package(package, &source_target)?;
@@ -220,72 +234,243 @@ impl Promotion<'_> {
         for h in &source_ids {
             match admin.get(register::resource_type(h.kind), &h.id.to_prost()).await? {
                 None => missing.push(h.id.to_string()),
-                Some(entity) if h.kind == Kind::Task => source_tasks.push((h, entity)),
+                Some(entity) if h.kind == Kind::Task => {
+                    source_tasks.push((h.id.name.clone(), crate::admin::spec_of(ResourceType::Task, &entity)))
+                }
                 Some(_) => {}
             }
         }
         if !missing.is_empty() {
-            anyhow::bail!(
-                "version {} of '{}' is not registered in '{}' (missing: {}); nothing was registered in '{}': {}",
-                p.fp.version,
-                p.wf.name,
-                self.from,
-                missing.join(", "),
-                self.to,
-                self.deploy_first()
-            );
+            return Err(self.not_in_source(p, &format!(" (missing: {})", missing.join(", "))));
         }
-
-        // The code archive: the one the source's tasks use, rebuilt byte for byte.
-        let source_url = source_code_url(package, &source_tasks)?;
+        let source_url = package_code_url(package, &source_tasks)?;
+        let mut candidates: Vec<&[u8]> = p.archive.iter().map(Vec::as_slice).collect();
+        if let Some((_, bytes)) = &package.fast_archive {
+            candidates.push(bytes);
+        }
         let archive = match &source_url {
             None => None,
-            Some(url) => {
-                let filename = url.rsplit('/').next().unwrap_or_default().to_string();
-                let mut candidates: Vec<&[u8]> = Vec::new();
-                if let Some(bytes) = &p.archive {
-                    candidates.push(bytes);
-                }
-                if let Some((_, bytes)) = &package.fast_archive {
-                    candidates.push(bytes);
-                }
-                let mut found = None;
-                for bytes in candidates {
-                    let location = admin.create_upload_location(&p.wf.project, self.from, &filename, bytes).await?;
-                    if &location.native_url == url {
-                        found = Some(bytes);
-                        break;
-                    }
-                }
-                let Some(bytes) = found else {
-                    anyhow::bail!(
-                        "the code archive rebuilt from commit {} is not the one the tasks in '{}' use ({url}); \
-                         nothing was registered in '{}': {}",
-                        self.short_commit(),
-                        self.from,
-                        self.to,
-                        self.deploy_first()
-                    );
-                };
-                Some((filename, bytes))
-            }
+            Some(url) => Some(self.same_archive(admin, p, url, &candidates).await?),
         };
-
-        // Register the same specs into the target domain.
         let target = self.target(p, self.to);
         let options = Options { activate: false, ..Options::default() };
         let archive = archive.as_ref().map(|(filename, bytes)| Archive { filename, bytes });
         let registered = register::register_package(admin, package, &target, archive, &options).await?;
+        let lp_ids: Vec<hydrate::Identifier> =
+            source_ids.iter().filter(|h| h.kind == Kind::LaunchPlan).map(|h| h.id.clone()).collect();
+        launch_plans.extend(lp_ids.iter().map(|id| id.name.clone()));
+        self.finish(admin, &registered, &lp_ids, summary).await
+    }
+
+    /// Without pyflyte's package: the entities are fetched from the source domain (the
+    /// workflows of the workflow's packages at this version, everything they reference at
+    /// this version, and the launch plans of those workflows) and moved to the target
+    /// domain by wire edits (`hydrate::retarget`).
+    async fn move_from_source(
+        &self,
+        admin: &Admin,
+        p: &Prepared,
+        summary: &mut WorkflowSummary,
+        launch_plans: &mut Vec<String>,
+    ) -> Result<()> {
+        let project = &p.wf.project;
+        let version = &p.fp.version;
+        let source_id = |kind: ResourceType, name: &str| hydrate::Identifier {
+            resource_type: kind as i32,
+            project: project.clone(),
+            domain: self.from.to_string(),
+            name: name.to_string(),
+            version: version.clone(),
+            org: String::new(),
+        };
+        // Only to read references: the source's own domain as target changes nothing.
+        let mut read_target = self.target(p, self.from);
+        read_target.code_url = Some(String::new());
+        let mut fetched: Vec<Fetched> = Vec::new();
+        let mut queue: Vec<hydrate::Identifier> = Vec::new();
+        for name in admin.list_names(ResourceType::Workflow, project, self.from).await? {
+            if p.wf.packages.iter().any(|pkg| name.starts_with(&format!("{pkg}."))) {
+                queue.push(source_id(ResourceType::Workflow, &name));
+            }
+        }
+        let roots = queue.clone();
+        let mut workflows = Vec::new();
+        let mut missing = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(id) = queue.pop() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let kind = id.kind().context("a reference of an unknown kind")?;
+            let Some(entity) = admin.get(register::resource_type(kind), &id.to_prost()).await? else {
+                // A workflow name without this version is not ours; a missing reference is.
+                if !roots.contains(&id) {
+                    missing.push(id.to_string());
+                }
+                continue;
+            };
+            let spec = crate::admin::spec_of(register::resource_type(kind), &entity);
+            let read = hydrate::hydrate(kind, &spec, &read_target).with_context(|| format!("reading {id}"))?;
+            for r in read.references {
+                if r.project == *project && r.domain == self.from && r.version == *version {
+                    queue.push(r);
+                }
+            }
+            if kind == Kind::Workflow {
+                workflows.push(id.clone());
+            }
+            fetched.push(Fetched { kind, id, spec });
+        }
+        if workflows.is_empty() {
+            return Err(self.not_in_source(p, ""));
+        }
+        // The launch plans of these workflows at this version.
+        for name in admin.list_names(ResourceType::LaunchPlan, project, self.from).await? {
+            let id = source_id(ResourceType::LaunchPlan, &name);
+            if fetched.iter().any(|f| f.id == id) {
+                continue;
+            }
+            let Some(entity) = admin.get(ResourceType::LaunchPlan, &id.to_prost()).await? else { continue };
+            let spec = crate::admin::spec_of(ResourceType::LaunchPlan, &entity);
+            let read = hydrate::hydrate(Kind::LaunchPlan, &spec, &read_target)?;
+            if read.references.iter().any(|r| workflows.contains(r)) {
+                fetched.push(Fetched { kind: Kind::LaunchPlan, id, spec });
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            return Err(self.not_in_source(p, &format!(" completely (missing: {})", missing.join(", "))));
+        }
+        self.settings_replaceable(p)?;
+
+        // The code archive the source's tasks use, rebuilt from the commit.
+        let mut source_url: Option<String> = None;
+        for f in fetched.iter().filter(|f| f.kind == Kind::Task) {
+            let args = container_args(&f.spec)?;
+            let Some(i) = args.iter().position(|a| a == ADDITIONAL_DISTRIBUTION) else { continue };
+            let Some(url) = args.get(i + 1) else { continue };
+            match &source_url {
+                Some(u) if u != url => {
+                    anyhow::bail!("the tasks in '{}' use two code archives: {u} and {url}", self.from)
+                }
+                _ => source_url = Some(url.clone()),
+            }
+        }
+        let mut target = self.target(p, self.to);
+        if let Some(url) = &source_url {
+            let candidates: Vec<&[u8]> = p.archive.iter().map(Vec::as_slice).collect();
+            let (filename, bytes) = self.same_archive(admin, p, url, &candidates).await?;
+            admin.ensure_project(project).await?;
+            let native = admin
+                .upload(project, self.to, &filename, bytes)
+                .await
+                .with_context(|| format!("uploading the code archive {filename}"))?;
+            target.code_url = Some(native);
+        }
+        let source = hydrate::Source { domain: self.from, code_url: source_url.as_deref() };
+        let mut entities = Vec::new();
+        for f in &fetched {
+            let moved =
+                hydrate::retarget(f.kind, &f.spec, source, &target).with_context(|| format!("moving {}", f.id))?;
+            entities.push(register::entity(&moved));
+        }
+        admin.ensure_project(project).await?;
+        let options = Options { activate: false, ..Options::default() };
+        let registered = register::register_entities(admin, entities, &options).await;
+        let lp_ids: Vec<hydrate::Identifier> =
+            fetched.iter().filter(|f| f.kind == Kind::LaunchPlan).map(|f| f.id.clone()).collect();
+        launch_plans.extend(lp_ids.iter().map(|id| id.name.clone()));
+        self.finish(admin, &registered, &lp_ids, summary).await
+    }
+
+    /// Fetched specs carry the source domain's launch-plan settings; the target's replace
+    /// them only where the target sets the same ones. Refuses otherwise (the source's
+    /// setting would leak into the target).
+    fn settings_replaceable(&self, p: &Prepared) -> Result<()> {
+        let (s, t) = (self.source_settings(), &self.target_settings);
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+        let mut uncovered = Vec::new();
+        for (what, source, target) in [
+            ("service_account", &s.service_account, &t.service_account),
+            ("iam_role", &s.iam_role, &t.iam_role),
+            ("raw_output_prefix", &s.raw_output_prefix, &t.raw_output_prefix),
+        ] {
+            if set(source) && !set(target) {
+                uncovered.push(what.to_string());
+            }
+        }
+        for (what, source, target) in
+            [("labels", &s.labels, &t.labels), ("annotations", &s.annotations, &t.annotations), ("env", &s.env, &t.env)]
+        {
+            uncovered.extend(source.keys().filter(|k| !target.contains_key(*k)).map(|k| format!("{what}.{k}")));
+        }
+        if uncovered.is_empty() {
+            return Ok(());
+        }
+        Err(crate::error::user(
+            format!(
+                "'{}': the specs pyflyte wrote for version {} are not in {}/{}.tgz, and the launch plans in '{}' \
+                 carry settings '{}' does not replace ({}); nothing was registered",
+                p.wf.name,
+                p.fp.version,
+                serialize::CACHE_DIR,
+                p.key,
+                self.from,
+                self.to,
+                uncovered.join(", ")
+            ),
+            format!(
+                "restore the serialization cache of the {} deploy ({} between CI jobs), or set those settings on \
+                 domain '{}' in deploy.toml",
+                self.from,
+                serialize::CACHE_DIR,
+                self.to
+            ),
+        ))
+    }
+
+    /// Which of `candidates` is the archive at `url` in the source domain (same name and
+    /// MD5: the upload location is content-addressed), with its file name.
+    async fn same_archive<'b>(
+        &self,
+        admin: &Admin,
+        p: &Prepared,
+        url: &str,
+        candidates: &[&'b [u8]],
+    ) -> Result<(String, &'b [u8])> {
+        let filename = url.rsplit('/').next().unwrap_or_default().to_string();
+        for bytes in candidates {
+            let location = admin.create_upload_location(&p.wf.project, self.from, &filename, bytes).await?;
+            if location.native_url == url {
+                return Ok((filename, bytes));
+            }
+        }
+        anyhow::bail!(
+            "the code archive rebuilt from commit {} is not the one the tasks in '{}' use ({url}); nothing was \
+             registered in '{}': {}",
+            self.short_commit(),
+            self.from,
+            self.to,
+            self.deploy_first()
+        )
+    }
+
+    /// Counts, failures, and activation in the target of the launch plans active in the source.
+    async fn finish(
+        &self,
+        admin: &Admin,
+        registered: &register::Summary,
+        source_launch_plans: &[hydrate::Identifier],
+        summary: &mut WorkflowSummary,
+    ) -> Result<()> {
         summary.entities =
             Entities { created: registered.created(), existing: registered.existing(), failed: registered.failed() };
         if !registered.errors.is_empty() {
             anyhow::bail!("{}", registered.errors.join("; "));
         }
-
-        // Activate in the target what is active in the source.
         let mut activated = 0;
-        for h in source_ids.iter().filter(|h| h.kind == Kind::LaunchPlan) {
-            let source_id = h.id.to_prost();
+        for id in source_launch_plans {
+            let source_id = id.to_prost();
             if admin.launch_plan_active(&source_id).await? != Some(true) {
                 continue;
             }
@@ -297,7 +482,7 @@ impl Promotion<'_> {
             admin
                 .set_launch_plan_active(&target_id, true)
                 .await
-                .map_err(|s| crate::admin::status_error(&admin.endpoint, "activating a launch plan", s))
+                .map_err(|s| crate::admin::status_error(&admin.endpoint, "UpdateLaunchPlan", s))
                 .with_context(|| format!("activating {}", register::describe(ResourceType::LaunchPlan, &target_id)))?;
             activated += 1;
         }
@@ -305,58 +490,12 @@ impl Promotion<'_> {
             if registered.created() > 0 || activated > 0 { Outcome::Registered } else { Outcome::AlreadyRegistered };
         Ok(())
     }
-
-    /// The error for a workflow whose pyflyte package is not in the cache: "deploy first"
-    /// when the source domain does not have the version either, else how to get the cache.
-    async fn no_package(&self, admin: &Admin, p: &Prepared) -> anyhow::Error {
-        let in_source = async {
-            let names = admin.list_names(ResourceType::Workflow, &p.wf.project, self.from).await?;
-            for name in names.iter().filter(|n| p.wf.packages.iter().any(|pkg| n.starts_with(&format!("{pkg}.")))) {
-                let id = flyteidl::flyteidl::core::Identifier {
-                    resource_type: ResourceType::Workflow as i32,
-                    project: p.wf.project.clone(),
-                    domain: self.from.to_string(),
-                    name: name.clone(),
-                    version: p.fp.version.clone(),
-                    org: String::new(),
-                };
-                if admin.get(ResourceType::Workflow, &id).await?.is_some() {
-                    return anyhow::Ok(true);
-                }
-            }
-            Ok(false)
-        };
-        match in_source.await {
-            Ok(false) => anyhow::anyhow!(
-                "version {} of '{}' is not registered in '{}'; nothing was registered in '{}': {}",
-                p.fp.version,
-                p.wf.name,
-                self.from,
-                self.to,
-                self.deploy_first()
-            ),
-            Ok(true) => anyhow::anyhow!(
-                "version {} of '{}' is in '{}', but the specs pyflyte wrote for it are not in {}/{}.tgz, and \
-                 promotion never runs pyflyte; nothing was registered in '{}': restore the serialization cache of \
-                 the {} deploy (cache {} between CI jobs)",
-                p.fp.version,
-                p.wf.name,
-                self.from,
-                serialize::CACHE_DIR,
-                p.key,
-                self.to,
-                self.from,
-                serialize::CACHE_DIR
-            ),
-            Err(e) => e.context(format!("checking '{}' in '{}'", p.wf.name, self.from)),
-        }
-    }
 }
 
 /// The code archive URL the source's tasks use: the arg at the position where the package's
 /// task has `{{ .remote_package_path }}` (right after `--additional-distribution`). `None`
-/// when no task is fast-registered. All tasks must agree.
-fn source_code_url(package: &Package, source_tasks: &[(&hydrate::Hydrated, Vec<u8>)]) -> Result<Option<String>> {
+/// when no task is fast-registered. All tasks must agree. `source_tasks`: (name, TaskSpec).
+fn package_code_url(package: &Package, source_tasks: &[(String, Vec<u8>)]) -> Result<Option<String>> {
     let mut url: Option<String> = None;
     for spec in package.entities.iter().filter(|e| e.kind == Kind::Task) {
         let args = container_args(&spec.bytes)?;
@@ -364,9 +503,8 @@ fn source_code_url(package: &Package, source_tasks: &[(&hydrate::Hydrated, Vec<u
         let id = hydrate::Identifier::from_wire(
             wire::last_len(wire::last_len(&spec.bytes, 1)?.unwrap_or_default(), 1)?.unwrap_or_default(),
         )?;
-        let Some((_, entity)) = source_tasks.iter().find(|(h, _)| h.id.name == id.name) else { continue };
-        let source_spec = crate::admin::spec_of(ResourceType::Task, entity);
-        let source_args = container_args(&source_spec)?;
+        let Some((_, source_spec)) = source_tasks.iter().find(|(name, _)| *name == id.name) else { continue };
+        let source_args = container_args(source_spec)?;
         let found =
             source_args.get(position).filter(|_| position == 0 || source_args[position - 1] == args[position - 1]);
         let Some(found) = found else {
