@@ -13,6 +13,7 @@ pub mod build;
 pub mod cli;
 pub mod codeset;
 pub mod config;
+pub mod deploy;
 pub mod deps;
 pub mod diff;
 pub mod error;
@@ -46,6 +47,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::List(args) => list::run(args),
         Command::Package(args) => package::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
