@@ -8,6 +8,7 @@ use anyhow::Result;
 
 pub mod base;
 pub mod bench;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod deps;
@@ -18,6 +19,7 @@ pub mod plan;
 pub mod repo;
 pub mod report;
 pub mod source;
+pub mod synthetic;
 pub mod test;
 pub mod venv;
 pub mod workspace;
