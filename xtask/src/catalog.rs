@@ -71,9 +71,10 @@ pub fn workflows(
     full: &HashSet<&str>,
 ) -> Result<Vec<Workflow>> {
     let defaults = DependencyMatcher::new(&config.dependencies)?;
+    let odb = repo.odb().context("opening the object database")?;
     let mut out: Vec<Workflow> = Vec::with_capacity(folders.len());
     for folder in folders {
-        out.push(workflow(repo, config, folder, full.contains(folder.name.as_str()), &defaults)?);
+        out.push(workflow(repo, &odb, config, folder, full.contains(folder.name.as_str()), &defaults)?);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     for pair in out.windows(2) {
@@ -92,6 +93,7 @@ pub fn workflows(
 
 fn workflow(
     repo: &Repository,
+    odb: &git2::Odb<'_>,
     config: &Config,
     folder: &Folder,
     full: bool,
@@ -100,7 +102,6 @@ fn workflow(
     let dir = format!("{}/{}", config.workflows, folder.name);
     // The folder's raw tree, not a parsed `git2::Tree`: only three names are looked up, and
     // this runs for every workflow.
-    let odb = repo.odb().with_context(|| format!("reading '{dir}'"))?;
     let raw = odb.read(folder.tree).with_context(|| format!("reading '{dir}'"))?;
     let [manifest_blob, dockerfile, containerfile] =
         files_named(raw.data(), [WORKFLOW_TOML.as_bytes(), b"Dockerfile", b"Containerfile"]);
@@ -177,13 +178,14 @@ pub fn names(
     let mut names = HashSet::with_capacity(folders.len());
     let mut read = Vec::new();
     let defaults = DependencyMatcher::default();
+    let odb = repo.odb().context("opening the object database")?;
     for folder in folders {
         match known.get(&(folder.name.as_str(), folder.tree)) {
             Some(name) => {
                 names.insert(name.to_string());
             }
             None => {
-                let w = workflow(repo, config, folder, false, &defaults)?;
+                let w = workflow(repo, &odb, config, folder, false, &defaults)?;
                 names.insert(w.name.clone());
                 read.push(w);
             }
