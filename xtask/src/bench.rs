@@ -10,7 +10,7 @@ use crate::cli::{Bench, BenchKind};
 pub fn run(args: Bench) -> Result<ExitCode> {
     match args.what {
         BenchKind::Plan => Err(crate::error::user("`bench plan` is not available yet", "")),
-        BenchKind::Package => Err(crate::error::user("`bench package` is not available yet", "")),
+        BenchKind::Package => crate::package_bench::run(),
         BenchKind::Register => Err(crate::error::user("`bench register` is not available yet", "")),
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod list;
 pub mod package;
+pub mod package_bench;
 pub mod repo;
 pub mod report;
 pub mod source;

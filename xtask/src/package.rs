@@ -7,7 +7,7 @@
 //! below it; folders are stored (0755) so extraction never depends on the umask. Every entry
 //! has mtime 0, uid/gid 0 and empty owner names; files are 0644 or 0755, symlinks 0755 with
 //! their target. The gzip header has no file name and mtime 0, compression level
-//! [`GZIP_LEVEL`]. So the bytes depend only on the code set (and this tool's version).
+//! [`GZIP_LEVEL`] (flate2's default Rust backend). So the bytes depend only on the code set (and this tool's version).
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -28,7 +28,9 @@ use crate::source::{GitTree, WorkDir};
 use crate::workspace::Workspace;
 
 /// The gzip compression level of every archive.
-pub const GZIP_LEVEL: u32 = 6;
+/// Level 1: on source code it compresses to about 40% (level 6: 30%) in a sixth of the time;
+/// archives are uploaded once per version, and packaging speed is what users wait for.
+pub const GZIP_LEVEL: u32 = 1;
 
 /// A written archive.
 #[derive(Debug, Clone)]
@@ -123,6 +125,9 @@ pub fn write(set: &CodeSet, repo: &git2::Repository, dir: &Path, name: &str, ver
 
 /// Writes the archive of `set` to `out` and returns `out` once the gzip stream is complete.
 pub fn write_archive<W: Write>(set: &CodeSet, repo: &git2::Repository, out: W) -> Result<W> {
+    // Read objects as git itself does, without libgit2's SHA-1 re-check of every object read
+    // (a sixth of the time of a large archive); `git fsck` is what verifies a repository.
+    git2::opts::strict_hash_verification(false);
     let gz = GzBuilder::new().mtime(0).write(out, Compression::new(GZIP_LEVEL));
     let mut tar = tar::Builder::new(gz);
     let mut folders: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
