@@ -228,6 +228,11 @@ fn untracked_files_never_enter_an_archive() {
     assert!(!files.contains_key(".env") && !files.contains_key("hello/scratch.py"), "{:?}", files.keys());
     assert_eq!(files["hello/greet.py"].1, b"# modified, not committed\n", "--dirty takes tracked files as they are");
     assert_ne!(dirty.version.trim_end_matches("-dirty"), committed_pkg.version);
+    // Staged is tracked: `git add` brings a new file into a dirty package; deleted files leave.
+    repo.git(&["add", "workflows/hello/hello/scratch.py"]);
+    std::fs::remove_file(repo.path().join("workflows/hello/hello/greet.py")).unwrap();
+    let files = unpack(&one(&repo, "hello", &["--dirty"]).path);
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["hello/__init__.py", "hello/scratch.py"]);
 }
 
 #[test]

@@ -207,3 +207,61 @@ impl<W: Write> Write for Digesting<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codeset::fixture::Fixture;
+    use std::io::Read;
+
+    #[test]
+    fn headers_are_fixed_and_long_names_survive() {
+        let f = Fixture::new();
+        let long = format!("workflows/a/a/{}/deep.py", "very_long_folder_name".repeat(6));
+        f.write(&long, "deep = True\n");
+        f.write("workflows/a/tool.sh", "#!/bin/sh\n");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f.dir.path().join("workflows/a/tool.sh"), std::fs::Permissions::from_mode(0o775))
+            .unwrap();
+        std::os::unix::fs::symlink("a/wf.py", f.dir.path().join("workflows/a/link.py")).unwrap();
+        let (repo, set) = f.code_set();
+        let bytes = write_archive(&set, &repo, Vec::new()).unwrap();
+        assert_eq!(bytes, write_archive(&set, &repo, Vec::new()).unwrap(), "same set, same bytes");
+
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let mut seen = Vec::new();
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let h = entry.header().clone();
+            assert_eq!(h.mtime().unwrap(), 0);
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+            assert_eq!(h.username().unwrap(), Some(""));
+            assert_eq!(h.groupname().unwrap(), Some(""));
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mode = h.mode().unwrap();
+            match h.entry_type() {
+                tar::EntryType::Directory => assert_eq!(mode, 0o755, "{path}"),
+                tar::EntryType::Symlink => {
+                    assert_eq!(entry.link_name().unwrap().unwrap(), Path::new("a/wf.py"));
+                }
+                tar::EntryType::Regular => {
+                    let expected = if path == "tool.sh" { 0o755 } else { 0o644 };
+                    assert_eq!(mode, expected, "{path}");
+                    if path.ends_with("deep.py") {
+                        let mut text = String::new();
+                        entry.read_to_string(&mut text).unwrap();
+                        assert_eq!(text, "deep = True\n");
+                    }
+                }
+                other => panic!("unexpected entry type {other:?} for {path}"),
+            }
+            seen.push(path);
+        }
+        let deep = long.trim_start_matches("workflows/a/").to_string();
+        assert!(seen.contains(&deep), "long path kept whole: {seen:?}");
+        let files: Vec<&String> = seen.iter().filter(|p| !p.ends_with('/') && p.contains('.')).collect();
+        let mut sorted = files.clone();
+        sorted.sort();
+        assert_eq!(files, sorted);
+    }
+}
