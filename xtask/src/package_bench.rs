@@ -39,6 +39,7 @@ print(json.dumps({"seconds": best, "size": size}))
 "#;
 
 pub fn run() -> Result<ExitCode> {
+    crate::codeset::tune_object_reads();
     let project = Repo::discover()?;
     let python = crate::venv::ensure(&project.root)?;
     let dir = crate::venv::target_dir(&project.root).join("bench/package");
