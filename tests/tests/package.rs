@@ -154,6 +154,10 @@ fn two_clones_give_identical_archives_versions_and_images() {
         assert_eq!(pa.md5, pb.md5, "{name}");
         assert_eq!(pa.bytes(), pb.bytes(), "{name}: byte-identical archives");
         assert_eq!(pa.size, pa.bytes().len() as u64);
+        for (tool, reported) in [("sha256sum", &pa.sha256), ("md5sum", &pa.md5)] {
+            let out = Command::new(tool).arg(&pa.path).output().expect(tool).stdout;
+            assert!(String::from_utf8(out).unwrap().starts_with(reported.as_str()), "{name}: {tool}");
+        }
         assert_eq!(pa.path.file_name().unwrap().to_str().unwrap(), format!("{name}-{}.tar.gz", pa.version));
         assert!(pa.version.len() >= 16 && pa.version.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }

@@ -174,22 +174,35 @@ fn as_path(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
 
-/// A writer that counts and hashes what goes through it.
+/// A writer that counts what goes through it and hashes it (sha256, md5) on another
+/// thread, so hashing overlaps compression.
 struct Digesting<W: Write> {
     inner: W,
     size: u64,
-    sha256: Sha256,
-    md5: Md5,
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    hasher: Option<std::thread::JoinHandle<(String, String)>>,
 }
 
 impl<W: Write> Digesting<W> {
     fn new(inner: W) -> Self {
-        Digesting { inner, size: 0, sha256: Sha256::new(), md5: Md5::new() }
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+        let hasher = std::thread::spawn(move || {
+            let (mut sha256, mut md5) = (Sha256::new(), Md5::new());
+            for chunk in received {
+                sha256.update(&chunk);
+                md5.update(&chunk);
+            }
+            (hex::encode(sha256.finalize()), hex::encode(md5.finalize()))
+        });
+        Digesting { inner, size: 0, chunks: Some(chunks), hasher: Some(hasher) }
     }
 
     fn finish(mut self) -> Result<(u64, String, String)> {
         self.inner.flush().context("writing the archive")?;
-        Ok((self.size, hex::encode(self.sha256.finalize()), hex::encode(self.md5.finalize())))
+        drop(self.chunks.take());
+        let hasher = self.hasher.take().context("the archive was finished twice")?;
+        let (sha256, md5) = hasher.join().map_err(|_| anyhow::anyhow!("hashing the archive failed"))?;
+        Ok((self.size, sha256, md5))
     }
 }
 
@@ -197,8 +210,9 @@ impl<W: Write> Write for Digesting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.size += n as u64;
-        self.sha256.update(&buf[..n]);
-        self.md5.update(&buf[..n]);
+        if let Some(chunks) = &self.chunks {
+            chunks.send(buf[..n].to_vec()).map_err(|_| std::io::Error::other("the archive hasher stopped"))?;
+        }
         Ok(n)
     }
 
