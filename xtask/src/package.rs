@@ -7,7 +7,8 @@
 //! below it; folders are stored (0755) so extraction never depends on the umask. Every entry
 //! has mtime 0, uid/gid 0 and empty owner names; files are 0644 or 0755, symlinks 0755 with
 //! their target. The gzip header has no file name and mtime 0, compression level
-//! [`GZIP_LEVEL`] (flate2's default Rust backend). So the bytes depend only on the code set (and this tool's version).
+//! [`GZIP_LEVEL`] (flate2's default Rust backend). So the bytes depend only on the code set
+//! (and on this tool's version, through the compressor).
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
