@@ -14,7 +14,7 @@ use crate::synthetic;
 pub fn run(args: Bench) -> Result<ExitCode> {
     match args.what {
         BenchKind::Plan => plan(),
-        BenchKind::Package => Err(crate::error::user("`bench package` is not available yet", "")),
+        BenchKind::Package => crate::package_bench::run(),
         BenchKind::Register => crate::register::bench::run(),
     }
 }

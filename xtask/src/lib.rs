@@ -24,6 +24,7 @@ pub mod hydrate;
 pub mod image;
 pub mod list;
 pub mod package;
+pub mod package_bench;
 pub mod plan;
 pub mod policy;
 pub mod record;
