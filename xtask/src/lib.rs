@@ -20,6 +20,7 @@ pub mod diff;
 pub mod error;
 pub mod fingerprint;
 pub mod github;
+pub mod history;
 pub mod hydrate;
 pub mod image;
 pub mod list;
@@ -51,6 +52,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Package(args) => package::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Deploy(args) => deploy::run(args),
+        Command::History(args) => history::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
