@@ -521,6 +521,7 @@ async fn real_packages_register_exactly_and_a_rerun_finds_everything_there() {
             .unwrap();
         assert!(again.errors.is_empty(), "{name}: {:?}", again.errors);
         assert_eq!((again.created(), again.existing(), again.failed()), (0, package.entities.len(), 0), "{name}");
+        assert!(again.is_success(), "{name}: {}", again.counts());
         assert_eq!(again.activated, 0, "{name}: already active");
     }
     running.stop().await.unwrap();
