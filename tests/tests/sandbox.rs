@@ -728,3 +728,34 @@ async fn client_credentials_are_exchanged_for_a_token_and_never_shown() {
     }
     running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_sandbox_starts_one_in_process_under_the_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    let file = repo.path().join("deploy.toml");
+    let text = "[flyte]\nendpoint = \"sandbox\"\n\n[[domains]]\nname = \"qa\"\nbranches = [\"*\"]\n";
+    let config = xtask::config::Config::parse(&file, text).unwrap();
+    let admin = Admin::connect(&config, repo.path()).await.unwrap();
+    assert!(admin.is_sandbox().await.unwrap());
+    assert!(repo.path().join(".flyte/sandbox/sandbox.sqlite").is_file(), "state under the repository");
+    // A configured domain beyond FlyteAdmin's three is accepted by the embedded sandbox.
+    admin.ensure_project(PROJECT).await.unwrap();
+    let mut task = id(ResourceType::Task, "wf.t", "v1");
+    task.domain = "qa".into();
+    let mut template = core::TaskTemplate::decode(at(&task_spec("wf.t", "v1", "a"), &[1])).unwrap();
+    template.id = Some(task.clone());
+    let spec = admin::TaskSpec { template: Some(template), ..Default::default() }.encode_to_vec();
+    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &spec)).await.unwrap(), Created::New);
+    admin.close().await.unwrap();
+
+    // FLYTE_ENDPOINT wins over deploy.toml.
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    std::env::set_var("FLYTE_ENDPOINT", running.endpoint());
+    let admin = Admin::connect(&config, repo.path()).await;
+    std::env::remove_var("FLYTE_ENDPOINT");
+    let admin = admin.unwrap();
+    assert_eq!(admin.endpoint, running.endpoint());
+    assert!(admin.sandbox().is_none(), "reached at an address, not started");
+    running.stop().await.unwrap();
+}
