@@ -133,6 +133,9 @@ pub struct Build {
     /// Push the built image to the registry.
     #[arg(long)]
     pub push: bool,
+    /// Build on this machine even outside CI (images are built in CI by default).
+    #[arg(long)]
+    pub allow_local_build: bool,
 }
 
 /// Output format of `deploy` and `promote`.
@@ -151,9 +154,15 @@ pub struct Deploy {
     /// Print the plan with versions and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Deploy only these workflows of the plan (a CI matrix entry); the plan is computed as for all.
+    #[arg(long = "workflow", value_name = "NAME")]
+    pub workflows: Vec<String>,
     /// `text` (a table) or `json`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Build missing images on this machine even outside CI (images are built in CI by default).
+    #[arg(long)]
+    pub allow_local_build: bool,
 }
 
 /// Register into one domain exactly the versions another domain has (same specs, image and

@@ -9,20 +9,25 @@ use anyhow::Result;
 pub mod admin;
 pub mod base;
 pub mod bench;
+pub mod build;
 pub mod cli;
 pub mod codeset;
 pub mod config;
+pub mod deploy;
 pub mod deps;
 pub mod diff;
 pub mod error;
 pub mod fingerprint;
+pub mod github;
 pub mod hydrate;
+pub mod image;
 pub mod list;
 pub mod package;
 pub mod plan;
 pub mod policy;
 pub mod record;
 pub mod register;
+pub mod registry;
 pub mod repo;
 pub mod report;
 pub mod sandbox;
@@ -42,8 +47,10 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::List(args) => list::run(args),
         Command::Package(args) => package::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Build(args) => build::run(args),
         Command::Sandbox(args) => sandbox::run(args),
         other => Err(error::user(
             format!("`{}` is not available in this build yet", command_name(&other)),

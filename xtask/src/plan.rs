@@ -195,6 +195,8 @@ pub fn compute(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
         }
     };
 
+    let mut workflows = workflows;
+    fill_fingerprints(repo, &head, &head_tree, &workspace, &mut workflows, &mut notes)?;
     let plan = Plan {
         base: base.as_ref().map(|(c, _)| c.to_string()),
         head: head.id().to_string(),
@@ -204,6 +206,33 @@ pub fn compute(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
         base_how: base.map(|(_, how)| how),
     };
     Ok((plan, workspace))
+}
+
+/// Fills `version` and `image` of every workflow present at head from its fingerprint.
+fn fill_fingerprints(
+    repo: &Repo,
+    head: &git2::Commit<'_>,
+    tree: &GitTree<'_>,
+    ws: &Workspace,
+    planned: &mut [PlannedWorkflow],
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    for p in planned.iter_mut().filter(|p| p.action != Action::Removed) {
+        let Some(wf) = ws.workflow(&p.name) else { continue };
+        let fp = crate::codeset::CodeSet::at(&repo.git, tree.tree(), wf)
+            .and_then(|set| crate::fingerprint::of_commit(head, tree, &set, ws, wf));
+        match fp {
+            Ok(fp) => {
+                p.version = Some(fp.version);
+                p.image = Some(fp.image);
+            }
+            // A workflow that cannot be packaged (e.g. it holds a submodule) is still
+            // planned; it has no version, and deploying it fails with this message.
+            Err(e) if error::is_user_error(&e) => notes.push(format!("{}: no version: {e}", p.name)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The workflows at base: none when base has no deploy.toml (everything at head is new);

