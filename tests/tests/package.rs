@@ -154,6 +154,10 @@ fn two_clones_give_identical_archives_versions_and_images() {
         assert_eq!(pa.md5, pb.md5, "{name}");
         assert_eq!(pa.bytes(), pb.bytes(), "{name}: byte-identical archives");
         assert_eq!(pa.size, pa.bytes().len() as u64);
+        for (tool, reported) in [("sha256sum", &pa.sha256), ("md5sum", &pa.md5)] {
+            let out = Command::new(tool).arg(&pa.path).output().expect(tool).stdout;
+            assert!(String::from_utf8(out).unwrap().starts_with(reported.as_str()), "{name}: {tool}");
+        }
         assert_eq!(pa.path.file_name().unwrap().to_str().unwrap(), format!("{name}-{}.tar.gz", pa.version));
         assert!(pa.version.len() >= 16 && pa.version.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }
@@ -228,6 +232,11 @@ fn untracked_files_never_enter_an_archive() {
     assert!(!files.contains_key(".env") && !files.contains_key("hello/scratch.py"), "{:?}", files.keys());
     assert_eq!(files["hello/greet.py"].1, b"# modified, not committed\n", "--dirty takes tracked files as they are");
     assert_ne!(dirty.version.trim_end_matches("-dirty"), committed_pkg.version);
+    // Staged is tracked: `git add` brings a new file into a dirty package; deleted files leave.
+    repo.git(&["add", "workflows/hello/hello/scratch.py"]);
+    std::fs::remove_file(repo.path().join("workflows/hello/hello/greet.py")).unwrap();
+    let files = unpack(&one(&repo, "hello", &["--dirty"]).path);
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["hello/__init__.py", "hello/scratch.py"]);
 }
 
 #[test]

@@ -700,3 +700,115 @@ fn github_matrix_without_work_is_empty_and_says_so() {
     assert_eq!(std::fs::read_to_string(&output).unwrap(), "matrix={\"include\":[]}\nany=false\n");
     assert!(Path::new(&output).exists());
 }
+
+#[test]
+fn a_dockerfile_named_in_workflow_toml_is_a_dependency() {
+    let repo = monorepo();
+    repo.write("workflows/c/docker/gpu.Dockerfile", "FROM nvidia/cuda\n");
+    repo.write("workflows/c/workflow.toml", "dockerfile = \"docker/gpu.Dockerfile\"\n");
+    repo.commit("c gets its own image");
+    repo.git(&["checkout", "--quiet", "-b", "gpu"]);
+    repo.write("workflows/c/docker/gpu.Dockerfile", "FROM nvidia/cuda:12\n");
+    repo.commit("bump cuda");
+    assert_workflows(
+        &plan(&repo, &["--base", "feature"]),
+        vec![
+            wf("a", "unchanged", &[]),
+            wf("b", "unchanged", &[]),
+            wf("c", "rebuild", &[("workflows/c/docker/gpu.Dockerfile", "dependency")]),
+        ],
+    );
+}
+
+#[test]
+fn renaming_a_workflow_in_its_manifest_removes_the_old_name() {
+    let repo = monorepo();
+    repo.write("workflows/c/workflow.toml", "name = \"cee\"\n");
+    repo.commit("rename c");
+    let json = plan(&repo, &[]);
+    let mut cee = wf("cee", "fast", &[("workflows/c/workflow.toml", "code")]);
+    cee["path"] = json!("workflows/c");
+    assert_workflows(
+        &json,
+        vec![
+            wf("a", "unchanged", &[]),
+            wf("b", "unchanged", &[]),
+            wf("c", "removed", &[("workflows/c", "removed")]),
+            cee,
+        ],
+    );
+}
+
+#[test]
+fn removing_the_dockerfile_is_a_rebuild_and_stray_files_reach_nobody() {
+    let repo = monorepo();
+    repo.remove("workflows/a/Dockerfile");
+    repo.write("workflows/README.md", "# the workflows\n");
+    repo.write("docs/index.md", "# docs\n");
+    repo.commit("default image for a");
+    assert_workflows(
+        &plan(&repo, &[]),
+        vec![
+            wf("a", "rebuild", &[("workflows/a/Dockerfile", "dependency")]),
+            wf("b", "unchanged", &[]),
+            wf("c", "unchanged", &[]),
+        ],
+    );
+}
+
+#[test]
+fn a_file_replaced_by_a_folder_counts_every_path() {
+    let repo = monorepo();
+    repo.remove("workflows/c/c/main.py");
+    repo.write("workflows/c/c/main.py/inner.py", "");
+    repo.commit("file to folder");
+    assert_workflows(
+        &plan(&repo, &[]),
+        vec![
+            wf("a", "unchanged", &[]),
+            wf("b", "unchanged", &[]),
+            wf("c", "fast", &[("workflows/c/c/main.py", "code"), ("workflows/c/c/main.py/inner.py", "code")]),
+        ],
+    );
+}
+
+#[test]
+fn head_names_a_branch_and_base_equal_to_head_changes_nothing() {
+    let repo = monorepo();
+    repo.write("workflows/c/c/main.py", "# changed\n");
+    repo.commit("change c");
+    repo.git(&["checkout", "--quiet", "main"]);
+    let json = plan(&repo, &["--head", "feature", "--base", "main"]);
+    assert_eq!(json["domain"], "development", "domain of the branch --head names, not of the checkout");
+    assert_workflows(
+        &json,
+        vec![
+            wf("a", "unchanged", &[]),
+            wf("b", "unchanged", &[]),
+            wf("c", "fast", &[("workflows/c/c/main.py", "code")]),
+        ],
+    );
+    let json = plan(&repo, &["--base", "main"]);
+    assert_eq!(json["base"], json["head"]);
+    assert_eq!(json["domain"], "staging");
+    assert_workflows(&json, vec![wf("a", "unchanged", &[]), wf("b", "unchanged", &[]), wf("c", "unchanged", &[])]);
+}
+
+#[test]
+fn an_unreadable_base_workspace_is_said_not_hidden() {
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", DEPLOY);
+    repo.write("ci/check.sh", "");
+    workflow(&repo, "a");
+    repo.write("workflows/a/workflow.toml", "nme = \"typo\"\n");
+    repo.commit("broken manifest on main");
+    repo.git(&["checkout", "--quiet", "-b", "fix"]);
+    repo.remove("workflows/a/workflow.toml");
+    repo.commit("fix it");
+    let json = plan(&repo, &[]);
+    let notes = json["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = notes[0].as_str().unwrap();
+    assert!(note.contains("workflows/a/workflow.toml:1:1") && note.contains("not detected"), "{note}");
+    assert_workflows(&json, vec![wf("a", "fast", &[("workflows/a/workflow.toml", "code")])]);
+}

@@ -521,6 +521,7 @@ async fn real_packages_register_exactly_and_a_rerun_finds_everything_there() {
             .unwrap();
         assert!(again.errors.is_empty(), "{name}: {:?}", again.errors);
         assert_eq!((again.created(), again.existing(), again.failed()), (0, package.entities.len(), 0), "{name}");
+        assert!(again.is_success(), "{name}: {}", again.counts());
         assert_eq!(again.activated, 0, "{name}: already active");
     }
     running.stop().await.unwrap();
@@ -657,4 +658,104 @@ async fn a_sandbox_killed_mid_registration_and_restarted_lets_a_rerun_finish() {
     assert_stored_exactly(&admin, &hydrated(&admin, package, &target).await).await;
     let (status, _) = second.terminate();
     assert!(status.success());
+}
+
+/// A one-shot OAuth2 token endpoint on loopback: answers `status` with `body` and hands
+/// back the request it received.
+fn token_endpoint(status: &'static str, body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/oauth2/token", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut request = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            request.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut form = vec![0; length];
+        std::io::Read::read_exact(&mut reader, &mut form).unwrap();
+        request.push_str(&String::from_utf8_lossy(&form));
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        std::io::Write::write_all(&mut stream, answer.as_bytes()).unwrap();
+        request
+    });
+    (url, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_are_exchanged_for_a_token_and_never_shown() {
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let address = xtask::admin::Address::Remote { url: running.endpoint() };
+    std::env::set_var("FLYTE_CLIENT_ID", "deployer");
+    std::env::set_var("FLYTE_CLIENT_SECRET", "s3cr3t-value");
+    std::env::set_var("FLYTE_SCOPES", "all");
+
+    let (url, request) =
+        token_endpoint("200 OK", r#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#);
+    std::env::set_var("FLYTE_TOKEN_URL", &url);
+    let admin = Admin::connect_to(&address, Vec::new()).await.unwrap();
+    assert!(admin.ensure_project(PROJECT).await.unwrap(), "calls go through with the token");
+    let request = request.join().unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("deployer:s3cr3t-value");
+    assert!(request.starts_with("POST /oauth2/token"), "{request}");
+    assert!(request.contains(&format!("Basic {basic}")), "client id and secret as HTTP basic auth: {request}");
+    assert!(request.contains("grant_type=client_credentials") && request.contains("scope=all"), "{request}");
+
+    // A refused token request: the error names the endpoint and status, not the secret.
+    let (url, request) = token_endpoint("401 Unauthorized", r#"{"error":"invalid_client"}"#);
+    std::env::set_var("FLYTE_TOKEN_URL", &url);
+    let admin = Admin::connect_to(&address, Vec::new()).await.unwrap();
+    let refused = admin.ensure_project("another").await.unwrap_err();
+    request.join().unwrap();
+    let shown = format!("{refused:#}");
+    assert!(shown.contains("401") && shown.contains(&url), "{shown}");
+    assert!(!shown.contains("s3cr3t-value") && !shown.contains(&basic), "the secret is never shown: {shown}");
+    for var in ["FLYTE_CLIENT_ID", "FLYTE_CLIENT_SECRET", "FLYTE_SCOPES", "FLYTE_TOKEN_URL"] {
+        std::env::remove_var(var);
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_sandbox_starts_one_in_process_under_the_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    let file = repo.path().join("deploy.toml");
+    let text = "[flyte]\nendpoint = \"sandbox\"\n\n[[domains]]\nname = \"qa\"\nbranches = [\"*\"]\n";
+    let config = xtask::config::Config::parse(&file, text).unwrap();
+    let admin = Admin::connect(&config, repo.path()).await.unwrap();
+    assert!(admin.is_sandbox().await.unwrap());
+    assert!(repo.path().join(".flyte/sandbox/sandbox.sqlite").is_file(), "state under the repository");
+    // A configured domain beyond FlyteAdmin's three is accepted by the embedded sandbox.
+    admin.ensure_project(PROJECT).await.unwrap();
+    let mut task = id(ResourceType::Task, "wf.t", "v1");
+    task.domain = "qa".into();
+    let mut template = core::TaskTemplate::decode(at(&task_spec("wf.t", "v1", "a"), &[1])).unwrap();
+    template.id = Some(task.clone());
+    let spec = admin::TaskSpec { template: Some(template), ..Default::default() }.encode_to_vec();
+    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &spec)).await.unwrap(), Created::New);
+    admin.close().await.unwrap();
+
+    // FLYTE_ENDPOINT wins over deploy.toml.
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    std::env::set_var("FLYTE_ENDPOINT", running.endpoint());
+    let admin = Admin::connect(&config, repo.path()).await;
+    std::env::remove_var("FLYTE_ENDPOINT");
+    let admin = admin.unwrap();
+    assert_eq!(admin.endpoint, running.endpoint());
+    assert!(admin.sandbox().is_none(), "reached at an address, not started");
+    running.stop().await.unwrap();
 }

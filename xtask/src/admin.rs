@@ -411,12 +411,15 @@ impl Admin {
         self.call_raw("/flyteidl.service.AdminService/UpdateLaunchPlan", &request).await.map(|_| ())
     }
 
-    /// Registers the project unless FlyteAdmin has it; true when it was registered now.
+    /// Registers the project unless FlyteAdmin has it; true when it was registered now. A
+    /// server that will not say (no GetProject, or not allowed to this client) is left
+    /// alone: the creates then say whether the project exists.
     pub async fn ensure_project(&self, project: &str) -> Result<bool> {
         let get = admin::ProjectGetRequest { id: project.into(), ..Default::default() }.encode_to_vec();
         match self.call_raw("/flyteidl.service.AdminService/GetProject", &get).await {
             Ok(_) => return Ok(false),
             Err(status) if status.code() == Code::NotFound => {}
+            Err(status) if matches!(status.code(), Code::Unimplemented | Code::PermissionDenied) => return Ok(false),
             Err(status) => return Err(status_error(&self.endpoint, "GetProject", status)),
         }
         let register = admin::ProjectRegisterRequest {

@@ -1,16 +1,146 @@
 //! `cargo xtask bench`: each benchmark measures its subject and a named baseline in the
-//! same run and prints the ratio. Dispatch only; each benchmark lives with its subject.
+//! same run and prints the ratio. Dispatch, and the measurements; what is measured lives
+//! with its subject (the plan benchmark's monorepo in `synthetic.rs`).
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use crate::cli::{Bench, BenchKind};
+use crate::synthetic;
 
 pub fn run(args: Bench) -> Result<ExitCode> {
     match args.what {
-        BenchKind::Plan => Err(crate::error::user("`bench plan` is not available yet", "")),
-        BenchKind::Package => Err(crate::error::user("`bench package` is not available yet", "")),
+        BenchKind::Plan => plan(),
+        BenchKind::Package => crate::package_bench::run(),
         BenchKind::Register => crate::register::bench::run(),
     }
+}
+
+/// Runs of each side; the best counts.
+const RUNS: usize = 9;
+
+/// `plan` on the synthetic monorepo vs `git diff-tree -r --no-renames <merge-base> <head>`.
+fn plan() -> Result<ExitCode> {
+    let cache = target_dir()?.join("bench");
+    let repo = synthetic::monorepo(&cache)?;
+    let git = |args: &[&str]| -> Result<String> {
+        let out =
+            duct::cmd("git", args).dir(&repo).read().with_context(|| format!("running git {}", args.join(" ")))?;
+        Ok(out.trim().to_string())
+    };
+    let head = git(&["rev-parse", "refs/heads/change"])?;
+    let merge_base = git(&["merge-base", "refs/heads/main", &head])?;
+    let exe = release_binary()?;
+
+    // What plan answers must be right before its speed means anything.
+    let out = duct::cmd(&exe, ["plan", "--format", "json"]).dir(&repo).read().context("running plan")?;
+    let json: serde_json::Value = serde_json::from_str(&out).context("parsing the plan JSON")?;
+    let count =
+        |action: &str| json["workflows"].as_array().map_or(0, |w| w.iter().filter(|w| w["action"] == action).count());
+    let counts = [count("rebuild"), count("fast"), count("removed"), count("unchanged")];
+    let shared_users = synthetic::WORKFLOWS / synthetic::SHARED_EVERY;
+    if counts != [1, 3 + shared_users, 1, synthetic::WORKFLOWS - 5 - shared_users] {
+        bail!("plan gave {counts:?} (rebuild, fast, removed, unchanged) on the synthetic monorepo");
+    }
+
+    // Context: what git itself needs to read the tree of every workflow folder, which plan
+    // must do for every workflow's name and project (its workflow.toml) while diff-tree
+    // reads only the folders that differ.
+    let folders = git(&["ls-tree", "--format=%(objectname)", &format!("{head}:workflows")])?;
+    let folder_list = repo.join(".git/synthetic-folders");
+    std::fs::write(&folder_list, folders + "\n").with_context(|| format!("writing {}", folder_list.display()))?;
+    let mut cat_best = Duration::MAX;
+
+    let diff_tree = ["diff-tree", "-r", "--no-renames", merge_base.as_str(), head.as_str()];
+    let plan_args = ["plan", "--format", "json"];
+    let mut git_best = Duration::MAX;
+    let mut plan_best = Duration::MAX;
+    let mut plan_rss = 0;
+    for _ in 0..RUNS {
+        git_best = git_best.min(measure(Path::new("git"), &diff_tree, &repo, None)?.0);
+        let batch = ["cat-file", "--batch"];
+        cat_best = cat_best.min(measure(Path::new("git"), &batch, &repo, Some(&folder_list))?.0);
+        let (time, rss) = measure(&exe, &plan_args, &repo, None)?;
+        plan_best = plan_best.min(time);
+        plan_rss = plan_rss.max(rss);
+    }
+    println!("synthetic monorepo: {} ({} workflows, ~100 files each)", repo.display(), synthetic::WORKFLOWS);
+    println!(
+        "plan: {} rebuild, {} fast, {} removed, {} unchanged ({})",
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        exe.display()
+    );
+    println!("git diff-tree -r --no-renames: {:.2} ms (best of {RUNS})", ms(git_best));
+    println!("xtask plan --format json:      {:.2} ms (best of {RUNS})", ms(plan_best));
+    println!("ratio plan / git diff-tree:    {:.2}", plan_best.as_secs_f64() / git_best.as_secs_f64());
+    println!("plan peak memory (max RSS):    {:.1} MiB", plan_rss as f64 / 1024.0);
+    println!(
+        "for context, git cat-file --batch of the {} workflow folder trees alone: {:.2} ms ({:.2} x diff-tree)",
+        synthetic::WORKFLOWS - 1,
+        ms(cat_best),
+        cat_best.as_secs_f64() / git_best.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Wall time and peak resident memory (KiB) of one run of a program (stdin from a file or
+/// empty), output discarded.
+fn measure(program: &Path, args: &[&str], dir: &Path, stdin: Option<&Path>) -> Result<(Duration, i64)> {
+    let input = match stdin {
+        Some(path) => Stdio::from(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?),
+        None => Stdio::null(),
+    };
+    let start = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(input)
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {}", program.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 reaps our own child, which `child` never waits for.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    if reaped != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{} {} failed (status {status})", program.display(), args.join(" "));
+    }
+    Ok((elapsed, usage.ru_maxrss))
+}
+
+/// The optimised binary: this one when it is a release build, else `cargo build --release`.
+fn release_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    if !cfg!(debug_assertions) {
+        return Ok(exe);
+    }
+    eprintln!("building the release binary (cargo build --release -p xtask) to measure it");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = crate::repo::Repo::discover()?.root;
+    duct::cmd(cargo, ["build", "--quiet", "--release", "--package", "xtask"])
+        .dir(&root)
+        .run()
+        .context("building the release binary")?;
+    Ok(target_dir()?.join("release/xtask"))
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR`, else `target/` of this project.
+fn target_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let repo = crate::repo::Repo::discover()?;
+    Ok(repo.root.join("target"))
 }

@@ -112,10 +112,30 @@ struct Tracked {
     oid: Oid,
 }
 
+/// Sets libgit2's process-wide object reading up for many tree lookups, once:
+/// - trees of any size stay in its object cache (its default caches only trees under 4 KiB,
+///   so a `workflows/` tree of 2,000 entries was re-read and re-parsed for every lookup:
+///   fingerprinting 2,000 workflows took 2 s instead of 0.3 s, workspace loading 10 s
+///   instead of 0.5 s);
+/// - objects are not re-hashed with SHA-1 on every read (git itself does not; `git fsck`
+///   verifies a repository).
+///
+/// Called by [`CodeSet::at`]; callers that read many trees before should call it first.
+pub fn tune_object_reads() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sets one global size limit in libgit2 before the first code set is read;
+        // concurrent readers see either limit, both valid.
+        let _ = unsafe { git2::opts::set_cache_object_limit(ObjectType::Tree, 256 << 20) };
+        git2::opts::strict_hash_verification(false);
+    });
+}
+
 impl CodeSet {
     /// The code set of `wf` in a commit's tree. Reads tree entries, `.flyteignore` and
     /// symlink targets; no other file contents.
     pub fn at(repo: &Repository, tree: &Tree<'_>, wf: &Workflow) -> Result<CodeSet> {
+        tune_object_reads();
         let folder = tracked_under_tree(repo, tree, &wf.path)?;
         let mut shared = Vec::new();
         for s in &wf.shared {
@@ -265,19 +285,26 @@ fn tracked_under_tree(repo: &Repository, tree: &Tree<'_>, dir: &str) -> Result<V
     }
     let sub = repo.find_tree(entry.id()).with_context(|| format!("reading '{dir}' from the commit"))?;
     let mut out = Vec::new();
-    sub.walk(git2::TreeWalkMode::PreOrder, |parent, e| {
-        if e.kind() == Some(ObjectType::Tree) {
-            return git2::TreeWalkResult::Ok;
-        }
-        let mut path = dir.as_bytes().to_vec();
-        path.push(b'/');
-        path.extend_from_slice(parent.as_bytes());
-        path.extend_from_slice(e.name_bytes());
-        out.push(Tracked { path, mode: e.filemode(), oid: e.id() });
-        git2::TreeWalkResult::Ok
-    })
-    .with_context(|| format!("walking '{dir}' in the commit"))?;
+    walk_tree(repo, &sub, dir.as_bytes(), &mut out)?;
     Ok(out)
+}
+
+/// Appends the non-folder entries below `tree` (at repository path `at`), names as bytes.
+fn walk_tree(repo: &Repository, tree: &Tree<'_>, at: &[u8], out: &mut Vec<Tracked>) -> Result<()> {
+    for e in tree.iter() {
+        let mut path = at.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(e.name_bytes());
+        if e.kind() == Some(ObjectType::Tree) {
+            let sub = repo
+                .find_tree(e.id())
+                .with_context(|| format!("reading '{}' from the commit", String::from_utf8_lossy(&path)))?;
+            walk_tree(repo, &sub, &path, out)?;
+        } else {
+            out.push(Tracked { path, mode: e.filemode(), oid: e.id() });
+        }
+    }
+    Ok(())
 }
 
 /// The membership decision, from the listed files of the folder and the shared paths.
@@ -555,6 +582,19 @@ pub(crate) mod fixture {
             let set = CodeSet::at(&repo, tree.tree(), ws.workflow("a").unwrap())?;
             Ok((set.entries.iter().map(CodeEntry::display).collect(), set.hash()))
         }
+        /// Commits everything and returns the repository and workflow `a`'s code set at HEAD.
+        pub fn code_set(&self) -> (Repository, CodeSet) {
+            self.git(&["add", "-A"]);
+            self.git(&["commit", "-q", "--allow-empty", "-m", "x"]);
+            let repo = Repository::open(self.dir.path()).unwrap();
+            let set = {
+                let commit = repo.head().unwrap().peel_to_commit().unwrap();
+                let tree = GitTree::at_commit(&repo, &commit).unwrap();
+                let ws = Workspace::load(&tree).unwrap();
+                CodeSet::at(&repo, tree.tree(), ws.workflow("a").unwrap()).unwrap()
+            };
+            (repo, set)
+        }
         /// Commits everything and returns the fingerprint of workflow `name` at HEAD.
         pub fn fingerprint(&self, name: &str) -> Result<crate::fingerprint::Fingerprint> {
             self.git(&["add", "-A"]);
@@ -641,6 +681,31 @@ mod tests {
         assert_ne!(h3, h2);
         f.git(&["mv", "workflows/a/a/wf.py", "workflows/a/a/flow.py"]);
         assert_ne!(f.set().unwrap().1, h3);
+    }
+
+    #[test]
+    fn materialise_writes_the_set_with_fixed_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = Fixture::new();
+        f.write("workflows/a/run.sh", "#!/bin/sh\n");
+        std::fs::set_permissions(f.dir.path().join("workflows/a/run.sh"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        std::fs::set_permissions(f.dir.path().join("workflows/a/a/wf.py"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::os::unix::fs::symlink("a/wf.py", f.dir.path().join("workflows/a/link.py")).unwrap();
+        let (repo, set) = f.code_set();
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("set");
+        set.materialise(&repo, &dir).unwrap();
+        let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("run.sh"), 0o755);
+        assert_eq!(mode("a/wf.py"), 0o644);
+        assert_eq!(std::fs::read(dir.join("a/wf.py")).unwrap(), b"x = 1\n");
+        assert_eq!(std::fs::read_link(dir.join("link.py")).unwrap(), Path::new("a/wf.py"));
+        let mut found: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        found.sort();
+        assert_eq!(found, ["a", "link.py", "run.sh"]);
     }
 
     #[test]

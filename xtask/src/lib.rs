@@ -10,18 +10,22 @@ pub mod admin;
 pub mod base;
 pub mod bench;
 pub mod build;
+pub mod catalog;
 pub mod cli;
 pub mod codeset;
 pub mod config;
+pub mod deploy;
 pub mod deps;
 pub mod diff;
 pub mod error;
 pub mod fingerprint;
 pub mod github;
+pub mod history;
 pub mod hydrate;
 pub mod image;
 pub mod list;
 pub mod package;
+pub mod package_bench;
 pub mod plan;
 pub mod policy;
 pub mod promote;
@@ -35,6 +39,7 @@ pub mod serialize;
 pub mod source;
 pub mod specs;
 pub mod summary;
+pub mod synthetic;
 pub mod test;
 pub mod venv;
 pub mod wire;
@@ -47,6 +52,8 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::List(args) => list::run(args),
         Command::Package(args) => package::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::History(args) => history::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),

@@ -7,7 +7,8 @@
 //! below it; folders are stored (0755) so extraction never depends on the umask. Every entry
 //! has mtime 0, uid/gid 0 and empty owner names; files are 0644 or 0755, symlinks 0755 with
 //! their target. The gzip header has no file name and mtime 0, compression level
-//! [`GZIP_LEVEL`]. So the bytes depend only on the code set (and this tool's version).
+//! [`GZIP_LEVEL`] (flate2's default Rust backend). So the bytes depend only on the code set
+//! (and on this tool's version, through the compressor).
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -28,7 +29,9 @@ use crate::source::{GitTree, WorkDir};
 use crate::workspace::Workspace;
 
 /// The gzip compression level of every archive.
-pub const GZIP_LEVEL: u32 = 6;
+/// Level 1: on source code it compresses to about 40% (level 6: 30%) in a sixth of the time;
+/// archives are uploaded once per version, and packaging speed is what users wait for.
+pub const GZIP_LEVEL: u32 = 1;
 
 /// A written archive.
 #[derive(Debug, Clone)]
@@ -41,6 +44,7 @@ pub struct Archive {
 }
 
 pub fn run(args: Package) -> Result<ExitCode> {
+    crate::codeset::tune_object_reads();
     let repo = Repo::discover()?;
     let mut written: Vec<(String, Fingerprint, Archive)> = Vec::new();
     if args.dirty {
@@ -123,6 +127,7 @@ pub fn write(set: &CodeSet, repo: &git2::Repository, dir: &Path, name: &str, ver
 
 /// Writes the archive of `set` to `out` and returns `out` once the gzip stream is complete.
 pub fn write_archive<W: Write>(set: &CodeSet, repo: &git2::Repository, out: W) -> Result<W> {
+    crate::codeset::tune_object_reads();
     let gz = GzBuilder::new().mtime(0).write(out, Compression::new(GZIP_LEVEL));
     let mut tar = tar::Builder::new(gz);
     let mut folders: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
@@ -170,22 +175,35 @@ fn as_path(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
 
-/// A writer that counts and hashes what goes through it.
+/// A writer that counts what goes through it and hashes it (sha256, md5) on another
+/// thread, so hashing overlaps compression.
 struct Digesting<W: Write> {
     inner: W,
     size: u64,
-    sha256: Sha256,
-    md5: Md5,
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    hasher: Option<std::thread::JoinHandle<(String, String)>>,
 }
 
 impl<W: Write> Digesting<W> {
     fn new(inner: W) -> Self {
-        Digesting { inner, size: 0, sha256: Sha256::new(), md5: Md5::new() }
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+        let hasher = std::thread::spawn(move || {
+            let (mut sha256, mut md5) = (Sha256::new(), Md5::new());
+            for chunk in received {
+                sha256.update(&chunk);
+                md5.update(&chunk);
+            }
+            (hex::encode(sha256.finalize()), hex::encode(md5.finalize()))
+        });
+        Digesting { inner, size: 0, chunks: Some(chunks), hasher: Some(hasher) }
     }
 
     fn finish(mut self) -> Result<(u64, String, String)> {
         self.inner.flush().context("writing the archive")?;
-        Ok((self.size, hex::encode(self.sha256.finalize()), hex::encode(self.md5.finalize())))
+        drop(self.chunks.take());
+        let hasher = self.hasher.take().context("the archive was finished twice")?;
+        let (sha256, md5) = hasher.join().map_err(|_| anyhow::anyhow!("hashing the archive failed"))?;
+        Ok((self.size, sha256, md5))
     }
 }
 
@@ -193,12 +211,71 @@ impl<W: Write> Write for Digesting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.size += n as u64;
-        self.sha256.update(&buf[..n]);
-        self.md5.update(&buf[..n]);
+        if let Some(chunks) = &self.chunks {
+            chunks.send(buf[..n].to_vec()).map_err(|_| std::io::Error::other("the archive hasher stopped"))?;
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codeset::fixture::Fixture;
+    use std::io::Read;
+
+    #[test]
+    fn headers_are_fixed_and_long_names_survive() {
+        let f = Fixture::new();
+        let long = format!("workflows/a/a/{}/deep.py", "very_long_folder_name".repeat(6));
+        f.write(&long, "deep = True\n");
+        f.write("workflows/a/tool.sh", "#!/bin/sh\n");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f.dir.path().join("workflows/a/tool.sh"), std::fs::Permissions::from_mode(0o775))
+            .unwrap();
+        std::os::unix::fs::symlink("a/wf.py", f.dir.path().join("workflows/a/link.py")).unwrap();
+        let (repo, set) = f.code_set();
+        let bytes = write_archive(&set, &repo, Vec::new()).unwrap();
+        assert_eq!(bytes, write_archive(&set, &repo, Vec::new()).unwrap(), "same set, same bytes");
+
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let mut seen = Vec::new();
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let h = entry.header().clone();
+            assert_eq!(h.mtime().unwrap(), 0);
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+            assert_eq!(h.username().unwrap(), Some(""));
+            assert_eq!(h.groupname().unwrap(), Some(""));
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mode = h.mode().unwrap();
+            match h.entry_type() {
+                tar::EntryType::Directory => assert_eq!(mode, 0o755, "{path}"),
+                tar::EntryType::Symlink => {
+                    assert_eq!(entry.link_name().unwrap().unwrap(), Path::new("a/wf.py"));
+                }
+                tar::EntryType::Regular => {
+                    let expected = if path == "tool.sh" { 0o755 } else { 0o644 };
+                    assert_eq!(mode, expected, "{path}");
+                    if path.ends_with("deep.py") {
+                        let mut text = String::new();
+                        entry.read_to_string(&mut text).unwrap();
+                        assert_eq!(text, "deep = True\n");
+                    }
+                }
+                other => panic!("unexpected entry type {other:?} for {path}"),
+            }
+            seen.push(path);
+        }
+        let deep = long.trim_start_matches("workflows/a/").to_string();
+        assert!(seen.contains(&deep), "long path kept whole: {seen:?}");
+        let files: Vec<&String> = seen.iter().filter(|p| !p.ends_with('/') && p.contains('.')).collect();
+        let mut sorted = files.clone();
+        sorted.sort();
+        assert_eq!(files, sorted);
     }
 }

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::base::{self, Base, CiContext};
+use crate::catalog;
 use crate::cli::{self, OnMissingBase, PlanFormat};
 use crate::config::{self, DEPLOY_TOML};
 use crate::deps;
@@ -123,7 +124,8 @@ pub struct Touched {
 
 pub fn run(args: cli::Plan) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let (plan, _workspace) = compute(&repo, &args.range)?;
+    // Versions need the full workspace at head (dependency patterns, settings).
+    let (plan, _) = compute(&repo, &args.range)?;
     match args.format {
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         PlanFormat::Text => {
@@ -142,8 +144,32 @@ pub fn run(args: cli::Plan) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The plan of `range`, and the workspace at head (what `deploy` goes on with).
+/// The plan of `range`, and the full workspace at head (what `deploy` goes on with).
 pub fn compute(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
+    let plan = plan(repo, range)?;
+    // The full load looks paths up from the root again and again: cache every tree (the
+    // workflows root is above libgit2's default 4 KiB limit).
+    git2::opts::enable_caching(true);
+    // SAFETY: sets a process-wide libgit2 option; no other thread uses libgit2 here.
+    unsafe {
+        git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20).context("configuring libgit2")?;
+    }
+    let mut plan = plan;
+    let head = repo.commit(&plan.head)?;
+    let tree = GitTree::at_commit(&repo.git, &head)?;
+    let workspace = Workspace::load(&tree)?;
+    fill_fingerprints(repo, &head, &tree, &workspace, &mut plan.workflows, &mut plan.notes)?;
+    Ok((plan, workspace))
+}
+
+/// The plan of `range`. Reads the trees that differ between base and head, and of every
+/// workflow folder only its own tree and manifest.
+pub fn plan(repo: &Repo, range: &cli::Range) -> Result<Plan> {
+    // Every object is read once or twice here: libgit2's object cache costs more than it
+    // saves. Like git, do not re-hash every object read (a corrupt pack is git fsck's
+    // business). Both are process-wide libgit2 options.
+    git2::opts::enable_caching(false);
+    git2::opts::strict_hash_verification(false);
     let ci = CiContext::from_env();
     if range.head == "HEAD" && repo.git.head().is_err_and(|e| e.code() == git2::ErrorCode::UnbornBranch) {
         return Err(error::user(
@@ -152,14 +178,27 @@ pub fn compute(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
         ));
     }
     let head = repo.commit(&range.head)?;
-    let head_tree = GitTree::at_commit(&repo.git, &head)?;
-    let workspace = Workspace::load(&head_tree)?;
+    let head_what = format!("commit {:.10}", head.id());
+    let head_tree = head.tree().with_context(|| format!("reading the tree of {head_what}"))?;
+    let Some((config, deploy_toml)) = catalog::config(&repo.git, &head_tree, &head_what)? else {
+        return Err(error::user(
+            format!("no {DEPLOY_TOML} at the repository root ({head_what})"),
+            format!("run the tool inside a flyte-deploy monorepo, or create {DEPLOY_TOML} (an empty file uses the defaults)"),
+        ));
+    };
+    let global = global_paths(&config)?;
+    for (g, path) in config.global.iter().zip(&global) {
+        if !path.is_empty() && head_tree.get_path(std::path::Path::new(path)).is_err() {
+            return Err(g.error(
+                format!("global path '{}' does not exist in {head_what}", g.value),
+                "remove it from `global` or correct the path",
+            ));
+        }
+    }
     let mut notes = Vec::new();
     let branch = base::branch(repo, &range.head, &ci);
-    let domain = base::resolve_domain(&workspace.config, range.domain.as_deref(), branch.as_deref(), &mut notes)?
-        .name
-        .value
-        .clone();
+    let domain =
+        base::resolve_domain(&config, range.domain.as_deref(), branch.as_deref(), &mut notes)?.name.value.clone();
 
     let base = if range.all {
         notes.push("--all: every workflow planned as changed".into());
@@ -182,30 +221,51 @@ pub fn compute(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
         }
     };
 
+    let head_folders = catalog::folders(&repo.git, &head_tree, &config)?;
     let workflows = match &base {
-        None => everything(&workspace.workflows),
+        None => everything(&catalog::workflows(&repo.git, &config, &head_folders, &HashSet::new())?),
         Some((commit, _)) => {
-            let base_commit = repo.git.find_commit(*commit).with_context(|| format!("reading commit {commit}"))?;
-            let base_tree = GitTree::at_commit(&repo.git, &base_commit)?;
-            let before = load_base(&base_tree, &mut notes);
-            let changes = diff::changes(&repo.git, Some(base_tree.tree()), head_tree.tree())?;
+            let base_what = format!("commit {commit:.10}");
+            let base_tree = repo
+                .git
+                .find_commit(*commit)
+                .and_then(|c| c.tree())
+                .with_context(|| format!("reading the tree of {base_what}"))?;
+            let changes = diff::changes(&repo.git, Some(&base_tree), &head_tree)?;
             let touched = touched(&repo.git, &changes)?;
-            let global = global_paths(&workspace.config)?;
-            classify(&workspace.config.workflows, &workspace.workflows, before.as_deref(), &global, &touched)
+            let reached: HashSet<&str> = touched
+                .iter()
+                .filter_map(|t| folder_of(&config.workflows, &t.path))
+                .filter_map(|f| std::str::from_utf8(f).ok())
+                .map(|f| &f[config.workflows.len() + 1..])
+                .collect();
+            let head_workflows = catalog::workflows(&repo.git, &config, &head_folders, &reached)?;
+            let before = before(repo, &base_tree, &base_what, (&config, deploy_toml), &head_folders, &head_workflows)
+                .unwrap_or_else(|e| {
+                    notes.push(format!(
+                        "the workflows at base cannot be read ({e}); new and removed workflows are not detected"
+                    ));
+                    None
+                });
+            let head_names: HashSet<&str> = head_workflows.iter().map(|w| w.name.as_str()).collect();
+            let (base_names, removed) = match &before {
+                Some((names, read)) => {
+                    (Some(names), read.iter().filter(|w| !head_names.contains(w.name.as_str())).cloned().collect())
+                }
+                None => (None, Vec::new()),
+            };
+            classify(&config.workflows, &head_workflows, base_names, &removed, &global, &touched)
         }
     };
 
-    let mut workflows = workflows;
-    fill_fingerprints(repo, &head, &head_tree, &workspace, &mut workflows, &mut notes)?;
-    let plan = Plan {
+    Ok(Plan {
         base: base.as_ref().map(|(c, _)| c.to_string()),
         head: head.id().to_string(),
         domain,
         workflows,
         notes,
         base_how: base.map(|(_, how)| how),
-    };
-    Ok((plan, workspace))
+    })
 }
 
 /// Fills `version` and `image` of every workflow present at head from its fingerprint.
@@ -235,25 +295,30 @@ fn fill_fingerprints(
     Ok(())
 }
 
-/// The workflows at base: none when base has no deploy.toml (everything at head is new);
-/// unknown (`None`, with a note) when base's configuration cannot be read.
-fn load_base(tree: &GitTree<'_>, notes: &mut Vec<String>) -> Option<Vec<Workflow>> {
-    use crate::source::Source;
-    match tree.kind(DEPLOY_TOML) {
-        Ok(None) => return Some(Vec::new()),
-        Err(e) => {
-            notes.push(format!("the workspace at base cannot be read ({e:#}); removed workflows are not detected"));
-            return None;
+/// The workflow names at base, and the base workflows that had to be read to learn them
+/// (folders that differ from head's). No deploy.toml at base: no workflows.
+fn before(
+    repo: &Repo,
+    base_tree: &git2::Tree<'_>,
+    base_what: &str,
+    (head_config, head_deploy_toml): (&config::Config, git2::Oid),
+    head_folders: &[catalog::Folder],
+    head_workflows: &[Workflow],
+) -> Result<Option<(HashSet<String>, Vec<Workflow>)>> {
+    let Some((config, deploy_toml)) = catalog::config(&repo.git, base_tree, base_what)? else {
+        return Ok(Some((HashSet::new(), Vec::new())));
+    };
+    let folders = catalog::folders(&repo.git, base_tree, &config)?;
+    let mut known = HashMap::new();
+    if deploy_toml == head_deploy_toml {
+        let name_of: HashMap<String, &str> = head_workflows.iter().map(|w| (w.path.clone(), w.name.as_str())).collect();
+        for f in head_folders {
+            if let Some(name) = name_of.get(&format!("{}/{}", head_config.workflows, f.name)) {
+                known.insert((f.name.as_str(), f.tree), *name);
+            }
         }
-        Ok(Some(_)) => {}
     }
-    match Workspace::load(tree) {
-        Ok(ws) => Some(ws.workflows),
-        Err(e) => {
-            notes.push(format!("the workspace at base cannot be read ({e}); removed workflows are not detected"));
-            None
-        }
-    }
+    Ok(Some(catalog::names(&repo.git, &config, &folders, &known)?))
 }
 
 fn global_paths(config: &config::Config) -> Result<Vec<String>> {
@@ -305,10 +370,11 @@ pub fn everything(head: &[Workflow]) -> Vec<PlannedWorkflow> {
 }
 
 /// The plan of each workflow. `root` is the workflows root; `head` the workflows at head;
-/// `base` those at base (`None` when unknown: then nothing counts as new or removed);
-/// `global` the global paths; `touched` the changed paths.
+/// `base_names` the workflow names at base (`None` when unknown: then nothing counts as
+/// new); `removed` the workflows of base that are not at head; `global` the global paths;
+/// `touched` the changed paths.
 ///
-/// A path in a workflow's folder (or its Dockerfile, wherever it is) is a `dependency` when
+/// A path in a workflow's folder is a `dependency` when
 /// its content changed and it matches the workflow's dependency patterns, else `code`; else
 /// a path under a shared path the workflow declares is `shared`; else a path under a global
 /// path is `global`. One reason per path per workflow. A workflow whose name is new at head
@@ -318,19 +384,14 @@ pub fn everything(head: &[Workflow]) -> Vec<PlannedWorkflow> {
 pub fn classify(
     root: &str,
     head: &[Workflow],
-    base: Option<&[Workflow]>,
+    base_names: Option<&HashSet<String>>,
+    removed: &[Workflow],
     global: &[String],
     touched: &[Touched],
 ) -> Vec<PlannedWorkflow> {
     let by_folder: HashMap<&[u8], usize> = head.iter().enumerate().map(|(i, w)| (w.path.as_bytes(), i)).collect();
-    let mut by_dockerfile: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut by_shared: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
     for (i, w) in head.iter().enumerate() {
-        if let Some(d) = &w.dockerfile {
-            if !w.contains(d.as_bytes()) {
-                by_dockerfile.entry(d.as_bytes()).or_default().push(i);
-            }
-        }
         for s in &w.shared {
             by_shared.entry(s.as_bytes()).or_default().push(i);
         }
@@ -343,11 +404,8 @@ pub fn classify(
     for t in sorted {
         reached.clear();
         let text = diff::quote_path(&t.path);
-        let mut folder_hits: Vec<usize> = by_dockerfile.get(t.path.as_slice()).cloned().unwrap_or_default();
-        if let Some(i) = folder_of(root, &t.path).and_then(|f| by_folder.get(f)) {
-            folder_hits.push(*i);
-        }
-        for i in folder_hits {
+        // A workflow's Dockerfile is always in its folder (workspace.rs refuses `..`).
+        if let Some(&i) = folder_of(root, &t.path).and_then(|f| by_folder.get(f)) {
             let kind =
                 if t.content && head[i].is_dependency(&t.path) { ReasonKind::Dependency } else { ReasonKind::Code };
             reasons[i].push(Reason { path: text.clone(), kind });
@@ -373,12 +431,11 @@ pub fn classify(
         }
     }
 
-    let base_names: Option<HashSet<&str>> = base.map(|b| b.iter().map(|w| w.name.as_str()).collect());
     let mut out: Vec<PlannedWorkflow> = head
         .iter()
         .zip(reasons)
         .map(|(w, reasons)| {
-            let is_new = base_names.as_ref().is_some_and(|names| !names.contains(w.name.as_str()));
+            let is_new = base_names.is_some_and(|names| !names.contains(&w.name));
             let action = match (is_new, &w.dockerfile) {
                 (true, Some(_)) => Action::Rebuild,
                 (true, None) => Action::Fast,
@@ -387,8 +444,7 @@ pub fn classify(
             planned(w, action, reasons)
         })
         .collect();
-    let head_names: HashSet<&str> = head.iter().map(|w| w.name.as_str()).collect();
-    for w in base.unwrap_or_default().iter().filter(|w| !head_names.contains(w.name.as_str())) {
+    for w in removed {
         let reasons = vec![Reason { path: w.path.clone(), kind: ReasonKind::Removed }];
         out.push(planned(w, Action::Removed, reasons));
     }

@@ -79,6 +79,89 @@ pub fn append_notes(repo: &Repository, commit: Oid, records: &[Record]) -> Resul
     Ok(())
 }
 
+/// Where records go: the embedded sandbox keeps them in its SQLite store (beside its
+/// entities); a remote FlyteAdmin (or a sandbox at an address) gets git notes.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// The sandbox's data folder.
+    Sandbox(std::path::PathBuf),
+    Notes,
+}
+
+impl Store {
+    /// The store for deploys to `address`.
+    pub fn for_address(address: &crate::admin::Address) -> Store {
+        match address {
+            crate::admin::Address::Sandbox { data } => Store::Sandbox(data.clone()),
+            crate::admin::Address::Remote { .. } => Store::Notes,
+        }
+    }
+
+    /// Appends records (each on its own commit's note, or as rows).
+    pub fn append(&self, repo: &Repository, records: &[Record]) -> Result<()> {
+        match self {
+            Store::Notes => {
+                let mut commits: Vec<&str> = records.iter().map(|r| r.commit.as_str()).collect();
+                commits.sort();
+                commits.dedup();
+                for c in commits {
+                    let oid = Oid::from_str(c).with_context(|| format!("commit id {c}"))?;
+                    let mine: Vec<Record> = records.iter().filter(|r| r.commit == c).cloned().collect();
+                    append_notes(repo, oid, &mine)?;
+                }
+                Ok(())
+            }
+            Store::Sandbox(data) => {
+                let db = sandbox_db(data)?;
+                for r in records {
+                    db.execute("INSERT INTO deploy_records (json) VALUES (?1)", [serde_json::to_string(r)?])
+                        .context("writing a deploy record to the sandbox store")?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every record of this store, oldest first.
+    pub fn load(&self, repo: &Repository) -> Result<Vec<Record>> {
+        let mut out = match self {
+            Store::Notes => read_notes(repo)?,
+            Store::Sandbox(data) => {
+                if !data.join(SANDBOX_DB).exists() {
+                    return Ok(Vec::new());
+                }
+                let db = sandbox_db(data)?;
+                let mut stmt = db.prepare("SELECT json FROM deploy_records ORDER BY id")?;
+                let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    if let Ok(r) = serde_json::from_str::<Record>(&row?) {
+                        out.push(r);
+                    }
+                }
+                out
+            }
+        };
+        out.sort_by(|a, b| a.time.cmp(&b.time));
+        Ok(out)
+    }
+}
+
+/// The sandbox's database file in its data folder.
+const SANDBOX_DB: &str = "sandbox.sqlite";
+
+fn sandbox_db(data: &std::path::Path) -> Result<rusqlite::Connection> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let path = data.join(SANDBOX_DB);
+    let db = rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS deploy_records (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);",
+    )
+    .context("creating the deploy records table")?;
+    Ok(db)
+}
+
 /// Every record in the notes, in no particular order. Lines that are not records are skipped.
 pub fn read_notes(repo: &Repository) -> Result<Vec<Record>> {
     let notes = match repo.notes(Some(NOTES_REF)) {

@@ -79,6 +79,22 @@ impl Summary {
     pub fn failed(&self) -> usize {
         self.entities.iter().filter(|e| matches!(e.2, Outcome::Failed(_))).count()
     }
+    /// True when every entity is registered and every activation done.
+    pub fn is_success(&self) -> bool {
+        self.errors.is_empty() && self.failed() == 0
+    }
+
+    /// `3 created, 2 already there, 0 failed, 1 activated`.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} created, {} already there, {} failed, {} activated",
+            self.created(),
+            self.existing(),
+            self.failed(),
+            self.activated
+        )
+    }
+
     /// True when something was refused because different content exists under its version.
     pub fn immutability_violated(&self) -> bool {
         self.errors.iter().any(|e| e.contains(IMMUTABLE))

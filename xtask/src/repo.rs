@@ -22,6 +22,7 @@ impl Repo {
     }
 
     pub fn discover_from(dir: &Path) -> Result<Repo> {
+        crate::codeset::tune_object_reads();
         let git = Repository::discover(dir).map_err(|e| {
             error::user(
                 format!("{} is not inside a git repository ({})", dir.display(), e.message()),

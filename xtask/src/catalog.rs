@@ -1,0 +1,235 @@
+//! Cheap workflow discovery for the plan: the workflows of a commit read from each workflow
+//! folder's own tree and `workflow.toml` only (name, project, Dockerfile, shared paths), by
+//! the same rules as `workspace.rs`, without walking the folders. A full [`Workflow`]
+//! (dependency matcher included) is made only for the folders a change reaches. Reads the
+//! object database only; decides nothing about the change.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use git2::{ObjectType, Oid, Repository, Tree};
+
+use crate::config::{self, Config, Located, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
+use crate::error;
+use crate::workspace::{DependencyMatcher, Workflow};
+
+/// One folder of the workflows root: its name and tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folder {
+    pub name: String,
+    pub tree: Oid,
+}
+
+/// The configuration of a commit (`None` when it has no deploy.toml).
+pub fn config(repo: &Repository, root: &Tree<'_>, what: &str) -> Result<Option<(Config, Oid)>> {
+    let Some(entry) = root.get_name(DEPLOY_TOML) else {
+        return Ok(None);
+    };
+    let blob = repo.find_blob(entry.id()).with_context(|| format!("reading {DEPLOY_TOML} in {what}"))?;
+    let text = std::str::from_utf8(blob.content())
+        .map_err(|_| error::user(format!("{DEPLOY_TOML} is not UTF-8"), "save it as UTF-8"))?;
+    Ok(Some((Config::parse(Path::new(DEPLOY_TOML), text)?, entry.id())))
+}
+
+/// The folders of the workflows root that are workflows (as `Workspace::load` picks them:
+/// directories not starting with `.`, not `__pycache__`), with a UTF-8 name.
+pub fn folders(repo: &Repository, root: &Tree<'_>, config: &Config) -> Result<Vec<Folder>> {
+    let dir = &config.workflows;
+    let entry = match root.get_path(Path::new(dir)) {
+        Ok(e) => e,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading '{dir}'")),
+    };
+    if entry.kind() != Some(ObjectType::Tree) {
+        return Ok(Vec::new());
+    }
+    let tree = repo.find_tree(entry.id()).with_context(|| format!("reading '{dir}'"))?;
+    let mut out = Vec::with_capacity(tree.len());
+    for e in tree.iter() {
+        let name = e.name_bytes();
+        if e.kind() != Some(ObjectType::Tree) || name.starts_with(b".") || name == b"__pycache__" {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(name) else {
+            return Err(error::user(
+                format!("{dir}/{}: a workflow folder name must be UTF-8", String::from_utf8_lossy(name)),
+                "rename the folder",
+            ));
+        };
+        out.push(Folder { name: name.to_string(), tree: e.id() });
+    }
+    Ok(out)
+}
+
+/// The workflows of `folders`, sorted by name. Those in `full` get their dependency matcher
+/// (the others' stays empty: classification asks it only about paths in the folder).
+pub fn workflows(
+    repo: &Repository,
+    config: &Config,
+    folders: &[Folder],
+    full: &HashSet<&str>,
+) -> Result<Vec<Workflow>> {
+    let defaults = DependencyMatcher::new(&config.dependencies)?;
+    let odb = repo.odb().context("opening the object database")?;
+    let mut out: Vec<Workflow> = Vec::with_capacity(folders.len());
+    for folder in folders {
+        out.push(workflow(repo, &odb, config, folder, full.contains(folder.name.as_str()), &defaults)?);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    for pair in out.windows(2) {
+        if pair[0].name == pair[1].name {
+            let (renamed, kept) = if pair[1].name_at.is_some() { (&pair[1], &pair[0]) } else { (&pair[0], &pair[1]) };
+            let what = format!("workflow name '{}' is already used by {}", renamed.name, kept.path);
+            let help = "give each workflow its own `name` in workflow.toml";
+            return Err(match &renamed.name_at {
+                Some(at) => at.error(what, help),
+                None => error::user(format!("{}: {what}", renamed.path), help),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn workflow(
+    repo: &Repository,
+    odb: &git2::Odb<'_>,
+    config: &Config,
+    folder: &Folder,
+    full: bool,
+    defaults: &DependencyMatcher,
+) -> Result<Workflow> {
+    let dir = format!("{}/{}", config.workflows, folder.name);
+    // The folder's raw tree, not a parsed `git2::Tree`: only three names are looked up, and
+    // this runs for every workflow.
+    let raw = odb.read(folder.tree).with_context(|| format!("reading '{dir}'"))?;
+    let [manifest_blob, dockerfile, containerfile] =
+        files_named(raw.data(), [WORKFLOW_TOML.as_bytes(), b"Dockerfile", b"Containerfile"]);
+    let manifest_path = format!("{dir}/{WORKFLOW_TOML}");
+    let manifest = match manifest_blob {
+        Some((id, _)) => {
+            let blob = repo.find_blob(id).with_context(|| format!("reading {manifest_path}"))?;
+            let text = std::str::from_utf8(blob.content())
+                .map_err(|_| error::user(format!("{manifest_path} is not UTF-8"), "save it as UTF-8"))?;
+            Manifest::parse(Path::new(&manifest_path), text)?
+        }
+        None => Manifest::default(),
+    };
+    let name = match &manifest.name {
+        Some(n) => n.value.clone(),
+        None => {
+            if !folder.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                let at = Located { value: (), file: manifest_path.clone().into(), line: 1, col: 1 };
+                return Err(at.error(
+                    format!("the folder name '{}' is not a valid workflow name", folder.name),
+                    "rename the folder, or set `name` in its workflow.toml",
+                ));
+            }
+            folder.name.clone()
+        }
+    };
+    let project = manifest.project.as_ref().map_or_else(|| config.project.clone(), |p| p.value.clone());
+    let dockerfile = match &manifest.dockerfile {
+        Some(d) => {
+            Some(config::normalise(&format!("{dir}/{}", d.value)).filter(|_| !d.value.starts_with('/')).ok_or_else(
+                || {
+                    d.error(
+                        format!("dockerfile '{}' escapes the repository", d.value),
+                        "give a path relative to the workflow folder that stays inside the repository",
+                    )
+                },
+            )?)
+        }
+        None => [(dockerfile, "Dockerfile"), (containerfile, "Containerfile")]
+            .into_iter()
+            .find(|(entry, _)| entry.is_some_and(|(_, mode)| mode == 0o100644 || mode == 0o100755))
+            .map(|(_, name)| format!("{dir}/{name}")),
+    };
+    let mut shared = manifest.shared.iter().map(|s| config::repo_path(s, "shared path")).collect::<Result<Vec<_>>>()?;
+    shared.sort();
+    shared.dedup();
+    let matcher = match (full, manifest.dependencies.is_empty()) {
+        (false, _) => DependencyMatcher::default(),
+        (true, true) => defaults.clone(),
+        (true, false) => DependencyMatcher::new(config.dependencies.iter().chain(&manifest.dependencies))?,
+    };
+    Ok(Workflow {
+        name,
+        path: dir,
+        project,
+        packages: Vec::new(),
+        dockerfile,
+        dependencies: Vec::new(),
+        shared,
+        matcher,
+        name_at: manifest.name.clone(),
+    })
+}
+
+/// The workflow names of `folders` (a base), and the workflows read to learn them: only
+/// folders that are not the same tree under the same folder name in `known` (head's folders
+/// and their workflow names, when base and head share the configuration) are read.
+pub fn names(
+    repo: &Repository,
+    config: &Config,
+    folders: &[Folder],
+    known: &HashMap<(&str, Oid), &str>,
+) -> Result<(HashSet<String>, Vec<Workflow>)> {
+    let mut names = HashSet::with_capacity(folders.len());
+    let mut read = Vec::new();
+    let defaults = DependencyMatcher::default();
+    let odb = repo.odb().context("opening the object database")?;
+    for folder in folders {
+        match known.get(&(folder.name.as_str(), folder.tree)) {
+            Some(name) => {
+                names.insert(name.to_string());
+            }
+            None => {
+                let w = workflow(repo, &odb, config, folder, false, &defaults)?;
+                names.insert(w.name.clone());
+                read.push(w);
+            }
+        }
+    }
+    Ok((names, read))
+}
+
+/// The id and mode of the non-directory entries called `names` in a raw tree object
+/// (`<octal mode> <name>\0<20-byte id>`, repeated).
+fn files_named<const N: usize>(mut raw: &[u8], names: [&[u8]; N]) -> [Option<(Oid, i32)>; N] {
+    let mut found = [None; N];
+    while let Some(space) = raw.iter().position(|b| *b == b' ') {
+        let Some(nul) = raw[space..].iter().position(|b| *b == 0).map(|n| space + n) else { break };
+        if raw.len() < nul + 21 {
+            break;
+        }
+        let mode = raw[..space].iter().fold(0i32, |m, d| m * 8 + i32::from(d.wrapping_sub(b'0') & 7));
+        let name = &raw[space + 1..nul];
+        if mode != 0o040000 {
+            if let Some(i) = names.iter().position(|n| *n == name) {
+                found[i] = Oid::from_bytes(&raw[nul + 1..nul + 21]).ok().map(|id| (id, mode));
+            }
+        }
+        raw = &raw[nul + 21..];
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_trees_are_read_by_name() {
+        let mut raw = Vec::new();
+        for (mode, name, byte) in [("100644", "Dockerfile", 1u8), ("40000", "workflow.toml", 2), ("100755", "x", 3)] {
+            raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            raw.extend_from_slice(&[byte; 20]);
+        }
+        let [d, w, x, missing] = files_named(&raw, [b"Dockerfile", b"workflow.toml", b"x", b"y"]);
+        assert_eq!(d, Some((Oid::from_bytes(&[1; 20]).unwrap(), 0o100644)));
+        assert_eq!(w, None, "a folder named workflow.toml is not a file");
+        assert_eq!(x, Some((Oid::from_bytes(&[3; 20]).unwrap(), 0o100755)));
+        assert_eq!(missing, None);
+    }
+}

@@ -1,0 +1,573 @@
+//! `cargo xtask deploy`: the main job. Reads top-down like the pipeline: plan (with
+//! versions) → policy → for each workflow: is this version already complete in the domain?
+//! → image (check, build where allowed) → serialize (pyflyte, cached) → package → hydrate +
+//! register → removed workflows deactivated → record → report. One workflow failing leaves
+//! the others to finish; the exit status is then 1.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use flyteidl::flyteidl::admin as pb;
+use flyteidl::flyteidl::core::{self, ResourceType};
+use prost::Message;
+
+use crate::admin::{Address, Admin};
+use crate::base::{self, CiContext};
+use crate::build::ImageBuilder;
+use crate::cli::{self, ReportFormat};
+use crate::codeset::CodeSet;
+use crate::config::Domain;
+use crate::hydrate::{Kind, Target};
+use crate::image::{self, Destination, ImageDecision, ImageFacts};
+use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
+use crate::record::{self, Record, Store};
+use crate::register::{self, Archive};
+use crate::registry::{ImageRef, Registry};
+use crate::repo::Repo;
+use crate::serialize;
+use crate::source::GitTree;
+use crate::specs::{self, Package};
+use crate::summary::{Entities, Outcome, Summary, WorkflowSummary};
+use crate::workspace::{Workflow, Workspace};
+use crate::{error, fingerprint, package, policy, venv};
+
+pub fn run(args: cli::Deploy) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let (mut plan, ws) = plan::compute(&repo, &args.range)?;
+    select(&mut plan, &args.workflows)?;
+    let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
+    let ci = CiContext::from_env();
+    let branch = base::branch(&repo, &args.range.head, &ci);
+    let in_ci = image::in_ci();
+    policy::check(
+        &ws.config,
+        &domain,
+        policy::Operation::Deploy { dirty: false },
+        policy::Context { branch: branch.as_deref(), ci: in_ci },
+    )?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if args.dry_run {
+        match args.format {
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+            ReportFormat::Text => print!("{}", plan::table(&plan)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let address = Address::from_config(&ws.config, &repo.root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let summary =
+        runtime.block_on(deploy(&repo, &ws, &plan, &domain, &address, may_build(in_ci, args.allow_local_build)))?;
+    report(&summary, args.format)?;
+    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn may_build(in_ci: bool, allow_local_build: bool) -> bool {
+    image::building_allowed(in_ci, allow_local_build)
+}
+
+/// Keeps only the named workflows (a CI matrix entry); the plan is computed as for all.
+fn select(plan: &mut Plan, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    for n in names {
+        if !plan.workflows.iter().any(|w| &w.name == n) {
+            return Err(error::user(
+                format!("--workflow {n}: no such workflow in the plan of {:.12}", plan.head),
+                format!(
+                    "name one of: {}",
+                    plan.workflows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    plan.workflows.retain(|w| names.contains(&w.name));
+    Ok(())
+}
+
+/// Prints the report, and appends its markdown to `$GITHUB_STEP_SUMMARY` when set.
+pub fn report(summary: &Summary, format: ReportFormat) -> Result<()> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(summary)?),
+        ReportFormat::Text => print!("{}", summary.text()),
+    }
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", Path::new(&path).display()))?;
+        f.write_all(summary.markdown().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// One workflow on its way through the pipeline.
+struct Job<'w> {
+    planned: PlannedWorkflow,
+    wf: &'w Workflow,
+    set: CodeSet,
+    /// The serialize cache key.
+    key: String,
+    summary: WorkflowSummary,
+    started: Instant,
+    launch_plans: Vec<String>,
+}
+
+async fn deploy(
+    repo: &Repo,
+    ws: &Workspace,
+    plan: &Plan,
+    domain: &Domain,
+    address: &Address,
+    may_build: bool,
+) -> Result<Summary> {
+    let progress = Progress::new(plan.workflows.len());
+    let head = repo.commit(&plan.head)?;
+    let tree = GitTree::at_commit(&repo.git, &head)?;
+    let admin = Admin::connect(&ws.config, &repo.root).await?;
+    let sandbox = admin.is_sandbox().await.unwrap_or(false);
+    let store = Store::for_address(address);
+    let history = store.load(&repo.git).unwrap_or_default();
+    let cache_dir = repo.root.join(serialize::CACHE_DIR);
+
+    let mut done: Vec<WorkflowSummary> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+
+    // 1. What each workflow needs: the diff narrowed, the hash decides.
+    for planned in &plan.workflows {
+        let mut summary = new_summary(planned);
+        let started = Instant::now();
+        if planned.action == Action::Removed {
+            progress.step(&planned.name, "deactivating launch plans");
+            let outcome = deactivate(&admin, repo, plan, planned, &domain.name.value, &history).await;
+            match outcome {
+                Ok(n) => {
+                    summary.outcome = Outcome::Deactivated;
+                    summary.warnings.push(format!("{n} launch plan(s) deactivated: the workflow was removed"));
+                }
+                Err(e) => fail(&mut summary, &e),
+            }
+            summary.seconds = started.elapsed().as_secs_f64();
+            records.push(record_of(repo, plan, &summary, &domain.name.value, Vec::new()));
+            done.push(summary);
+            continue;
+        }
+        let Some(wf) = ws.workflow(&planned.name) else { continue };
+        let Some(version) = planned.version.clone() else {
+            summary.outcome = Outcome::Failed;
+            summary.error = Some(
+                plan.notes
+                    .iter()
+                    .find(|n| n.starts_with(&format!("{}: ", wf.name)))
+                    .cloned()
+                    .unwrap_or_else(|| "no version could be computed".into()),
+            );
+            done.push(summary);
+            continue;
+        };
+        let prepared = CodeSet::at(&repo.git, tree.tree(), wf).and_then(|set| {
+            let fp = fingerprint::of_commit(&head, &tree, &set, ws, wf)?;
+            Ok((set, fp))
+        });
+        let (set, fp) = match prepared {
+            Ok(x) => x,
+            Err(e) => {
+                fail(&mut summary, &e);
+                done.push(summary);
+                continue;
+            }
+        };
+        debug_assert_eq!(fp.version, version);
+        let key = serialize::cache_key(&fp.code, &fp.image, &wf.packages);
+        let known = known_launch_plans(&cache_dir, &key, &history, &wf.name, &version);
+        if let Some(names) = &known {
+            progress.step(&wf.name, "checking the registered version");
+            match complete(&admin, &wf.project, &domain.name.value, &version, names).await {
+                Ok(true) => {
+                    summary.outcome = Outcome::AlreadyRegistered;
+                    summary.seconds = started.elapsed().as_secs_f64();
+                    done.push(summary);
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    fail(&mut summary, &e);
+                    done.push(summary);
+                    continue;
+                }
+            }
+        }
+        jobs.push(Job { planned: planned.clone(), wf, set, key, summary, started, launch_plans: Vec::new() });
+    }
+
+    // 2. Images: every decision before anything is built or registered.
+    let destination = if sandbox { Destination::Sandbox } else { Destination::FlyteAdmin };
+    let registry = Registry::new();
+    let mut builder: Option<ImageBuilder> = None;
+    for job in jobs.iter_mut() {
+        if job.wf.dockerfile.is_none() {
+            continue;
+        }
+        let image = job.planned.image.clone().unwrap_or_default();
+        progress.step(&job.wf.name, "checking its image");
+        let exists = ImageRef::parse(&image).and_then(|r| Ok((registry.manifest_digest(&r)?.is_some(), r)));
+        let (exists, reference) = match exists {
+            Ok(x) => x,
+            Err(e) if sandbox => {
+                job.summary.warnings.push(format!(
+                    "image {image} could not be checked ({}); the sandbox runs no executions",
+                    first_line(&e)
+                ));
+                continue;
+            }
+            Err(e) => {
+                fail(&mut job.summary, &e);
+                continue;
+            }
+        };
+        let dependencies: Vec<String> =
+            job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
+        let decision = image::decide(&ImageFacts {
+            workflow: &job.wf.name,
+            reference: &image,
+            own_image: true,
+            exists,
+            may_build,
+            destination,
+            dependencies: if dependencies.is_empty() { &job.wf.dependencies } else { &dependencies },
+        });
+        match decision {
+            ImageDecision::Reuse => {}
+            ImageDecision::Warn(w) => job.summary.warnings.push(w),
+            ImageDecision::Refuse(msg) => fail(&mut job.summary, &error::user(msg, "")),
+            ImageDecision::Build => {
+                progress.step(&job.wf.name, "building its image");
+                let built = match &builder {
+                    Some(b) => Ok(b),
+                    None => ImageBuilder::detect(&ws.config).map(|b| &*builder.insert(b)),
+                }
+                .and_then(|b| b.build(&tree, job.wf, &reference, true, &registry));
+                if let Err(e) = built {
+                    fail(&mut job.summary, &e);
+                }
+            }
+        }
+    }
+    let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
+    done.extend(failed.into_iter().map(|j| j.summary));
+
+    // 3. Serialize what the cache does not have: pyflyte, in parallel up to the core count.
+    if jobs.iter().any(|j| serialize::cached(&cache_dir, &j.key).is_none()) {
+        let python = venv::ensure(&repo.root)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let repo_path = repo.root.clone();
+        let work: Vec<(usize, String)> = jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| serialize::cached(&cache_dir, &j.key).is_none())
+            .map(|(i, j)| (i, j.wf.name.clone()))
+            .collect();
+        let queue = std::sync::Mutex::new(work.into_iter());
+        let results = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..cores {
+                scope.spawn(|| loop {
+                    let Some((i, name)) = queue.lock().unwrap().next() else { break };
+                    progress.step(&name, "serializing with pyflyte");
+                    let job = &jobs[i];
+                    let r = serialize_job(&repo_path, &python, job, &cache_dir);
+                    results.lock().unwrap().push((i, r));
+                });
+            }
+        });
+        for (i, r) in results.into_inner().unwrap() {
+            if let Err(e) = r {
+                fail(&mut jobs[i].summary, &e);
+            }
+        }
+    }
+
+    // 4. Package, hydrate and register, workflows concurrently.
+    let mut tasks = tokio::task::JoinSet::new();
+    let progress = Arc::new(progress);
+    for (i, job) in jobs.iter().enumerate() {
+        if job.summary.outcome == Outcome::Failed {
+            continue;
+        }
+        let Some(cached) = serialize::cached(&cache_dir, &job.key) else { continue };
+        let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tasks.spawn(async move { (i, Err(e)) });
+                continue;
+            }
+        };
+        let admin = admin.clone();
+        let target = Target {
+            project: job.wf.project.clone(),
+            domain: domain.name.value.clone(),
+            version: job.planned.version.clone().unwrap_or_default(),
+            code_url: None,
+            dest_dir: String::new(),
+            settings: domain.settings.clone(),
+        };
+        let filename = format!("{}-{}.tar.gz", job.wf.name, target.version);
+        let progress = progress.clone();
+        let name = job.wf.name.clone();
+        tasks.spawn(async move {
+            progress.step(&name, "registering");
+            let result = async {
+                let package = specs::read_package_file(&cached.path)?;
+                let summary = register::register_package(
+                    &admin,
+                    &package,
+                    &target,
+                    Some(Archive { filename: &filename, bytes: &archive }),
+                    &register::Options::default(),
+                )
+                .await?;
+                Ok((summary, launch_plan_names(&package)))
+            }
+            .await;
+            (i, result)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = joined.context("a registration task panicked")?;
+        let job = &mut jobs[i];
+        match result {
+            Ok((reg, launch_plans)) => {
+                job.launch_plans = launch_plans;
+                job.summary.entities =
+                    Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
+                if reg.errors.is_empty() {
+                    job.summary.outcome =
+                        if reg.created() == 0 { Outcome::AlreadyRegistered } else { Outcome::Registered };
+                } else {
+                    job.summary.outcome = Outcome::Failed;
+                    job.summary.error = Some(reg.errors.join("; "));
+                }
+            }
+            Err(e) => fail(&mut job.summary, &e),
+        }
+    }
+    for mut job in jobs {
+        job.summary.seconds = job.started.elapsed().as_secs_f64();
+        records.push(record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans));
+        done.push(job.summary);
+    }
+    progress.finish();
+
+    // 5. Record and report.
+    records.retain(|r| r.outcome != Outcome::AlreadyRegistered.as_str());
+    store.append(&repo.git, &records).context("recording the deploy")?;
+    done.sort_by(|a, b| a.name.cmp(&b.name));
+    admin.close().await.ok();
+    Ok(Summary { domain: domain.name.value.clone(), base: plan.base.clone(), head: plan.head.clone(), workflows: done })
+}
+
+fn new_summary(planned: &PlannedWorkflow) -> WorkflowSummary {
+    WorkflowSummary {
+        name: planned.name.clone(),
+        action: planned.action.as_str().into(),
+        version: planned.version.clone(),
+        image: planned.image.clone(),
+        outcome: Outcome::Skipped,
+        entities: Entities::default(),
+        warnings: Vec::new(),
+        error: None,
+        seconds: 0.0,
+    }
+}
+
+fn fail(summary: &mut WorkflowSummary, e: &anyhow::Error) {
+    summary.outcome = Outcome::Failed;
+    summary.error = Some(format!("{e:#}"));
+}
+
+fn first_line(e: &anyhow::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+fn record_of(repo: &Repo, plan: &Plan, s: &WorkflowSummary, domain: &str, launch_plans: Vec<String>) -> Record {
+    Record {
+        commit: plan.head.clone(),
+        workflow: s.name.clone(),
+        domain: domain.into(),
+        version: s.version.clone().unwrap_or_default(),
+        image: s.image.clone().unwrap_or_default(),
+        actor: record::actor(&repo.git),
+        time: record::now(),
+        outcome: s.outcome.as_str().into(),
+        promoted_from: None,
+        launch_plans,
+    }
+}
+
+/// Materialises the committed code set and runs pyflyte on it (filling the cache).
+fn serialize_job(root: &Path, python: &Path, job: &Job, cache_dir: &Path) -> Result<()> {
+    let work =
+        tempfile::Builder::new().prefix("flyte-deploy-code").tempdir().context("creating a folder for the code set")?;
+    let repo = git2::Repository::open(root).context("opening the repository")?;
+    job.set.materialise(&repo, work.path())?;
+    let image = job.planned.image.clone().unwrap_or_default();
+    serialize::serialize(python, work.path(), &job.wf.packages, &image, cache_dir, &job.key)?;
+    Ok(())
+}
+
+/// The launch plans of a workflow at a version, without Python: from the serialized package
+/// in the cache, else from an earlier record of the same version.
+fn known_launch_plans(
+    cache_dir: &Path,
+    key: &str,
+    history: &[Record],
+    workflow: &str,
+    version: &str,
+) -> Option<Vec<String>> {
+    if let Some(hit) = serialize::cached(cache_dir, key) {
+        if let Ok(package) = specs::read_package_file(&hit.path) {
+            return Some(launch_plan_names(&package));
+        }
+    }
+    history
+        .iter()
+        .rev()
+        .find(|r| r.workflow == workflow && r.version == version && !r.launch_plans.is_empty())
+        .map(|r| r.launch_plans.clone())
+}
+
+fn launch_plan_names(package: &Package) -> Vec<String> {
+    package
+        .entities
+        .iter()
+        .filter(|e| e.kind == Kind::LaunchPlan)
+        .filter_map(|e| pb::LaunchPlan::decode(e.bytes.as_slice()).ok())
+        .filter_map(|lp| lp.id.map(|id| id.name))
+        .collect()
+}
+
+/// True when every launch plan exists at `version` in the domain and is active: they are
+/// registered last and activated after, so the whole workflow is there.
+async fn complete(admin: &Admin, project: &str, domain: &str, version: &str, names: &[String]) -> Result<bool> {
+    if names.is_empty() {
+        return Ok(false);
+    }
+    for name in names {
+        let id = core::Identifier {
+            resource_type: ResourceType::LaunchPlan as i32,
+            project: project.into(),
+            domain: domain.into(),
+            name: name.clone(),
+            version: version.into(),
+            org: String::new(),
+        };
+        if admin.launch_plan_active(&id).await? != Some(true) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Deactivates the active launch plans of a removed workflow in the domain: those named in
+/// its records, else those whose workflow lives in one of its packages (as they were at base).
+async fn deactivate(
+    admin: &Admin,
+    repo: &Repo,
+    plan: &Plan,
+    planned: &PlannedWorkflow,
+    domain: &str,
+    history: &[Record],
+) -> Result<usize> {
+    let project = &planned.project;
+    let mut names: Vec<String> = history
+        .iter()
+        .rev()
+        .find(|r| r.workflow == planned.name && !r.launch_plans.is_empty())
+        .map(|r| r.launch_plans.clone())
+        .unwrap_or_default();
+    let packages = base_packages(repo, plan, &planned.name)?;
+    let mut count = 0;
+    let mut candidates: HashMap<String, ()> = names.drain(..).map(|n| (n, ())).collect();
+    if candidates.is_empty() {
+        for name in admin.list_names(ResourceType::LaunchPlan, project, domain).await? {
+            candidates.insert(name, ());
+        }
+    }
+    for name in candidates.keys() {
+        for bytes in admin.list(ResourceType::LaunchPlan, project, domain, name).await? {
+            let lp = pb::LaunchPlan::decode(bytes.as_slice()).context("decoding a launch plan")?;
+            let active = lp.closure.as_ref().is_some_and(|c| c.state == pb::LaunchPlanState::Active as i32);
+            let workflow = lp.spec.as_ref().and_then(|s| s.workflow_id.as_ref()).map(|w| w.name.clone());
+            let ours = workflow.is_some_and(|w| packages.iter().any(|p| w.starts_with(&format!("{p}."))));
+            if active && ours {
+                let id = lp.id.clone().context("a launch plan without id")?;
+                admin
+                    .set_launch_plan_active(&id, false)
+                    .await
+                    .map_err(|s| crate::admin::status_error(&admin.endpoint, "UpdateLaunchPlan", s))?;
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The Python packages a workflow had at the plan's base.
+fn base_packages(repo: &Repo, plan: &Plan, name: &str) -> Result<Vec<String>> {
+    let Some(base) = &plan.base else { return Ok(Vec::new()) };
+    let commit = repo.commit(base)?;
+    let tree = GitTree::at_commit(&repo.git, &commit)?;
+    let ws = Workspace::load(&tree)?;
+    Ok(ws.workflow(name).map(|w| w.packages.clone()).unwrap_or_default())
+}
+
+/// Progress: a bar on a terminal, plain lines elsewhere (CI logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (std::io::stderr().is_terminal() && !image::in_ci()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn step(&self, workflow: &str, what: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{workflow}: {what}")),
+            None => eprintln!("{workflow}: {what}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Where the sandbox keeps its data when deploy.toml points at the embedded one.
+pub fn sandbox_data(address: &Address) -> Option<PathBuf> {
+    match address {
+        Address::Sandbox { data } => Some(data.clone()),
+        Address::Remote { .. } => None,
+    }
+}
