@@ -1,6 +1,6 @@
 //! `cargo xtask promote` end to end: a real git repository, real pyflyte, the embedded
-//! sandbox on disk. Staging is deployed first through the library (serialize with pyflyte,
-//! register), then the binary promotes to production: the production specs equal staging's
+//! sandbox on disk. Staging is deployed first (`cargo xtask deploy --domain staging`), then
+//! the binary promotes to production: the production specs equal staging's
 //! byte for byte except the domain and its settings, the code archive is the same file, a
 //! re-run changes nothing, a version staging lacks is refused, and every branch-policy
 //! refusal exits 2 before anything is uploaded or registered.
@@ -13,8 +13,6 @@ use tests::{flytekit_python, TempRepo};
 use xtask::admin::{spec_of, Admin};
 use xtask::codeset::CodeSet;
 use xtask::config::Config;
-use xtask::hydrate::Target;
-use xtask::register::{self, Archive, Options};
 use xtask::repo::Repo;
 use xtask::source::GitTree;
 use xtask::workspace::Workspace;
@@ -38,43 +36,20 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
-/// What a staging deploy of HEAD does, through the library: for each named workflow, the
-/// fingerprint, pyflyte's package (into the serialization cache), the code archive from
-/// the commit, registration with staging's settings and activation. Returns the versions.
+/// `cargo xtask deploy --domain staging` of HEAD for the named workflows, as main's CI
+/// pipeline runs it. Returns the deployed versions.
 fn deploy_staging(repo: &TempRepo, names: &[&str]) -> BTreeMap<String, String> {
-    let python = flytekit_python().expect("checked by the caller");
-    let r = Repo::discover_from(repo.path()).unwrap();
-    let commit = r.commit("HEAD").unwrap();
-    let tree = GitTree::at_commit(&r.git, &commit).unwrap();
-    let ws = Workspace::load(&tree).unwrap();
-    let staging = ws.config.domain("staging").unwrap().settings.clone();
+    let mut args = vec!["deploy", "--domain", "staging", "--all", "--format", "json"];
+    for name in names {
+        args.extend(["--workflow", name]);
+    }
+    let report = repo.xtask_env(&args, &[("CI", "true"), ("GITHUB_REF_NAME", "main")]).json();
     let mut versions = BTreeMap::new();
-    runtime().block_on(async {
-        let admin = Admin::connect(&ws.config, &r.root).await.unwrap();
-        for name in names {
-            let wf = ws.workflow(name).unwrap();
-            let set = CodeSet::at(&r.git, tree.tree(), wf).unwrap();
-            let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf).unwrap();
-            let package = serialize_into_cache(&r, &set, &fp, &wf.packages, &python);
-            let bytes = xtask::package::write_archive(&set, &r.git, Vec::new()).unwrap();
-            let filename = format!("{name}-{}.tar.gz", fp.version);
-            let target = Target {
-                project: wf.project.clone(),
-                domain: "staging".into(),
-                version: fp.version.clone(),
-                code_url: None,
-                dest_dir: "/root".into(),
-                settings: staging.clone(),
-            };
-            let archive = Archive { filename: &filename, bytes: &bytes };
-            let summary = register::register_package(&admin, &package, &target, Some(archive), &Options::default())
-                .await
-                .unwrap();
-            assert!(summary.errors.is_empty(), "staging deploy of {name}: {:?}", summary.errors);
-            versions.insert(name.to_string(), fp.version);
-        }
-        admin.close().await.unwrap();
-    });
+    for row in report["workflows"].as_array().unwrap() {
+        assert_eq!(row["outcome"], "registered", "staging deploy: {row:#}");
+        versions.insert(row["name"].as_str().unwrap().to_string(), row["version"].as_str().unwrap().to_string());
+    }
+    assert_eq!(versions.len(), names.len(), "{report:#}");
     versions
 }
 
@@ -278,7 +253,9 @@ fn promotion_puts_stagings_specs_into_production_and_a_rerun_changes_nothing() {
 
     // The promotion is recorded, once.
     let promoted = |path: &Path| {
-        record::read_notes(&Repo::discover_from(path).unwrap().git)
+        let store = record::Store::Sandbox(path.join(".flyte/sandbox"));
+        store
+            .load(&Repo::discover_from(path).unwrap().git)
             .unwrap()
             .into_iter()
             .filter(|r| r.domain == "production" && r.promoted_from.as_deref() == Some("staging"))
@@ -391,6 +368,11 @@ fn each_policy_refusal_exits_2_before_anything_is_uploaded_or_registered() {
     assert!(e.contains("takes direct deploys"), "{e}");
     let e = repo.xtask_env(&["promote", "--from", "staging", "--to", "prod"], RELEASE_CI).user_error().to_string();
     assert!(e.contains("--to 'prod' is not a domain"), "{e}");
+
+    // A direct deploy to production, even from a release branch in CI.
+    let e = repo.xtask_env(&["deploy", "--domain", "production", "--all"], RELEASE_CI).user_error().to_string();
+    assert!(e.contains("domain 'production' takes only promotions from 'staging'"), "{e}");
+    assert!(e.contains("cargo xtask promote --from staging --to production"), "{e}");
 
     assert_eq!(production_entities(&repo), 0, "a refused promotion registered something");
     assert!(!production_uploads(&repo), "a refused promotion uploaded something");

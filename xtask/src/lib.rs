@@ -59,25 +59,5 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Build(args) => build::run(args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Promote(args) => promote::run(args),
-        other => Err(error::user(
-            format!("`{}` is not available in this build yet", command_name(&other)),
-            "see README.md for the commands this version provides",
-        )),
-    }
-}
-
-fn command_name(command: &cli::Command) -> &'static str {
-    use cli::Command;
-    match command {
-        Command::List(_) => "list",
-        Command::Plan(_) => "plan",
-        Command::Package(_) => "package",
-        Command::Build(_) => "build",
-        Command::Deploy(_) => "deploy",
-        Command::Promote(_) => "promote",
-        Command::History(_) => "history",
-        Command::Sandbox(_) => "sandbox",
-        Command::Test(_) => "test",
-        Command::Bench(_) => "bench",
     }
 }

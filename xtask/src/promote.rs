@@ -26,7 +26,7 @@ use crate::error;
 use crate::fingerprint::{self, Fingerprint};
 use crate::hydrate::{self, Kind, Target};
 use crate::policy::{self, Context as PolicyContext, Operation};
-use crate::record::{self, Record};
+use crate::record::{self, Record, Store};
 use crate::register::{self, Archive, Options};
 use crate::repo::Repo;
 use crate::serialize;
@@ -105,8 +105,9 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         anyhow::Ok(results)
     })?;
 
-    let records = records(&repo, &promotion, &prepared, &results)?;
-    record::append_notes(&repo.git, commit.id(), &records)?;
+    let store = Store::for_address(&crate::admin::Address::from_config(config, &repo.root)?);
+    let records = records(&store.load(&repo.git)?, &repo, &promotion, &prepared, &results);
+    store.append(&repo.git, &records).context("recording the promotion")?;
 
     let summary =
         Summary { domain: args.to.clone(), base: None, head, workflows: results.into_iter().map(|r| r.0).collect() };
@@ -183,7 +184,7 @@ impl Promotion<'_> {
             domain: domain.to_string(),
             version: p.fp.version.clone(),
             code_url: None,
-            dest_dir: "/root".into(),
+            dest_dir: String::new(),
             settings: if domain == self.to { self.target_settings.clone() } else { self.source_settings() },
         }
     }
@@ -535,12 +536,12 @@ fn container_args(task_spec: &[u8]) -> Result<Vec<String>> {
 /// The records of this promotion: one per workflow that is now in the target domain,
 /// unless an identical promotion is recorded already (a re-run adds nothing).
 fn records(
+    existing: &[Record],
     repo: &Repo,
     promotion: &Promotion<'_>,
     prepared: &[Prepared],
     results: &[(WorkflowSummary, Vec<String>)],
-) -> Result<Vec<Record>> {
-    let existing = record::read_notes(&repo.git)?;
+) -> Vec<Record> {
     let actor = record::actor(&repo.git);
     let time = record::now();
     let mut out = Vec::new();
@@ -571,7 +572,7 @@ fn records(
             launch_plans: launch_plans.clone(),
         });
     }
-    Ok(out)
+    out
 }
 
 fn append_file(path: &Path, text: &str) -> Result<()> {
