@@ -745,6 +745,62 @@ mod tests {
     }
 
     #[test]
+    fn retarget_moves_the_source_domains_identifiers_and_code_url_only() {
+        let mut staging = target();
+        staging.domain = "staging".into();
+        let registered = hydrate(Kind::Workflow, &rich_workflow().encode_to_vec(), &staging).unwrap();
+        // A reference to another version in staging stays where it is.
+        let mut foreign = admin::WorkflowSpec::decode(registered.spec.as_slice()).unwrap();
+        let mut other = bare(core::ResourceType::Task, "pkg.elsewhere");
+        (other.project, other.domain, other.version) = ("flytesnacks".into(), "staging".into(), "v0".into());
+        foreign.template.as_mut().unwrap().nodes.push(core::Node {
+            id: "x".into(),
+            target: Some(core::node::Target::TaskNode(core::TaskNode {
+                reference: Some(core::task_node::Reference::ReferenceId(other.clone())),
+                overrides: None,
+            })),
+            ..Default::default()
+        });
+        let mut production = target();
+        production.domain = "production".into();
+        let source = Source { domain: "staging", code_url: None };
+        let moved = retarget(Kind::Workflow, &foreign.encode_to_vec(), source, &production).unwrap();
+        let spec = admin::WorkflowSpec::decode(moved.spec.as_slice()).unwrap();
+        let ids = template_ids(spec.template.as_ref().unwrap());
+        assert_eq!(ids.len(), 10);
+        for id in ids.iter().filter(|id| id.name != "pkg.elsewhere") {
+            assert_filled(id, "flytesnacks", "production", "v1");
+        }
+        assert!(ids.contains(&other), "{ids:?}");
+        assert_eq!(moved.id.domain, "production");
+        // Same as hydrating for production from the start, once the foreign node is gone.
+        let direct = hydrate(Kind::Workflow, &rich_workflow().encode_to_vec(), &production).unwrap();
+        let plain = retarget(Kind::Workflow, &registered.spec, source, &production).unwrap();
+        assert_eq!(plain.spec, direct.spec);
+
+        // The source's code archive URL becomes the target's; other args stay.
+        let task = |url: &str| admin::TaskSpec {
+            template: Some(core::TaskTemplate {
+                id: Some(bare(core::ResourceType::Task, "pkg.t")),
+                target: Some(core::task_template::Target::Container(core::Container {
+                    args: vec!["--additional-distribution".into(), url.into(), "--dest-dir".into(), "/root".into()],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+            description: None,
+        };
+        let mut staged = staging.clone();
+        staged.code_url = Some("s3://b/staging/fast.tar.gz".into());
+        let registered = hydrate(Kind::Task, &task(REMOTE_PACKAGE_PATH).encode_to_vec(), &staged).unwrap();
+        let source = Source { domain: "staging", code_url: Some("s3://b/staging/fast.tar.gz") };
+        production.code_url = Some("s3://b/production/fast.tar.gz".into());
+        let moved = retarget(Kind::Task, &registered.spec, source, &production).unwrap();
+        let direct = hydrate(Kind::Task, &task(REMOTE_PACKAGE_PATH).encode_to_vec(), &production).unwrap();
+        assert_eq!(moved.spec, direct.spec);
+    }
+
+    #[test]
     fn every_workflow_identifier_is_filled_even_nested() {
         let bytes = rich_workflow().encode_to_vec();
         let h = hydrate(Kind::Workflow, &bytes, &target()).unwrap();

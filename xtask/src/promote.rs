@@ -473,6 +473,10 @@ impl Promotion<'_> {
         for id in source_launch_plans {
             let source_id = id.to_prost();
             if admin.launch_plan_active(&source_id).await? != Some(true) {
+                summary.warnings.push(format!(
+                    "launch plan {} is not active in '{}' at this version, so it was not activated in '{}'",
+                    id.name, self.from, self.to
+                ));
                 continue;
             }
             let mut target_id = source_id.clone();
@@ -583,4 +587,90 @@ fn append_file(path: &Path, text: &str) -> Result<()> {
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn promotion(config: &Config) -> Promotion<'_> {
+        Promotion {
+            config,
+            from: "staging",
+            to: "production",
+            commit: "0123456789abcdef",
+            target_settings: config.domain("production").unwrap().settings.clone(),
+        }
+    }
+
+    fn prepared() -> Prepared {
+        Prepared {
+            wf: Workflow {
+                name: "hello".into(),
+                path: "workflows/hello".into(),
+                project: "flytesnacks".into(),
+                packages: vec!["hello".into()],
+                dockerfile: None,
+                dependencies: Vec::new(),
+                shared: Vec::new(),
+                matcher: crate::workspace::DependencyMatcher::new(std::iter::empty()).unwrap(),
+                name_at: None,
+            },
+            fp: Fingerprint {
+                code: "c".into(),
+                deps: "d".into(),
+                settings: "s".into(),
+                image: "img".into(),
+                version: "v1".into(),
+            },
+            key: "k".into(),
+            package: None,
+            archive: None,
+        }
+    }
+
+    const DOMAINS: &str = r#"
+[[domains]]
+name = "staging"
+branches = ["main"]
+[domains.settings]
+service_account = "flyte-staging"
+labels = { env = "staging", team = "ml" }
+
+[[domains]]
+name = "production"
+branches = ["release/*"]
+promote_from = "staging"
+[domains.settings]
+service_account = "flyte-production"
+labels = { env = "production" }
+"#;
+
+    #[test]
+    fn fetched_specs_move_only_when_the_target_replaces_every_source_setting() {
+        let config = Config::parse(Path::new("deploy.toml"), DOMAINS).unwrap();
+        let e = promotion(&config).settings_replaceable(&prepared()).unwrap_err().to_string();
+        assert!(e.contains("settings 'production' does not replace (labels.team)"), "{e}");
+        assert!(e.contains("restore the serialization cache"), "{e}");
+        let covered =
+            DOMAINS.replace(r#"labels = { env = "production" }"#, r#"labels = { env = "production", team = "x" }"#);
+        let config = Config::parse(Path::new("deploy.toml"), &covered).unwrap();
+        promotion(&config).settings_replaceable(&prepared()).unwrap();
+        let no_account = covered.replace(r#"service_account = "flyte-production""#, "");
+        let config = Config::parse(Path::new("deploy.toml"), &no_account).unwrap();
+        let e = promotion(&config).settings_replaceable(&prepared()).unwrap_err().to_string();
+        assert!(e.contains("(service_account)"), "{e}");
+    }
+
+    #[test]
+    fn the_deploy_first_message_names_the_commit_and_the_source() {
+        let config = Config::parse(Path::new("deploy.toml"), DOMAINS).unwrap();
+        let e = promotion(&config).not_in_source(&prepared(), "").to_string();
+        assert_eq!(
+            e,
+            "version v1 of 'hello' is not registered in 'staging'; nothing was registered in 'production': deploy \
+             commit 0123456789ab to staging first (`cargo xtask deploy --domain staging` from a branch that deploys \
+             there), then promote again"
+        );
+    }
 }
