@@ -226,7 +226,13 @@ fn history_lists_each_deploy() {
     let base = repo.git(&["rev-parse", "HEAD"]);
     repo.write("workflows/hello/hello/more.py", "X = 2\n");
     repo.commit("hello: more");
-    deploy_with(&repo, &python, &["--base", &base]).json();
+    let summary = repo.path().join(".git/step-summary.md");
+    let all = ["deploy", "--format", "json", "--base", &base];
+    let env = [("FLYTE_DEPLOY_PYTHON", python.as_str()), ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    repo.xtask_env(&all, &env).json();
+    let markdown = std::fs::read_to_string(&summary).unwrap();
+    assert!(markdown.contains("| hello | fast |"), "{markdown}");
+    assert!(markdown.contains("| etl | unchanged |"), "{markdown}");
     let out = repo.xtask(&["history", "hello"]).ok().to_string();
     let lines: Vec<&str> = out.lines().filter(|l| l.contains(" hello ")).collect();
     assert_eq!(lines.len(), 2, "{out}");
