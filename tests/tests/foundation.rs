@@ -215,3 +215,14 @@ fn pyflyte_packages_every_example() {
         }
     }
 }
+
+#[test]
+fn github_actions_gets_an_error_annotation_on_the_file_and_line() {
+    let repo = TempRepo::with_examples();
+    repo.write("deploy.toml", "project = \"p\"\nprojekt = \"q\"\n");
+    let run = repo.xtask_env(&["list"], &[("GITHUB_ACTIONS", "true")]);
+    let err = run.user_error();
+    assert!(err.contains("::error file=deploy.toml,line=2::deploy.toml:2:1: unknown field"), "{err}");
+    let run = repo.xtask(&["list"]);
+    assert!(!run.user_error().contains("::error"), "only in GitHub Actions");
+}

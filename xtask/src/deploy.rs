@@ -219,12 +219,19 @@ async fn deploy(
         }
         let image = job.planned.image.clone().unwrap_or_default();
         progress.step(&job.wf.name, "checking its image");
+        let dependencies: Vec<String> =
+            job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
         let exists = ImageRef::parse(&image).and_then(|r| Ok((registry.manifest_digest(&r)?.is_some(), r)));
         let (exists, reference) = match exists {
             Ok(x) => x,
             Err(e) if sandbox => {
+                let changed = if dependencies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} changed: CI builds the image)", dependencies.join(", "))
+                };
                 job.summary.warnings.push(format!(
-                    "image {image} could not be checked ({}); the sandbox runs no executions",
+                    "image {image} could not be checked{changed}: {}; the sandbox runs no executions",
                     first_line(&e)
                 ));
                 continue;
@@ -234,8 +241,6 @@ async fn deploy(
                 continue;
             }
         };
-        let dependencies: Vec<String> =
-            job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
         let decision = image::decide(&ImageFacts {
             workflow: &job.wf.name,
             reference: &image,

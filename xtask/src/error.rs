@@ -53,6 +53,17 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
+impl UserError {
+    /// The file and line the message starts with (`file:line:col: ...`), if any.
+    pub fn place(&self) -> Option<(&str, usize)> {
+        let mut parts = self.what.splitn(4, ':');
+        let (file, line, col) = (parts.next()?, parts.next()?, parts.next()?);
+        let line = line.parse().ok()?;
+        col.parse::<usize>().ok()?;
+        (!file.is_empty() && !file.contains(' ')).then_some((file, line))
+    }
+}
+
 /// True when `err` (or anything it wraps) is a [`UserError`].
 pub fn is_user_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| e.is::<UserError>())
@@ -61,6 +72,14 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn place_is_read_from_the_message() {
+        let e = UserError { what: "deploy.toml:3:7: unknown field".into(), help: String::new() };
+        assert_eq!(e.place(), Some(("deploy.toml", 3)));
+        let e = UserError { what: "ref 'x': cannot be resolved".into(), help: String::new() };
+        assert_eq!(e.place(), None);
+    }
 
     #[test]
     fn line_col_counts_from_one() {

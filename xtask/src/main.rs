@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Err(err) => {
             if xtask::error::is_user_error(&err) {
                 eprintln!("error: {err}");
+                annotate(&err);
                 ExitCode::from(2)
             } else {
                 eprintln!("error: {err:#}");
@@ -25,4 +26,14 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// In GitHub Actions, also shows a bad-input error as an annotation on its file and line.
+fn annotate(err: &anyhow::Error) {
+    if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
+        return;
+    }
+    let Some(user) = err.chain().find_map(|e| e.downcast_ref::<xtask::error::UserError>()) else { return };
+    let place = user.place();
+    eprintln!("{}", xtask::github::error_annotation(place.map(|p| p.0), place.map(|p| p.1), &user.to_string()));
 }

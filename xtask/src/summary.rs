@@ -123,27 +123,28 @@ impl Summary {
 
     /// A markdown table for `$GITHUB_STEP_SUMMARY`.
     pub fn markdown(&self) -> String {
-        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
-        let mut out = format!("### flyte-deploy → `{}`\n\n", self.domain);
-        out.push_str("| workflow | action | version | outcome | created | already there | failed |\n");
-        out.push_str("| --- | --- | --- | --- | ---: | ---: | ---: |\n");
-        for w in &self.workflows {
-            out.push_str(&format!(
-                "| {} | {} | `{}` | {} | {} | {} | {} |\n",
-                cell(&w.name),
-                w.action,
-                cell(w.version.as_deref().unwrap_or("-")),
-                w.outcome.as_str(),
-                w.entities.created,
-                w.entities.existing,
-                w.entities.failed
-            ));
-        }
-        for w in &self.workflows {
-            if let Some(e) = &w.error {
-                out.push_str(&format!("\n**{}** failed: {}\n", cell(&w.name), cell(e)));
-            }
-        }
-        out
+        let notes: Vec<Option<String>> = self
+            .workflows
+            .iter()
+            .map(|w| w.error.clone().or_else(|| (!w.warnings.is_empty()).then(|| w.warnings.join("; "))))
+            .collect();
+        let rows: Vec<crate::github::SummaryRow> = self
+            .workflows
+            .iter()
+            .zip(&notes)
+            .map(|(w, note)| crate::github::SummaryRow {
+                workflow: &w.name,
+                action: &w.action,
+                version: w.version.as_deref(),
+                image: w.image.as_deref(),
+                outcome: w.outcome.as_str(),
+                created: w.entities.created,
+                existing: w.entities.existing,
+                failed: w.entities.failed,
+                millis: (w.seconds * 1000.0) as u128,
+                note: note.as_deref(),
+            })
+            .collect();
+        format!("### flyte-deploy → `{}`\n\n{}", self.domain, crate::github::step_summary_markdown(&rows))
     }
 }

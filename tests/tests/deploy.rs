@@ -1,0 +1,265 @@
+//! `cargo xtask deploy` end to end: a temporary copy of the examples, the real pyflyte, the
+//! embedded sandbox (its data under the repository's .flyte/), records and history.
+
+use serde_json::Value;
+use tests::{flytekit_python, Run, TempRepo};
+
+/// Runs `deploy --format json` with the venv's Python (or `python`) and returns the run.
+fn deploy_with(repo: &TempRepo, python: &str, args: &[&str]) -> Run {
+    let mut all = vec!["deploy", "--format", "json"];
+    all.extend_from_slice(args);
+    repo.xtask_env(&all, &[("FLYTE_DEPLOY_PYTHON", python), ("CI", "false")])
+}
+
+/// `(name, action, outcome, created, existing)` of every workflow of a deploy report.
+fn outcomes(json: &Value) -> Vec<(String, String, String, u64, u64)> {
+    json["workflows"]
+        .as_array()
+        .expect("workflows")
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap().to_string(),
+                w["action"].as_str().unwrap().to_string(),
+                w["outcome"].as_str().unwrap().to_string(),
+                w["entities"]["created"].as_u64().unwrap(),
+                w["entities"]["existing"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn row(name: &str, action: &str, outcome: &str, created: u64, existing: u64) -> (String, String, String, u64, u64) {
+    (name.into(), action.into(), outcome.into(), created, existing)
+}
+
+fn version(json: &Value, name: &str) -> String {
+    json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == name).unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A repository with the examples on a feature branch, deployed once to development.
+fn deployed() -> Option<(TempRepo, String, Value)> {
+    let python = flytekit_python()?.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    let first = deploy_with(&repo, &python, &["--all"]).json();
+    Some((repo, python, first))
+}
+
+#[test]
+fn fresh_deploy_registers_everything_and_a_rerun_starts_no_python() {
+    let Some((repo, _, first)) = deployed() else { return };
+    assert_eq!(first["domain"], "development");
+    assert_eq!(
+        outcomes(&first),
+        vec![
+            row("etl", "rebuild", "registered", 5, 0),
+            row("features", "fast", "registered", 4, 0),
+            row("hello", "fast", "registered", 4, 0),
+            row("training", "fast", "registered", 5, 0),
+        ]
+    );
+    // etl's image is not in a registry here: against the sandbox that is only a warning.
+    let etl = &first["workflows"][0];
+    assert!(etl["warnings"][0].as_str().unwrap().contains("localhost:5000/flyte/etl:"), "{etl}");
+    // Second run: the cache names the launch plans, the sandbox has them active. A Python
+    // that does not exist proves that pyflyte is not started.
+    let again = deploy_with(&repo, "/nonexistent/python", &["--all"]);
+    let json = again.json();
+    assert!(outcomes(&json).iter().all(|o| o.2 == "already-registered" && o.3 == 0), "{json:#}");
+    assert_eq!(version(&json, "hello"), version(&first, "hello"));
+}
+
+#[test]
+fn code_change_is_fast_and_others_stay() {
+    let Some((repo, python, first)) = deployed() else { return };
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    let greet = std::fs::read_to_string(repo.path().join("workflows/hello/hello/greet.py")).unwrap();
+    repo.write("workflows/hello/hello/greet.py", &format!("{greet}\n\n@task\ndef extra() -> int:\n    return 1\n"));
+    repo.commit("hello: one more task");
+    let json = deploy_with(&repo, &python, &["--base", &base]).json();
+    assert_eq!(
+        outcomes(&json),
+        vec![
+            row("etl", "unchanged", "already-registered", 0, 0),
+            row("features", "unchanged", "already-registered", 0, 0),
+            row("hello", "fast", "registered", 5, 0),
+            row("training", "unchanged", "already-registered", 0, 0),
+        ]
+    );
+    assert_ne!(version(&json, "hello"), version(&first, "hello"));
+    assert_eq!(version(&json, "etl"), version(&first, "etl"));
+}
+
+#[test]
+fn requirements_change_takes_the_rebuild_path() {
+    let Some((repo, python, first)) = deployed() else { return };
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.write("workflows/etl/requirements.txt", "flytekit==1.16.31\nrequests==2.32.3\n");
+    repo.commit("etl: a new dependency");
+    let json = deploy_with(&repo, &python, &["--base", &base]).json();
+    let etl = &json["workflows"][0];
+    assert_eq!((etl["action"].as_str(), etl["outcome"].as_str()), (Some("rebuild"), Some("registered")));
+    assert_ne!(etl["image"], first["workflows"][0]["image"], "a new image tag");
+    assert!(etl["warnings"][0].as_str().unwrap().contains("requirements.txt"), "{etl}");
+    assert_eq!(outcomes(&json)[2], row("hello", "unchanged", "already-registered", 0, 0));
+}
+
+#[test]
+fn shared_library_change_reaches_all_its_users() {
+    let Some((repo, python, _)) = deployed() else { return };
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.write("libs/flyte_common/extra.py", "X = 1\n");
+    repo.commit("shared: extra");
+    let json = deploy_with(&repo, &python, &["--base", &base]).json();
+    let got: Vec<(String, String)> = outcomes(&json).into_iter().map(|o| (o.0, o.2)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("etl".into(), "already-registered".into()),
+            ("features".into(), "registered".into()),
+            ("hello".into(), "already-registered".into()),
+            ("training".into(), "registered".into()),
+        ]
+    );
+}
+
+#[test]
+fn deleted_workflow_has_its_launch_plans_deactivated() {
+    let Some((repo, python, _)) = deployed() else { return };
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.remove("workflows/training");
+    repo.commit("retire training");
+    let json = deploy_with(&repo, &python, &["--base", &base]).json();
+    let training = json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "training").unwrap().clone();
+    assert_eq!((training["action"].as_str(), training["outcome"].as_str()), (Some("removed"), Some("deactivated")));
+    assert!(training["warnings"][0].as_str().unwrap().starts_with("2 launch plan(s) deactivated"), "{training}");
+    // A second run finds nothing left active.
+    let again = deploy_with(&repo, &python, &["--base", &base]).json();
+    let training = again["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "training").unwrap().clone();
+    assert!(training["warnings"][0].as_str().unwrap().starts_with("0 launch plan(s) deactivated"), "{training}");
+}
+
+#[test]
+fn one_failing_workflow_leaves_the_others_registered() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    repo.write("workflows/hello/hello/greet.py", "this is not python\n");
+    repo.commit("break hello");
+    let run = deploy_with(&repo, &python, &["--all"]);
+    assert_eq!(run.status, Some(1), "{}", run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let rows = outcomes(&json);
+    assert_eq!(rows[2].2, "failed");
+    let hello = &json["workflows"][2];
+    assert!(hello["error"].as_str().unwrap().contains("pyflyte could not serialize hello"), "{hello}");
+    for i in [0, 1, 3] {
+        assert_eq!(rows[i].2, "registered", "{rows:?}");
+    }
+    // Fixed and re-run: only hello is registered now, nothing else twice.
+    repo.write(
+        "workflows/hello/hello/greet.py",
+        "from flytekit import task\n\n\n@task\ndef hi() -> int:\n    return 1\n",
+    );
+    repo.commit("fix hello");
+    let json = deploy_with(&repo, &python, &["--all"]).json();
+    let rows = outcomes(&json);
+    assert_eq!(rows[2], row("hello", "fast", "registered", 1, 0));
+    for i in [0, 1, 3] {
+        assert_eq!(rows[i].2, "already-registered", "{rows:?}");
+    }
+}
+
+#[test]
+fn interrupted_deploy_completes_on_rerun_without_duplicates() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    // Interrupt the first deploy as soon as it starts registering.
+    let mut child = std::process::Command::new(tests::xtask_bin())
+        .current_dir(repo.path())
+        .args(["deploy", "--all"])
+        .env("FLYTE_DEPLOY_PYTHON", &python)
+        .env("CI", "false")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        for line in stderr.lines() {
+            if line.unwrap().ends_with(": registering") {
+                break;
+            }
+        }
+    }
+    child.kill().ok();
+    child.wait().unwrap();
+    let json = deploy_with(&repo, &python, &["--all"]).json();
+    let rows = outcomes(&json);
+    // Whatever the first run left, the second completes it: every entity is there exactly
+    // once (created now or found), and every workflow ends registered.
+    let totals: Vec<u64> = rows.iter().map(|r| r.3 + r.4).collect();
+    for r in &rows {
+        assert!(r.2 == "registered" || r.2 == "already-registered", "{rows:?}");
+    }
+    for (r, total) in rows.iter().zip(&totals) {
+        if r.2 == "registered" {
+            let expected = if r.0 == "etl" || r.0 == "training" { 5 } else { 4 };
+            assert_eq!(*total, expected, "{rows:?}");
+        }
+    }
+    let again = deploy_with(&repo, &python, &["--all"]).json();
+    assert!(outcomes(&again).iter().all(|o| o.2 == "already-registered"), "{again:#}");
+}
+
+#[test]
+fn history_lists_each_deploy() {
+    let Some((repo, python, first)) = deployed() else { return };
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    repo.write("workflows/hello/hello/more.py", "X = 2\n");
+    repo.commit("hello: more");
+    let summary = repo.path().join(".git/step-summary.md");
+    let all = ["deploy", "--format", "json", "--base", &base];
+    let env = [("FLYTE_DEPLOY_PYTHON", python.as_str()), ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    repo.xtask_env(&all, &env).json();
+    let markdown = std::fs::read_to_string(&summary).unwrap();
+    assert!(markdown.contains("| hello | fast |"), "{markdown}");
+    assert!(markdown.contains("| etl | unchanged |"), "{markdown}");
+    let out = repo.xtask(&["history", "hello"]).ok().to_string();
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(" hello ")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(out.contains(&version(&first, "hello")), "{out}");
+    assert!(out.contains("version "), "{out}");
+    let out = repo.xtask(&["history", "--domain", "staging"]).ok().to_string();
+    assert_eq!(out, "no deploys recorded\n");
+}
+
+#[test]
+fn dry_run_prints_versions_and_registers_nothing() {
+    let repo = TempRepo::with_examples();
+    let json = repo.xtask(&["deploy", "--all", "--dry-run", "--format", "json"]).json();
+    assert_eq!(json["domain"], "staging");
+    assert!(json["workflows"][0]["version"].as_str().unwrap().len() >= 16);
+    assert!(!repo.path().join(".flyte").exists(), "nothing started, nothing written");
+}
+
+#[test]
+fn policy_refusals_register_nothing() {
+    let repo = TempRepo::with_examples();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    let err = repo.xtask(&["deploy", "--all", "--domain", "production"]).user_error().to_string();
+    assert!(err.contains("domain 'production' takes only promotions from 'staging'"), "{err}");
+    let err = repo.xtask(&["deploy", "--all", "--domain", "staging"]).user_error().to_string();
+    assert!(err.contains("branch 'feature' may not deploy to domain 'staging'"), "{err}");
+    let err = repo.xtask(&["deploy", "--all", "--workflow", "nope"]).user_error().to_string();
+    assert!(err.contains("--workflow nope: no such workflow"), "{err}");
+    assert!(!repo.path().join(".flyte").exists(), "refused before anything started");
+}
