@@ -10,7 +10,6 @@
 //! Branch policy is checked before anything is uploaded. Builds no image and edits no
 //! spec itself (`hydrate.rs` does).
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use flyteidl::flyteidl::core::ResourceType;
 
 use crate::admin::Admin;
 use crate::base::{self, CiContext};
-use crate::cli::{Promote, ReportFormat};
+use crate::cli::Promote;
 use crate::codeset::CodeSet;
 use crate::config::Config;
 use crate::error;
@@ -111,13 +110,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
 
     let summary =
         Summary { domain: args.to.clone(), base: None, head, workflows: results.into_iter().map(|r| r.0).collect() };
-    match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
-        ReportFormat::Text => print!("{}", summary.text()),
-    }
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
-        append_file(Path::new(&path), &summary.markdown())?;
-    }
+    crate::deploy::report(&summary, args.format)?;
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -579,19 +572,10 @@ fn records(
     out
 }
 
-fn append_file(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn promotion(config: &Config) -> Promotion<'_> {
         Promotion {
