@@ -263,3 +263,57 @@ fn policy_refusals_register_nothing() {
     assert!(err.contains("--workflow nope: no such workflow"), "{err}");
     assert!(!repo.path().join(".flyte").exists(), "refused before anything started");
 }
+
+/// The pull-request pipeline of ci/github/pull-request.yml played locally: the plan job
+/// emits the matrix, each entry is deployed by its own process; the registered state is
+/// what one `deploy` of the same change registers.
+#[test]
+fn pull_request_pipeline_matrix_equals_a_single_deploy() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    // Both start from the same state: main deployed to development.
+    let change = |repo: &TempRepo| {
+        deploy_with(repo, &python, &["--all", "--domain", "development"]).json();
+        repo.git(&["checkout", "--quiet", "-b", "feature"]);
+        repo.write("workflows/etl/requirements.txt", "flytekit==1.16.31\nrequests==2.32.3\n");
+        repo.write("libs/flyte_common/extra.py", "X = 1\n");
+        repo.commit("change etl and the shared library");
+    };
+    // One deploy.
+    let single = TempRepo::with_examples();
+    change(&single);
+    let one = deploy_with(&single, &python, &["--base", "main", "--domain", "development"]).json();
+
+    // The pipeline: plan job, then one process per matrix entry.
+    let piped = TempRepo::with_examples();
+    change(&piped);
+    let output = piped.path().join(".git/github_output");
+    let plan = piped.xtask_env(
+        &["plan", "--base", "main", "--domain", "development", "--format", "github-matrix"],
+        &[("GITHUB_OUTPUT", output.to_str().unwrap())],
+    );
+    let matrix: Value = serde_json::from_str(plan.ok()).unwrap();
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(outputs.contains("any=true"), "{outputs}");
+    let entries = matrix["include"].as_array().unwrap();
+    let names: Vec<&str> = entries.iter().map(|e| e["workflow"].as_str().unwrap()).collect();
+    assert_eq!(names, ["etl", "features", "training"]);
+    let mut created = 0;
+    for entry in entries {
+        let name = entry["workflow"].as_str().unwrap();
+        let json =
+            deploy_with(&piped, &python, &["--workflow", name, "--base", "main", "--domain", "development"]).json();
+        let w = &json["workflows"][0];
+        assert_eq!((w["name"].as_str(), w["outcome"].as_str()), (Some(name), Some("registered")), "{json:#}");
+        assert_eq!(w["version"], entry["version"], "the matrix entry's version is deployed");
+        created += w["entities"]["created"].as_u64().unwrap();
+    }
+    let single_created: u64 = outcomes(&one).iter().map(|o| o.3).sum();
+    assert_eq!(created, single_created, "same entities registered");
+    // Nothing is left to do: the matrix registered exactly what the single deploy did.
+    let after = deploy_with(&piped, &python, &["--base", "main", "--domain", "development"]).json();
+    assert!(outcomes(&after).iter().all(|o| o.2 == "already-registered"), "{after:#}");
+    for o in outcomes(&one) {
+        assert_eq!(version(&after, &o.0), version(&one, &o.0));
+    }
+}
