@@ -5,7 +5,7 @@
 //! the others to finish; the exit status is then 1.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -566,13 +566,5 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// Where the sandbox keeps its data when deploy.toml points at the embedded one.
-pub fn sandbox_data(address: &Address) -> Option<PathBuf> {
-    match address {
-        Address::Sandbox { data } => Some(data.clone()),
-        Address::Remote { .. } => None,
     }
 }
