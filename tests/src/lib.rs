@@ -207,3 +207,18 @@ pub fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(from, to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
     }
 }
+
+/// Runs the real `pyflyte package` of `pkg` inside `dir` (the examples' shared library on
+/// PYTHONPATH) and returns the archive's bytes. The venv must exist (see [`flytekit_python`]).
+pub fn pyflyte_package(dir: &Path, pkg: &str) -> Vec<u8> {
+    let python = flytekit_python().expect("the caller checked flytekit_python()");
+    let out = Command::new(python.with_file_name("pyflyte"))
+        .current_dir(dir)
+        .env("PYTHONPATH", project_root().join("libs"))
+        .args(["--pkgs", pkg, "package", "--image", "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31"])
+        .args(["--copy", "all", "-o", "out.tgz", "--force"])
+        .output()
+        .expect("running pyflyte");
+    assert!(out.status.success(), "pyflyte failed on {pkg}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read(dir.join("out.tgz")).unwrap()
+}

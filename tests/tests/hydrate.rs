@@ -4,8 +4,6 @@
 //! of fields the `flyteidl` crate does not know survive, as does every untouched byte.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use flyteidl::flyteidl::{admin, core};
@@ -56,20 +54,6 @@ def outer(x: int = 3, xs: typing.List[int] = [1, 2]) -> int:
 
 const CODE_URL: &str = "s3://my-s3-bucket/flytesnacks/development/ABCD/fastc0b6.tar.gz";
 
-/// `pyflyte package` of `pkg` inside `dir`.
-fn pyflyte_package(dir: &Path, pkg: &str) -> Vec<u8> {
-    let python = flytekit_python().expect("checked by packages()");
-    let out = Command::new(python.with_file_name("pyflyte"))
-        .current_dir(dir)
-        .env("PYTHONPATH", project_root().join("libs"))
-        .args(["--pkgs", pkg, "package", "--image", "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31"])
-        .args(["--copy", "all", "-o", "out.tgz", "--force"])
-        .output()
-        .expect("running pyflyte");
-    assert!(out.status.success(), "pyflyte failed on {pkg}: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read(dir.join("out.tgz")).unwrap()
-}
-
 /// The real pyflyte packages of the examples and of [`NESTED`], read; built once per run.
 fn packages() -> Option<&'static BTreeMap<String, Package>> {
     flytekit_python()?;
@@ -79,13 +63,13 @@ fn packages() -> Option<&'static BTreeMap<String, Package>> {
         for name in ["etl", "features", "hello", "training"] {
             let work = tempfile::tempdir().unwrap();
             tests::copy_tree(&project_root().join("workflows").join(name), work.path());
-            out.insert(name.to_string(), specs::read_package(&pyflyte_package(work.path(), name)).unwrap());
+            out.insert(name.to_string(), specs::read_package(&tests::pyflyte_package(work.path(), name)).unwrap());
         }
         let work = tempfile::tempdir().unwrap();
         std::fs::create_dir(work.path().join("nested")).unwrap();
         std::fs::write(work.path().join("nested/__init__.py"), "").unwrap();
         std::fs::write(work.path().join("nested/flows.py"), NESTED).unwrap();
-        out.insert("nested".into(), specs::read_package(&pyflyte_package(work.path(), "nested")).unwrap());
+        out.insert("nested".into(), specs::read_package(&tests::pyflyte_package(work.path(), "nested")).unwrap());
         out
     }))
 }

@@ -413,23 +413,10 @@ fn packages() -> Option<&'static BTreeMap<String, Package>> {
             .map(|name| {
                 let work = tempfile::tempdir().unwrap();
                 tests::copy_tree(&project_root().join("workflows").join(name), work.path());
-                (name.to_string(), specs::read_package(&pyflyte_package(work.path(), name)).unwrap())
+                (name.to_string(), specs::read_package(&tests::pyflyte_package(work.path(), name)).unwrap())
             })
             .collect()
     }))
-}
-
-fn pyflyte_package(dir: &Path, pkg: &str) -> Vec<u8> {
-    let python = flytekit_python().expect("checked by packages()");
-    let out = Command::new(python.with_file_name("pyflyte"))
-        .current_dir(dir)
-        .env("PYTHONPATH", project_root().join("libs"))
-        .args(["--pkgs", pkg, "package", "--image", "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31"])
-        .args(["--copy", "all", "-o", "out.tgz", "--force"])
-        .output()
-        .expect("running pyflyte");
-    assert!(out.status.success(), "pyflyte failed on {pkg}: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read(dir.join("out.tgz")).unwrap()
 }
 
 fn base(version: &str, label: &str) -> Target {
