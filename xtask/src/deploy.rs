@@ -33,7 +33,7 @@ use crate::source::GitTree;
 use crate::specs::{self, Package};
 use crate::summary::{Entities, Outcome, Summary, WorkflowSummary};
 use crate::workspace::{Workflow, Workspace};
-use crate::{error, fingerprint, package, policy, venv};
+use crate::{error, package, policy, venv};
 
 pub fn run(args: cli::Deploy) -> Result<ExitCode> {
     let repo = Repo::discover()?;
@@ -174,20 +174,10 @@ async fn deploy(
             done.push(summary);
             continue;
         };
-        let prepared = CodeSet::at(&repo.git, tree.tree(), wf).and_then(|set| {
-            let fp = fingerprint::of_commit(&head, &tree, &set, ws, wf)?;
-            Ok((set, fp))
-        });
-        let (set, fp) = match prepared {
-            Ok(x) => x,
-            Err(e) => {
-                fail(&mut summary, &e);
-                done.push(summary);
-                continue;
-            }
-        };
-        debug_assert_eq!(fp.version, version);
-        let key = serialize::cache_key(&fp.code, &fp.image, &wf.packages);
+        // The plan fingerprinted every workflow; the code set is read again only for the
+        // workflows that need serializing or an archive.
+        let code = planned.code.clone().unwrap_or_default();
+        let key = serialize::cache_key(&code, planned.image.as_deref().unwrap_or_default(), &wf.packages);
         let known = known_launch_plans(&cache_dir, &key, &history, &wf.name, &version);
         if let Some(names) = &known {
             progress.step(&wf.name, "checking the registered version");
@@ -206,6 +196,14 @@ async fn deploy(
                 }
             }
         }
+        let set = match CodeSet::at(&repo.git, tree.tree(), wf) {
+            Ok(set) => set,
+            Err(e) => {
+                fail(&mut summary, &e);
+                done.push(summary);
+                continue;
+            }
+        };
         jobs.push(Job { planned: planned.clone(), wf, set, key, summary, started, launch_plans: Vec::new() });
     }
 

@@ -92,6 +92,9 @@ pub struct PlannedWorkflow {
     pub reasons: Vec<Reason>,
     pub version: Option<String>,
     pub image: Option<String>,
+    /// The code fingerprint behind `version` (not in the JSON): deploy's serialize cache key.
+    #[serde(skip)]
+    pub code: Option<String>,
 }
 
 /// The plan: DESIGN.md's plan JSON, plus `notes` for the reader (an unresolved base, a
@@ -285,6 +288,7 @@ fn fill_fingerprints(
             Ok(fp) => {
                 p.version = Some(fp.version);
                 p.image = Some(fp.image);
+                p.code = Some(fp.code);
             }
             // A workflow that cannot be packaged (e.g. it holds a submodule) is still
             // planned; it has no version, and deploying it fails with this message.
@@ -479,6 +483,7 @@ fn planned(w: &Workflow, action: Action, reasons: Vec<Reason>) -> PlannedWorkflo
         reasons,
         version: None,
         image: None,
+        code: None,
     }
 }
 
