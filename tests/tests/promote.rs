@@ -315,7 +315,7 @@ fn a_version_staging_lacks_is_refused_and_nothing_of_it_is_registered() {
     let ws = Workspace::load(&tree).unwrap();
     let wf = ws.workflow("hello").unwrap();
     let set = CodeSet::at(&r.git, tree.tree(), wf).unwrap();
-    let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf).unwrap();
+    let fp = fingerprint::of_commit(&commit, &tree, &set, &ws.config, wf).unwrap();
     serialize_into_cache(&r, &set, &fp, &wf.packages, &python);
     let run = repo.xtask_env(&args, RELEASE_CI);
     assert!(run.stdout.contains("missing: task flytesnacks/staging/hello."), "{}", run.stdout);

@@ -170,7 +170,7 @@ pub fn image_reference(ws: &Workspace, tree: &dyn Source, wf: &Workflow) -> Resu
         return Ok(None);
     }
     let deps = fingerprint::deps_hash(tree, wf)?;
-    Ok(Some(fingerprint::image_reference(ws, wf, &deps)))
+    Ok(Some(fingerprint::image_reference(&ws.config, wf, &deps)))
 }
 
 /// Writes the build context into `dir/context` and the Dockerfile to `dir/Dockerfile`, from

@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::codeset::CodeSet;
-use crate::config::{VersionScheme, DEPLOY_TOML};
+use crate::config::{Config, VersionScheme, DEPLOY_TOML};
 use crate::deps;
 use crate::error;
 use crate::repo::Repo;
@@ -69,22 +69,23 @@ pub struct Fingerprint {
 pub fn fingerprint(repo: &Repo, commit: &git2::Commit<'_>, ws: &Workspace, wf: &Workflow) -> Result<Fingerprint> {
     let tree = GitTree::at_commit(&repo.git, commit)?;
     let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
-    of_commit(commit, &tree, &set, ws, wf)
+    of_commit(commit, &tree, &set, &ws.config, wf)
 }
 
-/// The fingerprint of `wf` at `commit` from its already built code set.
+/// The fingerprint of `wf` at `commit` from its already built code set; `config` is the
+/// commit's configuration.
 pub fn of_commit(
     commit: &git2::Commit<'_>,
     tree: &GitTree<'_>,
     set: &CodeSet,
-    ws: &Workspace,
+    config: &Config,
     wf: &Workflow,
 ) -> Result<Fingerprint> {
-    let parts = Parts::new(set, tree, ws, wf)?;
-    let version = match ws.config.version_scheme {
+    let parts = Parts::new(set, tree, config, wf)?;
+    let version = match config.version_scheme {
         VersionScheme::Content => parts.content_version(),
         VersionScheme::GitSha => {
-            let changed = last_input_change(commit, ws, wf)?;
+            let changed = last_input_change(commit, config, wf)?;
             changed.to_string()[..sha_len()?].to_string()
         }
     };
@@ -95,7 +96,7 @@ pub fn of_commit(
 /// loaded from the working tree. The version ends in [`DIRTY_SUFFIX`].
 pub fn fingerprint_dirty(repo: &Repo, ws: &Workspace, wf: &Workflow) -> Result<(CodeSet, Fingerprint)> {
     let set = CodeSet::work_tree(&repo.git, &repo.root, wf)?;
-    let parts = Parts::new(&set, &WorkDir::new(&repo.root), ws, wf)?;
+    let parts = Parts::new(&set, &WorkDir::new(&repo.root), &ws.config, wf)?;
     let version = format!("{}{DIRTY_SUFFIX}", parts.content_version());
     Ok((set, parts.into_fingerprint(version)))
 }
@@ -124,10 +125,10 @@ struct Parts {
 }
 
 impl Parts {
-    fn new(set: &CodeSet, source: &dyn Source, ws: &Workspace, wf: &Workflow) -> Result<Parts> {
+    fn new(set: &CodeSet, source: &dyn Source, config: &Config, wf: &Workflow) -> Result<Parts> {
         let deps = deps_hash(source, wf)?;
-        let image = image_reference(ws, wf, &deps);
-        Ok(Parts { code: set.hash(), settings: settings_hash(ws, wf), deps, image })
+        let image = image_reference(config, wf, &deps);
+        Ok(Parts { code: set.hash(), settings: settings_hash(config, wf), deps, image })
     }
 
     fn content_version(&self) -> String {
@@ -196,33 +197,32 @@ pub fn base_images(dockerfile: &str) -> Vec<String> {
 }
 
 /// `<registry>/<workflow>:<tag>` for a workflow with its own Dockerfile, else the default.
-pub fn image_reference(ws: &Workspace, wf: &Workflow, deps: &str) -> String {
+pub fn image_reference(config: &Config, wf: &Workflow, deps: &str) -> String {
     if wf.dockerfile.is_some() {
-        format!("{}/{}:{}", ws.config.images.registry.trim_end_matches('/'), wf.name, &deps[..IMAGE_TAG_LEN])
+        format!("{}/{}:{}", config.images.registry.trim_end_matches('/'), wf.name, &deps[..IMAGE_TAG_LEN])
     } else {
-        ws.config.images.default.clone()
+        config.images.default.clone()
     }
 }
 
 /// The canonical settings JSON (sorted keys, no spaces) of what reaches the specs.
-pub fn settings_json(ws: &Workspace, wf: &Workflow) -> String {
-    let domains: BTreeMap<&str, Value> = ws
-        .config
+pub fn settings_json(config: &Config, wf: &Workflow) -> String {
+    let domains: BTreeMap<&str, Value> = config
         .domains
         .iter()
         .map(|d| (d.name.value.as_str(), serde_json::to_value(&d.settings).unwrap_or(Value::Null)))
         .collect();
     let value = json!({
         "project": wf.project,
-        "default_image": ws.config.images.default,
+        "default_image": config.images.default,
         "flytekit": FLYTEKIT_VERSION,
         "domains": domains,
     });
     canonical(&value)
 }
 
-fn settings_hash(ws: &Workspace, wf: &Workflow) -> String {
-    hex::encode(Sha256::digest(settings_json(ws, wf).as_bytes()))
+fn settings_hash(config: &Config, wf: &Workflow) -> String {
+    hex::encode(Sha256::digest(settings_json(config, wf).as_bytes()))
 }
 
 /// JSON with object keys sorted at every level, whatever serde_json's map order is.
@@ -257,10 +257,10 @@ pub fn sha_len() -> Result<usize> {
 }
 
 /// The repository paths whose tree entries make up the workflow's inputs.
-fn input_paths(ws: &Workspace, wf: &Workflow) -> Vec<String> {
+fn input_paths(config: &Config, wf: &Workflow) -> Vec<String> {
     let mut paths = vec![wf.path.clone(), DEPLOY_TOML.to_string()];
     paths.extend(wf.shared.iter().cloned());
-    paths.extend(ws.config.global.iter().filter_map(|g| crate::config::normalise(&g.value)));
+    paths.extend(config.global.iter().filter_map(|g| crate::config::normalise(&g.value)));
     paths.extend(wf.dockerfile.iter().cloned());
     paths.sort();
     paths.dedup();
@@ -269,8 +269,8 @@ fn input_paths(ws: &Workspace, wf: &Workflow) -> Vec<String> {
 
 /// The newest commit, walking first parents from `head`, at which the workflow's inputs
 /// became what they are at `head`.
-pub fn last_input_change(head: &git2::Commit<'_>, ws: &Workspace, wf: &Workflow) -> Result<Oid> {
-    let paths = input_paths(ws, wf);
+pub fn last_input_change(head: &git2::Commit<'_>, config: &Config, wf: &Workflow) -> Result<Oid> {
+    let paths = input_paths(config, wf);
     let inputs = |c: &git2::Commit<'_>| -> Result<Vec<Option<(Oid, i32)>>> {
         let tree = c.tree().with_context(|| format!("reading the tree of commit {}", c.id()))?;
         paths

@@ -66,7 +66,7 @@ pub fn run(args: Package) -> Result<ExitCode> {
         let ws = Workspace::load(&tree)?;
         for wf in ws.select(&args.workflows)? {
             let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
-            let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf)?;
+            let fp = fingerprint::of_commit(&commit, &tree, &set, &ws.config, wf)?;
             let archive = write(&set, &repo.git, &args.out, &wf.name, &fp.version)?;
             written.push((wf.name.clone(), fp, archive));
         }

@@ -59,7 +59,7 @@ pub fn run() -> Result<ExitCode> {
         let ws = Workspace::load(&tree)?;
         let wf = ws.select(&[WORKFLOW.to_string()])?[0];
         let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
-        let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf)?;
+        let fp = fingerprint::of_commit(&commit, &tree, &set, &ws.config, wf)?;
         let archive = crate::package::write(&set, &repo.git, out.path(), &wf.name, &fp.version)?;
         ours = ours.min(start.elapsed());
         our_size = archive.size;

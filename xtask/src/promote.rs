@@ -68,7 +68,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     let mut prepared = Vec::new();
     for wf in workflows {
         let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
-        let fp = fingerprint::of_commit(&commit, &tree, &set, &ws, wf)?;
+        let fp = fingerprint::of_commit(&commit, &tree, &set, &ws.config, wf)?;
         let key = serialize::cache_key(&fp.code, &fp.image, &wf.packages);
         let package = match serialize::cached(&cache_dir, &key) {
             Some(hit) => Some(specs::read_package_file(&hit.path)?),
