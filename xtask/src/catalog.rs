@@ -1,10 +1,11 @@
 //! Cheap workflow discovery for the plan: the workflows of a commit read from each workflow
 //! folder's own tree and `workflow.toml` only (name, project, Dockerfile, shared paths), by
-//! the same rules as `workspace.rs`, without walking the folders. A full [`Workflow`]
+//! the same rules as `workspace.rs`, without walking the folders; or, for a folder whose tree
+//! the versions cache knows, from the cache without reading the folder at all. A full [`Workflow`]
 //! (dependency matcher included) is made only for the folders a change reaches. Reads the
 //! object database only; decides nothing about the change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -12,6 +13,7 @@ use git2::{ObjectType, Oid, Repository, Tree};
 
 use crate::config::{self, Config, Located, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
 use crate::error;
+use crate::versions::{Facts, Store};
 use crate::workspace::{DependencyMatcher, Workflow};
 
 /// One folder of the workflows root: its name and tree.
@@ -62,24 +64,73 @@ pub fn folders(repo: &Repository, root: &Tree<'_>, config: &Config) -> Result<Ve
     Ok(out)
 }
 
-/// The workflows of `folders`, sorted by name. Those in `full` get their dependency matcher
-/// (the others' stays empty: classification asks it only about paths in the folder).
+/// The folders among `names` (folder names under the workflows root) that are workflows in
+/// `root`, as [`folders`] picks them.
+pub fn folders_named(root: &Tree<'_>, config: &Config, names: &[&str]) -> Result<Vec<Folder>> {
+    let mut out = Vec::new();
+    for name in names {
+        if name.starts_with('.') || *name == "__pycache__" {
+            continue;
+        }
+        let path = format!("{}/{name}", config.workflows);
+        match root.get_path(Path::new(&path)) {
+            Ok(e) if e.kind() == Some(ObjectType::Tree) => out.push(Folder { name: name.to_string(), tree: e.id() }),
+            Ok(_) => {}
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading '{path}'")),
+        }
+    }
+    Ok(out)
+}
+
+/// The workflows of `folders`, sorted by name, and their folders' tree ids in the same order.
+/// Those in `full` are read and get their dependency matcher; the others come from `store`
+/// when it knows their folder's tree (their matcher stays empty: classification asks it only
+/// about paths in the folder).
 pub fn workflows(
     repo: &Repository,
     config: &Config,
     folders: &[Folder],
     full: &HashSet<&str>,
-) -> Result<Vec<Workflow>> {
+    store: &mut Store,
+) -> Result<(Vec<Workflow>, Vec<Oid>)> {
     let defaults = DependencyMatcher::new(&config.dependencies)?;
     let odb = repo.odb().context("opening the object database")?;
     let mut out: Vec<Workflow> = Vec::with_capacity(folders.len());
+    let mut trees: Vec<Oid> = Vec::with_capacity(folders.len());
     for folder in folders {
-        out.push(workflow(repo, &odb, config, folder, full.contains(folder.name.as_str()), &defaults)?);
+        let dir = format!("{}/{}", config.workflows, folder.name);
+        let is_full = full.contains(folder.name.as_str());
+        let cached = if is_full { None } else { store.facts(&dir, folder.tree) };
+        let w = match cached {
+            Some(facts) => from_facts(dir, facts),
+            None => {
+                let w = workflow(repo, &odb, config, folder, is_full, &defaults)?;
+                store.put_facts(&dir, folder.tree, &facts_of(&w));
+                w
+            }
+        };
+        out.push(w);
+        trees.push(folder.tree);
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    // Folders come in git's order, which is usually the names' order already.
+    if !out.windows(2).all(|w| w[0].name <= w[1].name) {
+        let mut order: Vec<usize> = (0..out.len()).collect();
+        order.sort_by(|a, b| out[*a].name.cmp(&out[*b].name));
+        let mut slots: Vec<Option<Workflow>> = out.into_iter().map(Some).collect();
+        out = order.iter().filter_map(|i| slots[*i].take()).collect();
+        trees = order.iter().map(|i| trees[*i]).collect();
+    }
     for pair in out.windows(2) {
-        if pair[0].name == pair[1].name {
-            let (renamed, kept) = if pair[1].name_at.is_some() { (&pair[1], &pair[0]) } else { (&pair[0], &pair[1]) };
+        let [first, second] = pair else { continue };
+        if first.name == second.name {
+            // Read both manifests again: a cached workflow does not know where its name was set.
+            let read = |w: &Workflow| -> Result<Workflow> {
+                let folder = folders.iter().find(|f| format!("{}/{}", config.workflows, f.name) == w.path);
+                workflow(repo, &odb, config, folder.expect("every workflow has its folder"), false, &defaults)
+            };
+            let (a, b) = (read(first)?, read(second)?);
+            let (renamed, kept) = if b.name_at.is_some() { (&b, &a) } else { (&a, &b) };
             let what = format!("workflow name '{}' is already used by {}", renamed.name, kept.path);
             let help = "give each workflow its own `name` in workflow.toml";
             return Err(match &renamed.name_at {
@@ -88,7 +139,32 @@ pub fn workflows(
             });
         }
     }
-    Ok(out)
+    Ok((out, trees))
+}
+
+/// What the versions cache keeps of a workflow read from its folder.
+pub fn facts_of(w: &Workflow) -> Facts {
+    Facts {
+        name: w.name.clone(),
+        project: w.project.clone(),
+        dockerfile: w.dockerfile.clone(),
+        shared: w.shared.clone(),
+    }
+}
+
+/// A workflow as [`workflow`] reads it (no matcher), from cached facts.
+fn from_facts(path: String, facts: Facts) -> Workflow {
+    Workflow {
+        name: facts.name,
+        path,
+        project: facts.project,
+        packages: Vec::new(),
+        dockerfile: facts.dockerfile,
+        dependencies: Vec::new(),
+        shared: facts.shared,
+        matcher: DependencyMatcher::default(),
+        name_at: None,
+    }
 }
 
 fn workflow(
@@ -162,36 +238,15 @@ fn workflow(
         dependencies: Vec::new(),
         shared,
         matcher,
-        name_at: manifest.name.clone(),
+        name_at: manifest.name.clone().map(Box::new),
     })
 }
 
-/// The workflow names of `folders` (a base), and the workflows read to learn them: only
-/// folders that are not the same tree under the same folder name in `known` (head's folders
-/// and their workflow names, when base and head share the configuration) are read.
-pub fn names(
-    repo: &Repository,
-    config: &Config,
-    folders: &[Folder],
-    known: &HashMap<(&str, Oid), &str>,
-) -> Result<(HashSet<String>, Vec<Workflow>)> {
-    let mut names = HashSet::with_capacity(folders.len());
-    let mut read = Vec::new();
+/// The workflows of `folders`, read without their dependency matchers (a base's).
+pub fn read(repo: &Repository, config: &Config, folders: &[Folder]) -> Result<Vec<Workflow>> {
     let defaults = DependencyMatcher::default();
     let odb = repo.odb().context("opening the object database")?;
-    for folder in folders {
-        match known.get(&(folder.name.as_str(), folder.tree)) {
-            Some(name) => {
-                names.insert(name.to_string());
-            }
-            None => {
-                let w = workflow(repo, &odb, config, folder, false, &defaults)?;
-                names.insert(w.name.clone());
-                read.push(w);
-            }
-        }
-    }
-    Ok((names, read))
+    folders.iter().map(|f| workflow(repo, &odb, config, f, false, &defaults)).collect()
 }
 
 /// The id and mode of the non-directory entries called `names` in a raw tree object

@@ -37,7 +37,7 @@ use crate::{error, package, policy, venv};
 
 pub fn run(args: cli::Deploy) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let (mut plan, ws) = plan::compute(&repo, &args.range)?;
+    let (mut plan, ws) = plan::compute_with_workspace(&repo, &args.range)?;
     select(&mut plan, &args.workflows)?;
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
     let ci = CiContext::from_env();

@@ -42,6 +42,7 @@ pub mod summary;
 pub mod synthetic;
 pub mod test;
 pub mod venv;
+pub mod versions;
 pub mod wire;
 pub mod workspace;
 

@@ -13,12 +13,15 @@ use serde::Serialize;
 use crate::base::{self, Base, CiContext};
 use crate::catalog;
 use crate::cli::{self, OnMissingBase, PlanFormat};
+use crate::codeset::CodeSet;
 use crate::config::{self, DEPLOY_TOML};
 use crate::deps;
 use crate::diff::{self, Change};
 use crate::error;
+use crate::fingerprint::{self, Fingerprint};
 use crate::repo::Repo;
 use crate::source::GitTree;
+use crate::versions::{Input, Stamp, Store};
 use crate::workspace::{self, Workflow, Workspace};
 
 /// What a workflow needs.
@@ -127,10 +130,15 @@ pub struct Touched {
 
 pub fn run(args: cli::Plan) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    // Versions need the full workspace at head (dependency patterns, settings).
-    let (plan, _) = compute(&repo, &args.range)?;
+    let plan = compute(&repo, &args.range)?;
     match args.format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        PlanFormat::Json => {
+            // Through a buffer: stdout is line-buffered, and a large plan has many lines.
+            let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &plan)?;
+            writeln!(out)?;
+            out.flush()?;
+        }
         PlanFormat::Text => {
             for note in &plan.notes {
                 eprintln!("note: {note}");
@@ -147,27 +155,47 @@ pub fn run(args: cli::Plan) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The plan of `range`, and the full workspace at head (what `deploy` goes on with).
-pub fn compute(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
-    let plan = plan(repo, range)?;
-    // The full load looks paths up from the root again and again: cache every tree (the
-    // workflows root is above libgit2's default 4 KiB limit).
-    git2::opts::enable_caching(true);
-    // SAFETY: sets a process-wide libgit2 option; no other thread uses libgit2 here.
-    unsafe {
-        git2::opts::set_cache_object_limit(git2::ObjectType::Tree, 64 << 20).context("configuring libgit2")?;
-    }
-    let mut plan = plan;
+/// The plan of `range` with every workflow's version, image and code fingerprint. Reads the
+/// trees that differ between base and head; what it learns of the other folders comes from
+/// the versions cache when it knows their trees ([`crate::versions`]), and is put there.
+pub fn compute(repo: &Repo, range: &cli::Range) -> Result<Plan> {
+    let (mut plan, mut head) = plan(repo, range)?;
+    fill_versions(repo, &mut head, &mut plan)?;
+    head.store.save();
+    std::mem::forget(head.workflows);
+    Ok(plan)
+}
+
+/// The plan of `range` with versions, and the full workspace at head (what `deploy` goes on
+/// with).
+pub fn compute_with_workspace(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
+    let plan = compute(repo, range)?;
     let head = repo.commit(&plan.head)?;
-    let tree = GitTree::at_commit(&repo.git, &head)?;
-    let workspace = Workspace::load(&tree)?;
-    fill_fingerprints(repo, &head, &tree, &workspace, &mut plan.workflows, &mut plan.notes)?;
+    let workspace = Workspace::load(&GitTree::at_commit(&repo.git, &head)?)?;
     Ok((plan, workspace))
 }
 
-/// The plan of `range`. Reads the trees that differ between base and head, and of every
-/// workflow folder only its own tree and manifest.
-pub fn plan(repo: &Repo, range: &cli::Range) -> Result<Plan> {
+/// What the version stage needs of head, as the plan read it.
+pub struct Head {
+    config: config::Config,
+    /// Head's workflows, sorted by name.
+    workflows: Vec<Workflow>,
+    /// The tree id of each workflow's folder.
+    trees: Vec<git2::Oid>,
+    store: Store,
+}
+
+impl Head {
+    /// A workflow of head and its folder's tree id.
+    fn get(&self, name: &str) -> Option<(&Workflow, git2::Oid)> {
+        let i = self.workflows.binary_search_by(|w| w.name.as_str().cmp(name)).ok()?;
+        Some((&self.workflows[i], self.trees[i]))
+    }
+}
+
+/// The plan of `range`, without versions, and head's workflows. Reads the trees that differ between base and head, and of every other workflow
+/// folder only its own tree and manifest, or nothing when the versions cache knows it.
+pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
     // Every object is read once or twice here: libgit2's object cache costs more than it
     // saves. Like git, do not re-hash every object read (a corrupt pack is git fsck's
     // business). Both are process-wide libgit2 options.
@@ -188,6 +216,11 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<Plan> {
             format!("no {DEPLOY_TOML} at the repository root ({head_what})"),
             format!("run the tool inside a flyte-deploy monorepo, or create {DEPLOY_TOML} (an empty file uses the defaults)"),
         ));
+    };
+    // The versions cache is read while base and the diff are worked out.
+    let store = {
+        let root = repo.root.clone();
+        std::thread::spawn(move || Store::open(&root, deploy_toml))
     };
     let global = global_paths(&config)?;
     for (g, path) in config.global.iter().zip(&global) {
@@ -224,9 +257,15 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<Plan> {
         }
     };
 
+    let join = |store: std::thread::JoinHandle<Store>| store.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
     let head_folders = catalog::folders(&repo.git, &head_tree, &config)?;
-    let workflows = match &base {
-        None => everything(&catalog::workflows(&repo.git, &config, &head_folders, &HashSet::new())?),
+    let (workflows, head_workflows, trees, store) = match &base {
+        None => {
+            let mut store = join(store);
+            let (head_workflows, trees) =
+                catalog::workflows(&repo.git, &config, &head_folders, &HashSet::new(), &mut store)?;
+            (everything(&head_workflows), head_workflows, trees, store)
+        }
         Some((commit, _)) => {
             let base_what = format!("commit {commit:.10}");
             let base_tree = repo
@@ -242,87 +281,224 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<Plan> {
                 .filter_map(|f| std::str::from_utf8(f).ok())
                 .map(|f| &f[config.workflows.len() + 1..])
                 .collect();
-            let head_workflows = catalog::workflows(&repo.git, &config, &head_folders, &reached)?;
-            let before = before(repo, &base_tree, &base_what, (&config, deploy_toml), &head_folders, &head_workflows)
-                .unwrap_or_else(|e| {
-                    notes.push(format!(
-                        "the workflows at base cannot be read ({e}); new and removed workflows are not detected"
-                    ));
-                    None
-                });
+            let mut store = join(store);
+            let (head_workflows, trees) = catalog::workflows(&repo.git, &config, &head_folders, &reached, &mut store)?;
+            let differ: HashSet<&str> = changes
+                .iter()
+                .filter_map(|c| folder_of(&config.workflows, &c.path))
+                .filter_map(|f| std::str::from_utf8(f).ok())
+                .map(|f| folder_name(&config.workflows, f))
+                .collect();
+            let before = before(repo, &base_tree, &base_what, (&config, deploy_toml), &differ).unwrap_or_else(|e| {
+                notes.push(format!(
+                    "the workflows at base cannot be read ({e}); new and removed workflows are not detected"
+                ));
+                None
+            });
             let head_names: HashSet<&str> = head_workflows.iter().map(|w| w.name.as_str()).collect();
-            let (base_names, removed) = match &before {
-                Some((names, read)) => {
-                    (Some(names), read.iter().filter(|w| !head_names.contains(w.name.as_str())).cloned().collect())
-                }
-                None => (None, Vec::new()),
+            let removed: Vec<Workflow> = match &before {
+                Some(b) => b.read.iter().filter(|w| !head_names.contains(w.name.as_str())).cloned().collect(),
+                None => Vec::new(),
             };
-            classify(&config.workflows, &head_workflows, base_names, &removed, &global, &touched)
+            let read_names: HashSet<&str> = before.iter().flat_map(|b| &b.read).map(|w| w.name.as_str()).collect();
+            // A head workflow existed at base when its folder is the same there, or a folder
+            // read at base had its name.
+            let existed_at_base = |w: &Workflow| {
+                let same = |d: &HashSet<&str>| !d.contains(folder_name(&config.workflows, &w.path));
+                before.as_ref().and_then(|b| b.differ).is_some_and(same) || read_names.contains(w.name.as_str())
+            };
+            let existed = before.as_ref().map(|_| &existed_at_base as &dyn Fn(&Workflow) -> bool);
+            let planned = classify(&config.workflows, &head_workflows, existed, &removed, &global, &touched);
+            (planned, head_workflows, trees, store)
         }
     };
 
-    Ok(Plan {
+    let plan = Plan {
         base: base.as_ref().map(|(c, _)| c.to_string()),
         head: head.id().to_string(),
         domain,
         workflows,
         notes,
         base_how: base.map(|(_, how)| how),
-    })
+    };
+    Ok((plan, Head { config, workflows: head_workflows, trees, store }))
 }
 
-/// Fills `version` and `image` of every workflow present at head from its fingerprint.
-fn fill_fingerprints(
-    repo: &Repo,
-    head: &git2::Commit<'_>,
-    tree: &GitTree<'_>,
-    ws: &Workspace,
-    planned: &mut [PlannedWorkflow],
-    notes: &mut Vec<String>,
-) -> Result<()> {
-    for p in planned.iter_mut().filter(|p| p.action != Action::Removed) {
-        let Some(wf) = ws.workflow(&p.name) else { continue };
-        let fp = crate::codeset::CodeSet::at(&repo.git, tree.tree(), wf)
-            .and_then(|set| crate::fingerprint::of_commit(head, tree, &set, ws, wf));
-        match fp {
-            Ok(fp) => {
-                p.version = Some(fp.version);
-                p.image = Some(fp.image);
-                p.code = Some(fp.code);
+// ---------------------------------------------------------------------------------------
+// Versions.
+
+/// Fills `version`, `image` and `code` of every workflow present at head: from the versions
+/// cache when it knows the workflow's inputs, else from its fingerprint (computed in
+/// parallel, and put in the cache). A workflow that cannot be versioned (it holds a
+/// submodule, say) keeps no version and gets a note; a manifest in error fails the plan.
+fn fill_versions(repo: &Repo, head: &mut Head, plan: &mut Plan) -> Result<()> {
+    let commit = repo.commit(&plan.head)?;
+    let tree = commit.tree().with_context(|| format!("reading the tree of commit {}", commit.id()))?;
+    let stamp_head = match head.config.version_scheme {
+        config::VersionScheme::Content => None,
+        config::VersionScheme::GitSha => Some(format!("{}:{}", commit.id(), fingerprint::sha_len()?)),
+    };
+    let mut at_head: HashMap<&str, Input> = HashMap::new();
+    let mut misses: Vec<(usize, Vec<Input>)> = Vec::new();
+    for (i, p) in plan.workflows.iter_mut().enumerate() {
+        if p.action == Action::Removed {
+            continue;
+        }
+        let Some(i_head) = head.workflows.binary_search_by(|w| w.name.cmp(&p.name)).ok() else { continue };
+        let (wf, folder) = (&head.workflows[i_head], head.trees[i_head]);
+        let inputs = outer_inputs(wf, &tree, &mut at_head)?;
+        match head.store.stamp(&wf.path, folder) {
+            Some(s) if s.made_from(&inputs, stamp_head.as_deref()) => {
+                p.version = Some(s.version.to_string());
+                p.image = Some(s.image.to_string());
+                p.code = Some(s.code.to_string());
             }
-            // A workflow that cannot be packaged (e.g. it holds a submodule) is still
-            // planned; it has no version, and deploying it fails with this message.
-            Err(e) if error::is_user_error(&e) => notes.push(format!("{}: no version: {e}", p.name)),
-            Err(e) => return Err(e),
+            _ => misses.push((i, inputs)),
+        }
+    }
+    if misses.is_empty() {
+        return Ok(());
+    }
+    let todo: Vec<&Workflow> =
+        misses.iter().filter_map(|(i, _)| head.get(&plan.workflows[*i].name)).map(|(w, _)| w).collect();
+    let outcomes = versions_of(repo, commit.id(), &head.config, &todo)?;
+    for ((i, inputs), outcome) in misses.into_iter().zip(outcomes) {
+        let p = &mut plan.workflows[i];
+        let (path, folder) = match head.get(&p.name) {
+            Some((wf, folder)) => (wf.path.clone(), folder),
+            None => continue,
+        };
+        match outcome? {
+            Ok(fp) => {
+                let stamp =
+                    Stamp { inputs, head: stamp_head.clone(), version: fp.version, image: fp.image, code: fp.code };
+                p.version = Some(stamp.version.clone());
+                p.image = Some(stamp.image.clone());
+                p.code = Some(stamp.code.clone());
+                head.store.put_stamp(&path, folder, &stamp);
+            }
+            Err(e) => plan.notes.push(format!("{}: no version: {e}", p.name)),
         }
     }
     Ok(())
 }
 
-/// The workflow names at base, and the base workflows that had to be read to learn them
-/// (folders that differ from head's). No deploy.toml at base: no workflows.
-fn before(
+/// The ids at head of a workflow's inputs outside its folder: its shared paths, and its
+/// Dockerfile when that lies elsewhere. `memo` keeps the ids already looked up.
+fn outer_inputs<'w>(wf: &'w Workflow, tree: &git2::Tree<'_>, memo: &mut HashMap<&'w str, Input>) -> Result<Vec<Input>> {
+    let mut paths: Vec<&str> = wf.shared.iter().map(String::as_str).collect();
+    paths.extend(wf.dockerfile.as_deref().filter(|d| !wf.contains(d.as_bytes())));
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        if let Some(input) = memo.get(path) {
+            out.push(*input);
+            continue;
+        }
+        let input = match tree.get_path(std::path::Path::new(path)) {
+            Ok(e) => Input { id: Some(e.id()), mode: e.filemode() },
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Input { id: None, mode: 0 },
+            Err(e) => return Err(e).with_context(|| format!("reading '{path}' at head")),
+        };
+        memo.insert(path, input);
+        out.push(input);
+    }
+    Ok(out)
+}
+
+/// The fingerprint of each workflow at `commit` (outer error: its manifest is wrong, or the
+/// repository cannot be read; inner error: it cannot be versioned), in order. Spreads the
+/// work over the cores, each thread with its own handle on the repository.
+fn versions_of(
+    repo: &Repo,
+    commit: git2::Oid,
+    config: &config::Config,
+    todo: &[&Workflow],
+) -> Result<Vec<Result<Result<Fingerprint>>>> {
+    // Fingerprinting reads many trees more than once (shared libraries): cache them.
+    git2::opts::enable_caching(true);
+    let one = |git: &git2::Repository, commit: &git2::Commit<'_>, wf: &Workflow| -> Result<Result<Fingerprint>> {
+        let source = GitTree::at_commit(git, commit)?;
+        let folder = wf.path.rsplit('/').next().unwrap_or(&wf.path);
+        let full = workspace::load_workflow(&source, config, &wf.path, folder)?;
+        let fp = CodeSet::at(git, source.tree(), &full)
+            .and_then(|set| fingerprint::of_commit(commit, &source, &set, config, &full));
+        match fp {
+            Ok(fp) => Ok(Ok(fp)),
+            Err(e) if error::is_user_error(&e) => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(todo.len().div_ceil(16));
+    if threads <= 1 {
+        let commit = repo.git.find_commit(commit).context("reading the head commit")?;
+        return Ok(todo.iter().map(|wf| one(&repo.git, &commit, wf)).collect());
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Result<Result<Fingerprint>>>>> =
+        todo.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let path = repo.git.path();
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let git = git2::Repository::open(path)
+                        .with_context(|| format!("opening the repository at {}", path.display()))?;
+                    let commit = git.find_commit(commit).context("reading the head commit")?;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(wf) = todo.get(i) else { return Ok(()) };
+                        *slots[i].lock().expect("a fingerprint thread panicked") = Some(one(&git, &commit, wf));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("a fingerprint thread panicked")?;
+        }
+        Ok(())
+    })?;
+    Ok(slots
+        .into_iter()
+        .map(|s| s.into_inner().expect("a fingerprint thread panicked").expect("every workflow was fingerprinted"))
+        .collect())
+}
+
+/// The base side of a change: the base workflows read (those of the folders that differ,
+/// or all of them when the configuration differs), and which folders differ.
+struct Before<'c> {
+    /// When base has head's configuration: the names of the folders that differ between base
+    /// and head; every other folder holds the same workflow at both ends. `None`: every base
+    /// folder was read.
+    differ: Option<&'c HashSet<&'c str>>,
+    read: Vec<Workflow>,
+}
+
+/// The folder name of a workflow path under the workflows root.
+fn folder_name<'p>(root: &str, path: &'p str) -> &'p str {
+    path.strip_prefix(root).and_then(|f| f.strip_prefix('/')).unwrap_or(path)
+}
+
+/// What base had (no deploy.toml at base: no workflows). `differ` are the folder names under
+/// the workflows root with a change between base and head.
+fn before<'c>(
     repo: &Repo,
     base_tree: &git2::Tree<'_>,
     base_what: &str,
     (head_config, head_deploy_toml): (&config::Config, git2::Oid),
-    head_folders: &[catalog::Folder],
-    head_workflows: &[Workflow],
-) -> Result<Option<(HashSet<String>, Vec<Workflow>)>> {
+    differ: &'c HashSet<&'c str>,
+) -> Result<Option<Before<'c>>> {
     let Some((config, deploy_toml)) = catalog::config(&repo.git, base_tree, base_what)? else {
-        return Ok(Some((HashSet::new(), Vec::new())));
+        return Ok(Some(Before { differ: None, read: Vec::new() }));
     };
-    let folders = catalog::folders(&repo.git, base_tree, &config)?;
-    let mut known = HashMap::new();
-    if deploy_toml == head_deploy_toml {
-        let name_of: HashMap<String, &str> = head_workflows.iter().map(|w| (w.path.clone(), w.name.as_str())).collect();
-        for f in head_folders {
-            if let Some(name) = name_of.get(&format!("{}/{}", head_config.workflows, f.name)) {
-                known.insert((f.name.as_str(), f.tree), *name);
-            }
-        }
+    if deploy_toml == head_deploy_toml && config.workflows == head_config.workflows {
+        let mut names: Vec<&str> = differ.iter().copied().collect();
+        names.sort_unstable();
+        let folders = catalog::folders_named(base_tree, &config, &names)?;
+        let read = catalog::read(&repo.git, &config, &folders)?;
+        return Ok(Some(Before { differ: Some(differ), read }));
     }
-    Ok(Some(catalog::names(&repo.git, &config, &folders, &known)?))
+    let folders = catalog::folders(&repo.git, base_tree, &config)?;
+    Ok(Some(Before { differ: None, read: catalog::read(&repo.git, &config, &folders)? }))
 }
 
 fn global_paths(config: &config::Config) -> Result<Vec<String>> {
@@ -374,7 +550,8 @@ pub fn everything(head: &[Workflow]) -> Vec<PlannedWorkflow> {
 }
 
 /// The plan of each workflow. `root` is the workflows root; `head` the workflows at head;
-/// `base_names` the workflow names at base (`None` when unknown: then nothing counts as
+/// `existed` tells whether a workflow's name was a workflow's at base (`None` when unknown:
+/// then nothing counts as
 /// new); `removed` the workflows of base that are not at head; `global` the global paths;
 /// `touched` the changed paths.
 ///
@@ -388,7 +565,7 @@ pub fn everything(head: &[Workflow]) -> Vec<PlannedWorkflow> {
 pub fn classify(
     root: &str,
     head: &[Workflow],
-    base_names: Option<&HashSet<String>>,
+    existed: Option<&dyn Fn(&Workflow) -> bool>,
     removed: &[Workflow],
     global: &[String],
     touched: &[Touched],
@@ -439,7 +616,7 @@ pub fn classify(
         .iter()
         .zip(reasons)
         .map(|(w, reasons)| {
-            let is_new = base_names.is_some_and(|names| !names.contains(&w.name));
+            let is_new = existed.is_some_and(|existed| !existed(w));
             let action = match (is_new, &w.dockerfile) {
                 (true, Some(_)) => Action::Rebuild,
                 (true, None) => Action::Fast,

@@ -37,9 +37,10 @@ pub struct Workflow {
     pub shared: Vec<String>,
     #[serde(skip)]
     pub matcher: DependencyMatcher,
-    /// Where `name` was written, when workflow.toml sets it.
+    /// Where `name` was written, when workflow.toml sets it (boxed: most workflows do not,
+    /// and plans hold thousands of workflows).
     #[serde(skip)]
-    pub name_at: Option<Located<String>>,
+    pub name_at: Option<Box<Located<String>>>,
 }
 
 impl Workflow {
@@ -81,8 +82,12 @@ pub fn strip_dir<'p>(path: &'p [u8], dir: &[u8]) -> Option<&'p [u8]> {
 
 /// Dependency patterns, as in `.gitignore`: a pattern without `/` matches a file name at any
 /// depth of the workflow folder; a pattern with `/` matches the path relative to the folder.
+/// The default matches nothing, and takes no memory beyond a pointer.
 #[derive(Debug, Clone, Default)]
-pub struct DependencyMatcher {
+pub struct DependencyMatcher(Option<Box<Patterns>>);
+
+#[derive(Debug, Clone)]
+struct Patterns {
     names: GlobSet,
     paths: GlobSet,
 }
@@ -103,18 +108,19 @@ impl DependencyMatcher {
                 names.add(glob);
             }
         }
-        Ok(DependencyMatcher {
+        Ok(DependencyMatcher(Some(Box::new(Patterns {
             names: names.build().context("building the dependency patterns")?,
             paths: paths.build().context("building the dependency patterns")?,
-        })
+        }))))
     }
 
     /// True when a path relative to the workflow folder is a dependency file.
     pub fn is_match(&self, rel: &[u8]) -> bool {
         use std::os::unix::ffi::OsStrExt;
+        let Some(p) = &self.0 else { return false };
         let name = rel.rsplit(|b| *b == b'/').next().unwrap_or(rel);
-        self.names.is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
-            || self.paths.is_match(Path::new(std::ffi::OsStr::from_bytes(rel)))
+        p.names.is_match(Path::new(std::ffi::OsStr::from_bytes(name)))
+            || p.paths.is_match(Path::new(std::ffi::OsStr::from_bytes(rel)))
     }
 }
 
@@ -196,7 +202,9 @@ impl Workspace {
     }
 }
 
-fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &str) -> Result<Workflow> {
+/// Reads one workflow, the folder `dir` (named `folder`) of the workflows root, and checks its
+/// manifest against the files that are there.
+pub fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &str) -> Result<Workflow> {
     let manifest_path = format!("{dir}/{WORKFLOW_TOML}");
     let manifest = match source.read(&manifest_path)? {
         Some(bytes) => {
@@ -326,7 +334,7 @@ fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &str) 
         dependencies,
         shared,
         matcher,
-        name_at: manifest.name.clone(),
+        name_at: manifest.name.clone().map(Box::new),
     })
 }
 
