@@ -21,6 +21,8 @@ pub fn run(args: Bench) -> Result<ExitCode> {
 
 /// Runs of each side; the best counts.
 const RUNS: usize = 9;
+/// Runs of the slower plan variants (without or with an older versions cache).
+const COLD_RUNS: usize = 3;
 
 /// `plan` on the synthetic monorepo vs `git diff-tree -r --no-renames <merge-base> <head>`.
 fn plan() -> Result<ExitCode> {
@@ -67,6 +69,36 @@ fn plan() -> Result<ExitCode> {
         plan_best = plan_best.min(time);
         plan_rss = plan_rss.max(rss);
     }
+
+    // The same plan without the versions cache (a fresh clone), and with the cache a plan of
+    // main left (the change's commits are new to it: a pull request's first plan).
+    let cache = repo.join(crate::versions::CACHE_DIR);
+    let clear = || -> Result<()> {
+        match std::fs::remove_dir_all(&cache) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", cache.display()))
+            }
+            _ => Ok(()),
+        }
+    };
+    let mut cold_best = Duration::MAX;
+    for _ in 0..COLD_RUNS {
+        clear()?;
+        cold_best = cold_best.min(measure(&exe, &plan_args, &repo, None)?.0);
+    }
+    clear()?;
+    measure(&exe, &["plan", "--format", "json", "--head", "refs/heads/main"], &repo, None)?;
+    let from_main = repo.join(".git/synthetic-versions-cache-of-main");
+    let _ = std::fs::remove_dir_all(&from_main);
+    copy_dir(&cache, &from_main)?;
+    let mut new_best = Duration::MAX;
+    for _ in 0..COLD_RUNS {
+        clear()?;
+        copy_dir(&from_main, &cache)?;
+        new_best = new_best.min(measure(&exe, &plan_args, &repo, None)?.0);
+    }
+    // Leave the cache as the plan of the change makes it.
+    measure(&exe, &plan_args, &repo, None)?;
     println!("synthetic monorepo: {} ({} workflows, ~100 files each)", repo.display(), synthetic::WORKFLOWS);
     println!(
         "plan: {} rebuild, {} fast, {} removed, {} unchanged ({})",
@@ -76,10 +108,21 @@ fn plan() -> Result<ExitCode> {
         counts[3],
         exe.display()
     );
+    let ratio = |d: Duration| d.as_secs_f64() / git_best.as_secs_f64();
     println!("git diff-tree -r --no-renames: {:.2} ms (best of {RUNS})", ms(git_best));
-    println!("xtask plan --format json:      {:.2} ms (best of {RUNS})", ms(plan_best));
-    println!("ratio plan / git diff-tree:    {:.2}", plan_best.as_secs_f64() / git_best.as_secs_f64());
+    println!("xtask plan --format json:      {:.2} ms (best of {RUNS}; versions cache warm)", ms(plan_best));
+    println!("ratio plan / git diff-tree:    {:.2}", ratio(plan_best));
     println!("plan peak memory (max RSS):    {:.1} MiB", plan_rss as f64 / 1024.0);
+    println!(
+        "plan, cache left by a plan of main: {:.2} ms ({:.2} x diff-tree, best of {COLD_RUNS})",
+        ms(new_best),
+        ratio(new_best)
+    );
+    println!(
+        "plan, no versions cache (fresh clone): {:.2} ms ({:.2} x diff-tree, best of {COLD_RUNS})",
+        ms(cold_best),
+        ratio(cold_best)
+    );
     println!(
         "for context, git cat-file --batch of the {} workflow folder trees alone: {:.2} ms ({:.2} x diff-tree)",
         synthetic::WORKFLOWS - 1,
@@ -87,6 +130,19 @@ fn plan() -> Result<ExitCode> {
         cat_best.as_secs_f64() / git_best.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the files of a folder (no subfolders) into another, created when missing.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            let dest = to.join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &dest).with_context(|| format!("copying {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {
