@@ -812,3 +812,87 @@ fn an_unreadable_base_workspace_is_said_not_hidden() {
     assert!(note.contains("workflows/a/workflow.toml:1:1") && note.contains("not detected"), "{note}");
     assert_workflows(&json, vec![wf("a", "fast", &[("workflows/a/workflow.toml", "code")])]);
 }
+
+/// The versions cache file of a repository (there is one per configuration).
+fn versions_cache(repo: &TempRepo) -> std::path::PathBuf {
+    let dir = repo.path().join(".flyte/cache/versions");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{} is missing: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tsv"))
+        .collect();
+    assert_eq!(files.len(), 1, "one cache file per configuration: {files:?}");
+    files[0].clone()
+}
+
+fn version_of(json: &Value, name: &str) -> String {
+    let w = json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == name).unwrap();
+    w["version"].as_str().unwrap_or_else(|| panic!("{name} has no version: {json:#}")).to_string()
+}
+
+#[test]
+fn versions_from_the_cache_equal_fresh_ones_commit_after_commit() {
+    let repo = monorepo();
+    let first = plan(&repo, &[]);
+    let cache = versions_cache(&repo);
+    assert_eq!(std::fs::read_to_string(&cache).unwrap().lines().count(), 4, "a header and one line per workflow");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "", "the cache stays out of git");
+
+    let steps: [(&str, &str, &str); 4] = [
+        ("libs/common/__init__.py", "X = 1\n", "shared library"),
+        ("workflows/a/requirements.txt", "flytekit==1.16.31\npandas==2.2.1\n", "dependency"),
+        ("workflows/c/c/main.py", "# c, changed\n", "code"),
+        ("workflows/b/workflow.toml", "shared = [\"libs/common\"]\nproject = \"other\"\n", "manifest"),
+    ];
+    let mut before = first;
+    for (path, contents, what) in steps {
+        repo.write(path, contents);
+        repo.commit(what);
+        let warm = plan(&repo, &[]);
+        std::fs::remove_dir_all(repo.path().join(".flyte/cache/versions")).unwrap();
+        let fresh = plan(&repo, &[]);
+        assert_eq!(warm, fresh, "after the {what} change, the cached plan differs from a fresh one");
+        let changed: Vec<&str> =
+            ["a", "b", "c"].into_iter().filter(|n| version_of(&before, n) != version_of(&fresh, n)).collect();
+        let expected: &[&str] = match what {
+            "shared library" => &["b"],
+            "dependency" => &["a"],
+            "code" => &["c"],
+            _ => &["b"],
+        };
+        assert_eq!(changed, expected, "new versions after the {what} change");
+        before = fresh;
+    }
+}
+
+#[test]
+fn the_plan_reads_versions_from_the_cache_and_survives_a_broken_one() {
+    let repo = monorepo();
+    repo.write("workflows/c/c/main.py", "# changed\n");
+    repo.commit("change c");
+    let fresh = plan(&repo, &[]);
+    let cache = versions_cache(&repo);
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let c = version_of(&fresh, "c");
+    assert!(text.contains(&c), "the cache holds c's version:\n{text}");
+
+    // An entry is what the next plan reports: proof that the cache is read at all.
+    std::fs::write(&cache, text.replace(&c, "from-the-cache")).unwrap();
+    assert_eq!(version_of(&plan(&repo, &[]), "c"), "from-the-cache");
+
+    // Lines that do not parse are misses, a header of another format drops the whole file;
+    // either way the plan is the fresh one, and the file is written anew.
+    let broken: String = text.lines().map(|l| format!("{}\n", l.replacen('\t', " ", 3))).collect();
+    std::fs::write(&cache, &broken).unwrap();
+    assert_eq!(plan(&repo, &[]), fresh);
+    std::fs::write(&cache, format!("some other cache v9\n{}", text.split_once('\n').unwrap().1)).unwrap();
+    assert_eq!(plan(&repo, &[]), fresh);
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), text);
+
+    // A cache that cannot be written is a warning, not a failure.
+    std::fs::remove_dir_all(repo.path().join(".flyte/cache/versions")).unwrap();
+    std::fs::write(repo.path().join(".flyte/cache/versions"), "not a folder").unwrap();
+    let run = repo.xtask(&["plan", "--format", "json"]);
+    assert_eq!(run.json(), fresh);
+    assert!(run.stderr.contains("warning: the versions cache"), "stderr: {}", run.stderr);
+}

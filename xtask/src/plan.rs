@@ -1,7 +1,9 @@
 //! `cargo xtask plan`: which workflows a change reaches and what each needs (rebuild, fast,
-//! unchanged, removed), with the reasons. Reads top-down: resolve base, head and domain, load
-//! the workspace at both ends, diff the trees, classify (a pure function), print. Computes
-//! without side effects; `deploy` calls [`compute`] for the same plan.
+//! unchanged, removed), with the reasons, and every workflow's version. Reads top-down:
+//! resolve base, head and domain, diff the trees, read the workflows at head (from the
+//! versions cache where it knows their folders) and those of base the diff touches, classify
+//! (a pure function), fill the versions, print. Its only side effect is the versions cache
+//! ([`crate::versions`]); `deploy` calls [`compute_with_workspace`] for the same plan.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;

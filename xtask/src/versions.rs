@@ -14,7 +14,7 @@
 //!
 //! One file per configuration, `.flyte/cache/versions/<deploy.toml blob id>.tsv`: a header
 //! line naming the format, the tool and the flytekit version (a file with another header is
-//! ignored whole), then one folder a line, its fields separated by tabs (see [`FIELDS`]; list
+//! ignored whole), then one folder a line, its fields separated by tabs (11 of them, see the code; list
 //! items by U+001F). A line that does not parse is a miss; a folder whose strings hold a tab,
 //! a line break or U+001F is not cached. Lookups read the file's lines in place, so a plan
 //! that finds everything allocates little. The file is written whole to a temporary file and renamed, so an interrupted or concurrent run
@@ -260,8 +260,8 @@ impl Store {
         }
     }
 
-    /// Writes the cache back when this run learnt something: the lines this run learnt or
-    /// used, then up to [`SPARE_ENTRIES`] others; and keeps at most [`OTHER_FILES_KEPT`]
+    /// Writes the cache back when this run learnt something: the lines this run learnt (by
+    /// path), those it used, then up to [`SPARE_ENTRIES`] others; and keeps at most [`OTHER_FILES_KEPT`]
     /// files of other configurations. A cache that cannot be written is reported and
     /// otherwise ignored: it only saves time.
     pub fn save(self) {
@@ -277,10 +277,13 @@ impl Store {
     fn write(&self, file: &Path) -> Result<()> {
         let dir = file.parent().expect("the cache file is in a folder");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        keep_out_of_git(dir.parent().unwrap_or(dir));
         let mut out = String::with_capacity(self.text.len() + 256 * self.fresh.len());
         out.push_str(&header());
         out.push('\n');
-        for (_, line) in self.fresh.values().flatten() {
+        let mut fresh: Vec<&(String, String)> = self.fresh.values().flatten().collect();
+        fresh.sort();
+        for (_, line) in fresh {
             out.push_str(line);
             out.push('\n');
         }
@@ -306,6 +309,15 @@ impl Store {
         }
         prune(dir, file);
         Ok(())
+    }
+}
+
+/// Writes a `.gitignore` of `*` into the caches' folder (`.flyte/cache`) when it has none, so a
+/// cache never shows in `git status` nor lands in a commit, whatever the project ignores.
+pub fn keep_out_of_git(caches: &Path) {
+    let ignore = caches.join(".gitignore");
+    if !ignore.exists() {
+        let _ = std::fs::write(ignore, "# flyte-deploy's caches: never committed\n*\n");
     }
 }
 
