@@ -195,8 +195,9 @@ impl Head {
     }
 }
 
-/// The plan of `range`, without versions, and head's workflows. Reads the trees that differ between base and head, and of every other workflow
-/// folder only its own tree and manifest, or nothing when the versions cache knows it.
+/// The plan of `range`, without versions, and head's workflows. Reads the trees that differ
+/// between base and head, and of every other workflow folder only its own tree and manifest,
+/// or nothing when the versions cache knows it.
 pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
     // Every object is read once or twice here: libgit2's object cache costs more than it
     // saves. Like git, do not re-hash every object read (a corrupt pack is git fsck's

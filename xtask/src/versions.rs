@@ -14,11 +14,12 @@
 //!
 //! One file per configuration, `.flyte/cache/versions/<deploy.toml blob id>.tsv`: a header
 //! line naming the format, the tool and the flytekit version (a file with another header is
-//! ignored whole), then one folder a line, its fields separated by tabs (11 of them, see the code; list
-//! items by U+001F). A line that does not parse is a miss; a folder whose strings hold a tab,
-//! a line break or U+001F is not cached. Lookups read the file's lines in place, so a plan
-//! that finds everything allocates little. The file is written whole to a temporary file and renamed, so an interrupted or concurrent run
-//! leaves the old file or a new one, never a torn one. Deleting the folder is always safe.
+//! ignored whole), then one folder a line, its 11 fields separated by tabs (list items by
+//! U+001F). A line that does not parse is a miss; a folder whose strings hold a tab, a line
+//! break or U+001F is not cached. Lookups read the file's lines in place, so a plan that
+//! finds everything allocates little. The file is written whole to a temporary file and
+//! renamed, so an interrupted or concurrent run leaves the old file or a new one, never a
+//! torn one. Deleting the folder is always safe.
 
 use std::collections::HashMap;
 use std::io::Write;
