@@ -248,7 +248,28 @@ fn dry_run_prints_versions_and_registers_nothing() {
     let json = repo.xtask(&["deploy", "--all", "--dry-run", "--format", "json"]).json();
     assert_eq!(json["domain"], "staging");
     assert!(json["workflows"][0]["version"].as_str().unwrap().len() >= 16);
-    assert!(!repo.path().join(".flyte").exists(), "nothing started, nothing written");
+    assert_eq!(written_besides_the_versions_cache(&repo), Vec::<String>::new(), "nothing started, nothing written");
+}
+
+/// The files under `.flyte` other than plan's versions cache (which only saves time).
+fn written_besides_the_versions_cache(repo: &TempRepo) -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                walk(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    let root = repo.path().join(".flyte");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    files
+        .iter()
+        .map(|f| f.strip_prefix(&root).unwrap().to_string_lossy().into_owned())
+        .filter(|f| !f.starts_with("cache/versions/") && f != "cache/.gitignore")
+        .collect()
 }
 
 #[test]
@@ -261,7 +282,7 @@ fn policy_refusals_register_nothing() {
     assert!(err.contains("branch 'feature' may not deploy to domain 'staging'"), "{err}");
     let err = repo.xtask(&["deploy", "--all", "--workflow", "nope"]).user_error().to_string();
     assert!(err.contains("--workflow nope: no such workflow"), "{err}");
-    assert!(!repo.path().join(".flyte").exists(), "refused before anything started");
+    assert_eq!(written_besides_the_versions_cache(&repo), Vec::<String>::new(), "refused before anything started");
 }
 
 /// The pull-request pipeline of ci/github/pull-request.yml played locally: the plan job
