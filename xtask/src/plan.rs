@@ -188,10 +188,9 @@ pub struct Head {
 }
 
 impl Head {
-    /// A workflow of head and its folder's tree id.
-    fn get(&self, name: &str) -> Option<(&Workflow, git2::Oid)> {
-        let i = self.workflows.binary_search_by(|w| w.name.as_str().cmp(name)).ok()?;
-        Some((&self.workflows[i], self.trees[i]))
+    /// Where the workflow called `name` is in `workflows` and `trees`.
+    fn index(&self, name: &str) -> Option<usize> {
+        self.workflows.binary_search_by(|w| w.name.as_str().cmp(name)).ok()
     }
 }
 
@@ -278,20 +277,10 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
                 .with_context(|| format!("reading the tree of {base_what}"))?;
             let changes = diff::changes(&repo.git, Some(&base_tree), &head_tree)?;
             let touched = touched(&repo.git, &changes)?;
-            let reached: HashSet<&str> = touched
-                .iter()
-                .filter_map(|t| folder_of(&config.workflows, &t.path))
-                .filter_map(|f| std::str::from_utf8(f).ok())
-                .map(|f| &f[config.workflows.len() + 1..])
-                .collect();
+            let reached = folder_names(&config.workflows, touched.iter().map(|t| t.path.as_slice()));
             let mut store = join(store);
             let (head_workflows, trees) = catalog::workflows(&repo.git, &config, &head_folders, &reached, &mut store)?;
-            let differ: HashSet<&str> = changes
-                .iter()
-                .filter_map(|c| folder_of(&config.workflows, &c.path))
-                .filter_map(|f| std::str::from_utf8(f).ok())
-                .map(|f| folder_name(&config.workflows, f))
-                .collect();
+            let differ = folder_names(&config.workflows, changes.iter().map(|c| c.path.as_slice()));
             let before = before(repo, &base_tree, &base_what, (&config, deploy_toml), &differ).unwrap_or_else(|e| {
                 notes.push(format!(
                     "the workflows at base cannot be read ({e}); new and removed workflows are not detected"
@@ -342,13 +331,14 @@ fn fill_versions(repo: &Repo, head: &mut Head, plan: &mut Plan) -> Result<()> {
         config::VersionScheme::GitSha => Some(format!("{}:{}", commit.id(), fingerprint::sha_len()?)),
     };
     let mut at_head: HashMap<&str, Input> = HashMap::new();
-    let mut misses: Vec<(usize, Vec<Input>)> = Vec::new();
+    // (index in the plan, index in head, inputs) of the workflows the cache does not know.
+    let mut misses: Vec<(usize, usize, Vec<Input>)> = Vec::new();
     for (i, p) in plan.workflows.iter_mut().enumerate() {
         if p.action == Action::Removed {
             continue;
         }
-        let Some(i_head) = head.workflows.binary_search_by(|w| w.name.cmp(&p.name)).ok() else { continue };
-        let (wf, folder) = (&head.workflows[i_head], head.trees[i_head]);
+        let Some(at) = head.index(&p.name) else { continue };
+        let (wf, folder) = (&head.workflows[at], head.trees[at]);
         let inputs = outer_inputs(wf, &tree, &mut at_head)?;
         match head.store.stamp(&wf.path, folder) {
             Some(s) if s.made_from(&inputs, stamp_head.as_deref()) => {
@@ -356,21 +346,17 @@ fn fill_versions(repo: &Repo, head: &mut Head, plan: &mut Plan) -> Result<()> {
                 p.image = Some(s.image.to_string());
                 p.code = Some(s.code.to_string());
             }
-            _ => misses.push((i, inputs)),
+            _ => misses.push((i, at, inputs)),
         }
     }
     if misses.is_empty() {
         return Ok(());
     }
-    let todo: Vec<&Workflow> =
-        misses.iter().filter_map(|(i, _)| head.get(&plan.workflows[*i].name)).map(|(w, _)| w).collect();
+    let todo: Vec<&Workflow> = misses.iter().map(|(_, at, _)| &head.workflows[*at]).collect();
     let outcomes = versions_of(repo, commit.id(), &head.config, &todo)?;
-    for ((i, inputs), outcome) in misses.into_iter().zip(outcomes) {
+    for ((i, at, inputs), outcome) in misses.into_iter().zip(outcomes) {
         let p = &mut plan.workflows[i];
-        let (path, folder) = match head.get(&p.name) {
-            Some((wf, folder)) => (wf.path.clone(), folder),
-            None => continue,
-        };
+        let (path, folder) = (&head.workflows[at].path, head.trees[at]);
         match outcome? {
             Ok(fp) => {
                 let stamp =
@@ -378,7 +364,7 @@ fn fill_versions(repo: &Repo, head: &mut Head, plan: &mut Plan) -> Result<()> {
                 p.version = Some(stamp.version.clone());
                 p.image = Some(stamp.image.clone());
                 p.code = Some(stamp.code.clone());
-                head.store.put_stamp(&path, folder, &stamp);
+                head.store.put_stamp(path, folder, &stamp);
             }
             Err(e) => plan.notes.push(format!("{}: no version: {e}", p.name)),
         }
@@ -479,6 +465,15 @@ struct Before<'c> {
 /// The folder name of a workflow path under the workflows root.
 fn folder_name<'p>(root: &str, path: &'p str) -> &'p str {
     path.strip_prefix(root).and_then(|f| f.strip_prefix('/')).unwrap_or(path)
+}
+
+/// The names of the workflow folders (under `root`) that `paths` lie in.
+fn folder_names<'p>(root: &str, paths: impl Iterator<Item = &'p [u8]>) -> HashSet<&'p str> {
+    paths
+        .filter_map(|p| folder_of(root, p))
+        .filter_map(|f| std::str::from_utf8(f).ok())
+        .map(|f| folder_name(root, f))
+        .collect()
 }
 
 /// What base had (no deploy.toml at base: no workflows). `differ` are the folder names under

@@ -271,7 +271,11 @@ impl Store {
             return;
         }
         if let Err(e) = self.write(file) {
-            eprintln!("warning: the versions cache {} could not be written: {e:#}", file.display());
+            eprintln!(
+                "warning: the versions cache {} could not be written ({e:#}); plans stay correct, only slower: \
+                 make .flyte/cache writable, or remove what stands in its place",
+                file.display()
+            );
         }
     }
 
