@@ -5,6 +5,7 @@
 //! (dependency matcher included) is made only for the folders a change reaches. Reads the
 //! object database only; decides nothing about the change.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use git2::{ObjectType, Oid, Repository, Tree};
 
 use crate::config::{self, Config, Located, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
 use crate::error;
-use crate::versions::{Facts, Store};
+use crate::versions::{Entry, Facts, Learnt, Store};
 use crate::workspace::{DependencyMatcher, Workflow};
 
 /// One folder of the workflows root: its name and tree.
@@ -65,71 +66,179 @@ pub fn folders(repo: &Repository, root: &Tree<'_>, config: &Config) -> Result<Ve
 }
 
 /// The folders among `names` (folder names under the workflows root) that are workflows in
-/// `root`, as [`folders`] picks them.
-pub fn folders_named(root: &Tree<'_>, config: &Config, names: &[&str]) -> Result<Vec<Folder>> {
+/// `root`, as [`folders`] picks them. Reads the workflows root's tree once.
+pub fn folders_named(repo: &Repository, root: &Tree<'_>, config: &Config, names: &[&str]) -> Result<Vec<Folder>> {
+    let dir = &config.workflows;
+    let tree = match root.get_path(Path::new(dir)) {
+        Ok(e) if e.kind() == Some(ObjectType::Tree) => {
+            repo.find_tree(e.id()).with_context(|| format!("reading '{dir}'"))?
+        }
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading '{dir}'")),
+    };
     let mut out = Vec::new();
     for name in names {
         if name.starts_with('.') || *name == "__pycache__" {
             continue;
         }
-        let path = format!("{}/{name}", config.workflows);
-        match root.get_path(Path::new(&path)) {
-            Ok(e) if e.kind() == Some(ObjectType::Tree) => out.push(Folder { name: name.to_string(), tree: e.id() }),
-            Ok(_) => {}
-            Err(e) if e.code() == git2::ErrorCode::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("reading '{path}'")),
+        if let Some(e) = tree.get_name(name).filter(|e| e.kind() == Some(ObjectType::Tree)) {
+            out.push(Folder { name: name.to_string(), tree: e.id() });
         }
     }
     Ok(out)
 }
 
-/// The workflows of `folders`, sorted by name, and their folders' tree ids in the same order.
-/// Those in `full` are read and get their dependency matcher; the others come from `store`
-/// when it knows their folder's tree (their matcher stays empty: classification asks it only
-/// about paths in the folder).
-pub fn workflows(
+/// A workflow at head as the plan knows it: from the versions cache's entry for its folder, or
+/// read from the folder (then with the cache's entry when that holds the same facts).
+/// `'s` is the cache's lifetime, `'r` that of the workflows read.
+#[derive(Debug, Clone, Copy)]
+pub enum Known<'s, 'r> {
+    Cached { tree: Oid, entry: Entry<'s> },
+    Read { tree: Oid, workflow: &'r Workflow, entry: Option<Entry<'s>> },
+}
+
+impl<'s: 'r, 'r> Known<'s, 'r> {
+    /// The tree id of the workflow's folder.
+    pub fn tree(&self) -> Oid {
+        match self {
+            Known::Cached { tree, .. } | Known::Read { tree, .. } => *tree,
+        }
+    }
+
+    /// The versions cache's entry for the folder, when it holds the folder's facts.
+    pub fn entry(&self) -> Option<&Entry<'s>> {
+        match self {
+            Known::Cached { entry, .. } => Some(entry),
+            Known::Read { entry, .. } => entry.as_ref(),
+        }
+    }
+
+    pub fn name(&self) -> &'r str {
+        match self {
+            Known::Cached { entry, .. } => entry.name(),
+            Known::Read { workflow, .. } => &workflow.name,
+        }
+    }
+
+    pub fn path(&self) -> &'r str {
+        match self {
+            Known::Cached { entry, .. } => entry.path(),
+            Known::Read { workflow, .. } => &workflow.path,
+        }
+    }
+
+    pub fn dockerfile(&self) -> Option<&'r str> {
+        match self {
+            Known::Cached { entry, .. } => entry.dockerfile(),
+            Known::Read { workflow, .. } => workflow.dockerfile.as_deref(),
+        }
+    }
+
+    /// The shared paths, sorted.
+    pub fn shared(&self) -> impl Iterator<Item = &'r str> {
+        let (cached, read) = match self {
+            Known::Cached { entry, .. } => (Some(entry.shared()), &[][..]),
+            Known::Read { workflow, .. } => (None, workflow.shared.as_slice()),
+        };
+        cached.into_iter().flatten().chain(read.iter().map(String::as_str))
+    }
+
+    /// True when `path` lies in the workflow's folder.
+    pub fn contains(&self, path: &[u8]) -> bool {
+        crate::workspace::under(path, self.path().as_bytes())
+    }
+
+    /// True when `path` is one of the workflow's dependency files. Only a workflow read in
+    /// full knows its dependency patterns; for any other only its Dockerfile is one.
+    pub fn is_dependency(&self, path: &[u8]) -> bool {
+        match self {
+            Known::Read { workflow, .. } => workflow.is_dependency(path),
+            Known::Cached { .. } => self.dockerfile().map(str::as_bytes) == Some(path),
+        }
+    }
+
+    /// The name, path and project, borrowed from the cache where it holds them.
+    pub fn texts(&self) -> [Cow<'s, str>; 3] {
+        match (self, self.entry()) {
+            (_, Some(e)) => [e.name().into(), e.path().into(), e.project().into()],
+            (Known::Read { workflow: w, .. }, None) => {
+                [w.name.clone().into(), w.path.clone().into(), w.project.clone().into()]
+            }
+            (Known::Cached { .. }, None) => unreachable!("a cached workflow has its entry"),
+        }
+    }
+
+    /// The facts the versions cache keeps, owned.
+    pub fn facts(&self) -> Facts {
+        match self {
+            Known::Read { workflow, .. } => facts_of(workflow),
+            Known::Cached { entry, .. } => entry.facts(),
+        }
+    }
+}
+
+/// The workflows of `folders`, sorted by name. Those in `full` are read and get their
+/// dependency matcher; the others come from `store` when it knows their folder's tree, else
+/// are read without their matcher (classification asks it only about paths in the folder).
+/// Workflows read go into `read`; what the cache should learn, and which of its entries
+/// were used, into `learnt`.
+pub fn workflows<'s, 'r>(
     repo: &Repository,
     config: &Config,
     folders: &[Folder],
     full: &HashSet<&str>,
-    store: &mut Store,
-) -> Result<(Vec<Workflow>, Vec<Oid>)> {
+    store: &'s Store,
+    learnt: &mut Learnt,
+    read: &'r mut Vec<Workflow>,
+) -> Result<Vec<Known<'s, 'r>>> {
     let defaults = DependencyMatcher::new(&config.dependencies)?;
     let odb = repo.odb().context("opening the object database")?;
-    let mut out: Vec<Workflow> = Vec::with_capacity(folders.len());
-    let mut trees: Vec<Oid> = Vec::with_capacity(folders.len());
+    // Where each folder's workflow is: its cache entry, or its place in `read`.
+    let mut slots: Vec<Result<Entry<'s>, (usize, Option<Entry<'s>>)>> = Vec::with_capacity(folders.len());
     for folder in folders {
-        let dir = format!("{}/{}", config.workflows, folder.name);
         let is_full = full.contains(folder.name.as_str());
-        let cached = if is_full { None } else { store.facts(&dir, folder.tree) };
-        let w = match cached {
-            Some(facts) => from_facts(dir, facts),
-            None => {
-                let w = workflow(repo, &odb, config, folder, is_full, &defaults)?;
-                store.put_facts(&dir, folder.tree, &facts_of(&w));
-                w
+        let entry = store.get(&config.workflows, &folder.name, folder.tree);
+        match entry {
+            Some(e) if !is_full => {
+                learnt.used(&e);
+                slots.push(Ok(e));
             }
-        };
-        out.push(w);
-        trees.push(folder.tree);
+            _ => {
+                let w = workflow(repo, &odb, config, folder, is_full, &defaults)?;
+                let facts = facts_of(&w);
+                let entry = entry.filter(|e| e.has_facts(&facts));
+                match &entry {
+                    Some(e) => learnt.used(e),
+                    None => learnt.facts(&w.path, folder.tree, &facts),
+                }
+                slots.push(Err((read.len(), entry)));
+                read.push(w);
+            }
+        }
     }
+    let read: &'r Vec<Workflow> = read;
+    let mut out: Vec<Known<'s, 'r>> = folders
+        .iter()
+        .zip(slots)
+        .map(|(f, slot)| match slot {
+            Ok(entry) => Known::Cached { tree: f.tree, entry },
+            Err((i, entry)) => Known::Read { tree: f.tree, workflow: &read[i], entry },
+        })
+        .collect();
     // Folders come in git's order, which is usually the names' order already.
-    if !out.windows(2).all(|w| w[0].name <= w[1].name) {
-        let mut order: Vec<usize> = (0..out.len()).collect();
-        order.sort_by(|a, b| out[*a].name.cmp(&out[*b].name));
-        let mut slots: Vec<Option<Workflow>> = out.into_iter().map(Some).collect();
-        out = order.iter().filter_map(|i| slots[*i].take()).collect();
-        trees = order.iter().map(|i| trees[*i]).collect();
+    if !out.windows(2).all(|w| w[0].name() <= w[1].name()) {
+        out.sort_by(|a, b| a.name().cmp(b.name()));
     }
     for pair in out.windows(2) {
         let [first, second] = pair else { continue };
-        if first.name == second.name {
+        if first.name() == second.name() {
             // Read both manifests again: a cached workflow does not know where its name was set.
-            let read = |w: &Workflow| -> Result<Workflow> {
-                let folder = folders.iter().find(|f| format!("{}/{}", config.workflows, f.name) == w.path);
+            let again = |k: &Known<'_, '_>| -> Result<Workflow> {
+                let folder = folders.iter().find(|f| format!("{}/{}", config.workflows, f.name) == k.path());
                 workflow(repo, &odb, config, folder.expect("every workflow has its folder"), false, &defaults)
             };
-            let (a, b) = (read(first)?, read(second)?);
+            let (a, b) = (again(first)?, again(second)?);
             let (renamed, kept) = if b.name_at.is_some() { (&b, &a) } else { (&a, &b) };
             let what = format!("workflow name '{}' is already used by {}", renamed.name, kept.path);
             let help = "give each workflow its own `name` in workflow.toml";
@@ -139,7 +248,7 @@ pub fn workflows(
             });
         }
     }
-    Ok((out, trees))
+    Ok(out)
 }
 
 /// What the versions cache keeps of a workflow read from its folder.
@@ -149,21 +258,6 @@ pub fn facts_of(w: &Workflow) -> Facts {
         project: w.project.clone(),
         dockerfile: w.dockerfile.clone(),
         shared: w.shared.clone(),
-    }
-}
-
-/// A workflow as [`workflow`] reads it (no matcher), from cached facts.
-fn from_facts(path: String, facts: Facts) -> Workflow {
-    Workflow {
-        name: facts.name,
-        path,
-        project: facts.project,
-        packages: Vec::new(),
-        dockerfile: facts.dockerfile,
-        dependencies: Vec::new(),
-        shared: facts.shared,
-        matcher: DependencyMatcher::default(),
-        name_at: None,
     }
 }
 

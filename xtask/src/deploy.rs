@@ -80,14 +80,11 @@ fn select(plan: &mut Plan, names: &[String]) -> Result<()> {
         if !plan.workflows.iter().any(|w| &w.name == n) {
             return Err(error::user(
                 format!("--workflow {n}: no such workflow in the plan of {:.12}", plan.head),
-                format!(
-                    "name one of: {}",
-                    plan.workflows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
+                format!("name one of: {}", plan.workflows.iter().map(|w| &*w.name).collect::<Vec<_>>().join(", ")),
             ));
         }
     }
-    plan.workflows.retain(|w| names.contains(&w.name));
+    plan.workflows.retain(|w| names.iter().any(|n| *n == w.name));
     Ok(())
 }
 
@@ -111,7 +108,7 @@ pub fn report(summary: &Summary, format: ReportFormat) -> Result<()> {
 
 /// One workflow on its way through the pipeline.
 struct Job<'w> {
-    planned: PlannedWorkflow,
+    planned: PlannedWorkflow<'static>,
     wf: &'w Workflow,
     set: CodeSet,
     /// The serialize cache key.
@@ -124,7 +121,7 @@ struct Job<'w> {
 async fn deploy(
     repo: &Repo,
     ws: &Workspace,
-    plan: &Plan,
+    plan: &Plan<'static>,
     domain: &Domain,
     address: &Address,
     may_build: bool,
@@ -162,7 +159,7 @@ async fn deploy(
             continue;
         }
         let Some(wf) = ws.workflow(&planned.name) else { continue };
-        let Some(version) = planned.version.clone() else {
+        let Some(version) = planned.version.as_deref().map(str::to_string) else {
             summary.outcome = Outcome::Failed;
             summary.error = Some(
                 plan.notes
@@ -176,8 +173,8 @@ async fn deploy(
         };
         // The plan fingerprinted every workflow; the code set is read again only for the
         // workflows that need serializing or an archive.
-        let code = planned.code.clone().unwrap_or_default();
-        let key = serialize::cache_key(&code, planned.image.as_deref().unwrap_or_default(), &wf.packages);
+        let code = planned.code.as_deref().unwrap_or_default();
+        let key = serialize::cache_key(code, planned.image.as_deref().unwrap_or_default(), &wf.packages);
         let known = known_launch_plans(&cache_dir, &key, &history, &wf.name, &version);
         if let Some(names) = &known {
             progress.step(&wf.name, "checking the registered version");
@@ -215,7 +212,7 @@ async fn deploy(
         if job.wf.dockerfile.is_none() {
             continue;
         }
-        let image = job.planned.image.clone().unwrap_or_default();
+        let image = job.planned.image.as_deref().unwrap_or_default().to_string();
         progress.step(&job.wf.name, "checking its image");
         let dependencies: Vec<String> =
             job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
@@ -318,7 +315,7 @@ async fn deploy(
         let target = Target {
             project: job.wf.project.clone(),
             domain: domain.name.value.clone(),
-            version: job.planned.version.clone().unwrap_or_default(),
+            version: job.planned.version.as_deref().unwrap_or_default().to_string(),
             code_url: None,
             dest_dir: String::new(),
             settings: domain.settings.clone(),
@@ -378,12 +375,12 @@ async fn deploy(
     Ok(Summary { domain: domain.name.value.clone(), base: plan.base.clone(), head: plan.head.clone(), workflows: done })
 }
 
-fn new_summary(planned: &PlannedWorkflow) -> WorkflowSummary {
+fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
     WorkflowSummary {
-        name: planned.name.clone(),
+        name: planned.name.to_string(),
         action: planned.action.as_str().into(),
-        version: planned.version.clone(),
-        image: planned.image.clone(),
+        version: planned.version.as_deref().map(str::to_string),
+        image: planned.image.as_deref().map(str::to_string),
         outcome: Outcome::Skipped,
         entities: Entities::default(),
         warnings: Vec::new(),
@@ -401,7 +398,7 @@ fn first_line(e: &anyhow::Error) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-fn record_of(repo: &Repo, plan: &Plan, s: &WorkflowSummary, domain: &str, launch_plans: Vec<String>) -> Record {
+fn record_of(repo: &Repo, plan: &Plan<'_>, s: &WorkflowSummary, domain: &str, launch_plans: Vec<String>) -> Record {
     Record {
         commit: plan.head.clone(),
         workflow: s.name.clone(),
@@ -422,8 +419,8 @@ fn serialize_job(root: &Path, python: &Path, job: &Job, cache_dir: &Path) -> Res
         tempfile::Builder::new().prefix("flyte-deploy-code").tempdir().context("creating a folder for the code set")?;
     let repo = git2::Repository::open(root).context("opening the repository")?;
     job.set.materialise(&repo, work.path())?;
-    let image = job.planned.image.clone().unwrap_or_default();
-    serialize::serialize(python, work.path(), &job.wf.packages, &image, cache_dir, &job.key)?;
+    let image = job.planned.image.as_deref().unwrap_or_default();
+    serialize::serialize(python, work.path(), &job.wf.packages, image, cache_dir, &job.key)?;
     Ok(())
 }
 
@@ -485,8 +482,8 @@ async fn complete(admin: &Admin, project: &str, domain: &str, version: &str, nam
 async fn deactivate(
     admin: &Admin,
     repo: &Repo,
-    plan: &Plan,
-    planned: &PlannedWorkflow,
+    plan: &Plan<'_>,
+    planned: &PlannedWorkflow<'_>,
     domain: &str,
     history: &[Record],
 ) -> Result<usize> {

@@ -5,15 +5,17 @@
 //! (a pure function), fill the versions, print. Its only side effect is the versions cache
 //! ([`crate::versions`]); `deploy` calls [`compute_with_workspace`] for the same plan.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::base::{self, Base, CiContext};
-use crate::catalog;
+use crate::catalog::{self, Known};
 use crate::cli::{self, OnMissingBase, PlanFormat};
 use crate::codeset::CodeSet;
 use crate::config::{self, DEPLOY_TOML};
@@ -23,7 +25,7 @@ use crate::error;
 use crate::fingerprint::{self, Fingerprint};
 use crate::repo::Repo;
 use crate::source::GitTree;
-use crate::versions::{Input, Stamp, Store};
+use crate::versions::{Input, Learnt, Stamp, Store};
 use crate::workspace::{self, Workflow, Workspace};
 
 /// What a workflow needs.
@@ -87,34 +89,66 @@ pub struct Reason {
     pub kind: ReasonKind,
 }
 
-/// One workflow of the plan. `version` and `image` are filled by the fingerprint stage.
+/// One workflow of the plan. `version` and `image` are filled by the fingerprint stage. Its
+/// texts borrow from the versions cache (`'s`) where it holds them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlannedWorkflow {
-    pub name: String,
-    pub path: String,
-    pub project: String,
+pub struct PlannedWorkflow<'s> {
+    pub name: Cow<'s, str>,
+    pub path: Cow<'s, str>,
+    pub project: Cow<'s, str>,
     pub action: Action,
     pub reasons: Vec<Reason>,
-    pub version: Option<String>,
-    pub image: Option<String>,
+    pub version: Option<Cow<'s, str>>,
+    pub image: Option<Cow<'s, str>>,
     /// The code fingerprint behind `version` (not in the JSON): deploy's serialize cache key.
     #[serde(skip)]
-    pub code: Option<String>,
+    pub code: Option<Cow<'s, str>>,
+}
+
+impl PlannedWorkflow<'_> {
+    /// The same workflow, owning its texts.
+    pub fn into_owned(self) -> PlannedWorkflow<'static> {
+        let own = |t: Cow<'_, str>| Cow::Owned(t.into_owned());
+        PlannedWorkflow {
+            name: own(self.name),
+            path: own(self.path),
+            project: own(self.project),
+            action: self.action,
+            reasons: self.reasons,
+            version: self.version.map(own),
+            image: self.image.map(own),
+            code: self.code.map(own),
+        }
+    }
 }
 
 /// The plan: DESIGN.md's plan JSON, plus `notes` for the reader (an unresolved base, a
 /// detached HEAD). Every workflow of head appears once, sorted by name, with those removed
 /// since base.
 #[derive(Debug, Clone, Serialize)]
-pub struct Plan {
+pub struct Plan<'s> {
     pub base: Option<String>,
     pub head: String,
     pub domain: String,
-    pub workflows: Vec<PlannedWorkflow>,
+    pub workflows: Vec<PlannedWorkflow<'s>>,
     pub notes: Vec<String>,
     /// How the base was found (text output only).
     #[serde(skip)]
     pub base_how: Option<String>,
+}
+
+impl Plan<'_> {
+    /// The same plan, owning its texts.
+    pub fn into_owned(self) -> Plan<'static> {
+        Plan {
+            base: self.base,
+            head: self.head,
+            domain: self.domain,
+            workflows: self.workflows.into_iter().map(PlannedWorkflow::into_owned).collect(),
+            notes: self.notes,
+            base_how: self.base_how,
+        }
+    }
 }
 
 /// One path that changed between base and head, as classification sees it.
@@ -132,7 +166,8 @@ pub struct Touched {
 
 pub fn run(args: cli::Plan) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let plan = compute(&repo, &args.range)?;
+    let store = OnceLock::new();
+    let plan = compute(&repo, &args.range, &store)?;
     match args.format {
         PlanFormat::Json => {
             // Through a buffer: stdout is line-buffered, and a large plan has many lines.
@@ -159,45 +194,9 @@ pub fn run(args: cli::Plan) -> Result<ExitCode> {
 
 /// The plan of `range` with every workflow's version, image and code fingerprint. Reads the
 /// trees that differ between base and head; what it learns of the other folders comes from
-/// the versions cache when it knows their trees ([`crate::versions`]), and is put there.
-pub fn compute(repo: &Repo, range: &cli::Range) -> Result<Plan> {
-    let (mut plan, mut head) = plan(repo, range)?;
-    fill_versions(repo, &mut head, &mut plan)?;
-    head.store.save();
-    std::mem::forget(head.workflows);
-    Ok(plan)
-}
-
-/// The plan of `range` with versions, and the full workspace at head (what `deploy` goes on
-/// with).
-pub fn compute_with_workspace(repo: &Repo, range: &cli::Range) -> Result<(Plan, Workspace)> {
-    let plan = compute(repo, range)?;
-    let head = repo.commit(&plan.head)?;
-    let workspace = Workspace::load(&GitTree::at_commit(&repo.git, &head)?)?;
-    Ok((plan, workspace))
-}
-
-/// What the version stage needs of head, as the plan read it.
-pub struct Head {
-    config: config::Config,
-    /// Head's workflows, sorted by name.
-    workflows: Vec<Workflow>,
-    /// The tree id of each workflow's folder.
-    trees: Vec<git2::Oid>,
-    store: Store,
-}
-
-impl Head {
-    /// Where the workflow called `name` is in `workflows` and `trees`.
-    fn index(&self, name: &str) -> Option<usize> {
-        self.workflows.binary_search_by(|w| w.name.as_str().cmp(name)).ok()
-    }
-}
-
-/// The plan of `range`, without versions, and head's workflows. Reads the trees that differ
-/// between base and head, and of every other workflow folder only its own tree and manifest,
-/// or nothing when the versions cache knows it.
-pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
+/// the versions cache when it knows their trees ([`crate::versions`]), opened into `store`,
+/// and what it learns is put there.
+pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) -> Result<Plan<'s>> {
     // Every object is read once or twice here: libgit2's object cache costs more than it
     // saves. Like git, do not re-hash every object read (a corrupt pack is git fsck's
     // business). Both are process-wide libgit2 options.
@@ -219,11 +218,7 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
             format!("run the tool inside a flyte-deploy monorepo, or create {DEPLOY_TOML} (an empty file uses the defaults)"),
         ));
     };
-    // The versions cache is read while base and the diff are worked out.
-    let store = {
-        let root = repo.root.clone();
-        std::thread::spawn(move || Store::open(&root, deploy_toml))
-    };
+    let store: &'s Store = store.get_or_init(|| Store::open(&repo.root, deploy_toml));
     let global = global_paths(&config)?;
     for (g, path) in config.global.iter().zip(&global) {
         if !path.is_empty() && head_tree.get_path(std::path::Path::new(path)).is_err() {
@@ -259,15 +254,10 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
         }
     };
 
-    let join = |store: std::thread::JoinHandle<Store>| store.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
     let head_folders = catalog::folders(&repo.git, &head_tree, &config)?;
-    let (workflows, head_workflows, trees, store) = match &base {
-        None => {
-            let mut store = join(store);
-            let (head_workflows, trees) =
-                catalog::workflows(&repo.git, &config, &head_folders, &HashSet::new(), &mut store)?;
-            (everything(&head_workflows), head_workflows, trees, store)
-        }
+    // What changed between base and head, when there is a base.
+    let change = match &base {
+        None => None,
         Some((commit, _)) => {
             let base_what = format!("commit {commit:.10}");
             let base_tree = repo
@@ -277,35 +267,47 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
                 .with_context(|| format!("reading the tree of {base_what}"))?;
             let changes = diff::changes(&repo.git, Some(&base_tree), &head_tree)?;
             let touched = touched(&repo.git, &changes)?;
+            Some((base_what, base_tree, changes, touched))
+        }
+    };
+    let mut learnt = Learnt::default();
+    // Head's workflows read from their folders (the others are known from the cache).
+    let mut read = Vec::new();
+    let (workflows, known) = match &change {
+        None => {
+            let known =
+                catalog::workflows(&repo.git, &config, &head_folders, &HashSet::new(), store, &mut learnt, &mut read)?;
+            (everything(&known), known)
+        }
+        Some((base_what, base_tree, changes, touched)) => {
             let reached = folder_names(&config.workflows, touched.iter().map(|t| t.path.as_slice()));
-            let mut store = join(store);
-            let (head_workflows, trees) = catalog::workflows(&repo.git, &config, &head_folders, &reached, &mut store)?;
+            let known = catalog::workflows(&repo.git, &config, &head_folders, &reached, store, &mut learnt, &mut read)?;
             let differ = folder_names(&config.workflows, changes.iter().map(|c| c.path.as_slice()));
-            let before = before(repo, &base_tree, &base_what, (&config, deploy_toml), &differ).unwrap_or_else(|e| {
+            let before = before(repo, base_tree, base_what, (&config, deploy_toml), &differ).unwrap_or_else(|e| {
                 notes.push(format!(
                     "the workflows at base cannot be read ({e}); new and removed workflows are not detected"
                 ));
                 None
             });
-            let head_names: HashSet<&str> = head_workflows.iter().map(|w| w.name.as_str()).collect();
+            let at_head = |name: &str| known.binary_search_by(|k| k.name().cmp(name)).is_ok();
             let removed: Vec<Workflow> = match &before {
-                Some(b) => b.read.iter().filter(|w| !head_names.contains(w.name.as_str())).cloned().collect(),
+                Some(b) => b.read.iter().filter(|w| !at_head(&w.name)).cloned().collect(),
                 None => Vec::new(),
             };
             let read_names: HashSet<&str> = before.iter().flat_map(|b| &b.read).map(|w| w.name.as_str()).collect();
             // A head workflow existed at base when its folder is the same there, or a folder
             // read at base had its name.
-            let existed_at_base = |w: &Workflow| {
-                let same = |d: &HashSet<&str>| !d.contains(folder_name(&config.workflows, &w.path));
-                before.as_ref().and_then(|b| b.differ).is_some_and(same) || read_names.contains(w.name.as_str())
+            let existed_at_base = |k: &Known<'_, '_>| {
+                let same = |d: &HashSet<&str>| !d.contains(folder_name(&config.workflows, k.path()));
+                before.as_ref().and_then(|b| b.differ).is_some_and(same) || read_names.contains(k.name())
             };
-            let existed = before.as_ref().map(|_| &existed_at_base as &dyn Fn(&Workflow) -> bool);
-            let planned = classify(&config.workflows, &head_workflows, existed, &removed, &global, &touched);
-            (planned, head_workflows, trees, store)
+            let existed = before.as_ref().map(|_| &existed_at_base as &dyn Fn(&Known<'_, '_>) -> bool);
+            let planned = classify(&config.workflows, &known, existed, &removed, &global, touched);
+            (planned, known)
         }
     };
 
-    let plan = Plan {
+    let mut plan = Plan {
         base: base.as_ref().map(|(c, _)| c.to_string()),
         head: head.id().to_string(),
         domain,
@@ -313,58 +315,78 @@ pub fn plan(repo: &Repo, range: &cli::Range) -> Result<(Plan, Head)> {
         notes,
         base_how: base.map(|(_, how)| how),
     };
-    Ok((plan, Head { config, workflows: head_workflows, trees, store }))
+    fill_versions(repo, &config, &known, &mut plan, &mut learnt)?;
+    store.save(learnt);
+    Ok(plan)
+}
+
+/// The plan of `range` with versions, owning its texts, and the full workspace at head (what
+/// `deploy` goes on with).
+pub fn compute_with_workspace(repo: &Repo, range: &cli::Range) -> Result<(Plan<'static>, Workspace)> {
+    let store = OnceLock::new();
+    let plan = compute(repo, range, &store)?.into_owned();
+    let head = repo.commit(&plan.head)?;
+    let workspace = Workspace::load(&GitTree::at_commit(&repo.git, &head)?)?;
+    Ok((plan, workspace))
 }
 
 // ---------------------------------------------------------------------------------------
 // Versions.
 
-/// Fills `version`, `image` and `code` of every workflow present at head: from the versions
-/// cache when it knows the workflow's inputs, else from its fingerprint (computed in
-/// parallel, and put in the cache). A workflow that cannot be versioned (it holds a
-/// submodule, say) keeps no version and gets a note; a manifest in error fails the plan.
-fn fill_versions(repo: &Repo, head: &mut Head, plan: &mut Plan) -> Result<()> {
+/// Fills `version`, `image` and `code` of every workflow present at head (`known`, sorted by
+/// name like the plan): from the versions cache when it knows the workflow's inputs, else
+/// from its fingerprint (computed in parallel, and put in the cache). A workflow that cannot
+/// be versioned (it holds a submodule, say) keeps no version and gets a note; a manifest in
+/// error fails the plan.
+fn fill_versions<'s>(
+    repo: &Repo,
+    config: &config::Config,
+    known: &[Known<'s, '_>],
+    plan: &mut Plan<'s>,
+    learnt: &mut Learnt,
+) -> Result<()> {
     let commit = repo.commit(&plan.head)?;
     let tree = commit.tree().with_context(|| format!("reading the tree of commit {}", commit.id()))?;
-    let stamp_head = match head.config.version_scheme {
+    let stamp_head = match config.version_scheme {
         config::VersionScheme::Content => None,
         config::VersionScheme::GitSha => Some(format!("{}:{}", commit.id(), fingerprint::sha_len()?)),
     };
     let mut at_head: HashMap<&str, Input> = HashMap::new();
-    // (index in the plan, index in head, inputs) of the workflows the cache does not know.
-    let mut misses: Vec<(usize, usize, Vec<Input>)> = Vec::new();
+    // (index in the plan, the workflow, inputs) of the workflows the cache does not know.
+    let mut misses: Vec<(usize, &Known<'s, '_>, Vec<Input>)> = Vec::new();
+    // The plan's workflows present at head are `known`, in the same order.
+    let mut present = known.iter();
     for (i, p) in plan.workflows.iter_mut().enumerate() {
         if p.action == Action::Removed {
             continue;
         }
-        let Some(at) = head.index(&p.name) else { continue };
-        let (wf, folder) = (&head.workflows[at], head.trees[at]);
-        let inputs = outer_inputs(wf, &tree, &mut at_head)?;
-        match head.store.stamp(&wf.path, folder) {
+        let k = present.next().expect("every workflow of head is planned");
+        debug_assert_eq!(k.name(), p.name);
+        let inputs = outer_inputs(k, &tree, &mut at_head)?;
+        match k.entry().and_then(|e| e.stamp()) {
             Some(s) if s.made_from(&inputs, stamp_head.as_deref()) => {
-                p.version = Some(s.version.to_string());
-                p.image = Some(s.image.to_string());
-                p.code = Some(s.code.to_string());
+                p.version = Some(s.version.into());
+                p.image = Some(s.image.into());
+                p.code = Some(s.code.into());
             }
-            _ => misses.push((i, at, inputs)),
+            _ => misses.push((i, k, inputs)),
         }
     }
     if misses.is_empty() {
         return Ok(());
     }
-    let todo: Vec<&Workflow> = misses.iter().map(|(_, at, _)| &head.workflows[*at]).collect();
-    let outcomes = versions_of(repo, commit.id(), &head.config, &todo)?;
-    for ((i, at, inputs), outcome) in misses.into_iter().zip(outcomes) {
+    let todo: Vec<&str> = misses.iter().map(|(_, k, _)| k.path()).collect();
+    let outcomes = versions_of(repo, commit.id(), config, &todo)?;
+    for ((i, k, inputs), outcome) in misses.into_iter().zip(outcomes) {
         let p = &mut plan.workflows[i];
-        let (path, folder) = (&head.workflows[at].path, head.trees[at]);
         match outcome? {
             Ok(fp) => {
                 let stamp =
                     Stamp { inputs, head: stamp_head.clone(), version: fp.version, image: fp.image, code: fp.code };
-                p.version = Some(stamp.version.clone());
-                p.image = Some(stamp.image.clone());
-                p.code = Some(stamp.code.clone());
-                head.store.put_stamp(path, folder, &stamp);
+                learnt.stamp(k.path(), k.tree(), &k.facts(), &stamp);
+                p.version = Some(stamp.version.into());
+                p.image = Some(stamp.image.into());
+                p.code = Some(stamp.code.into());
             }
             Err(e) => plan.notes.push(format!("{}: no version: {e}", p.name)),
         }
@@ -374,11 +396,14 @@ fn fill_versions(repo: &Repo, head: &mut Head, plan: &mut Plan) -> Result<()> {
 
 /// The ids at head of a workflow's inputs outside its folder: its shared paths, and its
 /// Dockerfile when that lies elsewhere. `memo` keeps the ids already looked up.
-fn outer_inputs<'w>(wf: &'w Workflow, tree: &git2::Tree<'_>, memo: &mut HashMap<&'w str, Input>) -> Result<Vec<Input>> {
-    let mut paths: Vec<&str> = wf.shared.iter().map(String::as_str).collect();
-    paths.extend(wf.dockerfile.as_deref().filter(|d| !wf.contains(d.as_bytes())));
-    let mut out = Vec::with_capacity(paths.len());
-    for path in paths {
+fn outer_inputs<'w>(
+    k: &Known<'w, 'w>,
+    tree: &git2::Tree<'_>,
+    memo: &mut HashMap<&'w str, Input>,
+) -> Result<Vec<Input>> {
+    let outside = k.dockerfile().filter(|d| !k.contains(d.as_bytes()));
+    let mut out = Vec::new();
+    for path in k.shared().chain(outside) {
         if let Some(input) = memo.get(path) {
             out.push(*input);
             continue;
@@ -401,14 +426,14 @@ fn versions_of(
     repo: &Repo,
     commit: git2::Oid,
     config: &config::Config,
-    todo: &[&Workflow],
+    todo: &[&str],
 ) -> Result<Vec<Result<Result<Fingerprint>>>> {
     // Fingerprinting reads many trees more than once (shared libraries): cache them.
     git2::opts::enable_caching(true);
-    let one = |git: &git2::Repository, commit: &git2::Commit<'_>, wf: &Workflow| -> Result<Result<Fingerprint>> {
+    let one = |git: &git2::Repository, commit: &git2::Commit<'_>, path: &str| -> Result<Result<Fingerprint>> {
         let source = GitTree::at_commit(git, commit)?;
-        let folder = wf.path.rsplit('/').next().unwrap_or(&wf.path);
-        let full = workspace::load_workflow(&source, config, &wf.path, folder)?;
+        let folder = path.rsplit('/').next().unwrap_or(path);
+        let full = workspace::load_workflow(&source, config, path, folder)?;
         let fp = CodeSet::at(git, source.tree(), &full)
             .and_then(|set| fingerprint::of_commit(commit, &source, &set, config, &full));
         match fp {
@@ -491,7 +516,7 @@ fn before<'c>(
     if deploy_toml == head_deploy_toml && config.workflows == head_config.workflows {
         let mut names: Vec<&str> = differ.iter().copied().collect();
         names.sort_unstable();
-        let folders = catalog::folders_named(base_tree, &config, &names)?;
+        let folders = catalog::folders_named(&repo.git, base_tree, &config, &names)?;
         let read = catalog::read(&repo.git, &config, &folders)?;
         return Ok(Some(Before { differ: Some(differ), read }));
     }
@@ -534,24 +559,23 @@ pub fn touched(repo: &git2::Repository, changes: &[Change]) -> Result<Vec<Touche
 /// Every workflow as changed (`--all`, or a base that could not be resolved): a `code`
 /// reason at its folder, and a `dependency` reason at its Dockerfile when it has its own
 /// image (so: `rebuild` with a Dockerfile, else `fast`).
-pub fn everything(head: &[Workflow]) -> Vec<PlannedWorkflow> {
+pub fn everything<'s>(head: &[Known<'s, '_>]) -> Vec<PlannedWorkflow<'s>> {
     head.iter()
-        .map(|w| {
-            let mut reasons = vec![Reason { path: w.path.clone(), kind: ReasonKind::Code }];
-            if let Some(d) = &w.dockerfile {
-                reasons.push(Reason { path: d.clone(), kind: ReasonKind::Dependency });
+        .map(|k| {
+            let mut reasons = vec![Reason { path: k.path().to_string(), kind: ReasonKind::Code }];
+            if let Some(d) = k.dockerfile() {
+                reasons.push(Reason { path: d.to_string(), kind: ReasonKind::Dependency });
             }
             reasons.sort_by(|a, b| a.path.cmp(&b.path));
-            planned(w, action_of(&reasons), reasons)
+            planned(k.texts(), action_of(&reasons), reasons)
         })
         .collect()
 }
 
-/// The plan of each workflow. `root` is the workflows root; `head` the workflows at head;
-/// `existed` tells whether a workflow's name was a workflow's at base (`None` when unknown:
-/// then nothing counts as
-/// new); `removed` the workflows of base that are not at head; `global` the global paths;
-/// `touched` the changed paths.
+/// The plan of each workflow. `root` is the workflows root; `head` the workflows at head,
+/// sorted by name; `existed` tells whether a workflow's name was a workflow's at base
+/// (`None` when unknown: then nothing counts as new); `removed` the workflows of base that
+/// are not at head; `global` the global paths; `touched` the changed paths.
 ///
 /// A path in a workflow's folder is a `dependency` when
 /// its content changed and it matches the workflow's dependency patterns, else `code`; else
@@ -560,18 +584,25 @@ pub fn everything(head: &[Workflow]) -> Vec<PlannedWorkflow> {
 /// is `rebuild` if it has its own Dockerfile, else `fast`; otherwise `rebuild` if any reason
 /// is `dependency`, `fast` if there is any reason, else `unchanged`. Workflows of base that
 /// are not at head are `removed`.
-pub fn classify(
+pub fn classify<'s>(
     root: &str,
-    head: &[Workflow],
-    existed: Option<&dyn Fn(&Workflow) -> bool>,
+    head: &[Known<'s, '_>],
+    existed: Option<&dyn Fn(&Known<'s, '_>) -> bool>,
     removed: &[Workflow],
     global: &[String],
     touched: &[Touched],
-) -> Vec<PlannedWorkflow> {
-    let by_folder: HashMap<&[u8], usize> = head.iter().enumerate().map(|(i, w)| (w.path.as_bytes(), i)).collect();
+) -> Vec<PlannedWorkflow<'s>> {
+    // The workflows by folder, for the few folders a change touches.
+    let mut by_folder: Vec<usize> = (0..head.len()).collect();
+    if !head.windows(2).all(|w| w[0].path() <= w[1].path()) {
+        by_folder.sort_by(|a, b| head[*a].path().cmp(head[*b].path()));
+    }
+    let folder_index = |folder: &[u8]| {
+        by_folder.binary_search_by(|i| head[*i].path().as_bytes().cmp(folder)).ok().map(|at| by_folder[at])
+    };
     let mut by_shared: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
-    for (i, w) in head.iter().enumerate() {
-        for s in &w.shared {
+    for (i, k) in head.iter().enumerate() {
+        for s in k.shared() {
             by_shared.entry(s.as_bytes()).or_default().push(i);
         }
     }
@@ -584,7 +615,7 @@ pub fn classify(
         reached.clear();
         let text = diff::quote_path(&t.path);
         // A workflow's Dockerfile is always in its folder (workspace.rs refuses `..`).
-        if let Some(&i) = folder_of(root, &t.path).and_then(|f| by_folder.get(f)) {
+        if let Some(i) = folder_of(root, &t.path).and_then(folder_index) {
             let kind =
                 if t.content && head[i].is_dependency(&t.path) { ReasonKind::Dependency } else { ReasonKind::Code };
             reasons[i].push(Reason { path: text.clone(), kind });
@@ -610,24 +641,26 @@ pub fn classify(
         }
     }
 
-    let mut out: Vec<PlannedWorkflow> = head
-        .iter()
-        .zip(reasons)
-        .map(|(w, reasons)| {
-            let is_new = existed.is_some_and(|existed| !existed(w));
-            let action = match (is_new, &w.dockerfile) {
-                (true, Some(_)) => Action::Rebuild,
-                (true, None) => Action::Fast,
-                (false, _) => action_of(&reasons),
-            };
-            planned(w, action, reasons)
-        })
-        .collect();
+    let mut out: Vec<PlannedWorkflow<'s>> = Vec::with_capacity(head.len() + removed.len());
+    out.extend(head.iter().zip(reasons).map(|(k, reasons)| {
+        let is_new = existed.is_some_and(|existed| !existed(k));
+        let action = match (is_new, k.dockerfile()) {
+            (true, Some(_)) => Action::Rebuild,
+            (true, None) => Action::Fast,
+            (false, _) => action_of(&reasons),
+        };
+        planned(k.texts(), action, reasons)
+    }));
+    if !out.windows(2).all(|w| w[0].name <= w[1].name) {
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    // Few are removed: each goes in its place by name.
     for w in removed {
         let reasons = vec![Reason { path: w.path.clone(), kind: ReasonKind::Removed }];
-        out.push(planned(w, Action::Removed, reasons));
+        let texts = [w.name.clone().into(), w.path.clone().into(), w.project.clone().into()];
+        let at = out.partition_point(|p| *p.name <= *w.name);
+        out.insert(at, planned(texts, Action::Removed, reasons));
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
@@ -649,17 +682,8 @@ pub fn action_of(reasons: &[Reason]) -> Action {
     }
 }
 
-fn planned(w: &Workflow, action: Action, reasons: Vec<Reason>) -> PlannedWorkflow {
-    PlannedWorkflow {
-        name: w.name.clone(),
-        path: w.path.clone(),
-        project: w.project.clone(),
-        action,
-        reasons,
-        version: None,
-        image: None,
-        code: None,
-    }
+fn planned<'s>([name, path, project]: [Cow<'s, str>; 3], action: Action, reasons: Vec<Reason>) -> PlannedWorkflow<'s> {
+    PlannedWorkflow { name, path, project, action, reasons, version: None, image: None, code: None }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -692,7 +716,7 @@ pub fn table(plan: &Plan) -> String {
             shown.push(format!("and {} more", w.reasons.len() - REASONS_SHOWN));
         }
         let reasons = if shown.is_empty() { "-".to_string() } else { shown.join(", ") };
-        rows.push([w.name.clone(), w.action.as_str().into(), w.project.clone(), reasons]);
+        rows.push([w.name.to_string(), w.action.as_str().into(), w.project.to_string(), reasons]);
     }
     out.push_str(&crate::report::columns(&rows));
     let count = |a: Action| plan.workflows.iter().filter(|w| w.action == a).count();
@@ -736,11 +760,11 @@ pub fn matrix_chunks(plan: &Plan) -> Vec<Vec<MatrixEntry>> {
         .iter()
         .filter(|w| w.action != Action::Unchanged)
         .map(|w| MatrixEntry {
-            workflow: w.name.clone(),
+            workflow: w.name.to_string(),
             action: w.action,
-            project: w.project.clone(),
+            project: w.project.to_string(),
             domain: plan.domain.clone(),
-            version: w.version.clone(),
+            version: w.version.as_deref().map(str::to_string),
         })
         .collect();
     if entries.is_empty() {

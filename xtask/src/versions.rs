@@ -14,16 +14,21 @@
 //!
 //! One file per configuration, `.flyte/cache/versions/<deploy.toml blob id>.tsv`: a header
 //! line naming the format, the tool and the flytekit version (a file with another header is
-//! ignored whole), then one folder a line, its 11 fields separated by tabs (list items by
-//! U+001F). A line that does not parse is a miss; a folder whose strings hold a tab, a line
-//! break or U+001F is not cached. Lookups read the file's lines in place, so a plan that
-//! finds everything allocates little. The file is written whole to a temporary file and
-//! renamed, so an interrupted or concurrent run leaves the old file or a new one, never a
-//! torn one. Deleting the folder is always safe.
+//! ignored whole), then one folder a line, its 12 fields separated by tabs (list items by
+//! U+001F), the lines sorted, so that they are ordered by path and tree id. The file is
+//! mapped into memory and searched in place: opening the cache reads nothing, a plan that
+//! finds everything allocates little, and as a plan looks folders up in the order of their
+//! paths, each lookup starts where the last one ended and reads the file front to back. A line that does not parse is a miss; a
+//! folder whose strings hold a tab, a line break or U+001F is not cached. The file is written
+//! whole to a temporary file and renamed, so an interrupted or concurrent run leaves the old
+//! file or a new one, never a torn one (and a mapped file never changes under a reader).
+//! Deleting the folder is always safe.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use git2::Oid;
@@ -34,16 +39,17 @@ use crate::venv::FLYTEKIT_VERSION;
 pub const CACHE_DIR: &str = ".flyte/cache/versions";
 /// Files of other configurations kept besides the current one.
 const OTHER_FILES_KEPT: usize = 4;
-/// Entries kept besides those used by the current run.
+/// Entries kept besides those used by the current run (the most recently used ones).
 const SPARE_ENTRIES: usize = 2_000;
-/// Fields of a line: tree, path, name, project, Dockerfile, shared paths (the facts), then
-/// inputs, head, version, image, code (the stamp; all empty when there is none).
-const FIELDS: usize = 11;
+/// Fields of a line: path, tree, name, project, Dockerfile, shared paths (the facts), then
+/// inputs, head, version, image, code (the stamp; all empty when there is none), then age
+/// (how many writes of the file ago a run last used the line).
+const FIELDS: usize = 12;
 /// Separates the items of a list field.
 const ITEM: char = '\x1f';
 
 fn header() -> String {
-    format!("flyte-deploy versions cache v1 (tool {}, flytekit {FLYTEKIT_VERSION})", env!("CARGO_PKG_VERSION"))
+    format!("flyte-deploy versions cache v2 (tool {}, flytekit {FLYTEKIT_VERSION})", env!("CARGO_PKG_VERSION"))
 }
 
 /// What a workflow folder's tree and workflow.toml say, under a configuration.
@@ -115,7 +121,7 @@ fn render_inputs(inputs: &[Input]) -> String {
 /// A line of the cache, or `None` when a string holds a character the format cannot carry.
 fn render(tree: Oid, path: &str, facts: &Facts, stamp: Option<&Stamp>) -> Option<String> {
     let shared = facts.shared.join(&ITEM.to_string());
-    let mut fields = vec![tree.to_string(), path.into(), facts.name.clone(), facts.project.clone()];
+    let mut fields = vec![path.into(), tree.to_string(), facts.name.clone(), facts.project.clone()];
     fields.push(facts.dockerfile.clone().unwrap_or_default());
     fields.push(shared);
     match stamp {
@@ -126,6 +132,7 @@ fn render(tree: Oid, path: &str, facts: &Facts, stamp: Option<&Stamp>) -> Option
         }
         None => fields.extend(std::iter::repeat_n(String::new(), 5)),
     }
+    fields.push("0".into());
     let clean = fields.iter().all(|f| !f.contains(['\t', '\n', '\r']))
         && [path, &facts.name, &facts.project].iter().all(|f| !f.is_empty() && !f.contains(ITEM))
         && facts.dockerfile.as_deref().is_none_or(|d| !d.is_empty() && !d.contains(ITEM))
@@ -134,122 +141,121 @@ fn render(tree: Oid, path: &str, facts: &Facts, stamp: Option<&Stamp>) -> Option
     clean.then(|| fields.join("\t"))
 }
 
-/// The fields of a line, when it has the right number.
-fn fields(line: &str) -> Option<[&str; FIELDS]> {
-    let mut out = [""; FIELDS];
-    let mut parts = line.split('\t');
-    for slot in out.iter_mut() {
-        *slot = parts.next()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
-fn facts_of(f: &[&str; FIELDS]) -> Facts {
-    Facts {
-        name: f[2].to_string(),
-        project: f[3].to_string(),
-        dockerfile: (!f[4].is_empty()).then(|| f[4].to_string()),
-        shared: if f[5].is_empty() { Vec::new() } else { f[5].split(ITEM).map(str::to_string).collect() },
-    }
-}
-
-/// Where a line of the file is, where its path field is, and the next line of the same tree.
+/// A folder's line of the cache, read in place: its facts, and its stamp when it has one.
 #[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
-    end: usize,
-    path: (usize, usize),
-    next: Option<usize>,
+pub struct Entry<'a> {
+    line: &'a str,
+    /// Where each field but the last ends in `line`.
+    ends: [u32; FIELDS - 1],
+    /// Where the line starts in the file.
+    at: u32,
 }
 
-/// The cache of one configuration: the file's text, indexed by folder tree, and what this
-/// run learnt. [`Store::save`] writes it back when that is anything.
+impl<'a> Entry<'a> {
+    /// The line's fields, when it has the right number.
+    fn parse(line: &'a str, at: usize) -> Option<Entry<'a>> {
+        let mut ends = [0u32; FIELDS - 1];
+        let mut tabs = memchr::memchr_iter(b'\t', line.as_bytes());
+        for end in ends.iter_mut() {
+            *end = u32::try_from(tabs.next()?).ok()?;
+        }
+        tabs.next().is_none().then_some(Entry { line, ends, at: u32::try_from(at).ok()? })
+    }
+
+    fn field(&self, i: usize) -> &'a str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize + 1 };
+        let end = if i == FIELDS - 1 { self.line.len() } else { self.ends[i] as usize };
+        &self.line[start..end]
+    }
+
+    /// The folder, relative to the repository root.
+    pub fn path(&self) -> &'a str {
+        self.field(0)
+    }
+
+    pub fn name(&self) -> &'a str {
+        self.field(2)
+    }
+
+    pub fn project(&self) -> &'a str {
+        self.field(3)
+    }
+
+    pub fn dockerfile(&self) -> Option<&'a str> {
+        Some(self.field(4)).filter(|d| !d.is_empty())
+    }
+
+    /// The shared paths, sorted.
+    pub fn shared(&self) -> impl Iterator<Item = &'a str> {
+        self.field(5).split(ITEM).filter(|s| !s.is_empty())
+    }
+
+    /// The facts, owned.
+    pub fn facts(&self) -> Facts {
+        Facts {
+            name: self.name().to_string(),
+            project: self.project().to_string(),
+            dockerfile: self.dockerfile().map(str::to_string),
+            shared: self.shared().map(str::to_string).collect(),
+        }
+    }
+
+    /// True when the line holds these facts.
+    pub fn has_facts(&self, facts: &Facts) -> bool {
+        self.name() == facts.name
+            && self.project() == facts.project
+            && self.dockerfile() == facts.dockerfile.as_deref()
+            && self.shared().eq(facts.shared.iter().map(String::as_str))
+    }
+
+    /// The stamp, when the line has one.
+    pub fn stamp(&self) -> Option<StampRef<'a>> {
+        let version = self.field(8);
+        (!version.is_empty()).then(|| StampRef {
+            inputs: self.field(6),
+            head: self.field(7),
+            version,
+            image: self.field(9),
+            code: self.field(10),
+        })
+    }
+}
+
+/// The cache of one configuration as the file holds it. Read only: what a run learns goes
+/// into a [`Learnt`], which [`Store::save`] writes back.
 #[derive(Debug, Default)]
 pub struct Store {
     file: Option<PathBuf>,
-    text: String,
-    spans: Vec<Span>,
-    /// The first span of each tree (identical folders at several paths share a tree id).
-    index: HashMap<Oid, usize>,
-    /// Lines learnt by this run, by tree, with their paths; they replace the file's.
-    fresh: HashMap<Oid, Vec<(String, String)>>,
-    used: Vec<bool>,
+    /// The file, mapped (`None`: no cache, or one of another format).
+    map: Option<memmap2::Mmap>,
+    /// Where the lines start in the mapping (after the header).
+    body: usize,
+    /// Where the last lookup ended, in the lines: the next one starts there.
+    cursor: AtomicUsize,
 }
 
-impl Store {
-    /// The cache of the configuration `deploy_toml` in the repository at `root`. A missing or
-    /// unreadable file is an empty cache; a line that does not parse is left out.
-    pub fn open(root: &Path, deploy_toml: Oid) -> Store {
-        let file = root.join(CACHE_DIR).join(format!("{deploy_toml}.tsv"));
-        let mut store = Store { file: Some(file.clone()), ..Store::default() };
-        let Ok(text) = std::fs::read_to_string(&file) else { return store };
-        let Some(body) = text.strip_prefix(&header()).and_then(|t| t.strip_prefix('\n')) else { return store };
-        let lines = body.bytes().filter(|b| *b == b'\n').count();
-        store.spans.reserve_exact(lines);
-        store.index.reserve(lines);
-        let mut start = text.len() - body.len();
-        for line in body.split_inclusive('\n') {
-            let end = start + line.len();
-            // The tree and the path; the other fields are checked when the line is read.
-            let parsed = line.strip_suffix('\n').and_then(|l| {
-                let (tree, rest) = l.split_once('\t')?;
-                let path_len = rest.find('\t')?;
-                Some((Oid::from_str(tree).ok()?, l.len(), tree.len() + 1, path_len))
-            });
-            if let Some((tree, len, path_at, path_len)) = parsed {
-                let next = store.index.insert(tree, store.spans.len());
-                let path = (start + path_at, start + path_at + path_len);
-                store.spans.push(Span { start, end: start + len, path, next });
-            }
-            start = end;
-        }
-        store.used = vec![false; store.spans.len()];
-        store.text = text;
-        store
+/// What a run learnt (lines by tree, with their paths; they replace the file's) and which of
+/// the file's lines it used.
+#[derive(Debug, Default)]
+pub struct Learnt {
+    fresh: HashMap<Oid, Vec<(String, String)>>,
+    used: Vec<u32>,
+}
+
+impl Learnt {
+    /// Keeps a line of the file (it was used).
+    pub fn used(&mut self, entry: &Entry<'_>) {
+        self.used.push(entry.at);
     }
 
-    /// The current line of a folder, marking a file line used.
-    fn line(&mut self, path: &str, tree: Oid) -> Option<&str> {
-        if !self.fresh.is_empty() {
-            if let Some(i) = self.fresh.get(&tree).and_then(|v| v.iter().position(|(p, _)| p == path)) {
-                return Some(self.fresh[&tree][i].1.as_str());
-            }
-        }
-        let mut at = self.index.get(&tree).copied();
-        while let Some(i) = at {
-            let span = self.spans[i];
-            if &self.text[span.path.0..span.path.1] == path {
-                self.used[i] = true;
-                return Some(&self.text[span.start..span.end]);
-            }
-            at = span.next;
-        }
-        None
+    /// Remembers the facts of a folder (without a stamp).
+    pub fn facts(&mut self, path: &str, tree: Oid, facts: &Facts) {
+        self.learn(tree, path, render(tree, path, facts, None));
     }
 
-    /// The facts of the folder at `path` with tree `tree`, when known.
-    pub fn facts(&mut self, path: &str, tree: Oid) -> Option<Facts> {
-        self.line(path, tree).and_then(fields).map(|f| facts_of(&f))
-    }
-
-    /// Remembers the facts of a folder (its stamp goes when the facts differ).
-    pub fn put_facts(&mut self, path: &str, tree: Oid, facts: &Facts) {
-        let known = self.line(path, tree).and_then(fields).map(|f| facts_of(&f));
-        if known.as_ref() != Some(facts) {
-            self.learn(tree, path, render(tree, path, facts, None));
-        }
-    }
-
-    /// The stamp of a folder, when known.
-    pub fn stamp(&mut self, path: &str, tree: Oid) -> Option<StampRef<'_>> {
-        let f = fields(self.line(path, tree)?)?;
-        (!f[8].is_empty()).then_some(StampRef { inputs: f[6], head: f[7], version: f[8], image: f[9], code: f[10] })
-    }
-
-    /// Remembers a folder's version; its facts must have been found or put first.
-    pub fn put_stamp(&mut self, path: &str, tree: Oid, stamp: &Stamp) {
-        let Some(facts) = self.facts(path, tree) else { return };
-        self.learn(tree, path, render(tree, path, &facts, Some(stamp)));
+    /// Remembers a folder's facts and version.
+    pub fn stamp(&mut self, path: &str, tree: Oid, facts: &Facts, stamp: &Stamp) {
+        self.learn(tree, path, render(tree, path, facts, Some(stamp)));
     }
 
     fn learn(&mut self, tree: Oid, path: &str, line: Option<String>) {
@@ -261,16 +267,72 @@ impl Store {
         }
     }
 
-    /// Writes the cache back when this run learnt something: the lines this run learnt (by
-    /// path), those it used, then up to [`SPARE_ENTRIES`] others; and keeps at most [`OTHER_FILES_KEPT`]
-    /// files of other configurations. A cache that cannot be written is reported and
-    /// otherwise ignored: it only saves time.
-    pub fn save(self) {
+    fn replaces(&self, line: &[u8]) -> bool {
+        let mut fields = line.splitn(3, |b| *b == b'\t');
+        let (Some(path), Some(tree)) = (fields.next(), fields.next()) else { return false };
+        let tree = std::str::from_utf8(tree).ok().and_then(|t| Oid::from_str(t).ok());
+        tree.and_then(|t| self.fresh.get(&t)).is_some_and(|v| v.iter().any(|(p, _)| p.as_bytes() == path))
+    }
+}
+
+impl Store {
+    /// The cache of the configuration `deploy_toml` in the repository at `root`, mapped. A
+    /// missing or unreadable file, or one of another format, is an empty cache.
+    pub fn open(root: &Path, deploy_toml: Oid) -> Store {
+        let file = root.join(CACHE_DIR).join(format!("{deploy_toml}.tsv"));
+        let map = std::fs::File::open(&file).ok().and_then(|f| {
+            // SAFETY: the file is only ever replaced by a rename, never written in place, so
+            // the mapped contents do not change while they are read. (A program that
+            // truncated it in place could make reads fault; nothing does.)
+            unsafe { memmap2::Mmap::map(&f) }.ok()
+        });
+        let head = header();
+        let body = head.len() + 1;
+        let map = map.filter(|m| m.len() >= body && m[..head.len()] == *head.as_bytes() && m[head.len()] == b'\n');
+        Store { file: Some(file), map, body, cursor: AtomicUsize::new(0) }
+    }
+
+    fn lines(&self) -> &[u8] {
+        self.map.as_ref().map_or(&[][..], |m| &m[self.body..])
+    }
+
+    /// The entry of the folder `dir/name` with tree `tree`, when the file holds a line for it
+    /// that parses.
+    pub fn get(&self, dir: &str, name: &str, tree: Oid) -> Option<Entry<'_>> {
+        let lines = self.lines();
+        if lines.is_empty() {
+            return None;
+        }
+        let mut key = Vec::with_capacity(dir.len() + name.len() + 43);
+        key.extend_from_slice(dir.as_bytes());
+        key.push(b'/');
+        key.extend_from_slice(name.as_bytes());
+        key.push(b'\t');
+        let tree_at = key.len();
+        key.extend_from_slice(&[0; 40]);
+        hex::encode_to_slice(tree.as_bytes(), &mut key[tree_at..]).ok()?;
+        key.push(b'\t');
+        let start = seek(lines, self.cursor.load(Ordering::Relaxed), &key);
+        let end = memchr::memchr(b'\n', &lines[start..]).map_or(lines.len(), |n| start + n);
+        self.cursor.store(start, Ordering::Relaxed);
+        let line = &lines[start..end];
+        if !line.starts_with(&key) {
+            return None;
+        }
+        self.cursor.store((end + 1).min(lines.len()), Ordering::Relaxed);
+        Entry::parse(std::str::from_utf8(line).ok()?, self.body + start)
+    }
+
+    /// Writes the cache back when this run learnt something: the lines it learnt, the
+    /// file's lines it used, then up to [`SPARE_ENTRIES`] others, the most recently used
+    /// first; and keeps at most [`OTHER_FILES_KEPT`] files of other configurations. A cache
+    /// that cannot be written is reported and otherwise ignored: it only saves time.
+    pub fn save(&self, learnt: Learnt) {
         let Some(file) = &self.file else { return };
-        if self.fresh.is_empty() {
+        if learnt.fresh.is_empty() {
             return;
         }
-        if let Err(e) = self.write(file) {
+        if let Err(e) = self.write(file, learnt) {
             eprintln!(
                 "warning: the versions cache {} could not be written ({e:#}); plans stay correct, only slower: \
                  make .flyte/cache writable, or remove what stands in its place",
@@ -279,35 +341,45 @@ impl Store {
         }
     }
 
-    fn write(&self, file: &Path) -> Result<()> {
+    fn write(&self, file: &Path, mut learnt: Learnt) -> Result<()> {
         let dir = file.parent().expect("the cache file is in a folder");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         keep_out_of_git(dir.parent().unwrap_or(dir));
-        let mut out = String::with_capacity(self.text.len() + 256 * self.fresh.len());
-        out.push_str(&header());
-        out.push('\n');
-        let mut fresh: Vec<&(String, String)> = self.fresh.values().flatten().collect();
-        fresh.sort();
-        for (_, line) in fresh {
-            out.push_str(line);
-            out.push('\n');
+        learnt.used.sort_unstable();
+        let mut kept: Vec<Cow<'_, [u8]>> = Vec::new();
+        // (age, line) of the lines not used, one write older.
+        let mut spare: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut at = self.body;
+        for line in self.lines().split(|b| *b == b'\n') {
+            let used = learnt.used.binary_search(&(at as u32)).is_ok();
+            at += line.len() + 1;
+            // Lines that do not parse go, as do those this run learnt anew.
+            let parses = std::str::from_utf8(line).ok().and_then(|l| Entry::parse(l, 0)).is_some();
+            if !parses || learnt.replaces(line) {
+                continue;
+            }
+            if used {
+                kept.push(Cow::Owned(aged(line, 0)));
+            } else {
+                let age = line.rsplit(|b| *b == b'\t').next().and_then(|a| std::str::from_utf8(a).ok()?.parse().ok());
+                spare.push((age.unwrap_or(u64::MAX - 1) + 1, aged(line, age.unwrap_or(0) + 1)));
+            }
         }
-        let replaced = |s: &Span| {
-            let tree = Oid::from_str(&self.text[s.start..s.path.0 - 1]).ok();
-            let path = &self.text[s.path.0..s.path.1];
-            tree.and_then(|t| self.fresh.get(&t)).is_some_and(|v| v.iter().any(|(p, _)| p == path))
-        };
-        let used = self.spans.iter().zip(&self.used).filter(|(_, u)| **u).map(|(s, _)| s);
-        let spare = self.spans.iter().zip(&self.used).filter(|(_, u)| !**u).map(|(s, _)| s).take(SPARE_ENTRIES);
-        for span in used.chain(spare).filter(|s| !replaced(s)) {
-            out.push_str(&self.text[span.start..span.end]);
-            out.push('\n');
+        spare.sort_by_key(|(age, _)| *age);
+        kept.extend(spare.into_iter().take(SPARE_ENTRIES).map(|(_, l)| Cow::Owned(l)));
+        kept.extend(learnt.fresh.values().flatten().map(|(_, l)| Cow::Borrowed(l.as_bytes())));
+        kept.sort_unstable();
+        let mut out = Vec::with_capacity(self.lines().len() + 256 * learnt.fresh.len());
+        out.extend_from_slice(header().as_bytes());
+        out.push(b'\n');
+        for line in kept {
+            out.extend_from_slice(&line);
+            out.push(b'\n');
         }
         let name = file.file_name().unwrap_or_default().to_string_lossy();
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(out.as_bytes()))
-            .and_then(|()| std::fs::rename(&tmp, file));
+        let written =
+            std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&out)).and_then(|()| std::fs::rename(&tmp, file));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(e).with_context(|| format!("writing {}", file.display()));
@@ -315,6 +387,70 @@ impl Store {
         prune(dir, file);
         Ok(())
     }
+}
+
+/// A line with its last field (the age) set to `age`.
+fn aged(line: &[u8], age: u64) -> Vec<u8> {
+    let keep = line.iter().rposition(|b| *b == b'\t').map_or(line.len(), |t| t + 1);
+    let mut out = Vec::with_capacity(keep + 4);
+    out.extend_from_slice(&line[..keep]);
+    if keep == line.len() {
+        out.push(b'\t');
+    }
+    out.extend_from_slice(age.to_string().as_bytes());
+    out
+}
+
+/// Where the first line not less than `key` starts in `lines` (sorted lines, each ending in
+/// a line break; a line is compared by its first `key.len()` bytes), or `lines.len()`.
+/// Looks from `cursor` (a line start) on first: a few lines forward, then a binary search
+/// in the part of the file the answer is in.
+fn seek(lines: &[u8], cursor: usize, key: &[u8]) -> usize {
+    let less = |at: usize| at < lines.len() && lines[at..].get(..key.len()).unwrap_or(&lines[at..]) < key;
+    let next = |at: usize| memchr::memchr(b'\n', &lines[at..]).map_or(lines.len(), |n| at + n + 1);
+    let cursor = cursor.min(lines.len());
+    if less(cursor) {
+        let mut at = cursor;
+        for _ in 0..8 {
+            if !less(at) {
+                return at;
+            }
+            at = next(at);
+        }
+        return lower_bound(lines, at, lines.len(), key);
+    }
+    // The answer is `cursor` unless the line before it is not less than `key` either.
+    match cursor.checked_sub(1).map(|end| memchr::memrchr(b'\n', &lines[..end]).map_or(0, |n| n + 1)) {
+        Some(previous) if !less(previous) => lower_bound(lines, 0, previous, key),
+        _ => cursor,
+    }
+}
+
+/// Where the first line that is not less than `key` (comparing the line's first
+/// `key.len()` bytes) starts in `lines[lo..hi]` (sorted lines, each ending in a line
+/// break; `lo` and `hi` line starts), or `hi`.
+fn lower_bound(lines: &[u8], mut lo: usize, mut hi: usize, key: &[u8]) -> usize {
+    let line_at = |start: usize| {
+        let end = memchr::memchr(b'\n', &lines[start..]).map_or(lines.len(), |n| start + n);
+        (&lines[start..end], end + 1)
+    };
+    // Invariant: lines before `lo` are less than `key`, lines from `hi` on are not.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        // The first line starting at or after `mid`, if it starts before `hi`; else `lo`'s.
+        let start = match lines[..mid].last() {
+            None | Some(b'\n') => mid,
+            Some(_) => memchr::memchr(b'\n', &lines[mid..hi]).map_or(hi, |n| mid + n + 1),
+        };
+        let start = if start >= hi { lo } else { start };
+        let (line, next) = line_at(start);
+        if line.get(..key.len()).unwrap_or(line) < key {
+            lo = next.min(hi);
+        } else {
+            hi = start;
+        }
+    }
+    lo
 }
 
 /// Writes a `.gitignore` of `*` into the caches' folder (`.flyte/cache`) when it has none, so a
@@ -362,40 +498,115 @@ mod tests {
         }
     }
 
+    fn facts_at<'a>(s: &'a Store, name: &str, tree: Oid) -> Option<Facts> {
+        s.get("workflows", name, tree).map(|e: Entry<'a>| e.facts())
+    }
+
     #[test]
     fn entries_survive_a_save_and_bad_lines_are_misses() {
         let dir = tempfile::tempdir().unwrap();
         let config = Oid::from_bytes(&[7; 20]).unwrap();
         let (a, b) = (Oid::from_bytes(&[1; 20]).unwrap(), Oid::from_bytes(&[2; 20]).unwrap());
-        let mut s = Store::open(dir.path(), config);
-        assert_eq!(s.facts("workflows/a", a), None);
-        s.put_facts("workflows/a", a, &facts("a"));
-        s.put_stamp("workflows/a", a, &stamp("v1"));
-        s.put_facts("workflows/b", b, &facts("b"));
-        s.put_facts("workflows/tab", b, &facts("a\tb"));
-        s.save();
+        let s = Store::open(dir.path(), config);
+        assert_eq!(facts_at(&s, "a", a), None);
+        let mut learnt = Learnt::default();
+        learnt.facts("workflows/a", a, &facts("a"));
+        learnt.stamp("workflows/a", a, &facts("a"), &stamp("v1"));
+        learnt.facts("workflows/b", b, &facts("b"));
+        learnt.facts("workflows/tab", b, &facts("a\tb"));
+        s.save(learnt);
 
         let file = dir.path().join(CACHE_DIR).join(format!("{config}.tsv"));
         let mut text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(text.lines().count(), 3, "a header and two lines (a tab cannot be stored): {text}");
-        text.push_str("not\ta line\n");
+        // A line that does not parse, in its sorted place (an unsorted file only makes misses).
+        let body = text.find('\n').unwrap() + 1;
+        text.insert_str(body, "not\ta line\n");
         std::fs::write(&file, text).unwrap();
-        let mut s = Store::open(dir.path(), config);
-        assert_eq!(s.facts("workflows/a", a), Some(facts("a")));
-        let got = s.stamp("workflows/a", a).unwrap();
+        let s = Store::open(dir.path(), config);
+        assert_eq!(facts_at(&s, "a", a), Some(facts("a")));
+        let got = s.get("workflows", "a", a).unwrap().stamp().unwrap();
         assert_eq!((got.version, got.image), ("v1", "img"));
         assert!(got.made_from(&stamp("v1").inputs, None));
         assert!(!got.made_from(&stamp("v1").inputs[..1], None));
         assert!(!got.made_from(&stamp("v1").inputs, Some("abc:12")));
-        assert_eq!(s.facts("workflows/other", a), None, "the same tree at another path is another folder");
-        assert_eq!(s.stamp("workflows/b", b), None);
+        assert_eq!(facts_at(&s, "other", a), None, "the same tree at another path is another folder");
+        assert_eq!(facts_at(&s, "a", b), None, "another tree at the same path is another folder");
+        assert!(s.get("workflows", "b", b).unwrap().stamp().is_none());
 
-        // New facts for a folder drop its stamp.
-        s.put_facts("workflows/a", a, &facts("renamed"));
-        assert_eq!(s.stamp("workflows/a", a), None);
+        // New facts for a folder replace its line, stamp and all; the line that does not
+        // parse is dropped.
+        let mut learnt = Learnt::default();
+        learnt.facts("workflows/a", a, &facts("renamed"));
+        s.save(learnt);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("not\ta line"), "{text}");
+        let s = Store::open(dir.path(), config);
+        assert_eq!(facts_at(&s, "a", a), Some(facts("renamed")));
+        assert!(s.get("workflows", "a", a).unwrap().stamp().is_none());
         // Another configuration has its own file; another header is ignored whole.
-        assert_eq!(Store::open(dir.path(), a).facts("workflows/b", b), None);
-        std::fs::write(&file, std::fs::read_to_string(&file).unwrap().replacen("v1", "v0", 1)).unwrap();
-        assert_eq!(Store::open(dir.path(), config).facts("workflows/b", b), None);
+        assert_eq!(facts_at(&Store::open(dir.path(), a), "b", b), None);
+        std::fs::write(&file, text.replacen("v2", "v0", 1)).unwrap();
+        assert_eq!(facts_at(&Store::open(dir.path(), config), "b", b), None);
+    }
+
+    #[test]
+    fn lookups_in_any_order_find_exactly_the_lines_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Oid::from_bytes(&[7; 20]).unwrap();
+        let tree = |i: u8| Oid::from_bytes(&[i; 20]).unwrap();
+        // Folders 0..60 at even trees; odd names have two lines (two trees).
+        let mut learnt = Learnt::default();
+        for i in 0..60u8 {
+            learnt.facts(&format!("workflows/w{i:02}"), tree(2 * i), &facts(&format!("w{i:02}")));
+            if i % 2 == 1 {
+                learnt.facts(&format!("workflows/w{i:02}"), tree(2 * i + 1), &facts(&format!("w{i:02}-old")));
+            }
+        }
+        Store::open(dir.path(), config).save(learnt);
+        let s = Store::open(dir.path(), config);
+        let order: Vec<u8> = (0..60).collect();
+        let descending: Vec<u8> = order.iter().rev().copied().collect();
+        let scrambled: Vec<u8> = (0..60u32).map(|i| ((i * 37) % 60) as u8).collect();
+        for queries in [&order, &descending, &scrambled] {
+            for &i in queries.iter() {
+                let name = format!("w{i:02}");
+                assert_eq!(facts_at(&s, &name, tree(2 * i)).map(|f| f.name), Some(name.clone()));
+                let older = facts_at(&s, &name, tree(2 * i + 1)).map(|f| f.name);
+                assert_eq!(older, (i % 2 == 1).then(|| format!("{name}-old")), "{name}");
+                assert_eq!(facts_at(&s, &format!("{name}x"), tree(2 * i)), None);
+            }
+        }
+    }
+
+    #[test]
+    fn the_most_recently_used_lines_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Oid::from_bytes(&[7; 20]).unwrap();
+        let tree = Oid::from_bytes(&[1; 20]).unwrap();
+        let path = |i: usize| format!("workflows/w{i:05}");
+        // One run learns SPARE_ENTRIES + 10 folders; the next one uses the first 5 and learns one.
+        let mut learnt = Learnt::default();
+        for i in 0..SPARE_ENTRIES + 10 {
+            learnt.facts(&path(i), tree, &facts("x"));
+        }
+        Store::open(dir.path(), config).save(learnt);
+        let s = Store::open(dir.path(), config);
+        let mut learnt = Learnt::default();
+        for i in 0..5 {
+            learnt.used(&s.get("workflows", &format!("w{i:05}"), tree).unwrap());
+        }
+        learnt.facts(&path(99_999), tree, &facts("x"));
+        s.save(learnt);
+        let s = Store::open(dir.path(), config);
+        let mut learnt = Learnt::default();
+        learnt.facts(&path(99_998), tree, &facts("x"));
+        s.save(learnt);
+        // Used twice ago (age 1) and new last time (age 1) beat the others (age 2).
+        let s = Store::open(dir.path(), config);
+        let kept = |i: usize| s.get("workflows", &format!("w{i:05}"), tree).is_some();
+        assert!((0..5).all(kept) && kept(99_999) && kept(99_998));
+        let others = (5..SPARE_ENTRIES + 10).filter(|i| kept(*i)).count();
+        assert_eq!(others, SPARE_ENTRIES - 6, "{SPARE_ENTRIES} spare lines in all");
     }
 }
