@@ -10,17 +10,18 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use git2::{ObjectType, Oid, Repository, Tree};
+use git2::{Oid, Repository, Tree};
 
 use crate::config::{self, Config, Located, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
 use crate::error;
+use crate::rawtree::{self, Entries, Trees};
 use crate::versions::{Entry, Facts, Learnt, Store};
 use crate::workspace::{DependencyMatcher, Workflow};
 
 /// One folder of the workflows root: its name and tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Folder {
-    pub name: String,
+pub struct Folder<'t> {
+    pub name: &'t str,
     pub tree: Oid,
 }
 
@@ -35,70 +36,67 @@ pub fn config(repo: &Repository, root: &Tree<'_>, what: &str) -> Result<Option<(
     Ok(Some((Config::parse(Path::new(DEPLOY_TOML), text)?, entry.id())))
 }
 
-/// The folders of the workflows root that are workflows (as `Workspace::load` picks them:
-/// directories not starting with `.`, not `__pycache__`), with a UTF-8 name.
-pub fn folders(repo: &Repository, root: &Tree<'_>, config: &Config) -> Result<Vec<Folder>> {
+/// The workflows root (`workflows` of deploy.toml) in the tree `root`, when it is there.
+pub fn root<'o>(trees: &Trees<'o>, root: Oid, config: &Config) -> Result<Option<rawtree::Tree<'o>>> {
     let dir = &config.workflows;
-    let entry = match root.get_path(Path::new(dir)) {
-        Ok(e) => e,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading '{dir}'")),
-    };
-    if entry.kind() != Some(ObjectType::Tree) {
-        return Ok(Vec::new());
-    }
-    let tree = repo.find_tree(entry.id()).with_context(|| format!("reading '{dir}'"))?;
-    let mut out = Vec::with_capacity(tree.len());
-    for e in tree.iter() {
-        let name = e.name_bytes();
-        if e.kind() != Some(ObjectType::Tree) || name.starts_with(b".") || name == b"__pycache__" {
+    trees.at_path(root, dir).with_context(|| format!("reading '{dir}'"))
+}
+
+/// The folders of the workflows root `root` that are workflows (as `Workspace::load` picks
+/// them: directories not starting with `.`, not `__pycache__`), with a UTF-8 name.
+pub fn folders<'t>(root: Option<&'t rawtree::Tree<'_>>, config: &Config) -> Result<Vec<Folder<'t>>> {
+    let Some(root) = root else { return Ok(Vec::new()) };
+    let mut entries = root.entries();
+    let mut out = Vec::with_capacity(entries.len_hint() / 30);
+    while let Some(e) = entries.next_entry()? {
+        if !is_folder(&e) {
             continue;
         }
-        let Ok(name) = std::str::from_utf8(name) else {
+        let Ok(name) = std::str::from_utf8(e.name) else {
             return Err(error::user(
-                format!("{dir}/{}: a workflow folder name must be UTF-8", String::from_utf8_lossy(name)),
+                format!(
+                    "{}/{}: a workflow folder name must be UTF-8",
+                    config.workflows,
+                    String::from_utf8_lossy(e.name)
+                ),
                 "rename the folder",
             ));
         };
-        out.push(Folder { name: name.to_string(), tree: e.id() });
+        out.push(Folder { name, tree: e.id });
     }
     Ok(out)
 }
 
-/// The folders among `names` (folder names under the workflows root) that are workflows in
-/// `root`, as [`folders`] picks them. Reads the workflows root's tree once.
-pub fn folders_named(repo: &Repository, root: &Tree<'_>, config: &Config, names: &[&str]) -> Result<Vec<Folder>> {
-    let dir = &config.workflows;
-    let tree = match root.get_path(Path::new(dir)) {
-        Ok(e) if e.kind() == Some(ObjectType::Tree) => {
-            repo.find_tree(e.id()).with_context(|| format!("reading '{dir}'"))?
-        }
-        Ok(_) => return Ok(Vec::new()),
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading '{dir}'")),
-    };
+/// The folders among `names` (folder names under the workflows root, sorted) that are
+/// workflows in the workflows root `root`, as [`folders`] picks them.
+pub fn folders_named<'t>(root: Option<&'t rawtree::Tree<'_>>, names: &[&str]) -> Result<Vec<Folder<'t>>> {
+    let Some(root) = root else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    for name in names {
-        if name.starts_with('.') || *name == "__pycache__" {
-            continue;
-        }
-        if let Some(e) = tree.get_name(name).filter(|e| e.kind() == Some(ObjectType::Tree)) {
-            out.push(Folder { name: name.to_string(), tree: e.id() });
+    let mut entries = root.entries();
+    while let Some(e) = entries.next_entry()? {
+        let name = std::str::from_utf8(e.name).ok().filter(|n| names.binary_search(n).is_ok());
+        if let Some(name) = name.filter(|_| is_folder(&e)) {
+            out.push(Folder { name, tree: e.id });
         }
     }
     Ok(out)
+}
+
+/// True when an entry of the workflows root is a workflow folder.
+fn is_folder(e: &rawtree::Entry<'_>) -> bool {
+    e.is_tree() && !e.name.starts_with(b".") && e.name != b"__pycache__"
 }
 
 /// A workflow at head as the plan knows it: from the versions cache's entry for its folder, or
 /// read from the folder (then with the cache's entry when that holds the same facts).
-/// `'s` is the cache's lifetime, `'r` that of the workflows read.
-#[derive(Debug, Clone, Copy)]
-pub enum Known<'s, 'r> {
+/// `'s` is the cache's lifetime.
+#[derive(Debug)]
+pub enum Known<'s> {
     Cached { tree: Oid, entry: Entry<'s> },
-    Read { tree: Oid, workflow: &'r Workflow, entry: Option<Entry<'s>> },
+    Read { tree: Oid, workflow: Box<Workflow>, entry: Option<Entry<'s>> },
 }
 
-impl<'s: 'r, 'r> Known<'s, 'r> {
+impl<'s> Known<'s> {
     /// The tree id of the workflow's folder.
     pub fn tree(&self) -> Oid {
         match self {
@@ -114,21 +112,21 @@ impl<'s: 'r, 'r> Known<'s, 'r> {
         }
     }
 
-    pub fn name(&self) -> &'r str {
+    pub fn name(&self) -> &str {
         match self {
             Known::Cached { entry, .. } => entry.name(),
             Known::Read { workflow, .. } => &workflow.name,
         }
     }
 
-    pub fn path(&self) -> &'r str {
+    pub fn path(&self) -> &str {
         match self {
             Known::Cached { entry, .. } => entry.path(),
             Known::Read { workflow, .. } => &workflow.path,
         }
     }
 
-    pub fn dockerfile(&self) -> Option<&'r str> {
+    pub fn dockerfile(&self) -> Option<&str> {
         match self {
             Known::Cached { entry, .. } => entry.dockerfile(),
             Known::Read { workflow, .. } => workflow.dockerfile.as_deref(),
@@ -136,7 +134,7 @@ impl<'s: 'r, 'r> Known<'s, 'r> {
     }
 
     /// The shared paths, sorted.
-    pub fn shared(&self) -> impl Iterator<Item = &'r str> {
+    pub fn shared(&self) -> impl Iterator<Item = &str> {
         let (cached, read) = match self {
             Known::Cached { entry, .. } => (Some(entry.shared()), &[][..]),
             Known::Read { workflow, .. } => (None, workflow.shared.as_slice()),
@@ -160,12 +158,13 @@ impl<'s: 'r, 'r> Known<'s, 'r> {
 
     /// The name, path and project, borrowed from the cache where it holds them.
     pub fn texts(&self) -> [Cow<'s, str>; 3] {
-        match (self, self.entry()) {
-            (_, Some(e)) => [e.name().into(), e.path().into(), e.project().into()],
-            (Known::Read { workflow: w, .. }, None) => {
+        match self {
+            Known::Cached { entry: e, .. } | Known::Read { entry: Some(e), .. } => {
+                [e.name().into(), e.path().into(), e.project().into()]
+            }
+            Known::Read { workflow: w, entry: None, .. } => {
                 [w.name.clone().into(), w.path.clone().into(), w.project.clone().into()]
             }
-            (Known::Cached { .. }, None) => unreachable!("a cached workflow has its entry"),
         }
     }
 
@@ -181,51 +180,44 @@ impl<'s: 'r, 'r> Known<'s, 'r> {
 /// The workflows of `folders`, sorted by name. Those in `full` are read and get their
 /// dependency matcher; the others come from `store` when it knows their folder's tree, else
 /// are read without their matcher (classification asks it only about paths in the folder).
-/// Workflows read go into `read`; what the cache should learn, and which of its entries
-/// were used, into `learnt`.
-pub fn workflows<'s, 'r>(
+/// What the cache should learn, and which of its entries were used, go into `learnt`.
+pub fn workflows<'s>(
     repo: &Repository,
+    trees: &Trees<'_>,
     config: &Config,
-    folders: &[Folder],
+    folders: &[Folder<'_>],
     full: &HashSet<&str>,
     store: &'s Store,
     learnt: &mut Learnt,
-    read: &'r mut Vec<Workflow>,
-) -> Result<Vec<Known<'s, 'r>>> {
-    let defaults = DependencyMatcher::new(&config.dependencies)?;
-    let odb = repo.odb().context("opening the object database")?;
-    // Where each folder's workflow is: its cache entry, or its place in `read`.
-    let mut slots: Vec<Result<Entry<'s>, (usize, Option<Entry<'s>>)>> = Vec::with_capacity(folders.len());
+) -> Result<Vec<Known<'s>>> {
+    // The default dependency patterns, built when a workflow is read in full.
+    let mut defaults = None;
+    let mut out: Vec<Known<'s>> = Vec::with_capacity(folders.len());
     for folder in folders {
-        let is_full = full.contains(folder.name.as_str());
-        let entry = store.get(&config.workflows, &folder.name, folder.tree);
+        let is_full = full.contains(folder.name);
+        let entry = store.get(&config.workflows, folder.name, folder.tree);
         match entry {
-            Some(e) if !is_full => {
-                learnt.used(&e);
-                slots.push(Ok(e));
+            Some(entry) if !is_full => {
+                learnt.used(&entry);
+                out.push(Known::Cached { tree: folder.tree, entry });
             }
             _ => {
-                let w = workflow(repo, &odb, config, folder, is_full, &defaults)?;
-                let facts = facts_of(&w);
+                let defaults = match (&defaults, is_full) {
+                    (Some(d), _) => d,
+                    (None, false) => &DependencyMatcher::default(),
+                    (None, true) => defaults.insert(DependencyMatcher::new(&config.dependencies)?),
+                };
+                let workflow = workflow(repo, trees, config, folder, is_full, defaults)?;
+                let facts = facts_of(&workflow);
                 let entry = entry.filter(|e| e.has_facts(&facts));
                 match &entry {
                     Some(e) => learnt.used(e),
-                    None => learnt.facts(&w.path, folder.tree, &facts),
+                    None => learnt.facts(&workflow.path, folder.tree, &facts),
                 }
-                slots.push(Err((read.len(), entry)));
-                read.push(w);
+                out.push(Known::Read { tree: folder.tree, workflow: Box::new(workflow), entry });
             }
         }
     }
-    let read: &'r Vec<Workflow> = read;
-    let mut out: Vec<Known<'s, 'r>> = folders
-        .iter()
-        .zip(slots)
-        .map(|(f, slot)| match slot {
-            Ok(entry) => Known::Cached { tree: f.tree, entry },
-            Err((i, entry)) => Known::Read { tree: f.tree, workflow: &read[i], entry },
-        })
-        .collect();
     // Folders come in git's order, which is usually the names' order already.
     if !out.windows(2).all(|w| w[0].name() <= w[1].name()) {
         out.sort_by(|a, b| a.name().cmp(b.name()));
@@ -234,9 +226,10 @@ pub fn workflows<'s, 'r>(
         let [first, second] = pair else { continue };
         if first.name() == second.name() {
             // Read both manifests again: a cached workflow does not know where its name was set.
-            let again = |k: &Known<'_, '_>| -> Result<Workflow> {
+            let again = |k: &Known<'_>| -> Result<Workflow> {
                 let folder = folders.iter().find(|f| format!("{}/{}", config.workflows, f.name) == k.path());
-                workflow(repo, &odb, config, folder.expect("every workflow has its folder"), false, &defaults)
+                let folder = folder.expect("every workflow has its folder");
+                workflow(repo, trees, config, folder, false, &DependencyMatcher::default())
             };
             let (a, b) = (again(first)?, again(second)?);
             let (renamed, kept) = if b.name_at.is_some() { (&b, &a) } else { (&a, &b) };
@@ -263,18 +256,16 @@ pub fn facts_of(w: &Workflow) -> Facts {
 
 fn workflow(
     repo: &Repository,
-    odb: &git2::Odb<'_>,
+    trees: &Trees<'_>,
     config: &Config,
-    folder: &Folder,
+    folder: &Folder<'_>,
     full: bool,
     defaults: &DependencyMatcher,
 ) -> Result<Workflow> {
     let dir = format!("{}/{}", config.workflows, folder.name);
-    // The folder's raw tree, not a parsed `git2::Tree`: only three names are looked up, and
-    // this runs for every workflow.
-    let raw = odb.read(folder.tree).with_context(|| format!("reading '{dir}'"))?;
+    let tree = trees.get(folder.tree).with_context(|| format!("reading '{dir}'"))?;
     let [manifest_blob, dockerfile, containerfile] =
-        files_named(raw.data(), [WORKFLOW_TOML.as_bytes(), b"Dockerfile", b"Containerfile"]);
+        files_named(tree.entries(), [WORKFLOW_TOML.as_bytes(), b"Dockerfile", b"Containerfile"])?;
     let manifest_path = format!("{dir}/{WORKFLOW_TOML}");
     let manifest = match manifest_blob {
         Some((id, _)) => {
@@ -295,7 +286,7 @@ fn workflow(
                     "rename the folder, or set `name` in its workflow.toml",
                 ));
             }
-            folder.name.clone()
+            folder.name.to_string()
         }
     };
     let project = manifest.project.as_ref().map_or_else(|| config.project.clone(), |p| p.value.clone());
@@ -337,31 +328,20 @@ fn workflow(
 }
 
 /// The workflows of `folders`, read without their dependency matchers (a base's).
-pub fn read(repo: &Repository, config: &Config, folders: &[Folder]) -> Result<Vec<Workflow>> {
+pub fn read(repo: &Repository, trees: &Trees<'_>, config: &Config, folders: &[Folder<'_>]) -> Result<Vec<Workflow>> {
     let defaults = DependencyMatcher::default();
-    let odb = repo.odb().context("opening the object database")?;
-    folders.iter().map(|f| workflow(repo, &odb, config, f, false, &defaults)).collect()
+    folders.iter().map(|f| workflow(repo, trees, config, f, false, &defaults)).collect()
 }
 
-/// The id and mode of the non-directory entries called `names` in a raw tree object
-/// (`<octal mode> <name>\0<20-byte id>`, repeated).
-fn files_named<const N: usize>(mut raw: &[u8], names: [&[u8]; N]) -> [Option<(Oid, i32)>; N] {
+/// The id and mode of the non-directory entries called `names` among `entries`.
+fn files_named<const N: usize>(mut entries: Entries<'_>, names: [&[u8]; N]) -> Result<[Option<(Oid, i32)>; N]> {
     let mut found = [None; N];
-    while let Some(space) = raw.iter().position(|b| *b == b' ') {
-        let Some(nul) = raw[space..].iter().position(|b| *b == 0).map(|n| space + n) else { break };
-        if raw.len() < nul + 21 {
-            break;
+    while let Some(e) = entries.next_entry()? {
+        if let Some(i) = names.iter().position(|n| *n == e.name).filter(|_| !e.is_tree()) {
+            found[i] = Some((e.id, e.mode));
         }
-        let mode = raw[..space].iter().fold(0i32, |m, d| m * 8 + i32::from(d.wrapping_sub(b'0') & 7));
-        let name = &raw[space + 1..nul];
-        if mode != 0o040000 {
-            if let Some(i) = names.iter().position(|n| *n == name) {
-                found[i] = Oid::from_bytes(&raw[nul + 1..nul + 21]).ok().map(|id| (id, mode));
-            }
-        }
-        raw = &raw[nul + 21..];
     }
-    found
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -369,13 +349,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn raw_trees_are_read_by_name() {
+    fn files_are_found_by_name_and_folders_are_not_files() {
         let mut raw = Vec::new();
         for (mode, name, byte) in [("100644", "Dockerfile", 1u8), ("40000", "workflow.toml", 2), ("100755", "x", 3)] {
             raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
             raw.extend_from_slice(&[byte; 20]);
         }
-        let [d, w, x, missing] = files_named(&raw, [b"Dockerfile", b"workflow.toml", b"x", b"y"]);
+        let entries = Entries::new(&raw, Oid::zero());
+        let [d, w, x, missing] = files_named(entries, [b"Dockerfile", b"workflow.toml", b"x", b"y"]).unwrap();
         assert_eq!(d, Some((Oid::from_bytes(&[1; 20]).unwrap(), 0o100644)));
         assert_eq!(w, None, "a folder named workflow.toml is not a file");
         assert_eq!(x, Some((Oid::from_bytes(&[3; 20]).unwrap(), 0o100755)));

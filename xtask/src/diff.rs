@@ -1,11 +1,14 @@
 //! What changed between two commits' trees, path by path, on raw byte paths. Compares tree
-//! ids and descends only into subtrees that differ, as `git diff-tree -r` does. No rename
-//! detection: a rename (case-only ones included) is a deletion at the old path plus an
-//! addition at the new one, so both ends always count, whatever the rename limits. Reads the
-//! object database only; decides nothing about workflows.
+//! ids and descends only into subtrees that differ, as `git diff-tree -r` does, reading the
+//! trees in place ([`crate::rawtree`]). No rename detection: a rename (case-only ones
+//! included) is a deletion at the old path plus an addition at the new one, so both ends
+//! always count, whatever the rename limits. Reads the object database only; decides nothing
+//! about workflows.
 
-use anyhow::{Context, Result};
-use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
+use anyhow::Result;
+use git2::Oid;
+
+use crate::rawtree::{self, Entries, Entry, Tree, Trees};
 
 /// A file's identity on one side of a change: its object id and git file mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,103 +35,85 @@ pub struct Change {
     pub new: Option<Blob>,
 }
 
-const TREE_MODE: i32 = 0o040000;
-
-/// Every changed path between `old` (`None`: the empty tree) and `new`.
-pub fn changes(repo: &Repository, old: Option<&Tree<'_>>, new: &Tree<'_>) -> Result<Vec<Change>> {
+/// Every changed path between the trees `old` (`None`: the empty tree) and `new`, sorted by
+/// path.
+pub fn changes(trees: &Trees<'_>, old: Option<Oid>, new: Oid) -> Result<Vec<Change>> {
     let mut out = Vec::new();
-    let mut prefix = Vec::new();
-    match old {
-        Some(old) if old.id() == new.id() => {}
-        Some(old) => diff_trees(repo, Some(old), Some(new), &mut prefix, &mut out)?,
-        None => diff_trees(repo, None, Some(new), &mut prefix, &mut out)?,
+    if old != Some(new) {
+        let old = old.map(|id| trees.get(id)).transpose()?;
+        diff_trees(trees, old.as_ref(), Some(&trees.get(new)?), &mut Vec::new(), &mut out)?;
     }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
-/// The entries of a tree ordered by raw name, so that a file and a folder of the same name
-/// meet (git's own order sorts a folder as if its name ended in `/`).
-fn sorted<'t>(tree: Option<&'t Tree<'_>>) -> Vec<TreeEntry<'t>> {
-    let mut entries: Vec<TreeEntry<'t>> = tree.map(|t| t.iter().collect()).unwrap_or_default();
-    if !entries.windows(2).all(|w| w[0].name_bytes() <= w[1].name_bytes()) {
-        entries.sort_by(|a, b| a.name_bytes().cmp(b.name_bytes()));
-    }
-    entries
-}
-
+/// Walks two trees' entries side by side in git's order (a file and a folder of the same
+/// name do not meet: the file counts as deleted or added, the folder's files likewise). A
+/// tree whose entries are out of order (which git itself never writes) can only make a path
+/// count as deleted and added rather than modified: a change is never missed.
 fn diff_trees(
-    repo: &Repository,
+    trees: &Trees<'_>,
     old: Option<&Tree<'_>>,
     new: Option<&Tree<'_>>,
     prefix: &mut Vec<u8>,
     out: &mut Vec<Change>,
 ) -> Result<()> {
-    let olds = sorted(old);
-    let news = sorted(new);
-    let (mut i, mut j) = (0, 0);
-    while i < olds.len() || j < news.len() {
-        let order = match (olds.get(i), news.get(j)) {
-            (Some(a), Some(b)) => a.name_bytes().cmp(b.name_bytes()),
+    let (mut olds, mut news) = (entries(old), entries(new));
+    let (mut a, mut b) = (olds.next_entry()?, news.next_entry()?);
+    while a.is_some() || b.is_some() {
+        let order = match (&a, &b) {
+            (Some(x), Some(y)) => rawtree::git_order(x, y),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
         };
-        let (a, b) = match order {
-            std::cmp::Ordering::Less => {
-                i += 1;
-                (Some(&olds[i - 1]), None)
-            }
-            std::cmp::Ordering::Greater => {
-                j += 1;
-                (None, Some(&news[j - 1]))
-            }
+        let (x, y) = match order {
+            std::cmp::Ordering::Less => (std::mem::replace(&mut a, olds.next_entry()?), None),
+            std::cmp::Ordering::Greater => (None, std::mem::replace(&mut b, news.next_entry()?)),
             std::cmp::Ordering::Equal => {
-                i += 1;
-                j += 1;
-                (Some(&olds[i - 1]), Some(&news[j - 1]))
+                (std::mem::replace(&mut a, olds.next_entry()?), std::mem::replace(&mut b, news.next_entry()?))
             }
         };
-        if let (Some(a), Some(b)) = (a, b) {
-            if a.id() == b.id() && a.filemode() == b.filemode() {
+        if let (Some(x), Some(y)) = (&x, &y) {
+            if x.id == y.id && x.mode == y.mode {
                 continue;
             }
         }
-        let name = a.or(b).expect("one side is present").name_bytes();
+        let name = x.or(y).expect("one side is present").name;
         let len = prefix.len();
         prefix.extend_from_slice(name);
-        entry_pair(repo, a, b, prefix, out)?;
+        entry_pair(trees, x, y, prefix, out)?;
         prefix.truncate(len);
     }
     Ok(())
 }
 
+/// A tree's entries; none for a missing tree.
+fn entries<'t>(tree: Option<&'t Tree<'_>>) -> Entries<'t> {
+    tree.map_or(Entries::new(&[], Oid::zero()), |t| t.entries())
+}
+
 /// Two entries of the same name (either may be missing) that differ.
 fn entry_pair(
-    repo: &Repository,
-    a: Option<&TreeEntry<'_>>,
-    b: Option<&TreeEntry<'_>>,
+    trees: &Trees<'_>,
+    a: Option<Entry<'_>>,
+    b: Option<Entry<'_>>,
     path: &mut Vec<u8>,
     out: &mut Vec<Change>,
 ) -> Result<()> {
-    let is_tree = |e: &&TreeEntry<'_>| e.filemode() == TREE_MODE;
-    let old_tree = a.filter(is_tree).map(|e| subtree(repo, e, path)).transpose()?;
-    let new_tree = b.filter(is_tree).map(|e| subtree(repo, e, path)).transpose()?;
-    let old_blob = a.filter(|e| !is_tree(e)).map(|e| Blob { id: e.id(), mode: e.filemode() });
-    let new_blob = b.filter(|e| !is_tree(e)).map(|e| Blob { id: e.id(), mode: e.filemode() });
+    let subtree = |e: Entry<'_>| trees.get(e.id).map_err(|err| err.context(format!("reading {}", quote_path(path))));
+    let old_tree = a.filter(Entry::is_tree).map(subtree).transpose()?;
+    let new_tree = b.filter(Entry::is_tree).map(subtree).transpose()?;
+    let old_blob = a.filter(|e| !e.is_tree()).map(|e| Blob { id: e.id, mode: e.mode });
+    let new_blob = b.filter(|e| !e.is_tree()).map(|e| Blob { id: e.id, mode: e.mode });
     if old_blob.is_some() || new_blob.is_some() {
         out.push(Change { path: path.clone(), old: old_blob, new: new_blob });
     }
     if old_tree.is_some() || new_tree.is_some() {
         path.push(b'/');
-        diff_trees(repo, old_tree.as_ref(), new_tree.as_ref(), path, out)?;
+        diff_trees(trees, old_tree.as_ref(), new_tree.as_ref(), path, out)?;
         path.pop();
     }
     Ok(())
-}
-
-fn subtree<'r>(repo: &'r Repository, entry: &TreeEntry<'_>, path: &[u8]) -> Result<Tree<'r>> {
-    repo.find_object(entry.id(), Some(ObjectType::Tree))
-        .and_then(|o| o.peel_to_tree())
-        .with_context(|| format!("reading the tree of {}", quote_path(path)))
 }
 
 /// A repository path as text, losslessly: UTF-8 paths as they are; a path that is not UTF-8

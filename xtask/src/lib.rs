@@ -29,6 +29,7 @@ pub mod package_bench;
 pub mod plan;
 pub mod policy;
 pub mod promote;
+pub mod rawtree;
 pub mod record;
 pub mod register;
 pub mod registry;

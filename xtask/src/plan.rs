@@ -23,6 +23,7 @@ use crate::deps;
 use crate::diff::{self, Change};
 use crate::error;
 use crate::fingerprint::{self, Fingerprint};
+use crate::rawtree::Trees;
 use crate::repo::Repo;
 use crate::source::GitTree;
 use crate::versions::{Input, Learnt, Stamp, Store};
@@ -171,8 +172,9 @@ pub fn run(args: cli::Plan) -> Result<ExitCode> {
     match args.format {
         PlanFormat::Json => {
             // Through a buffer: stdout is line-buffered, and a large plan has many lines.
+            // Compact, one workflow a line: greppable and line-diffable (`jq` indents it).
             let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-            serde_json::to_writer_pretty(&mut out, &plan)?;
+            plan.serialize(&mut serde_json::Serializer::with_formatter(&mut out, OnePerLine::default()))?;
             writeln!(out)?;
             out.flush()?;
         }
@@ -254,7 +256,10 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
         }
     };
 
-    let head_folders = catalog::folders(&repo.git, &head_tree, &config)?;
+    let odb = repo.git.odb().context("opening the object database")?;
+    let trees = Trees::new(&odb);
+    let head_root = catalog::root(&trees, head_tree.id(), &config)?;
+    let head_folders = catalog::folders(head_root.as_ref(), &config)?;
     // What changed between base and head, when there is a base.
     let change = match &base {
         None => None,
@@ -265,30 +270,29 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
                 .find_commit(*commit)
                 .and_then(|c| c.tree())
                 .with_context(|| format!("reading the tree of {base_what}"))?;
-            let changes = diff::changes(&repo.git, Some(&base_tree), &head_tree)?;
+            let changes = diff::changes(&trees, Some(base_tree.id()), head_tree.id())?;
             let touched = touched(&repo.git, &changes)?;
             Some((base_what, base_tree, changes, touched))
         }
     };
     let mut learnt = Learnt::default();
-    // Head's workflows read from their folders (the others are known from the cache).
-    let mut read = Vec::new();
     let (workflows, known) = match &change {
         None => {
             let known =
-                catalog::workflows(&repo.git, &config, &head_folders, &HashSet::new(), store, &mut learnt, &mut read)?;
+                catalog::workflows(&repo.git, &trees, &config, &head_folders, &HashSet::new(), store, &mut learnt)?;
             (everything(&known), known)
         }
         Some((base_what, base_tree, changes, touched)) => {
             let reached = folder_names(&config.workflows, touched.iter().map(|t| t.path.as_slice()));
-            let known = catalog::workflows(&repo.git, &config, &head_folders, &reached, store, &mut learnt, &mut read)?;
+            let known = catalog::workflows(&repo.git, &trees, &config, &head_folders, &reached, store, &mut learnt)?;
             let differ = folder_names(&config.workflows, changes.iter().map(|c| c.path.as_slice()));
-            let before = before(repo, base_tree, base_what, (&config, deploy_toml), &differ).unwrap_or_else(|e| {
-                notes.push(format!(
-                    "the workflows at base cannot be read ({e}); new and removed workflows are not detected"
-                ));
-                None
-            });
+            let before =
+                before(repo, &trees, base_tree, base_what, (&config, deploy_toml), &differ).unwrap_or_else(|e| {
+                    notes.push(format!(
+                        "the workflows at base cannot be read ({e}); new and removed workflows are not detected"
+                    ));
+                    None
+                });
             let at_head = |name: &str| known.binary_search_by(|k| k.name().cmp(name)).is_ok();
             let removed: Vec<Workflow> = match &before {
                 Some(b) => b.read.iter().filter(|w| !at_head(&w.name)).cloned().collect(),
@@ -297,11 +301,11 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
             let read_names: HashSet<&str> = before.iter().flat_map(|b| &b.read).map(|w| w.name.as_str()).collect();
             // A head workflow existed at base when its folder is the same there, or a folder
             // read at base had its name.
-            let existed_at_base = |k: &Known<'_, '_>| {
+            let existed_at_base = |k: &Known<'_>| {
                 let same = |d: &HashSet<&str>| !d.contains(folder_name(&config.workflows, k.path()));
                 before.as_ref().and_then(|b| b.differ).is_some_and(same) || read_names.contains(k.name())
             };
-            let existed = before.as_ref().map(|_| &existed_at_base as &dyn Fn(&Known<'_, '_>) -> bool);
+            let existed = before.as_ref().map(|_| &existed_at_base as &dyn Fn(&Known<'_>) -> bool);
             let planned = classify(&config.workflows, &known, existed, &removed, &global, touched);
             (planned, known)
         }
@@ -341,7 +345,7 @@ pub fn compute_with_workspace(repo: &Repo, range: &cli::Range) -> Result<(Plan<'
 fn fill_versions<'s>(
     repo: &Repo,
     config: &config::Config,
-    known: &[Known<'s, '_>],
+    known: &[Known<'s>],
     plan: &mut Plan<'s>,
     learnt: &mut Learnt,
 ) -> Result<()> {
@@ -353,7 +357,7 @@ fn fill_versions<'s>(
     };
     let mut at_head: HashMap<&str, Input> = HashMap::new();
     // (index in the plan, the workflow, inputs) of the workflows the cache does not know.
-    let mut misses: Vec<(usize, &Known<'s, '_>, Vec<Input>)> = Vec::new();
+    let mut misses: Vec<(usize, &Known<'s>, Vec<Input>)> = Vec::new();
     // The plan's workflows present at head are `known`, in the same order.
     let mut present = known.iter();
     for (i, p) in plan.workflows.iter_mut().enumerate() {
@@ -396,11 +400,7 @@ fn fill_versions<'s>(
 
 /// The ids at head of a workflow's inputs outside its folder: its shared paths, and its
 /// Dockerfile when that lies elsewhere. `memo` keeps the ids already looked up.
-fn outer_inputs<'w>(
-    k: &Known<'w, 'w>,
-    tree: &git2::Tree<'_>,
-    memo: &mut HashMap<&'w str, Input>,
-) -> Result<Vec<Input>> {
+fn outer_inputs<'w>(k: &'w Known<'_>, tree: &git2::Tree<'_>, memo: &mut HashMap<&'w str, Input>) -> Result<Vec<Input>> {
     let outside = k.dockerfile().filter(|d| !k.contains(d.as_bytes()));
     let mut out = Vec::new();
     for path in k.shared().chain(outside) {
@@ -505,6 +505,7 @@ fn folder_names<'p>(root: &str, paths: impl Iterator<Item = &'p [u8]>) -> HashSe
 /// the workflows root with a change between base and head.
 fn before<'c>(
     repo: &Repo,
+    trees: &Trees<'_>,
     base_tree: &git2::Tree<'_>,
     base_what: &str,
     (head_config, head_deploy_toml): (&config::Config, git2::Oid),
@@ -516,12 +517,14 @@ fn before<'c>(
     if deploy_toml == head_deploy_toml && config.workflows == head_config.workflows {
         let mut names: Vec<&str> = differ.iter().copied().collect();
         names.sort_unstable();
-        let folders = catalog::folders_named(&repo.git, base_tree, &config, &names)?;
-        let read = catalog::read(&repo.git, &config, &folders)?;
+        let root = catalog::root(trees, base_tree.id(), &config)?;
+        let folders = catalog::folders_named(root.as_ref(), &names)?;
+        let read = catalog::read(&repo.git, trees, &config, &folders)?;
         return Ok(Some(Before { differ: Some(differ), read }));
     }
-    let folders = catalog::folders(&repo.git, base_tree, &config)?;
-    Ok(Some(Before { differ: None, read: catalog::read(&repo.git, &config, &folders)? }))
+    let root = catalog::root(trees, base_tree.id(), &config)?;
+    let folders = catalog::folders(root.as_ref(), &config)?;
+    Ok(Some(Before { differ: None, read: catalog::read(&repo.git, trees, &config, &folders)? }))
 }
 
 fn global_paths(config: &config::Config) -> Result<Vec<String>> {
@@ -559,7 +562,7 @@ pub fn touched(repo: &git2::Repository, changes: &[Change]) -> Result<Vec<Touche
 /// Every workflow as changed (`--all`, or a base that could not be resolved): a `code`
 /// reason at its folder, and a `dependency` reason at its Dockerfile when it has its own
 /// image (so: `rebuild` with a Dockerfile, else `fast`).
-pub fn everything<'s>(head: &[Known<'s, '_>]) -> Vec<PlannedWorkflow<'s>> {
+pub fn everything<'s>(head: &[Known<'s>]) -> Vec<PlannedWorkflow<'s>> {
     head.iter()
         .map(|k| {
             let mut reasons = vec![Reason { path: k.path().to_string(), kind: ReasonKind::Code }];
@@ -586,8 +589,8 @@ pub fn everything<'s>(head: &[Known<'s, '_>]) -> Vec<PlannedWorkflow<'s>> {
 /// are not at head are `removed`.
 pub fn classify<'s>(
     root: &str,
-    head: &[Known<'s, '_>],
-    existed: Option<&dyn Fn(&Known<'s, '_>) -> bool>,
+    head: &[Known<'s>],
+    existed: Option<&dyn Fn(&Known<'s>) -> bool>,
     removed: &[Workflow],
     global: &[String],
     touched: &[Touched],
@@ -736,6 +739,59 @@ fn line_safe(path: &str) -> String {
         path.to_string()
     } else {
         diff::quote_path_for_line(path.as_bytes())
+    }
+}
+
+/// JSON without spaces, each top-level key and each item of a top-level array on its own
+/// line: a plan's workflows one a line.
+#[derive(Debug, Default)]
+struct OnePerLine {
+    depth: usize,
+    /// Whether the array open at depth 2 has items.
+    items: bool,
+}
+
+impl serde_json::ser::Formatter for OnePerLine {
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        w.write_all(b"}")
+    }
+
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        if self.depth == 2 {
+            self.items = false;
+        }
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        w.write_all(if self.depth == 1 && self.items { b"\n]" } else { b"]" })
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if self.depth == 2 {
+            self.items = true;
+            w.write_all(if first { b"\n" } else { b",\n" })
+        } else if first {
+            Ok(())
+        } else {
+            w.write_all(b",")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        match (first, self.depth) {
+            (true, _) => Ok(()),
+            (false, 1) => w.write_all(b",\n"),
+            (false, _) => w.write_all(b","),
+        }
     }
 }
 
