@@ -98,7 +98,13 @@ pub fn resolve_base(repo: &Repo, explicit: Option<&str>, head: Oid, ci: &CiConte
 
 /// A revision's commit, or `None` when it does not resolve here.
 fn revision(repo: &Repo, rev: &str) -> Option<Oid> {
-    repo.git.revparse_single(rev).ok()?.peel_to_commit().ok().map(|c| c.id())
+    // A full ref name is looked up as it is (revparse would also try it under refs/,
+    // refs/tags/, refs/heads/, ... first).
+    let object = match rev.starts_with("refs/") {
+        true => repo.git.find_reference(rev).and_then(|r| r.peel(git2::ObjectType::Any)).ok()?,
+        false => repo.git.revparse_single(rev).ok()?,
+    };
+    object.peel_to_commit().ok().map(|c| c.id())
 }
 
 fn merge_base(repo: &Repo, base: Oid, head: Oid, how: &str) -> Base {

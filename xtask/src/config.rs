@@ -264,13 +264,17 @@ impl Config {
         for g in &global {
             repo_path(g, "global path")?;
         }
+        // Only patterns deploy.toml writes are checked: the defaults are valid (a test says so).
         let dependencies = match raw.dependencies {
-            Some(list) => at.all(list),
+            Some(list) => {
+                let list = at.all(list);
+                for d in &list {
+                    pattern(d, "dependency pattern")?;
+                }
+                list
+            }
             None => DEFAULT_DEPENDENCIES.iter().map(|p| at.default(p.to_string())).collect(),
         };
-        for d in &dependencies {
-            pattern(d, "dependency pattern")?;
-        }
         let domains = match raw.domains {
             Some(list) => list
                 .into_iter()
@@ -308,7 +312,7 @@ impl Config {
         let mut best: Option<(Specificity, &Domain, &Located<String>)> = None;
         for domain in &self.domains {
             for pat in &domain.branches {
-                if !branch_glob(&pat.value).is_match(branch) {
+                if !branch_matches(&pat.value, branch) {
                     continue;
                 }
                 let spec = specificity(&pat.value);
@@ -504,6 +508,18 @@ fn example_branch(pattern: &str) -> String {
 }
 
 /// Branch globs: `*` also crosses `/`, as branch names are not paths to users.
+/// Whether a branch pattern matches a branch, as [`branch_glob`] decides; a literal or a
+/// literal followed by `*` (`main`, `release/*`) is compared as text, without compiling a
+/// glob.
+fn branch_matches(pattern: &str, branch: &str) -> bool {
+    let is_meta = |c: char| matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\');
+    match pattern.strip_suffix('*') {
+        _ if !pattern.contains(is_meta) => pattern == branch,
+        Some(prefix) if !prefix.contains(is_meta) => branch.starts_with(prefix),
+        _ => branch_glob(pattern).is_match(branch),
+    }
+}
+
 fn branch_glob(pattern: &str) -> GlobMatcher {
     Glob::new(pattern)
         .map(|g| g.compile_matcher())
@@ -632,5 +648,24 @@ mod tests {
         assert!(e.contains("escapes the repository"), "{e}");
         let m = Manifest::parse(f, "name = \"x\"\nshared = [\"lib/\"]\n").unwrap();
         assert_eq!(m.shared[0].value, "lib/");
+    }
+
+    #[test]
+    fn literal_and_prefix_patterns_match_as_globs_do() {
+        let patterns = ["*", "main", "release/*", "release-*", "r?l*", "feat/**", "a[bc]", "{x,y}*", "re\\*", ""];
+        let branches = ["main", "mainline", "release/1.2", "release/a/b", "release-", "release", "ab", "x1", "re*", ""];
+        for p in patterns {
+            for b in branches {
+                assert_eq!(branch_matches(p, b), branch_glob(p).is_match(b), "pattern {p:?}, branch {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_dependency_patterns_are_valid() {
+        for p in DEFAULT_DEPENDENCIES {
+            let at = Located { value: p.to_string(), file: "deploy.toml".into(), line: 1, col: 1 };
+            pattern(&at, "dependency pattern").unwrap();
+        }
     }
 }

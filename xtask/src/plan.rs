@@ -23,7 +23,7 @@ use crate::deps;
 use crate::diff::{self, Change};
 use crate::error;
 use crate::fingerprint::{self, Fingerprint};
-use crate::rawtree::Trees;
+use crate::rawtree::{self, Trees};
 use crate::repo::Repo;
 use crate::source::GitTree;
 use crate::versions::{Input, Learnt, Stamp, Store};
@@ -174,7 +174,7 @@ pub fn run(args: cli::Plan) -> Result<ExitCode> {
             // Through a buffer: stdout is line-buffered, and a large plan has many lines.
             // Compact, one workflow a line: greppable and line-diffable (`jq` indents it).
             let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-            plan.serialize(&mut serde_json::Serializer::with_formatter(&mut out, OnePerLine::default()))?;
+            write_json(&mut out, &plan)?;
             writeln!(out)?;
             out.flush()?;
         }
@@ -191,6 +191,8 @@ pub fn run(args: cli::Plan) -> Result<ExitCode> {
             github_matrix(&plan, args.chunk)?;
         }
     }
+    // The process ends here: what remains is freed with it, not piece by piece.
+    std::mem::forget((plan, repo));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -257,7 +259,7 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
     };
 
     let odb = repo.git.odb().context("opening the object database")?;
-    let trees = Trees::new(&odb);
+    let trees = Trees::with_cache(&odb, repo.root.join(rawtree::CACHE_DIR));
     let head_root = catalog::root(&trees, head_tree.id(), &config)?;
     let head_folders = catalog::folders(head_root.as_ref(), &config)?;
     // What changed between base and head, when there is a base.
@@ -319,7 +321,7 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
         notes,
         base_how: base.map(|(_, how)| how),
     };
-    fill_versions(repo, &config, &known, &mut plan, &mut learnt)?;
+    fill_versions(repo, &head, &head_tree, &config, &known, &mut plan, &mut learnt)?;
     store.save(learnt);
     Ok(plan)
 }
@@ -344,13 +346,13 @@ pub fn compute_with_workspace(repo: &Repo, range: &cli::Range) -> Result<(Plan<'
 /// error fails the plan.
 fn fill_versions<'s>(
     repo: &Repo,
+    commit: &git2::Commit<'_>,
+    tree: &git2::Tree<'_>,
     config: &config::Config,
     known: &[Known<'s>],
     plan: &mut Plan<'s>,
     learnt: &mut Learnt,
 ) -> Result<()> {
-    let commit = repo.commit(&plan.head)?;
-    let tree = commit.tree().with_context(|| format!("reading the tree of commit {}", commit.id()))?;
     let stamp_head = match config.version_scheme {
         config::VersionScheme::Content => None,
         config::VersionScheme::GitSha => Some(format!("{}:{}", commit.id(), fingerprint::sha_len()?)),
@@ -366,7 +368,7 @@ fn fill_versions<'s>(
         }
         let k = present.next().expect("every workflow of head is planned");
         debug_assert_eq!(k.name(), p.name);
-        let inputs = outer_inputs(k, &tree, &mut at_head)?;
+        let inputs = outer_inputs(k, tree, &mut at_head)?;
         match k.entry().and_then(|e| e.stamp()) {
             Some(s) if s.made_from(&inputs, stamp_head.as_deref()) => {
                 p.version = Some(s.version.into());
@@ -511,17 +513,19 @@ fn before<'c>(
     (head_config, head_deploy_toml): (&config::Config, git2::Oid),
     differ: &'c HashSet<&'c str>,
 ) -> Result<Option<Before<'c>>> {
-    let Some((config, deploy_toml)) = catalog::config(&repo.git, base_tree, base_what)? else {
-        return Ok(Some(Before { differ: None, read: Vec::new() }));
-    };
-    if deploy_toml == head_deploy_toml && config.workflows == head_config.workflows {
+    // The same deploy.toml: every folder but those that differ holds the same workflow at
+    // both ends, and only those are read.
+    if base_tree.get_name(DEPLOY_TOML).map(|e| e.id()) == Some(head_deploy_toml) {
         let mut names: Vec<&str> = differ.iter().copied().collect();
         names.sort_unstable();
-        let root = catalog::root(trees, base_tree.id(), &config)?;
+        let root = catalog::root(trees, base_tree.id(), head_config)?;
         let folders = catalog::folders_named(root.as_ref(), &names)?;
-        let read = catalog::read(&repo.git, trees, &config, &folders)?;
+        let read = catalog::read(&repo.git, trees, head_config, &folders)?;
         return Ok(Some(Before { differ: Some(differ), read }));
     }
+    let Some((config, _)) = catalog::config(&repo.git, base_tree, base_what)? else {
+        return Ok(Some(Before { differ: None, read: Vec::new() }));
+    };
     let root = catalog::root(trees, base_tree.id(), &config)?;
     let folders = catalog::folders(root.as_ref(), &config)?;
     Ok(Some(Before { differ: None, read: catalog::read(&repo.git, trees, &config, &folders)? }))
@@ -595,13 +599,16 @@ pub fn classify<'s>(
     global: &[String],
     touched: &[Touched],
 ) -> Vec<PlannedWorkflow<'s>> {
-    // The workflows by folder, for the few folders a change touches.
-    let mut by_folder: Vec<usize> = (0..head.len()).collect();
+    // The workflows by folder, for the few folders a change touches (sorted by name, they
+    // are usually sorted by folder already).
+    let mut by_folder: Vec<usize> = Vec::new();
     if !head.windows(2).all(|w| w[0].path() <= w[1].path()) {
+        by_folder = (0..head.len()).collect();
         by_folder.sort_by(|a, b| head[*a].path().cmp(head[*b].path()));
     }
-    let folder_index = |folder: &[u8]| {
-        by_folder.binary_search_by(|i| head[*i].path().as_bytes().cmp(folder)).ok().map(|at| by_folder[at])
+    let folder_index = |folder: &[u8]| match by_folder.is_empty() {
+        true => head.binary_search_by(|k| k.path().as_bytes().cmp(folder)).ok(),
+        false => by_folder.binary_search_by(|i| head[*i].path().as_bytes().cmp(folder)).ok().map(|at| by_folder[at]),
     };
     let mut by_shared: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
     for (i, k) in head.iter().enumerate() {
@@ -742,57 +749,47 @@ fn line_safe(path: &str) -> String {
     }
 }
 
-/// JSON without spaces, each top-level key and each item of a top-level array on its own
-/// line: a plan's workflows one a line.
-#[derive(Debug, Default)]
-struct OnePerLine {
-    depth: usize,
-    /// Whether the array open at depth 2 has items.
-    items: bool,
-}
-
-impl serde_json::ser::Formatter for OnePerLine {
-    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth += 1;
-        w.write_all(b"{")
+/// The plan JSON, as [`Plan`]'s `Serialize` has it: compact, each top-level key and each
+/// workflow on its own line. Written around serde_json's string escaping rather than
+/// through its serializer: a plan has thousands of rows.
+pub fn write_json(out: &mut impl Write, plan: &Plan<'_>) -> Result<()> {
+    fn text(out: &mut impl Write, key: &[u8], value: &str) -> Result<()> {
+        out.write_all(key)?;
+        serde_json::to_writer(&mut *out, value)?;
+        Ok(())
     }
-
-    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth -= 1;
-        w.write_all(b"}")
-    }
-
-    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth += 1;
-        if self.depth == 2 {
-            self.items = false;
-        }
-        w.write_all(b"[")
-    }
-
-    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth -= 1;
-        w.write_all(if self.depth == 1 && self.items { b"\n]" } else { b"]" })
-    }
-
-    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-        if self.depth == 2 {
-            self.items = true;
-            w.write_all(if first { b"\n" } else { b",\n" })
-        } else if first {
-            Ok(())
-        } else {
-            w.write_all(b",")
+    fn maybe(out: &mut impl Write, key: &[u8], value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => text(out, key, v),
+            None => Ok(out.write_all(key).and_then(|()| out.write_all(b"null"))?),
         }
     }
-
-    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
-        match (first, self.depth) {
-            (true, _) => Ok(()),
-            (false, 1) => w.write_all(b",\n"),
-            (false, _) => w.write_all(b","),
+    maybe(out, b"{\"base\":", plan.base.as_deref())?;
+    text(out, b",\n\"head\":", &plan.head)?;
+    text(out, b",\n\"domain\":", &plan.domain)?;
+    out.write_all(b",\n\"workflows\":[")?;
+    for (i, w) in plan.workflows.iter().enumerate() {
+        text(out, if i == 0 { b"\n{\"name\":" } else { b",\n{\"name\":" }, &w.name)?;
+        text(out, b",\"path\":", &w.path)?;
+        text(out, b",\"project\":", &w.project)?;
+        text(out, b",\"action\":", w.action.as_str())?;
+        out.write_all(b",\"reasons\":[")?;
+        for (j, r) in w.reasons.iter().enumerate() {
+            text(out, if j == 0 { b"{\"path\":" } else { b",{\"path\":" }, &r.path)?;
+            text(out, b",\"kind\":", r.kind.as_str())?;
+            out.write_all(b"}")?;
         }
+        out.write_all(b"]")?;
+        maybe(out, b",\"version\":", w.version.as_deref())?;
+        maybe(out, b",\"image\":", w.image.as_deref())?;
+        out.write_all(b"}")?;
     }
+    out.write_all(if plan.workflows.is_empty() { b"],\n\"notes\":[" } else { b"\n],\n\"notes\":[" })?;
+    for (i, n) in plan.notes.iter().enumerate() {
+        text(out, if i == 0 { b"\n" } else { b",\n" }, n)?;
+    }
+    out.write_all(if plan.notes.is_empty() { b"]}" } else { b"\n]}" })?;
+    Ok(())
 }
 
 /// The most entries a GitHub Actions matrix may hold.
@@ -879,5 +876,42 @@ mod tests {
         assert_eq!(action_of(&[]), Action::Unchanged);
         assert_eq!(action_of(&[r(ReasonKind::Shared), r(ReasonKind::Global)]), Action::Fast);
         assert_eq!(action_of(&[r(ReasonKind::Code), r(ReasonKind::Dependency)]), Action::Rebuild);
+    }
+
+    #[test]
+    fn the_hand_written_json_is_the_serialized_plan_one_workflow_a_line() {
+        let row = |name: &'static str, action, version: Option<&'static str>| PlannedWorkflow {
+            name: name.into(),
+            path: format!("workflows/{name}").into(),
+            project: "p".into(),
+            action,
+            reasons: vec![
+                Reason { path: "a \"quoted\"\tpath\n".into(), kind: ReasonKind::Code },
+                Reason { path: "été/\u{1}".into(), kind: ReasonKind::Shared },
+            ],
+            version: version.map(Cow::Borrowed),
+            image: version.map(|_| Cow::Borrowed("r/x:1")),
+            code: None,
+        };
+        let plans = [
+            Plan {
+                base: Some("b".into()),
+                head: "h".into(),
+                domain: "development".into(),
+                workflows: vec![row("a", Action::Fast, Some("v1")), row("b", Action::Removed, None)],
+                notes: vec!["one".into(), "two \"2\"".into()],
+                base_how: None,
+            },
+            Plan { base: None, head: "h".into(), domain: "d".into(), workflows: vec![], notes: vec![], base_how: None },
+        ];
+        for plan in plans {
+            let mut out = Vec::new();
+            write_json(&mut out, &plan).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, serde_json::to_value(&plan).unwrap(), "{text}");
+            let rows = text.lines().filter(|l| l.starts_with("{\"name\":")).count();
+            assert_eq!(rows, plan.workflows.len(), "one workflow a line: {text}");
+        }
     }
 }

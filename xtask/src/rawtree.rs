@@ -1,11 +1,17 @@
 //! Tree objects as git stores them, read in place: `<octal mode> <name>\0<20-byte id>`
 //! entries, in git's order. [`Trees`] reads each tree of a run once (a plan reads the
-//! workflows root of head and base both to diff them and to list their folders). Reads the
-//! object database only; knows nothing of workflows.
+//! workflows root of head and base both to diff them and to list their folders), and keeps
+//! the largest trees uncompressed in a cache folder: a monorepo's workflows root, thousands
+//! of entries, is what a plan spends most of its reading on (inflating it from the pack),
+//! and it is the same tree from one plan to the next. A cached tree is named by its id (so
+//! it is exact) and carries a checksum (so a damaged file is a miss, never a wrong tree).
+//! Reads the object database; writes only its cache; knows nothing of workflows.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
@@ -91,58 +97,135 @@ impl<'a> Entries<'a> {
     }
 }
 
-/// A tree object, shared.
+/// A tree object, shared: read from the object database, or mapped from the cache.
 #[derive(Clone)]
 pub struct Tree<'o> {
-    object: Rc<OdbObject<'o>>,
+    id: Oid,
+    data: Rc<Data<'o>>,
+}
+
+enum Data<'o> {
+    Odb(OdbObject<'o>),
+    /// A cache file: the header, the object, the checksum.
+    Cached(memmap2::Mmap),
 }
 
 impl Tree<'_> {
     pub fn id(&self) -> Oid {
-        self.object.id()
+        self.id
     }
 
     pub fn entries(&self) -> Entries<'_> {
-        Entries::new(self.object.data(), self.object.id())
+        let data = match &*self.data {
+            Data::Odb(object) => object.data(),
+            Data::Cached(map) => &map[CACHE_MAGIC.len()..map.len() - 4],
+        };
+        Entries::new(data, self.id)
     }
 }
 
-/// The trees read from an object database, each once.
+/// Where plan keeps large trees, relative to the repository root.
+pub const CACHE_DIR: &str = ".flyte/cache/trees";
+/// Trees at least this large are kept in the cache.
+pub const CACHED_SIZE: usize = 32 << 10;
+/// Cached trees kept: those of the last few plans' workflows roots.
+const CACHED_TREES: usize = 8;
+/// The first bytes of a cache file.
+const CACHE_MAGIC: &[u8] = b"flyte-deploy tree v1\n";
+
+/// The trees read from an object database, each once; large ones also through a cache
+/// folder when there is one.
 pub struct Trees<'o> {
     odb: &'o Odb<'o>,
     read: RefCell<HashMap<Oid, Tree<'o>>>,
+    cache: Option<PathBuf>,
 }
 
 impl<'o> Trees<'o> {
     pub fn new(odb: &'o Odb<'o>) -> Trees<'o> {
-        Trees { odb, read: RefCell::new(HashMap::new()) }
+        Trees { odb, read: RefCell::new(HashMap::new()), cache: None }
+    }
+
+    /// Trees that keep the large ones in the folder `cache`, and look for them there first.
+    /// A cache that cannot be written is ignored: it only saves time.
+    pub fn with_cache(odb: &'o Odb<'o>, cache: PathBuf) -> Trees<'o> {
+        Trees { cache: Some(cache), ..Trees::new(odb) }
     }
 
     /// The tree `id`.
     pub fn get(&self, id: Oid) -> Result<Tree<'o>> {
+        self.read(id, false)
+    }
+
+    /// The tree `id`, looked for in the cache folder first and put there when it is large.
+    fn read(&self, id: Oid, cache: bool) -> Result<Tree<'o>> {
         if let Some(tree) = self.read.borrow().get(&id) {
             return Ok(tree.clone());
         }
-        let object = self.odb.read(id).with_context(|| format!("reading tree {id}"))?;
-        if object.kind() != ObjectType::Tree {
-            bail!("object {id} is a {}, not a tree", object.kind());
-        }
-        let tree = Tree { object: Rc::new(object) };
+        let cache = self.cache.as_deref().filter(|_| cache);
+        let tree = match cache.and_then(|dir| cached(dir, id)) {
+            Some(map) => Tree { id, data: Rc::new(Data::Cached(map)) },
+            None => {
+                let object = self.odb.read(id).with_context(|| format!("reading tree {id}"))?;
+                if object.kind() != ObjectType::Tree {
+                    bail!("object {id} is a {}, not a tree", object.kind());
+                }
+                if let Some(dir) = cache.filter(|_| object.len() >= CACHED_SIZE) {
+                    keep(dir, id, object.data());
+                }
+                Tree { id, data: Rc::new(Data::Odb(object)) }
+            }
+        };
         self.read.borrow_mut().insert(id, tree.clone());
         Ok(tree)
     }
 
     /// The tree at `path` (`/`-separated, relative) below the tree `root`: `None` when there
-    /// is nothing there, or not a tree.
+    /// is nothing there, or not a tree. The tree at `path` goes through the cache folder.
     pub fn at_path(&self, root: Oid, path: &str) -> Result<Option<Tree<'o>>> {
         let mut tree = self.get(root)?;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
+        let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
+        while let Some(part) = parts.next() {
             match tree.entries().find(part.as_bytes())? {
-                Some(e) if e.is_tree() => tree = self.get(e.id)?,
+                Some(e) if e.is_tree() => tree = self.read(e.id, parts.peek().is_none())?,
                 _ => return Ok(None),
             }
         }
         Ok(Some(tree))
+    }
+}
+
+/// The cached tree `id`, when its file is there and whole.
+fn cached(dir: &Path, id: Oid) -> Option<memmap2::Mmap> {
+    let file = std::fs::File::open(dir.join(id.to_string())).ok()?;
+    // SAFETY: cache files are only ever replaced by a rename, never written in place.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let body = map.strip_prefix(CACHE_MAGIC)?;
+    let (data, sum) = body.split_at_checked(body.len().checked_sub(4)?)?;
+    (crc32fast::hash(data).to_le_bytes() == sum).then_some(map)
+}
+
+/// Puts a tree in the cache, and keeps only the [`CACHED_TREES`] newest there.
+fn keep(dir: &Path, id: Oid, data: &[u8]) {
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        crate::versions::keep_out_of_git(dir.parent().unwrap_or(dir));
+        let tmp = dir.join(format!(".{id}.{}.tmp", std::process::id()));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(CACHE_MAGIC)?;
+        f.write_all(data)?;
+        f.write_all(&crc32fast::hash(data).to_le_bytes())?;
+        std::fs::rename(&tmp, dir.join(id.to_string()))
+    };
+    if write().is_err() {
+        return;
+    }
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> =
+        read.filter_map(|e| e.ok()).filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path()))).collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (_, path) in files.into_iter().skip(CACHED_TREES) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -191,5 +274,50 @@ mod tests {
         assert_eq!(git_order(&e("a", TREE_MODE), &e("a0", 0o100644)), Ordering::Less);
         assert_eq!(git_order(&e("a", 0o100644), &e("a", TREE_MODE)), Ordering::Less);
         assert_eq!(git_order(&e("a", TREE_MODE), &e("a", TREE_MODE)), Ordering::Equal);
+    }
+
+    /// The names and ids of a tree's entries.
+    fn listing(tree: &Tree<'_>) -> Vec<(Vec<u8>, Oid)> {
+        let mut entries = tree.entries();
+        std::iter::from_fn(|| entries.next_entry().unwrap()).map(|e| (e.name.to_vec(), e.id)).collect()
+    }
+
+    #[test]
+    fn large_trees_go_through_the_cache_and_a_damaged_copy_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let blob = repo.blob(b"x").unwrap();
+        let mut big = repo.treebuilder(None).unwrap();
+        for i in 0..1200 {
+            big.insert(format!("workflow-{i:05}"), blob, 0o100644).unwrap();
+        }
+        let big = big.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert("workflows", big, TREE_MODE).unwrap();
+        let root = root.write().unwrap();
+        let odb = repo.odb().unwrap();
+        let cache = dir.path().join("cache");
+        let file = cache.join(big.to_string());
+
+        let fresh = listing(&Trees::with_cache(&odb, cache.clone()).at_path(root, "workflows").unwrap().unwrap());
+        assert_eq!(fresh.len(), 1200);
+        assert!(file.exists(), "a tree of {CACHED_SIZE} bytes or more is kept");
+        assert!(!cache.join(root.to_string()).exists(), "a small tree is not");
+        let trees = Trees::with_cache(&odb, cache.clone());
+        let tree = trees.at_path(root, "workflows").unwrap().unwrap();
+        assert!(matches!(*tree.data, Data::Cached(_)), "the second read maps the cached copy");
+        assert_eq!(listing(&tree), fresh);
+
+        // A damaged copy (one byte changed, or cut short) is ignored: the tree is read again.
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[CACHE_MAGIC.len() + 100] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        let tree = Trees::with_cache(&odb, cache.clone()).at_path(root, "workflows").unwrap().unwrap();
+        assert!(matches!(*tree.data, Data::Odb(_)));
+        assert_eq!(listing(&tree), fresh);
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let tree = Trees::with_cache(&odb, cache).at_path(root, "workflows").unwrap().unwrap();
+        assert!(matches!(*tree.data, Data::Odb(_)));
+        assert_eq!(listing(&tree), fresh);
     }
 }

@@ -23,12 +23,16 @@ impl Repo {
 
     pub fn discover_from(dir: &Path) -> Result<Repo> {
         crate::codeset::tune_object_reads();
-        let git = Repository::discover(dir).map_err(|e| {
-            error::user(
-                format!("{} is not inside a git repository ({})", dir.display(), e.message()),
-                "run the command inside your workflows monorepo (a git checkout with a deploy.toml)",
-            )
-        })?;
+        // Found and opened in one pass (discover, then open, walks the path twice), across
+        // file systems as discover does.
+        let git =
+            Repository::open_ext(dir, git2::RepositoryOpenFlags::CROSS_FS, std::iter::empty::<&std::ffi::OsStr>())
+                .map_err(|e| {
+                    error::user(
+                        format!("{} is not inside a git repository ({})", dir.display(), e.message()),
+                        "run the command inside your workflows monorepo (a git checkout with a deploy.toml)",
+                    )
+                })?;
         let root = git
             .workdir()
             .ok_or_else(|| error::user("the git repository is bare", "run the command inside a checkout"))?
@@ -38,6 +42,12 @@ impl Repo {
 
     /// The commit a revision names, or a user error naming the revision.
     pub fn commit(&self, rev: &str) -> Result<git2::Commit<'_>> {
+        // HEAD directly: revparse would look for refs/HEAD, refs/tags/HEAD, ... first.
+        if rev == "HEAD" {
+            if let Ok(commit) = self.git.head().and_then(|h| h.peel_to_commit()) {
+                return Ok(commit);
+            }
+        }
         let obj = self.git.revparse_single(rev).map_err(|e| {
             let help = if rev == "HEAD" && self.git.is_empty().unwrap_or(false) {
                 "the repository has no commits yet: commit your workflows first".to_string()

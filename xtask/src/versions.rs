@@ -138,7 +138,8 @@ fn render(tree: Oid, path: &str, facts: &Facts, stamp: Option<&Stamp>) -> Option
         && facts.dockerfile.as_deref().is_none_or(|d| !d.is_empty() && !d.contains(ITEM))
         && facts.shared.iter().all(|s| !s.is_empty() && !s.contains(ITEM))
         && stamp.is_none_or(|s| !s.version.is_empty());
-    clean.then(|| fields.join("\t"))
+    // Entries index their fields with 16 bits.
+    clean.then(|| fields.join("\t")).filter(|line| line.len() <= usize::from(u16::MAX))
 }
 
 /// A folder's line of the cache, read in place: its facts, and its stamp when it has one.
@@ -146,19 +147,24 @@ fn render(tree: Oid, path: &str, facts: &Facts, stamp: Option<&Stamp>) -> Option
 pub struct Entry<'a> {
     line: &'a str,
     /// Where each field but the last ends in `line`.
-    ends: [u32; FIELDS - 1],
+    ends: [u16; FIELDS - 1],
     /// Where the line starts in the file.
     at: u32,
 }
 
 impl<'a> Entry<'a> {
-    /// The line's fields, when it has the right number.
-    fn parse(line: &'a str, at: usize) -> Option<Entry<'a>> {
-        let mut ends = [0u32; FIELDS - 1];
-        let mut tabs = memchr::memchr_iter(b'\t', line.as_bytes());
-        for end in ends.iter_mut() {
-            *end = u32::try_from(tabs.next()?).ok()?;
+    /// The line's fields, when it has the right number (and the line, at most 64 KiB, is
+    /// UTF-8).
+    fn parse(line: &'a [u8], at: usize) -> Option<Entry<'a>> {
+        if line.len() > usize::from(u16::MAX) {
+            return None;
         }
+        let mut ends = [0u16; FIELDS - 1];
+        let mut tabs = memchr::memchr_iter(b'\t', line);
+        for end in ends.iter_mut() {
+            *end = tabs.next()? as u16;
+        }
+        let line = std::str::from_utf8(line).ok()?;
         tabs.next().is_none().then_some(Entry { line, ends, at: u32::try_from(at).ok()? })
     }
 
@@ -320,7 +326,7 @@ impl Store {
             return None;
         }
         self.cursor.store((end + 1).min(lines.len()), Ordering::Relaxed);
-        Entry::parse(std::str::from_utf8(line).ok()?, self.body + start)
+        Entry::parse(line, self.body + start)
     }
 
     /// Writes the cache back when this run learnt something: the lines it learnt, the
@@ -354,7 +360,7 @@ impl Store {
             let used = learnt.used.binary_search(&(at as u32)).is_ok();
             at += line.len() + 1;
             // Lines that do not parse go, as do those this run learnt anew.
-            let parses = std::str::from_utf8(line).ok().and_then(|l| Entry::parse(l, 0)).is_some();
+            let parses = Entry::parse(line, 0).is_some();
             if !parses || learnt.replaces(line) {
                 continue;
             }

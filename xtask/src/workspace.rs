@@ -82,9 +82,10 @@ pub fn strip_dir<'p>(path: &'p [u8], dir: &[u8]) -> Option<&'p [u8]> {
 
 /// Dependency patterns, as in `.gitignore`: a pattern without `/` matches a file name at any
 /// depth of the workflow folder; a pattern with `/` matches the path relative to the folder.
-/// The default matches nothing, and takes no memory beyond a pointer.
+/// The default matches nothing, and takes no memory beyond a pointer; a clone shares the
+/// compiled patterns.
 #[derive(Debug, Clone, Default)]
-pub struct DependencyMatcher(Option<Box<Patterns>>);
+pub struct DependencyMatcher(Option<std::sync::Arc<Patterns>>);
 
 #[derive(Debug, Clone)]
 struct Patterns {
@@ -108,7 +109,7 @@ impl DependencyMatcher {
                 names.add(glob);
             }
         }
-        Ok(DependencyMatcher(Some(Box::new(Patterns {
+        Ok(DependencyMatcher(Some(std::sync::Arc::new(Patterns {
             names: names.build().context("building the dependency patterns")?,
             paths: paths.build().context("building the dependency patterns")?,
         }))))
