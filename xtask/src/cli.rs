@@ -71,8 +71,8 @@ pub enum OnMissingBase {
 pub struct Plan {
     #[command(flatten)]
     pub range: Range,
-    /// Output: a text table, the plan JSON, or a GitHub Actions matrix of the workflows
-    /// needing work.
+    /// Output: a text table, the plan JSON (compact, one workflow a line), or a GitHub
+    /// Actions matrix of the workflows needing work.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
     /// With `--format github-matrix`: print chunk N (from 0) of at most 256 entries.
