@@ -62,14 +62,19 @@ fn plan() -> Result<ExitCode> {
     let mut git_best = Duration::MAX;
     let mut plan_best = Duration::MAX;
     let mut plan_rss = 0;
+    // Each run's plan time over the diff-tree time measured just before it.
+    let mut paired = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
-        git_best = git_best.min(measure(Path::new("git"), &diff_tree, &repo, None)?.0);
-        let batch = ["cat-file", "--batch"];
-        cat_best = cat_best.min(measure(Path::new("git"), &batch, &repo, Some(&folder_list))?.0);
+        let git_time = measure(Path::new("git"), &diff_tree, &repo, None)?.0;
+        git_best = git_best.min(git_time);
         let (time, rss) = measure(&exe, &plan_args, &repo, None)?;
         plan_best = plan_best.min(time);
         plan_rss = plan_rss.max(rss);
+        paired.push(time.as_secs_f64() / git_time.as_secs_f64());
+        let batch = ["cat-file", "--batch"];
+        cat_best = cat_best.min(measure(Path::new("git"), &batch, &repo, Some(&folder_list))?.0);
     }
+    paired.sort_by(f64::total_cmp);
 
     // The same plan without the versions cache (a fresh clone), and with the cache a plan of
     // main left (the change's commits are new to it: a pull request's first plan).
@@ -113,6 +118,10 @@ fn plan() -> Result<ExitCode> {
     println!("git diff-tree -r --no-renames: {:.2} ms (best of {RUNS})", ms(git_best));
     println!("xtask plan --format json:      {:.2} ms (best of {RUNS}; versions cache warm)", ms(plan_best));
     println!("ratio plan / git diff-tree:    {:.2}", ratio(plan_best));
+    println!(
+        "  (median of the {RUNS} runs' own ratios, each plan against the diff-tree just before it: {:.2})",
+        paired[RUNS / 2]
+    );
     println!("plan peak memory (max RSS):    {:.1} MiB", plan_rss as f64 / 1024.0);
     println!(
         "plan, cache left by a plan of main: {:.2} ms ({:.2} x diff-tree, best of {COLD_RUNS})",
