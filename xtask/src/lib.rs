@@ -10,6 +10,7 @@ pub mod admin;
 pub mod base;
 pub mod bench;
 pub mod build;
+pub mod caches;
 pub mod catalog;
 pub mod cli;
 pub mod codeset;

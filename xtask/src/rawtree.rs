@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -70,7 +69,7 @@ impl<'a> Entries<'a> {
         if self.rest.is_empty() {
             return Ok(None);
         }
-        let malformed = || format!("tree {} is malformed", self.id);
+        let malformed = || format!("tree {} is malformed (the repository is damaged: run `git fsck`)", self.id);
         let space = memchr::memchr(b' ', self.rest).with_context(malformed)?;
         let nul = memchr::memchr(0, &self.rest[space..]).map(|n| space + n).with_context(malformed)?;
         let (Some(id), true) = (self.rest.get(nul + 1..nul + 21), space > 0) else { bail!(malformed()) };
@@ -205,27 +204,14 @@ fn cached(dir: &Path, id: Oid) -> Option<memmap2::Mmap> {
     (crc32fast::hash(data).to_le_bytes() == sum).then_some(map)
 }
 
-/// Puts a tree in the cache, and keeps only the [`CACHED_TREES`] newest there.
+/// Puts a tree in the cache, and keeps only the [`CACHED_TREES`] newest there. A cache that
+/// cannot be written only saves nothing.
 fn keep(dir: &Path, id: Oid, data: &[u8]) {
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        crate::versions::keep_out_of_git(dir.parent().unwrap_or(dir));
-        let tmp = dir.join(format!(".{id}.{}.tmp", std::process::id()));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(CACHE_MAGIC)?;
-        f.write_all(data)?;
-        f.write_all(&crc32fast::hash(data).to_le_bytes())?;
-        std::fs::rename(&tmp, dir.join(id.to_string()))
-    };
-    if write().is_err() {
-        return;
-    }
-    let Ok(read) = std::fs::read_dir(dir) else { return };
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> =
-        read.filter_map(|e| e.ok()).filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path()))).collect();
-    files.sort_by_key(|f| std::cmp::Reverse(f.0));
-    for (_, path) in files.into_iter().skip(CACHED_TREES) {
-        let _ = std::fs::remove_file(path);
+    let sum = crc32fast::hash(data).to_le_bytes();
+    if crate::caches::write_whole(&dir.join(id.to_string()), &[CACHE_MAGIC, data, &sum]).is_ok() {
+        crate::caches::keep_newest(dir, CACHED_TREES, |p| {
+            p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        });
     }
 }
 

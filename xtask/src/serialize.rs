@@ -55,7 +55,7 @@ pub fn serialize(
         return Ok(hit);
     }
     std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    crate::versions::keep_out_of_git(cache_dir.parent().unwrap_or(cache_dir));
+    crate::caches::keep_out_of_git(cache_dir.parent().unwrap_or(cache_dir));
     let out_dir = tempfile::tempdir_in(cache_dir).context("creating a temporary folder for pyflyte's output")?;
     let out = out_dir.path().join("package.tgz");
     let mut args: Vec<std::ffi::OsString> = Vec::new();

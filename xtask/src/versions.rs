@@ -26,13 +26,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use git2::Oid;
 
+use crate::caches;
 use crate::venv::FLYTEKIT_VERSION;
 
 /// Where the cache files live, relative to the repository root.
@@ -348,9 +348,6 @@ impl Store {
     }
 
     fn write(&self, file: &Path, mut learnt: Learnt) -> Result<()> {
-        let dir = file.parent().expect("the cache file is in a folder");
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        keep_out_of_git(dir.parent().unwrap_or(dir));
         learnt.used.sort_unstable();
         let mut kept: Vec<Cow<'_, [u8]>> = Vec::new();
         // (age, line) of the lines not used, one write older.
@@ -382,15 +379,10 @@ impl Store {
             out.extend_from_slice(&line);
             out.push(b'\n');
         }
-        let name = file.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let written =
-            std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&out)).and_then(|()| std::fs::rename(&tmp, file));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e).with_context(|| format!("writing {}", file.display()));
-        }
-        prune(dir, file);
+        caches::write_whole(file, &[&out]).with_context(|| format!("writing {}", file.display()))?;
+        // Files of other configurations: the newest few stay.
+        let dir = file.parent().expect("the cache file is in a folder");
+        caches::keep_newest(dir, OTHER_FILES_KEPT, |p| p != file && p.extension().is_some_and(|x| x == "tsv"));
         Ok(())
     }
 }
@@ -457,30 +449,6 @@ fn lower_bound(lines: &[u8], mut lo: usize, mut hi: usize, key: &[u8]) -> usize 
         }
     }
     lo
-}
-
-/// Writes a `.gitignore` of `*` into the caches' folder (`.flyte/cache`) when it has none, so a
-/// cache never shows in `git status` nor lands in a commit, whatever the project ignores.
-pub fn keep_out_of_git(caches: &Path) {
-    let ignore = caches.join(".gitignore");
-    if !ignore.exists() {
-        let _ = std::fs::write(ignore, "# flyte-deploy's caches: never committed\n*\n");
-    }
-}
-
-/// Removes all but the [`OTHER_FILES_KEPT`] newest cache files of other configurations.
-fn prune(dir: &Path, keep: &Path) {
-    let Ok(read) = std::fs::read_dir(dir) else { return };
-    let mut others: Vec<(std::time::SystemTime, PathBuf)> = read
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p != keep && p.extension().is_some_and(|x| x == "tsv"))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .collect();
-    others.sort_by_key(|o| std::cmp::Reverse(o.0));
-    for (_, p) in others.into_iter().skip(OTHER_FILES_KEPT) {
-        let _ = std::fs::remove_file(p);
-    }
 }
 
 #[cfg(test)]

@@ -44,11 +44,6 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    /// True when `path` (repository-relative, bytes) lies in this workflow's folder.
-    pub fn contains(&self, path: &[u8]) -> bool {
-        under(path, self.path.as_bytes())
-    }
-
     /// True when `path` (repository-relative) is one of this workflow's dependency files:
     /// its Dockerfile, or a file in its folder matching a dependency pattern.
     pub fn is_dependency(&self, path: &[u8]) -> bool {
