@@ -755,7 +755,14 @@ fn line_safe(path: &str) -> String {
 pub fn write_json(out: &mut impl Write, plan: &Plan<'_>) -> Result<()> {
     fn text(out: &mut impl Write, key: &[u8], value: &str) -> Result<()> {
         out.write_all(key)?;
-        serde_json::to_writer(&mut *out, value)?;
+        // Most strings need no escaping: written as they are; the rest through serde_json.
+        if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            out.write_all(b"\"")?;
+            out.write_all(value.as_bytes())?;
+            out.write_all(b"\"")?;
+        } else {
+            serde_json::to_writer(&mut *out, value)?;
+        }
         Ok(())
     }
     fn maybe(out: &mut impl Write, key: &[u8], value: Option<&str>) -> Result<()> {
@@ -888,6 +895,7 @@ mod tests {
             reasons: vec![
                 Reason { path: "a \"quoted\"\tpath\n".into(), kind: ReasonKind::Code },
                 Reason { path: "été/\u{1}".into(), kind: ReasonKind::Shared },
+                Reason { path: "back\\slash/été \u{7f}".into(), kind: ReasonKind::Global },
             ],
             version: version.map(Cow::Borrowed),
             image: version.map(|_| Cow::Borrowed("r/x:1")),

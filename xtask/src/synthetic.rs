@@ -22,12 +22,13 @@ const LAYOUT: u32 = 1;
 /// The monorepo, generated on first use: a repository whose `main` holds the workflows and
 /// whose checked-out `change` branch (one commit on top) changes: `wf0001`'s requirements,
 /// `wf0002`'s code, a file moved from `wf0003` to `wf0004`, `wf0005` deleted, and a file of
-/// the shared library `libs/common`. The working tree is not checked out.
-pub fn monorepo(cache: &Path) -> Result<PathBuf> {
+/// the shared library `libs/common`. The working tree is not checked out. The flag says
+/// whether this call generated it.
+pub fn monorepo(cache: &Path) -> Result<(PathBuf, bool)> {
     let dir = cache.join(format!("plan-monorepo-v{LAYOUT}"));
     let ready = dir.join(".git/synthetic-ready");
     if ready.exists() {
-        return Ok(dir);
+        return Ok((dir, false));
     }
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing the partial {}", dir.display()))?;
@@ -50,7 +51,7 @@ pub fn monorepo(cache: &Path) -> Result<PathBuf> {
         .context("running git fast-import")?;
     git(&["symbolic-ref", "HEAD", "refs/heads/change"])?;
     std::fs::write(&ready, "").with_context(|| format!("writing {}", ready.display()))?;
-    Ok(dir)
+    Ok((dir, true))
 }
 
 fn workflow_files(i: usize, out: &mut Vec<(String, String)>) {
