@@ -49,7 +49,11 @@ const FIELDS: usize = 12;
 const ITEM: char = '\x1f';
 
 fn header() -> String {
-    format!("flyte-deploy versions cache v2 (tool {}, flytekit {FLYTEKIT_VERSION})", env!("CARGO_PKG_VERSION"))
+    format!(
+        "flyte-deploy versions cache v2 (tool {} {}, flytekit {FLYTEKIT_VERSION})",
+        env!("CARGO_PKG_VERSION"),
+        env!("XTASK_SOURCE_HASH")
+    )
 }
 
 /// What a workflow folder's tree and workflow.toml say, under a configuration.
@@ -306,7 +310,9 @@ impl Store {
     /// that parses.
     pub fn get(&self, dir: &str, name: &str, tree: Oid) -> Option<Entry<'_>> {
         let lines = self.lines();
-        if lines.is_empty() {
+        // A folder whose name holds a separator has no line (they are never written): its
+        // key could otherwise match another folder's line.
+        if lines.is_empty() || [dir, name].iter().any(|s| s.contains(['\t', '\n', '\r'])) {
             return None;
         }
         let mut key = Vec::with_capacity(dir.len() + name.len() + 43);
@@ -365,7 +371,7 @@ impl Store {
                 kept.push(Cow::Owned(aged(line, 0)));
             } else {
                 let age = line.rsplit(|b| *b == b'\t').next().and_then(|a| std::str::from_utf8(a).ok()?.parse().ok());
-                spare.push((age.unwrap_or(u64::MAX - 1) + 1, aged(line, age.unwrap_or(0) + 1)));
+                spare.push((age.unwrap_or(u64::MAX).saturating_add(1), aged(line, age.unwrap_or(0).saturating_add(1))));
             }
         }
         spare.sort_by_key(|(age, _)| *age);
@@ -507,6 +513,15 @@ mod tests {
         assert_eq!(facts_at(&s, "other", a), None, "the same tree at another path is another folder");
         assert_eq!(facts_at(&s, "a", b), None, "another tree at the same path is another folder");
         assert!(s.get("workflows", "b", b).unwrap().stamp().is_none());
+        // A folder named to spell another's line up to a field is not that folder: the line
+        // of `workflows/b` at tree b, whose name is b's id, starts with the key this name
+        // would make for tree b.
+        let mut learnt = Learnt::default();
+        learnt.facts("workflows/b", b, &facts(&b.to_string()));
+        s.save(learnt);
+        let s = Store::open(dir.path(), config);
+        assert_eq!(facts_at(&s, "b", b).map(|f| f.name), Some(b.to_string()));
+        assert_eq!(facts_at(&s, &format!("b\t{b}"), b), None);
 
         // New facts for a folder replace its line, stamp and all; the line that does not
         // parse is dropped.
