@@ -896,3 +896,29 @@ fn the_plan_reads_versions_from_the_cache_and_survives_a_broken_one() {
     assert_eq!(run.json(), fresh);
     assert!(run.stderr.contains("warning: the versions cache"), "stderr: {}", run.stderr);
 }
+
+#[test]
+fn caches_committed_to_git_are_not_trusted() {
+    let repo = monorepo();
+    repo.write("workflows/c/c/main.py", "# changed\n");
+    repo.commit("change c");
+    let fresh = plan(&repo, &[]);
+    let cache = versions_cache(&repo);
+    let c = version_of(&fresh, "c");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    std::fs::write(&cache, text.replace(&c, "from-the-cache")).unwrap();
+    assert_eq!(version_of(&plan(&repo, &[]), "c"), "from-the-cache", "the cache is read");
+
+    // The same file, committed: a commit could bring any version it likes.
+    repo.git(&["add", "--force", ".flyte/cache/versions"]);
+    repo.commit("commit the caches");
+    let json = plan(&repo, &[]);
+    assert_eq!(version_of(&json, "c"), c);
+    let notes = json["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n.as_str().unwrap().starts_with(".flyte/cache is tracked by git")
+            && n.as_str().unwrap().contains("git rm -r --cached .flyte/cache")),
+        "{notes:?}"
+    );
+    assert!(std::fs::read_to_string(&cache).unwrap().contains("from-the-cache"), "an untrusted cache is not written");
+}

@@ -15,6 +15,28 @@ pub fn keep_out_of_git(caches: &Path) {
     }
 }
 
+/// The caches' folder, relative to the repository root.
+pub const DIR: &str = ".flyte/cache";
+
+/// Why the caches are not to be used, when `.flyte/cache` is tracked by git in the commit
+/// checked out or in `tree` (the one a command works on): files a commit brought were not
+/// written by this tool, and a cache trusted on its word could hide a change. `None`: use them.
+pub fn committed(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Option<String> {
+    let tracked = |t: &git2::Tree<'_>| t.get_path(Path::new(DIR)).is_ok();
+    let checked_out = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    let at = if tracked(tree) {
+        format!("tree {:.10}", tree.id())
+    } else if let Some(t) = checked_out.filter(|t| t.id() != tree.id() && tracked(t)) {
+        format!("the commit checked out (tree {:.10})", t.id())
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{DIR} is tracked by git in {at}: its caches are not used (they only save time); \
+         remove it from git with `git rm -r --cached {DIR}` and commit"
+    ))
+}
+
 /// Writes `file` (in a cache's folder, below the caches' folder) whole from `parts`: creates
 /// the folder, keeps the caches out of git, writes a temporary file beside it and renames it.
 pub fn write_whole(file: &Path, parts: &[&[u8]]) -> std::io::Result<()> {

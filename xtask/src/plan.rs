@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::base::{self, Base, CiContext};
+use crate::caches;
 use crate::catalog::{self, Known};
 use crate::cli::{self, OnMissingBase, PlanFormat};
 use crate::codeset::CodeSet;
@@ -222,7 +223,11 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
             format!("run the tool inside a flyte-deploy monorepo, or create {DEPLOY_TOML} (an empty file uses the defaults)"),
         ));
     };
-    let store: &'s Store = store.get_or_init(|| Store::open(&repo.root, deploy_toml));
+    let committed = caches::committed(&repo.git, &head_tree);
+    let store: &'s Store = store.get_or_init(|| match committed {
+        None => Store::open(&repo.root, deploy_toml),
+        Some(_) => Store::default(),
+    });
     let global = global_paths(&config)?;
     for (g, path) in config.global.iter().zip(&global) {
         if !path.is_empty() && head_tree.get_path(std::path::Path::new(path)).is_err() {
@@ -232,7 +237,7 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
             ));
         }
     }
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = committed.iter().cloned().collect();
     let branch = base::branch(repo, &range.head, &ci);
     let domain =
         base::resolve_domain(&config, range.domain.as_deref(), branch.as_deref(), &mut notes)?.name.value.clone();
@@ -259,7 +264,10 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
     };
 
     let odb = repo.git.odb().context("opening the object database")?;
-    let trees = Trees::with_cache(&odb, repo.root.join(rawtree::CACHE_DIR));
+    let trees = match committed {
+        None => Trees::with_cache(&odb, repo.root.join(rawtree::CACHE_DIR)),
+        Some(_) => Trees::new(&odb),
+    };
     let head_root = catalog::root(&trees, head_tree.id(), &config)?;
     let head_folders = catalog::folders(head_root.as_ref(), &config)?;
     // What changed between base and head, when there is a base.

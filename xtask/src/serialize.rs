@@ -13,6 +13,34 @@ use crate::venv;
 /// Where serialized packages are kept, below the repository root.
 pub const CACHE_DIR: &str = ".flyte/cache/serialized";
 
+/// The folder of the serialization cache: [`CACHE_DIR`], or a temporary one, removed when
+/// this is dropped, when the caches are committed to git ([`crate::caches::committed`]).
+pub struct CacheDir {
+    path: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl CacheDir {
+    /// The cache folder of the repository at `root`, whose commit worked on has the tree `tree`.
+    pub fn of(repo: &git2::Repository, root: &Path, tree: &git2::Tree<'_>) -> Result<CacheDir> {
+        match crate::caches::committed(repo, tree) {
+            None => Ok(CacheDir { path: root.join(CACHE_DIR), _temp: None }),
+            Some(why) => {
+                eprintln!("warning: {why}");
+                let temp = tempfile::tempdir().context("creating a temporary serialization cache")?;
+                Ok(CacheDir { path: temp.path().join("serialized"), _temp: Some(temp) })
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for CacheDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The cache key of one serialization.
 pub fn cache_key(code_fingerprint: &str, image: &str, packages: &[String]) -> String {
     let mut h = Sha256::new();
