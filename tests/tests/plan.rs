@@ -898,6 +898,26 @@ fn the_plan_reads_versions_from_the_cache_and_survives_a_broken_one() {
 }
 
 #[test]
+fn git_sha_versions_follow_the_history_a_shallow_clone_gains() {
+    // git-sha versions name the commit that last changed a workflow's inputs, found by
+    // walking history: a shallow clone names the oldest commit it has, and the version
+    // cached then must not outlive a deepening.
+    let origin = TempRepo::new();
+    origin.write("deploy.toml", &format!("version_scheme = \"git-sha\"\n{DEPLOY}"));
+    origin.write("ci/check.sh", "true\n");
+    workflow(&origin, "a");
+    let made = origin.commit("a");
+    workflow(&origin, "c");
+    let later = origin.commit("c");
+    let clone = clone_of(&origin, &["--depth", "1"]);
+    let shallow = version_of(&plan(&clone, &["--all"]), "a");
+    assert!(later.starts_with(&shallow), "a shallow clone names its oldest commit: {shallow} vs {later}");
+    clone.git(&["fetch", "--quiet", "--unshallow"]);
+    let deep = version_of(&plan(&clone, &["--all"]), "a");
+    assert!(made.starts_with(&deep), "with history, the commit that made a: {deep} vs {made}");
+}
+
+#[test]
 fn caches_committed_to_git_are_not_trusted() {
     let repo = monorepo();
     repo.write("workflows/c/c/main.py", "# changed\n");

@@ -347,6 +347,18 @@ pub fn compute_with_workspace(repo: &Repo, range: &cli::Range) -> Result<(Plan<'
 // ---------------------------------------------------------------------------------------
 // Versions.
 
+/// Where history is cut in a shallow clone, for a stamp: `:shallow-<hash of .git/shallow>`,
+/// or nothing in a full clone.
+fn shallow_cut(repo: &Repo) -> String {
+    if !repo.git.is_shallow() {
+        return String::new();
+    }
+    let list = std::fs::read(repo.git.path().join("shallow")).unwrap_or_default();
+    let id =
+        git2::Oid::hash_object(git2::ObjectType::Blob, &list).map_or_else(|_| "unknown".into(), |id| id.to_string());
+    format!(":shallow-{id}")
+}
+
 /// Fills `version`, `image` and `code` of every workflow present at head (`known`, sorted by
 /// name like the plan): from the versions cache when it knows the workflow's inputs, else
 /// from its fingerprint (computed in parallel, and put in the cache). A workflow that cannot
@@ -363,7 +375,11 @@ fn fill_versions<'s>(
 ) -> Result<()> {
     let stamp_head = match config.version_scheme {
         config::VersionScheme::Content => None,
-        config::VersionScheme::GitSha => Some(format!("{}:{}", commit.id(), fingerprint::sha_len()?)),
+        // The version names a commit found by walking history, which a shallow clone cuts:
+        // the stamp says where (the commits listed in `.git/shallow`).
+        config::VersionScheme::GitSha => {
+            Some(format!("{}:{}{}", commit.id(), fingerprint::sha_len()?, shallow_cut(repo)))
+        }
     };
     let mut at_head: HashMap<&str, Input> = HashMap::new();
     // (index in the plan, the workflow, inputs) of the workflows the cache does not know.
