@@ -18,16 +18,17 @@ pub fn keep_out_of_git(caches: &Path) {
 /// The caches' folder, relative to the repository root.
 pub const DIR: &str = ".flyte/cache";
 
-/// Why the caches are not to be used, when `.flyte/cache` is tracked by git in the commit
-/// checked out or in `tree` (the one a command works on): files a commit brought were not
+/// Why the caches are not to be used, when `.flyte/cache` is tracked by git in `commit` (the
+/// one a command works on) or in the commit checked out: files a commit brought were not
 /// written by this tool, and a cache trusted on its word could hide a change. `None`: use them.
-pub fn committed(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Option<String> {
+pub fn committed(repo: &git2::Repository, commit: &git2::Commit<'_>) -> Option<String> {
     let tracked = |t: &git2::Tree<'_>| t.get_path(Path::new(DIR)).is_ok();
-    let checked_out = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
-    let at = if tracked(tree) {
-        format!("tree {:.10}", tree.id())
-    } else if let Some(t) = checked_out.filter(|t| t.id() != tree.id() && tracked(t)) {
-        format!("the commit checked out (tree {:.10})", t.id())
+    let at = if commit.tree().is_ok_and(|t| tracked(&t)) {
+        format!("commit {:.10}", commit.id())
+    } else if repo.refname_to_id("HEAD").is_ok_and(|id| id != commit.id())
+        && repo.head().ok().and_then(|h| h.peel_to_tree().ok()).is_some_and(|t| tracked(&t))
+    {
+        "the commit checked out".to_string()
     } else {
         return None;
     };

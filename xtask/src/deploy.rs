@@ -133,7 +133,7 @@ async fn deploy(
     let sandbox = admin.is_sandbox().await.unwrap_or(false);
     let store = Store::for_address(address);
     let history = store.load(&repo.git).unwrap_or_default();
-    let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, tree.tree())?;
+    let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &head)?;
 
     let mut done: Vec<WorkflowSummary> = Vec::new();
     let mut records: Vec<Record> = Vec::new();

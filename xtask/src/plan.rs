@@ -223,7 +223,7 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
             format!("run the tool inside a flyte-deploy monorepo, or create {DEPLOY_TOML} (an empty file uses the defaults)"),
         ));
     };
-    let committed = caches::committed(&repo.git, &head_tree);
+    let committed = caches::committed(&repo.git, &head);
     let store: &'s Store = store.get_or_init(|| match committed {
         None => Store::open(&repo.root, deploy_toml),
         Some(_) => Store::default(),

@@ -64,7 +64,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     let workflows: Vec<&Workflow> =
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
 
-    let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, tree.tree())?;
+    let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &commit)?;
     let mut prepared = Vec::new();
     for wf in workflows {
         let set = CodeSet::at(&repo.git, tree.tree(), wf)?;

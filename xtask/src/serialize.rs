@@ -21,9 +21,9 @@ pub struct CacheDir {
 }
 
 impl CacheDir {
-    /// The cache folder of the repository at `root`, whose commit worked on has the tree `tree`.
-    pub fn of(repo: &git2::Repository, root: &Path, tree: &git2::Tree<'_>) -> Result<CacheDir> {
-        match crate::caches::committed(repo, tree) {
+    /// The cache folder of the repository at `root`, for a command working on `commit`.
+    pub fn of(repo: &git2::Repository, root: &Path, commit: &git2::Commit<'_>) -> Result<CacheDir> {
+        match crate::caches::committed(repo, commit) {
             None => Ok(CacheDir { path: root.join(CACHE_DIR), _temp: None }),
             Some(why) => {
                 eprintln!("warning: {why}");
