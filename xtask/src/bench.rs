@@ -22,7 +22,7 @@ pub fn run(args: Bench) -> Result<ExitCode> {
 
 /// Runs of each side, interleaved; the best counts (on a shared machine the best of many is
 /// what is stable).
-const RUNS: usize = 25;
+const RUNS: usize = 50;
 /// Runs of the slower plan variants (without or with an older versions cache).
 const COLD_RUNS: usize = 3;
 
