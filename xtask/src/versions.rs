@@ -598,4 +598,24 @@ mod tests {
         let others = (5..SPARE_ENTRIES + 10).filter(|i| kept(*i)).count();
         assert_eq!(others, SPARE_ENTRIES - 6, "{SPARE_ENTRIES} spare lines in all");
     }
+
+    #[test]
+    fn the_oldest_age_stays_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Oid::from_bytes(&[7; 20]).unwrap();
+        let (a, b) = (Oid::from_bytes(&[1; 20]).unwrap(), Oid::from_bytes(&[2; 20]).unwrap());
+        let mut learnt = Learnt::default();
+        learnt.facts("workflows/a", a, &facts("a"));
+        Store::open(dir.path(), config).save(learnt);
+        let file = dir.path().join(CACHE_DIR).join(format!("{config}.tsv"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("\t0\n", &format!("\t{}\n", u64::MAX))).unwrap();
+        // The next write ages the line past the largest age: it stays there, no overflow.
+        let mut learnt = Learnt::default();
+        learnt.facts("workflows/b", b, &facts("b"));
+        Store::open(dir.path(), config).save(learnt);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(&format!("\t{}\n", u64::MAX)), "{text}");
+        assert!(facts_at(&Store::open(dir.path(), config), "a", a).is_some());
+    }
 }
