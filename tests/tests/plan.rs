@@ -865,8 +865,10 @@ fn versions_from_the_cache_equal_fresh_ones_commit_after_commit() {
     }
 }
 
-#[test]
-fn the_plan_reads_versions_from_the_cache_and_survives_a_broken_one() {
+/// A repository whose `c` changed, planned once; then its versions cache edited to give
+/// `c` the version "from-the-cache", which the next plan reports (proof that the cache is
+/// read at all). Returns the repository, the first plan, the cache file and its first text.
+fn cache_that_says_from_the_cache() -> (TempRepo, Value, std::path::PathBuf, String) {
     let repo = monorepo();
     repo.write("workflows/c/c/main.py", "# changed\n");
     repo.commit("change c");
@@ -875,10 +877,14 @@ fn the_plan_reads_versions_from_the_cache_and_survives_a_broken_one() {
     let text = std::fs::read_to_string(&cache).unwrap();
     let c = version_of(&fresh, "c");
     assert!(text.contains(&c), "the cache holds c's version:\n{text}");
-
-    // An entry is what the next plan reports: proof that the cache is read at all.
     std::fs::write(&cache, text.replace(&c, "from-the-cache")).unwrap();
     assert_eq!(version_of(&plan(&repo, &[]), "c"), "from-the-cache");
+    (repo, fresh, cache, text)
+}
+
+#[test]
+fn the_plan_reads_versions_from_the_cache_and_survives_a_broken_one() {
+    let (repo, fresh, cache, text) = cache_that_says_from_the_cache();
 
     // Lines that do not parse are misses, a header of another format drops the whole file;
     // either way the plan is the fresh one, and the file is written anew.
@@ -919,16 +925,8 @@ fn git_sha_versions_follow_the_history_a_shallow_clone_gains() {
 
 #[test]
 fn caches_committed_to_git_are_not_trusted() {
-    let repo = monorepo();
-    repo.write("workflows/c/c/main.py", "# changed\n");
-    repo.commit("change c");
-    let fresh = plan(&repo, &[]);
-    let cache = versions_cache(&repo);
+    let (repo, fresh, cache, _) = cache_that_says_from_the_cache();
     let c = version_of(&fresh, "c");
-    let text = std::fs::read_to_string(&cache).unwrap();
-    std::fs::write(&cache, text.replace(&c, "from-the-cache")).unwrap();
-    assert_eq!(version_of(&plan(&repo, &[]), "c"), "from-the-cache", "the cache is read");
-
     // The same file, committed: a commit could bring any version it likes.
     repo.git(&["add", "--force", ".flyte/cache/versions"]);
     repo.commit("commit the caches");

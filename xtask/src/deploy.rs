@@ -133,6 +133,7 @@ async fn deploy(
     let sandbox = admin.is_sandbox().await.unwrap_or(false);
     let store = Store::for_address(address);
     let history = store.load(&repo.git).unwrap_or_default();
+    // A committed cache folder was said among the plan's notes.
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &head)?;
 
     let mut done: Vec<WorkflowSummary> = Vec::new();

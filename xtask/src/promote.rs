@@ -65,6 +65,9 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
 
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &commit)?;
+    if let Some(why) = &cache_dir.committed {
+        eprintln!("warning: {why}");
+    }
     let mut prepared = Vec::new();
     for wf in workflows {
         let set = CodeSet::at(&repo.git, tree.tree(), wf)?;

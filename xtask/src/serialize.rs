@@ -17,20 +17,20 @@ pub const CACHE_DIR: &str = ".flyte/cache/serialized";
 /// this is dropped, when the caches are committed to git ([`crate::caches::committed`]).
 pub struct CacheDir {
     path: PathBuf,
+    /// Why [`CACHE_DIR`] is not used, when it is not.
+    pub committed: Option<String>,
     _temp: Option<tempfile::TempDir>,
 }
 
 impl CacheDir {
     /// The cache folder of the repository at `root`, for a command working on `commit`.
     pub fn of(repo: &git2::Repository, root: &Path, commit: &git2::Commit<'_>) -> Result<CacheDir> {
-        match crate::caches::committed(repo, commit) {
-            None => Ok(CacheDir { path: root.join(CACHE_DIR), _temp: None }),
-            Some(why) => {
-                eprintln!("warning: {why}");
-                let temp = tempfile::tempdir().context("creating a temporary serialization cache")?;
-                Ok(CacheDir { path: temp.path().join("serialized"), _temp: Some(temp) })
-            }
+        let committed = crate::caches::committed(repo, commit);
+        if committed.is_none() {
+            return Ok(CacheDir { path: root.join(CACHE_DIR), committed, _temp: None });
         }
+        let temp = tempfile::tempdir().context("creating a temporary serialization cache")?;
+        Ok(CacheDir { path: temp.path().join("serialized"), committed, _temp: Some(temp) })
     }
 }
 
