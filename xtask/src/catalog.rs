@@ -322,6 +322,7 @@ fn workflow(
         dockerfile,
         dependencies: Vec::new(),
         shared,
+        images: crate::workspace::named_images(config, &manifest),
         matcher,
         name_at: manifest.name.clone().map(Box::new),
     })

@@ -211,8 +211,8 @@ pub struct Sandbox {
     pub delay_ms: u64,
 }
 
-/// Install what the tests need (Debian packages when root, the Python venv with the pinned
-/// flytekit under target/), then run every test.
+/// Install what the tests need (Debian packages when root, uv, and the default serialization
+/// environment in target/flyte-envs, the folder every test shares), then run every test.
 #[derive(Debug, Parser)]
 pub struct Test {
     /// Extra arguments for `cargo test` (e.g. a test name filter).

@@ -19,6 +19,8 @@ pub const WORKFLOW_TOML: &str = "workflow.toml";
 
 /// The default image of workflows without a Dockerfile.
 pub const DEFAULT_IMAGE: &str = "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31";
+/// The flytekit of an environment whose dependency files do not pin one (`[python] flytekit`).
+pub const DEFAULT_FLYTEKIT: &str = "1.16.31";
 
 /// The dependency-file patterns used when `dependencies` is not set.
 pub const DEFAULT_DEPENDENCIES: &[&str] = &[
@@ -68,7 +70,15 @@ pub struct Config {
     pub dependencies: Vec<Located<String>>,
     pub flyte: Flyte,
     pub images: Images,
+    pub python: Python,
     pub domains: Vec<Domain>,
+}
+
+/// `[python]`: how serialization environments are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Python {
+    /// The flytekit version of an environment whose dependency files do not pin flytekit.
+    pub flytekit: Located<String>,
 }
 
 /// A value with the place in a file it came from, for messages about it.
@@ -116,11 +126,19 @@ pub struct Images {
     pub builder: Builder,
     /// Image of workflows without a Dockerfile.
     pub default: String,
+    /// Images the code names (`{{.image.NAME.fqn}}`): NAME → URI, given to pyflyte as
+    /// `--image NAME=URI`.
+    pub named: BTreeMap<String, String>,
 }
 
 impl Default for Images {
     fn default() -> Self {
-        Images { registry: "localhost:5000/flyte".into(), builder: Builder::Auto, default: DEFAULT_IMAGE.into() }
+        Images {
+            registry: "localhost:5000/flyte".into(),
+            builder: Builder::Auto,
+            default: DEFAULT_IMAGE.into(),
+            named: BTreeMap::new(),
+        }
     }
 }
 
@@ -162,6 +180,8 @@ pub struct Manifest {
     pub dockerfile: Option<Located<String>>,
     pub dependencies: Vec<Located<String>>,
     pub shared: Vec<Located<String>>,
+    /// Named images (NAME → URI); they win over deploy.toml's `[images] named`.
+    pub images: BTreeMap<String, Located<String>>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -179,8 +199,26 @@ struct RawDeploy {
     #[serde(default)]
     flyte: Flyte,
     #[serde(default)]
-    images: Images,
+    images: RawImages,
+    #[serde(default)]
+    python: RawPython,
     domains: Option<Vec<RawDomain>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawImages {
+    registry: Option<String>,
+    builder: Option<Builder>,
+    default: Option<String>,
+    #[serde(default)]
+    named: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPython {
+    flytekit: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +243,8 @@ struct RawManifest {
     dependencies: Vec<Spanned<String>>,
     #[serde(default)]
     shared: Vec<Spanned<String>>,
+    #[serde(default)]
+    images: BTreeMap<String, Spanned<String>>,
 }
 
 /// Turns spans into places within one file.
@@ -288,6 +328,21 @@ impl Config {
             None => default_domains(&at),
         };
         check_domains(&domains)?;
+        let defaults = Images::default();
+        let mut named = BTreeMap::new();
+        for (name, uri) in raw.images.named {
+            let uri = at.locate(uri);
+            check_named_image(&name, &uri)?;
+            named.insert(name, uri.value);
+        }
+        let images = Images {
+            registry: raw.images.registry.unwrap_or(defaults.registry),
+            builder: raw.images.builder.unwrap_or(defaults.builder),
+            default: raw.images.default.unwrap_or(defaults.default),
+            named,
+        };
+        let flytekit = raw.python.flytekit.map(|v| at.locate(v)).unwrap_or_else(|| at.default(DEFAULT_FLYTEKIT.into()));
+        check_version(&flytekit)?;
         Ok(Config {
             file: file.to_path_buf(),
             project: project.value,
@@ -296,7 +351,8 @@ impl Config {
             global,
             dependencies,
             flyte: raw.flyte,
-            images: raw.images,
+            images,
+            python: Python { flytekit },
             domains,
         })
     }
@@ -353,7 +409,11 @@ impl Manifest {
             dockerfile: raw.dockerfile.map(|v| at.locate(v)),
             dependencies: at.all(raw.dependencies),
             shared: at.all(raw.shared),
+            images: raw.images.into_iter().map(|(k, v)| (k, at.locate(v))).collect(),
         };
+        for (name, uri) in &manifest.images {
+            check_named_image(name, uri)?;
+        }
         if let Some(name) = &manifest.name {
             check_identifier(name, "workflow name")?;
         }
@@ -396,6 +456,41 @@ fn default_domains(at: &Locator) -> Vec<Domain> {
         domain("staging", &["main"], None),
         domain("production", &["release/*"], Some("staging")),
     ]
+}
+
+/// A named image: NAME as pyflyte's `--image NAME=URI` takes it, a URI without spaces.
+fn check_named_image(name: &str, uri: &Located<String>) -> Result<()> {
+    let name_ok = !name.is_empty()
+        && name != "default"
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !name_ok {
+        return Err(uri.error(
+            format!("'{name}' is not a name for an image"),
+            "name images with letters, digits, '_' and '-' ('default' is [images] default)",
+        ));
+    }
+    if uri.value.is_empty() || uri.value.chars().any(|c| c.is_whitespace() || c == '=') {
+        return Err(uri.error(
+            format!("image '{name}' = '{}' is not an image reference", uri.value),
+            "give a reference such as \"ghcr.io/org/trainer:1.2\"",
+        ));
+    }
+    Ok(())
+}
+
+/// A flytekit version as pip writes one after `==` (PEP 440 characters only).
+fn check_version(value: &Located<String>) -> Result<()> {
+    let v = &value.value;
+    let ok = v.starts_with(|c: char| c.is_ascii_digit())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(value.error(
+            format!("'{v}' is not a flytekit version"),
+            "give an exact version such as \"1.16.31\" (it is installed as flytekit==VERSION)",
+        ))
+    }
 }
 
 fn check_identifier(value: &Located<String>, what: &str) -> Result<()> {

@@ -4,10 +4,11 @@
 //! register → removed workflows deactivated → record → report. One workflow failing leaves
 //! the others to finish; the exit status is then 1.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -21,6 +22,7 @@ use crate::build::ImageBuilder;
 use crate::cli::{self, ReportFormat};
 use crate::codeset::CodeSet;
 use crate::config::Domain;
+use crate::environment::Envs;
 use crate::hydrate::{Kind, Target};
 use crate::image::{self, Destination, ImageDecision, ImageFacts};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
@@ -28,12 +30,13 @@ use crate::record::{self, Record, Store};
 use crate::register::{self, Archive};
 use crate::registry::{ImageRef, Registry};
 use crate::repo::Repo;
+use crate::requirements::Environment;
 use crate::serialize;
 use crate::source::GitTree;
 use crate::specs::{self, Package};
 use crate::summary::{Entities, Outcome, Summary, WorkflowSummary};
 use crate::workspace::{Workflow, Workspace};
-use crate::{error, package, policy, venv};
+use crate::{error, package, policy};
 
 pub fn run(args: cli::Deploy) -> Result<ExitCode> {
     let repo = Repo::discover()?;
@@ -113,6 +116,8 @@ struct Job<'w> {
     set: CodeSet,
     /// The serialize cache key.
     key: String,
+    /// Its serialization environment.
+    env: Environment,
     summary: WorkflowSummary,
     started: Instant,
     launch_plans: Vec<String>,
@@ -175,13 +180,23 @@ async fn deploy(
         // The plan fingerprinted every workflow; the code set is read again only for the
         // workflows that need serializing or an archive.
         let code = planned.code.as_deref().unwrap_or_default();
-        let key = serialize::cache_key(code, planned.image.as_deref().unwrap_or_default(), &wf.packages);
+        let env = match Environment::of(&tree, &ws.config, wf) {
+            Ok(env) => env,
+            Err(e) => {
+                fail(&mut summary, &e);
+                done.push(summary);
+                continue;
+            }
+        };
+        let image = planned.image.as_deref().unwrap_or_default();
+        let key = serialize::cache_key(code, image, &wf.packages, &env.hash, &wf.images);
         let known = known_launch_plans(&cache_dir, &key, &history, &wf.name, &version);
         if let Some(names) = &known {
             progress.step(&wf.name, "checking the registered version");
             match complete(&admin, &wf.project, &domain.name.value, &version, names).await {
                 Ok(true) => {
                     summary.outcome = Outcome::AlreadyRegistered;
+                    summary.images = serialized_images(&cache_dir, &key);
                     summary.seconds = started.elapsed().as_secs_f64();
                     done.push(summary);
                     continue;
@@ -202,18 +217,49 @@ async fn deploy(
                 continue;
             }
         };
-        jobs.push(Job { planned: planned.clone(), wf, set, key, summary, started, launch_plans: Vec::new() });
+        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, started, launch_plans: Vec::new() });
     }
 
-    // 2. Images: every decision before anything is built or registered.
+    // 2. Serialize what the cache does not have: pyflyte in each workflow's own environment,
+    // environments built while workflows whose environment is ready are serialized.
+    let envs = Envs::new(&repo.root);
+    let missing: Vec<usize> =
+        (0..jobs.len()).filter(|&i| serialize::cached(&cache_dir, &jobs[i].key).is_none()).collect();
+    if !missing.is_empty() {
+        let results = serialize_all(&repo.root, &envs, &jobs, &missing, &cache_dir, &progress);
+        for (i, r) in results {
+            if let Err(e) = r {
+                fail(&mut jobs[i].summary, &e);
+            }
+        }
+        let keep: HashSet<String> = jobs.iter().filter_map(|j| envs.key(&j.env).ok()).collect();
+        envs.prune(&keep);
+    }
+
+    // 3. Images: the ones the serialized tasks name, every decision before anything is built
+    // or registered.
     let destination = if sandbox { Destination::Sandbox } else { Destination::FlyteAdmin };
     let registry = Registry::new();
     let mut builder: Option<ImageBuilder> = None;
     for job in jobs.iter_mut() {
-        if job.wf.dockerfile.is_none() {
+        if job.summary.outcome == Outcome::Failed {
             continue;
         }
-        let image = job.planned.image.as_deref().unwrap_or_default().to_string();
+        job.summary.images = serialized_images(&cache_dir, &job.key);
+        let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
+        let configured = |i: &str| i == ws.config.images.default || job.wf.images.values().any(|u| u == i);
+        let in_code: Vec<String> = job
+            .summary
+            .images
+            .iter()
+            .filter(|i| !configured(i) && Some(i.as_str()) != own.as_deref())
+            .cloned()
+            .collect();
+        for image in in_code {
+            progress.step(&job.wf.name, "checking an image its code names");
+            check_code_image(job, &image, &registry, destination);
+        }
+        let Some(image) = own.filter(|i| job.summary.images.contains(i)) else { continue };
         progress.step(&job.wf.name, "checking its image");
         let dependencies: Vec<String> =
             job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
@@ -265,37 +311,6 @@ async fn deploy(
     }
     let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
     done.extend(failed.into_iter().map(|j| j.summary));
-
-    // 3. Serialize what the cache does not have: pyflyte, in parallel up to the core count.
-    if jobs.iter().any(|j| serialize::cached(&cache_dir, &j.key).is_none()) {
-        let python = venv::ensure(&repo.root)?;
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let repo_path = repo.root.clone();
-        let work: Vec<(usize, String)> = jobs
-            .iter()
-            .enumerate()
-            .filter(|(_, j)| serialize::cached(&cache_dir, &j.key).is_none())
-            .map(|(i, j)| (i, j.wf.name.clone()))
-            .collect();
-        let queue = std::sync::Mutex::new(work.into_iter());
-        let results = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..cores {
-                scope.spawn(|| loop {
-                    let Some((i, name)) = queue.lock().unwrap().next() else { break };
-                    progress.step(&name, "serializing with pyflyte");
-                    let job = &jobs[i];
-                    let r = serialize_job(&repo_path, &python, job, &cache_dir);
-                    results.lock().unwrap().push((i, r));
-                });
-            }
-        });
-        for (i, r) in results.into_inner().unwrap() {
-            if let Err(e) = r {
-                fail(&mut jobs[i].summary, &e);
-            }
-        }
-    }
 
     // 4. Package, hydrate and register, workflows concurrently.
     let mut tasks = tokio::task::JoinSet::new();
@@ -384,6 +399,7 @@ fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
         image: planned.image.as_deref().map(str::to_string),
         outcome: Outcome::Skipped,
         entities: Entities::default(),
+        images: Vec::new(),
         warnings: Vec::new(),
         error: None,
         seconds: 0.0,
@@ -414,15 +430,152 @@ fn record_of(repo: &Repo, plan: &Plan<'_>, s: &WorkflowSummary, domain: &str, la
     }
 }
 
-/// Materialises the committed code set and runs pyflyte on it (filling the cache).
+/// Materialises the committed code set and runs pyflyte on it in `python`'s environment
+/// (filling the cache).
 fn serialize_job(root: &Path, python: &Path, job: &Job, cache_dir: &Path) -> Result<()> {
     let work =
         tempfile::Builder::new().prefix("flyte-deploy-code").tempdir().context("creating a folder for the code set")?;
     let repo = git2::Repository::open(root).context("opening the repository")?;
     job.set.materialise(&repo, work.path())?;
-    let image = job.planned.image.as_deref().unwrap_or_default();
-    serialize::serialize(python, work.path(), &job.wf.packages, image, cache_dir, &job.key)?;
+    let request = serialize::Request {
+        python,
+        code_dir: work.path(),
+        set: &job.set,
+        packages: &job.wf.packages,
+        image: job.planned.image.as_deref().unwrap_or_default(),
+        images: &job.wf.images,
+    };
+    serialize::serialize(&request, cache_dir, &job.key)?;
     Ok(())
+}
+
+/// The state of one environment while a deploy serializes.
+enum EnvState {
+    Missing,
+    Building,
+    Ready(PathBuf),
+    Failed(String),
+}
+
+/// Serializes the jobs `todo` with as many workers as cores: a worker takes a workflow whose
+/// environment is ready, else builds a missing environment, else waits for one being built.
+/// An environment that cannot be built fails its workflows only.
+fn serialize_all(
+    root: &Path,
+    envs: &Envs,
+    jobs: &[Job],
+    todo: &[usize],
+    cache_dir: &Path,
+    progress: &Progress,
+) -> Vec<(usize, Result<()>)> {
+    struct Board {
+        queue: Vec<usize>,
+        envs: HashMap<String, EnvState>,
+    }
+    let board = Mutex::new(Board {
+        queue: todo.to_vec(),
+        envs: todo.iter().map(|&i| (jobs[i].env.hash.clone(), EnvState::Missing)).collect(),
+    });
+    let changed = Condvar::new();
+    let results = Mutex::new(Vec::new());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let worker = || {
+        let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if b.queue.is_empty() {
+                return;
+            }
+            let settled = b
+                .queue
+                .iter()
+                .position(|i| matches!(b.envs.get(&jobs[*i].env.hash), Some(EnvState::Ready(_) | EnvState::Failed(_))));
+            if let Some(pos) = settled {
+                let i = b.queue.remove(pos);
+                let job = &jobs[i];
+                let result = match &b.envs[&job.env.hash] {
+                    EnvState::Ready(python) => {
+                        let python = python.clone();
+                        drop(b);
+                        progress.step(&job.wf.name, "serializing with pyflyte");
+                        serialize_job(root, &python, job, cache_dir)
+                    }
+                    EnvState::Failed(e) => {
+                        let e = anyhow::anyhow!("{e}");
+                        drop(b);
+                        Err(e)
+                    }
+                    _ => unreachable!("only settled environments are taken"),
+                };
+                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
+                b = board.lock().unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let missing =
+                b.queue.iter().map(|i| &jobs[*i]).find(|j| matches!(b.envs.get(&j.env.hash), Some(EnvState::Missing)));
+            if let Some(job) = missing {
+                b.envs.insert(job.env.hash.clone(), EnvState::Building);
+                drop(b);
+                let ready = match envs.key(&job.env).map(|k| envs.ready(&k)) {
+                    Ok(Some(ready)) => Ok(ready),
+                    _ => {
+                        progress.step(&job.wf.name, &format!("building its environment ({})", job.env.describe()));
+                        envs.ensure(&job.env)
+                    }
+                };
+                let state = match ready {
+                    Ok(ready) => EnvState::Ready(ready.python),
+                    Err(e) => EnvState::Failed(format!("{e:#}")),
+                };
+                b = board.lock().unwrap_or_else(|e| e.into_inner());
+                b.envs.insert(job.env.hash.clone(), state);
+                changed.notify_all();
+                continue;
+            }
+            b = changed.wait(b).unwrap_or_else(|e| e.into_inner());
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(worker);
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The images the tasks of a cached serialization name.
+fn serialized_images(cache_dir: &Path, key: &str) -> Vec<String> {
+    serialize::cached(cache_dir, key)
+        .and_then(|hit| specs::read_package_file(&hit.path).ok())
+        .map(|p| specs::task_images(&p))
+        .unwrap_or_default()
+}
+
+/// Checks an image the code names (ImageSpec, `container_image=`): against the sandbox a
+/// missing or unreachable one is a warning; against FlyteAdmin it fails the workflow, since
+/// flyte-deploy builds only Dockerfile images and tasks would not start.
+fn check_code_image(job: &mut Job, image: &str, registry: &Registry, destination: Destination) {
+    let exists = ImageRef::parse(image).and_then(|r| registry.manifest_digest(&r));
+    let problem = match exists {
+        Ok(Some(_)) => return,
+        Ok(None) => "is not in its registry".to_string(),
+        Err(e) => format!("could not be checked: {}", first_line(&e)),
+    };
+    match destination {
+        Destination::FlyteAdmin => fail(
+            &mut job.summary,
+            &error::user(
+                format!(
+                    "image {image}, named by the code of workflow {} (ImageSpec or container_image), {problem}",
+                    job.wf.name
+                ),
+                "build and push it before deploying (flyte-deploy builds only Dockerfile images): `pyflyte build` \
+                 or your CI's image job",
+            ),
+        ),
+        _ => job.summary.warnings.push(format!(
+            "image {image}, named by the code (ImageSpec or container_image), {problem}; the sandbox runs no executions"
+        )),
+    }
 }
 
 /// The launch plans of a workflow at a version, without Python: from the serialized package

@@ -6,14 +6,16 @@
 //! - deps: sha256 over each dependency file's repository path and normalised content
 //!   ([`deps::normalised`]), then the Dockerfile's base image references (`FROM` lines).
 //!   The image tag is its first [`IMAGE_TAG_LEN`] hex characters.
+//! - environment: [`Environment::hash`], the flytekit version that serializes the specs and
+//!   the normalised content of the dependency files installed into its environment.
 //! - settings: sha256 of a canonical JSON (sorted keys) of the workflow's project, the
-//!   default image, the flytekit version that serializes the specs, and the settings of
+//!   default image, its named images (`--image NAME=URI`), and the settings of
 //!   EVERY declared domain (name → settings). Every domain, not only the one deployed to:
 //!   promotion registers the same version in the next domain, so a change to any domain's
 //!   settings must make a new version, or that domain would meet the old version with other
 //!   settings baked in and FlyteAdmin would refuse it as a "different structure".
 //! - version, scheme `content`: the first [`VERSION_LEN`] hex characters of sha256 over
-//!   the code, image and settings fields, each named (domain-separated).
+//!   the code, image, settings and environment fields, each named (domain-separated).
 //! - version, scheme `git-sha`: the newest commit on the first-parent line from the head
 //!   whose tree changed any input of the workflow (its folder, shared paths, global paths,
 //!   deploy.toml, its Dockerfile): walking first parents, the last commit whose inputs'
@@ -35,8 +37,8 @@ use crate::config::{Config, VersionScheme, DEPLOY_TOML};
 use crate::deps;
 use crate::error;
 use crate::repo::Repo;
+use crate::requirements::Environment;
 use crate::source::{GitTree, Source, WorkDir};
-use crate::venv::FLYTEKIT_VERSION;
 use crate::workspace::{Workflow, Workspace};
 
 /// Hex characters of a content version.
@@ -61,6 +63,8 @@ pub struct Fingerprint {
     pub settings: String,
     /// The image reference the workflow's tasks run in.
     pub image: String,
+    /// sha256 hex of the serialization environment (flytekit and dependency files).
+    pub environment: String,
     /// The version registered entities get.
     pub version: String,
 }
@@ -122,29 +126,39 @@ struct Parts {
     deps: String,
     settings: String,
     image: String,
+    environment: String,
 }
 
 impl Parts {
     fn new(set: &CodeSet, source: &dyn Source, config: &Config, wf: &Workflow) -> Result<Parts> {
         let deps = deps_hash(source, wf)?;
         let image = image_reference(config, wf, &deps);
-        Ok(Parts { code: set.hash(), settings: settings_hash(config, wf), deps, image })
+        let environment = Environment::of(source, config, wf)?.hash;
+        Ok(Parts { code: set.hash(), settings: settings_hash(config, wf), deps, image, environment })
     }
 
     fn content_version(&self) -> String {
-        content_version(&self.code, &self.image, &self.settings)
+        content_version(&self.code, &self.image, &self.settings, &self.environment)
     }
 
     fn into_fingerprint(self, version: String) -> Fingerprint {
-        Fingerprint { code: self.code, deps: self.deps, settings: self.settings, image: self.image, version }
+        Fingerprint {
+            code: self.code,
+            deps: self.deps,
+            settings: self.settings,
+            image: self.image,
+            environment: self.environment,
+            version,
+        }
     }
 }
 
-/// The `content` version of a code fingerprint, an image and a settings fingerprint.
-pub fn content_version(code: &str, image: &str, settings: &str) -> String {
+/// The `content` version of a code fingerprint, an image, a settings fingerprint and an
+/// environment hash.
+pub fn content_version(code: &str, image: &str, settings: &str, environment: &str) -> String {
     let mut h = Sha256::new();
-    h.update(b"flyte-deploy version v1\n");
-    for (name, value) in [("code", code), ("image", image), ("settings", settings)] {
+    h.update(b"flyte-deploy version v2\n");
+    for (name, value) in [("code", code), ("image", image), ("settings", settings), ("environment", environment)] {
         field(&mut h, name, value.as_bytes());
     }
     hex::encode(h.finalize())[..VERSION_LEN].to_string()
@@ -215,7 +229,7 @@ pub fn settings_json(config: &Config, wf: &Workflow) -> String {
     let value = json!({
         "project": wf.project,
         "default_image": config.images.default,
-        "flytekit": FLYTEKIT_VERSION,
+        "images": wf.images,
         "domains": domains,
     });
     canonical(&value)
@@ -361,8 +375,8 @@ mod tests {
 
     #[test]
     fn version_fields_are_separated() {
-        let a = content_version("ab", "c", "d");
-        let b = content_version("a", "bc", "d");
+        let a = content_version("ab", "c", "d", "e");
+        let b = content_version("a", "bc", "d", "e");
         assert_ne!(a, b);
         assert_eq!(a.len(), VERSION_LEN);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));

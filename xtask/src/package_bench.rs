@@ -41,8 +41,8 @@ print(json.dumps({"seconds": best, "size": size}))
 pub fn run() -> Result<ExitCode> {
     crate::codeset::tune_object_reads();
     let project = Repo::discover()?;
-    let python = crate::venv::ensure(&project.root)?;
-    let dir = crate::venv::target_dir(&project.root).join("bench/package");
+    let python = crate::environment::default_python(&project.root, crate::config::DEFAULT_FLYTEKIT)?;
+    let dir = crate::test::target_dir(&project.root).join("bench/package");
     generate(&dir)?;
     let folder = dir.join("workflows").join(WORKFLOW);
     eprintln!("bench package: {FILES} files, {} MB in {}", TOTAL_BYTES / 1_000_000, folder.display());

@@ -72,7 +72,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     for wf in workflows {
         let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
         let fp = fingerprint::of_commit(&commit, &tree, &set, &ws.config, wf)?;
-        let key = serialize::cache_key(&fp.code, &fp.image, &wf.packages);
+        let key = serialize::cache_key(&fp.code, &fp.image, &wf.packages, &fp.environment, &wf.images);
         let package = match serialize::cached(&cache_dir, &key) {
             Some(hit) => Some(specs::read_package_file(&hit.path)?),
             None => None,
@@ -195,6 +195,7 @@ impl Promotion<'_> {
             image: Some(p.fp.image.clone()),
             outcome: Outcome::Failed,
             entities: Entities::default(),
+            images: p.package.as_ref().map(specs::task_images).unwrap_or_default(),
             warnings: Vec::new(),
             error: None,
             seconds: 0.0,
@@ -600,6 +601,7 @@ mod tests {
                 dockerfile: None,
                 dependencies: Vec::new(),
                 shared: Vec::new(),
+                images: Default::default(),
                 matcher: crate::workspace::DependencyMatcher::new(std::iter::empty()).unwrap(),
                 name_at: None,
             },
@@ -608,6 +610,7 @@ mod tests {
                 deps: "d".into(),
                 settings: "s".into(),
                 image: "img".into(),
+                environment: "e".into(),
                 version: "v1".into(),
             },
             key: "k".into(),

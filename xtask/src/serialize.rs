@@ -1,14 +1,19 @@
-//! Serialization: running the real pyflyte on a workflow's materialised code set to get the
-//! task, workflow and launch-plan specs, with a cache keyed by everything that reaches the
-//! output (code fingerprint, image, packages, flytekit version), so an unchanged workflow
-//! never starts Python. Runs programs and writes only into its cache.
+//! Serialization: running the real pyflyte, in the workflow's own environment, on its
+//! materialised code set to get the task, workflow and launch-plan specs, with a cache keyed
+//! by everything that reaches the output (code fingerprint, image, packages, environment,
+//! named images), so an unchanged workflow never starts Python. Runs programs and writes
+//! only into its cache.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::venv;
+use crate::codeset::CodeSet;
+use crate::environment;
 
 /// Where serialized packages are kept, below the repository root.
 pub const CACHE_DIR: &str = ".flyte/cache/serialized";
@@ -41,16 +46,21 @@ impl std::ops::Deref for CacheDir {
     }
 }
 
-/// The cache key of one serialization.
-pub fn cache_key(code_fingerprint: &str, image: &str, packages: &[String]) -> String {
+/// The cache key of one serialization: everything that reaches pyflyte's output.
+pub fn cache_key(
+    code_fingerprint: &str,
+    image: &str,
+    packages: &[String],
+    environment: &str,
+    images: &BTreeMap<String, String>,
+) -> String {
     let mut h = Sha256::new();
-    for part in ["flyte-deploy serialize v1", venv::FLYTEKIT_VERSION, code_fingerprint, image] {
+    let named: Vec<String> = images.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let parts = ["flyte-deploy serialize v2", code_fingerprint, image, environment];
+    for part in parts.iter().copied().chain(packages.iter().map(String::as_str)).chain(named.iter().map(String::as_str))
+    {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
-    }
-    for p in packages {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
     }
     hex::encode(&h.finalize()[..16])
 }
@@ -69,48 +79,126 @@ pub fn cached(cache_dir: &Path, key: &str) -> Option<Serialized> {
     path.is_file().then_some(Serialized { path, cached: true })
 }
 
-/// Serializes the packages of a materialised code set with pyflyte, unless the cache has
-/// them. The cache entry appears whole or not at all (written aside, then renamed).
-pub fn serialize(
-    python: &Path,
-    code_dir: &Path,
-    packages: &[String],
-    image: &str,
-    cache_dir: &Path,
-    key: &str,
-) -> Result<Serialized> {
+/// What one serialization needs.
+pub struct Request<'a> {
+    /// The environment's Python.
+    pub python: &'a Path,
+    /// The materialised code set.
+    pub code_dir: &'a Path,
+    /// The code set, to name the user's files by their repository paths in errors.
+    pub set: &'a CodeSet,
+    pub packages: &'a [String],
+    /// The default image (`--image IMG`).
+    pub image: &'a str,
+    /// Named images (`--image NAME=URI`).
+    pub images: &'a BTreeMap<String, String>,
+}
+
+/// Serializes the packages of a materialised code set with pyflyte in the workflow's own
+/// environment, unless the cache has them. The cache entry appears whole or not at all
+/// (written aside, then renamed). Workflow code runs with a scrubbed environment
+/// ([`environment::workflow_env`]) and a temporary `HOME`; ImageSpec images are not built.
+pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Serialized> {
     if let Some(hit) = cached(cache_dir, key) {
         return Ok(hit);
     }
     std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
     crate::caches::keep_out_of_git(cache_dir.parent().unwrap_or(cache_dir));
     let out_dir = tempfile::tempdir_in(cache_dir).context("creating a temporary folder for pyflyte's output")?;
+    let scratch = tempfile::Builder::new()
+        .prefix("flyte-deploy-home")
+        .tempdir()
+        .context("creating a temporary home for pyflyte")?;
+    let driver = scratch.path().join("flyte_deploy_pyflyte.py");
+    std::fs::write(&driver, DRIVER).with_context(|| format!("writing {}", driver.display()))?;
+    let report = scratch.path().join("error.json");
     let out = out_dir.path().join("package.tgz");
-    let mut args: Vec<std::ffi::OsString> = Vec::new();
-    for p in packages {
+    let mut args: Vec<OsString> = vec![driver.into(), report.clone().into()];
+    for p in req.packages {
         args.push("--pkgs".into());
         args.push(p.into());
     }
-    args.extend(["package".into(), "--image".into(), image.into(), "--copy".into(), "all".into()]);
-    args.extend(["--source".into(), code_dir.as_os_str().to_owned(), "--force".into(), "-o".into()]);
-    args.push(out.as_os_str().to_owned());
-    let output = duct::cmd(venv::pyflyte(python), args)
-        .dir(code_dir)
+    args.extend(["package".into(), "--image".into(), req.image.into()]);
+    for (name, uri) in req.images {
+        args.extend(["--image".into(), format!("{name}={uri}").into()]);
+    }
+    args.extend(["--copy".into(), "all".into(), "--source".into(), req.code_dir.as_os_str().to_owned()]);
+    args.extend(["--force".into(), "-o".into(), out.as_os_str().to_owned()]);
+    let output = duct::cmd(req.python, args)
+        .dir(req.code_dir)
+        .full_env(environment::workflow_env())
+        .env("HOME", scratch.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONPATH", code_dir)
+        .env("PYTHONPATH", req.code_dir)
         .env("FLYTE_SDK_LOGGING_LEVEL", "40")
         .stderr_to_stdout()
         .stdout_capture()
         .unchecked()
         .run()
-        .with_context(|| format!("running {}", venv::pyflyte(python).display()))?;
+        .with_context(|| format!("running {}", req.python.display()))?;
     if !output.status.success() || !out.is_file() {
         let text = String::from_utf8_lossy(&output.stdout);
-        let tail: Vec<&str> = text.lines().rev().filter(|l| !l.trim().is_empty()).take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        anyhow::bail!("pyflyte could not serialize {}:\n{}", packages.join(", "), tail.join("\n"));
+        let report = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice::<Vec<Raised>>(&b).ok());
+        bail!("{}", failure(req, report.as_deref(), &text));
     }
     let path = cache_dir.join(format!("{key}.tgz"));
     std::fs::rename(&out, &path).with_context(|| format!("storing {}", path.display()))?;
     Ok(Serialized { path, cached: false })
+}
+
+/// The driver pyflyte runs through (see the file's docstring).
+const DRIVER: &str = include_str!("pyflyte_driver.py");
+
+/// One exception of a chain, as the driver writes it.
+#[derive(Debug, Deserialize)]
+pub struct Raised {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    pub frames: Vec<Frame>,
+}
+
+/// One frame of a traceback.
+#[derive(Debug, Deserialize)]
+pub struct Frame {
+    pub file: String,
+    pub line: u32,
+    pub function: String,
+}
+
+/// The message of a failed serialization: the exception that the user's code raised or
+/// met (the innermost of the chain with a frame in the code set, else the outermost), its
+/// type and message, and the user's frames named by repository path. Without a report,
+/// pyflyte's last lines with the temporary folder named as the workflow's.
+pub fn failure(req: &Request<'_>, report: Option<&[Raised]>, output: &str) -> String {
+    let code_dir = req.code_dir.to_string_lossy();
+    let ours = |f: &Frame| repository_path(req, &f.file).map(|p| format!("{p}:{} in {}", f.line, f.function));
+    let pkgs = req.packages.join(", ");
+    if let Some(chain) = report.filter(|c| !c.is_empty()) {
+        let chosen = chain.iter().rev().find(|r| r.frames.iter().any(|f| ours(f).is_some())).unwrap_or(&chain[0]);
+        let message = chosen.message.replace(&*code_dir, "");
+        let mut text = format!("pyflyte could not serialize {pkgs}: {}: {}", chosen.kind, message.trim());
+        for frame in chosen.frames.iter().filter_map(ours) {
+            text.push_str(&format!("\n  at {frame}"));
+        }
+        if !std::ptr::eq(chosen, &chain[0]) {
+            text.push_str(&format!("\n  (raised as {}: {})", chain[0].kind, first_line(&chain[0].message)));
+        }
+        return text;
+    }
+    let tail: Vec<&str> = output.lines().rev().filter(|l| !l.trim().is_empty()).take(15).collect();
+    let tail: Vec<String> = tail.into_iter().rev().map(|l| l.replace(&*code_dir, "<code set>")).collect();
+    format!("pyflyte could not serialize {pkgs}:\n{}", tail.join("\n"))
+}
+
+/// The repository path of a file of the materialised code set (`None` for other files).
+fn repository_path(req: &Request<'_>, file: &str) -> Option<String> {
+    let rel = Path::new(file).strip_prefix(req.code_dir).ok()?;
+    let rel = rel.to_str()?.as_bytes();
+    let entry = req.set.entries.iter().find(|e| e.path == rel)?;
+    Some(String::from_utf8_lossy(&entry.source).into_owned())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 //! bytes as they are. It does not interpret the specs (`hydrate.rs` does) and writes nothing.
 //!
 //! API: [`read_package`]`(tgz_bytes) -> Package { entities: Vec<SpecFile>, fast_archive }`,
-//! and [`read_package_file`]`(path)`.
+//! [`read_package_file`]`(path)`, and [`task_images`] (the images its tasks name, read only).
 
 use std::io::Read;
 
@@ -102,6 +102,38 @@ fn parse_spec_name(name: &str) -> Result<(u64, Kind)> {
         Some((index.parse::<u64>().ok()?, kind))
     });
     parsed.with_context(|| format!("spec file '{name}' in the pyflyte package is not named <index>_<name>_<1|2|3>.pb"))
+}
+
+/// Every container image the package's tasks name (the task container's, and those of a
+/// pod spec's containers), sorted, once each.
+pub fn task_images(package: &Package) -> Vec<String> {
+    use flyteidl::flyteidl::core::task_template::Target;
+    use prost::Message;
+    use prost_types::value::Kind as V;
+    let mut images = Vec::new();
+    for entity in package.entities.iter().filter(|e| e.kind == Kind::Task) {
+        let Ok(spec) = flyteidl::flyteidl::admin::TaskSpec::decode(entity.bytes.as_slice()) else { continue };
+        match spec.template.and_then(|t| t.target) {
+            Some(Target::Container(c)) => images.push(c.image),
+            Some(Target::K8sPod(pod)) => {
+                let containers = pod.pod_spec.and_then(|s| s.fields.get("containers").cloned());
+                if let Some(V::ListValue(list)) = containers.and_then(|c| c.kind) {
+                    for c in list.values {
+                        if let Some(V::StructValue(c)) = c.kind {
+                            if let Some(V::StringValue(image)) = c.fields.get("image").and_then(|i| i.kind.clone()) {
+                                images.push(image);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    images.retain(|i| !i.is_empty());
+    images.sort();
+    images.dedup();
+    images
 }
 
 #[cfg(test)]

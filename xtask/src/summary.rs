@@ -24,6 +24,8 @@ pub struct WorkflowSummary {
     pub image: Option<String>,
     pub outcome: Outcome,
     pub entities: Entities,
+    /// Every container image the workflow's registered tasks use.
+    pub images: Vec<String>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
     /// Wall-clock seconds spent on this workflow (text output only).

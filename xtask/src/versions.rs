@@ -33,7 +33,6 @@ use anyhow::{Context, Result};
 use git2::Oid;
 
 use crate::caches;
-use crate::venv::FLYTEKIT_VERSION;
 
 /// Where the cache files live, relative to the repository root.
 pub const CACHE_DIR: &str = ".flyte/cache/versions";
@@ -49,11 +48,7 @@ const FIELDS: usize = 12;
 const ITEM: char = '\x1f';
 
 fn header() -> String {
-    format!(
-        "flyte-deploy versions cache v2 (tool {} {}, flytekit {FLYTEKIT_VERSION})",
-        env!("CARGO_PKG_VERSION"),
-        env!("XTASK_SOURCE_HASH")
-    )
+    format!("flyte-deploy versions cache v2 (tool {} {})", env!("CARGO_PKG_VERSION"), env!("XTASK_SOURCE_HASH"))
 }
 
 /// What a workflow folder's tree and workflow.toml say, under a configuration.

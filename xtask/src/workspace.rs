@@ -2,6 +2,7 @@
 //! manifests resolved against the files that are there. Reads through a [`Source`];
 //! never writes, never runs programs.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -35,6 +36,9 @@ pub struct Workflow {
     pub dependencies: Vec<String>,
     /// Declared shared paths, repository-relative.
     pub shared: Vec<String>,
+    /// Named images the code refers to (`{{.image.NAME.fqn}}`): deploy.toml's `[images]
+    /// named` with the workflow.toml's `images` over them.
+    pub images: BTreeMap<String, String>,
     #[serde(skip)]
     pub matcher: DependencyMatcher,
     /// Where `name` was written, when workflow.toml sets it (boxed: most workflows do not,
@@ -320,6 +324,7 @@ pub fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &s
         }
     }
     dependencies.sort();
+    let images = named_images(config, &manifest);
 
     Ok(Workflow {
         name,
@@ -329,9 +334,17 @@ pub fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &s
         dockerfile,
         dependencies,
         shared,
+        images,
         matcher,
         name_at: manifest.name.clone().map(Box::new),
     })
+}
+
+/// deploy.toml's named images with the manifest's over them.
+pub fn named_images(config: &Config, manifest: &Manifest) -> BTreeMap<String, String> {
+    let mut images = config.images.named.clone();
+    images.extend(manifest.images.iter().map(|(k, v)| (k.clone(), v.value.clone())));
+    images
 }
 
 #[cfg(test)]

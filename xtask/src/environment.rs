@@ -1,0 +1,470 @@
+//! Serialization environments, built: uv (from PyPI, installed into the tool's own folder,
+//! never onto PATH) makes one Python environment per dependency set and interpreter
+//! ([`Environment`] → [`Envs::key`]), built whole in a temporary folder under a lock and
+//! renamed into place, so a half-built environment is never used; reused by every workflow
+//! with the same dependency set; pruned least-recently-used beyond a size budget. Runs
+//! pip, uv and Python, and writes only below its own folders.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::requirements::Environment;
+
+/// The uv release the tool installs (a wheel on PyPI that carries its binary).
+pub const UV_VERSION: &str = "0.13.9";
+/// Where environments live, below the repository root, unless `FLYTE_DEPLOY_ENVS` says.
+pub const ENVS_DIR: &str = ".flyte/cache/envs";
+/// The file in an environment that says what it holds; an environment without it is not one.
+const MANIFEST: &str = "flyte-deploy-env.json";
+/// Touched each time an environment is used: least-recently-used pruning reads its time.
+const LAST_USED: &str = ".last-used";
+/// The size budget of the environments folder when `FLYTE_DEPLOY_ENVS_MAX_GB` is not set.
+const DEFAULT_BUDGET_GB: u64 = 20;
+
+/// A built environment.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its Python.
+    pub python: PathBuf,
+    /// The flytekit installed in it.
+    pub flytekit: String,
+    /// True when this call built it.
+    pub built: bool,
+}
+
+/// The host interpreter environments are made from.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    pub path: PathBuf,
+    /// Implementation, version and machine (`cpython 3.11.7 x86_64 linux`).
+    pub id: String,
+}
+
+/// The environments of one repository (or of the folder `FLYTE_DEPLOY_ENVS` names).
+pub struct Envs {
+    dir: PathBuf,
+    interpreter: OnceLock<std::result::Result<Interpreter, String>>,
+    uv: OnceLock<std::result::Result<PathBuf, String>>,
+}
+
+impl Envs {
+    /// The environments folder of the repository at `root`.
+    pub fn new(root: &Path) -> Envs {
+        let dir = std::env::var_os("FLYTE_DEPLOY_ENVS")
+            .filter(|d| !d.is_empty())
+            .map(|d| root.join(d))
+            .unwrap_or_else(|| root.join(ENVS_DIR));
+        Envs::at(dir)
+    }
+
+    /// The environments kept in `dir`.
+    pub fn at(dir: PathBuf) -> Envs {
+        Envs { dir, interpreter: OnceLock::new(), uv: OnceLock::new() }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The interpreter environments are made from (found once per run).
+    pub fn interpreter(&self) -> Result<&Interpreter> {
+        self.interpreter
+            .get_or_init(|| find_interpreter().map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The uv binary, installed into the tool's folder when missing (once per run).
+    pub fn uv(&self) -> Result<&Path> {
+        let found = self.uv.get_or_init(|| {
+            let python = self.interpreter().map_err(|e| format!("{e:#}"))?.path.clone();
+            install_uv(&python).map_err(|e| format!("{e:#}"))
+        });
+        found.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The folder name of `env` built with this interpreter: 32 hex characters.
+    pub fn key(&self, env: &Environment) -> Result<String> {
+        let interpreter = self.interpreter()?;
+        let mut h = Sha256::new();
+        h.update(format!("flyte-deploy env v1\0{}\0{}\0uv {UV_VERSION}", env.hash, interpreter.id).as_bytes());
+        Ok(hex::encode(h.finalize())[..32].to_string())
+    }
+
+    /// The environment `key` when it is built (no program is run).
+    pub fn ready(&self, key: &str) -> Option<Ready> {
+        let dir = self.dir.join(key);
+        let manifest = std::fs::read_to_string(dir.join(MANIFEST)).ok()?;
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).ok()?;
+        let flytekit = manifest["flytekit"].as_str()?.to_string();
+        let python = dir.join("bin/python");
+        python.exists().then_some(Ready { dir, python, flytekit, built: false })
+    }
+
+    /// The environment of `env`, built when missing. A requirement that cannot be resolved
+    /// or installed fails with uv's explanation and the dependency files named.
+    pub fn ensure(&self, env: &Environment) -> Result<Ready> {
+        let key = self.key(env)?;
+        if let Some(ready) = self.ready(&key) {
+            touch(&ready.dir);
+            return Ok(ready);
+        }
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        if let Some(cache) = self.dir.parent().filter(|p| p.ends_with(".flyte/cache")) {
+            crate::caches::keep_out_of_git(cache);
+        }
+        let _lock = lock(&self.dir.join(format!(".{key}.lock")))?;
+        if let Some(ready) = self.ready(&key) {
+            touch(&ready.dir);
+            return Ok(ready);
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{key}-"))
+            .tempdir_in(&self.dir)
+            .with_context(|| format!("creating a folder in {}", self.dir.display()))?;
+        let built = self.build(env, temp.path())?;
+        let dir = self.dir.join(&key);
+        std::fs::rename(temp.path().join("venv"), &dir)
+            .with_context(|| format!("moving the new environment to {}", dir.display()))?;
+        touch(&dir);
+        Ok(Ready { python: dir.join("bin/python"), dir, flytekit: built, built: true })
+    }
+
+    /// Builds `env` into `temp/venv`; returns the flytekit version installed.
+    fn build(&self, env: &Environment, temp: &Path) -> Result<String> {
+        let uv = self.uv()?.to_path_buf();
+        let interpreter = self.interpreter()?;
+        let src = temp.join("src");
+        std::fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
+        for f in &env.files {
+            std::fs::write(src.join(&f.name), &f.bytes).with_context(|| format!("writing {}", f.path))?;
+        }
+        let venv = temp.join("venv");
+        let run = |args: Vec<OsString>, what: &str| -> Result<()> {
+            let out = duct::cmd(&uv, args)
+                .full_env(uv_env())
+                .dir(&src)
+                .stdout_capture()
+                .stderr_capture()
+                .unchecked()
+                .run()
+                .with_context(|| format!("running {}", uv.display()))?;
+            if out.status.success() {
+                return Ok(());
+            }
+            let text = String::from_utf8_lossy(&out.stderr).replace(&*src.to_string_lossy(), ".");
+            bail!("{what} for {} failed:\n{}", env.describe(), text.trim_end())
+        };
+        let mut args: Vec<OsString> = vec!["venv".into(), "--quiet".into(), "--relocatable".into(), "--python".into()];
+        args.push(interpreter.path.clone().into());
+        args.push(venv.clone().into());
+        run(args, "creating the environment")?;
+
+        let mut install: Vec<OsString> = vec!["pip".into(), "install".into(), "--quiet".into(), "--python".into()];
+        install.push(venv.join("bin/python").into());
+        let has = |name: &str| env.files.iter().any(|f| f.name == name);
+        for f in &env.files {
+            match f.name.as_str() {
+                "uv.lock" => {}
+                "pyproject.toml" if has("uv.lock") => {
+                    let export = src.join(".uv-export.txt");
+                    let mut args: Vec<OsString> =
+                        ["export", "--quiet", "--frozen", "--no-hashes", "--no-emit-project", "--no-dev", "-o"]
+                            .map(OsString::from)
+                            .into();
+                    args.push(export.clone().into());
+                    run(args, "reading uv.lock")?;
+                    install.extend(["-r".into(), export.into()]);
+                }
+                name => install.extend(["-r".into(), name.into()]),
+            }
+        }
+        install.extend(env.added_requirement().map(OsString::from));
+        run(install, "installing the dependencies").map_err(|e| {
+            let hint = if env.pinned {
+                String::new()
+            } else {
+                format!(
+                    "\n(flytekit=={} was added because no dependency file pins flytekit: pin the version the \
+                     others need, or change [python] flytekit in deploy.toml)",
+                    env.flytekit
+                )
+            };
+            anyhow::anyhow!("{e:#}{hint}")
+        })?;
+
+        let python = venv.join("bin/python");
+        let out = duct::cmd(&python, ["-c", "import importlib.metadata as m; print(m.version('flytekit'))"])
+            .full_env(uv_env())
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .with_context(|| format!("running {}", python.display()))?;
+        let flytekit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || flytekit.is_empty() {
+            bail!("flytekit is not installed in the environment of {}", env.describe());
+        }
+        if flytekit != env.flytekit {
+            bail!(
+                "the environment of {} got flytekit {flytekit} where flytekit=={} was asked for",
+                env.describe(),
+                env.flytekit
+            );
+        }
+        let manifest = serde_json::json!({
+            "flytekit": flytekit,
+            "interpreter": interpreter.id,
+            "uv": UV_VERSION,
+            "environment": env.hash,
+            "files": env.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+        });
+        std::fs::write(venv.join(MANIFEST), serde_json::to_vec_pretty(&manifest)?)
+            .with_context(|| format!("writing {}", venv.join(MANIFEST).display()))?;
+        Ok(flytekit)
+    }
+
+    /// Removes least-recently-used environments (never those in `keep`) until the folder
+    /// is within its budget (`FLYTE_DEPLOY_ENVS_MAX_GB`, default 20), and folders that
+    /// killed runs left half-built. Returns the removed keys.
+    pub fn prune(&self, keep: &HashSet<String>) -> Vec<String> {
+        let budget = std::env::var("FLYTE_DEPLOY_ENVS_MAX_GB")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(DEFAULT_BUDGET_GB as f64);
+        let budget = (budget * 1e9) as u64;
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        let mut envs: Vec<(SystemTime, u64, String)> = Vec::new();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with(".tmp-") {
+                let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+                if old {
+                    std::fs::remove_dir_all(&path).ok();
+                }
+                continue;
+            }
+            if name.starts_with('.') || !path.join(MANIFEST).is_file() {
+                continue;
+            }
+            let used = std::fs::metadata(path.join(LAST_USED))
+                .or_else(|_| std::fs::metadata(path.join(MANIFEST)))
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            envs.push((used, size(&path), name));
+        }
+        let mut total: u64 = envs.iter().map(|e| e.1).sum();
+        envs.sort();
+        let mut removed = Vec::new();
+        for (_, bytes, name) in envs {
+            if total <= budget {
+                break;
+            }
+            if keep.contains(&name) {
+                continue;
+            }
+            let Ok(_lock) = lock(&self.dir.join(format!(".{name}.lock"))) else { continue };
+            let trash = self.dir.join(format!(".tmp-{name}-pruned"));
+            if std::fs::rename(self.dir.join(&name), &trash).is_ok() {
+                std::fs::remove_dir_all(&trash).ok();
+                total = total.saturating_sub(bytes);
+                removed.push(name);
+            }
+        }
+        removed
+    }
+}
+
+/// The Python of the environment of workflows without dependency files (flytekit
+/// `flytekit` alone) in the environments of `root`, built when missing.
+pub fn default_python(root: &Path, flytekit: &str) -> Result<PathBuf> {
+    Ok(Envs::new(root).ensure(&Environment::flytekit_only(flytekit))?.python)
+}
+
+/// The interpreter: `FLYTE_DEPLOY_PYTHON`, else `python3.11`, else `python3` on PATH.
+fn find_interpreter() -> Result<Interpreter> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("FLYTE_DEPLOY_PYTHON").filter(|p| !p.is_empty()) {
+        Some(p) => vec![PathBuf::from(p)],
+        None => ["python3.11", "python3"].iter().filter_map(|p| crate::test::which(p)).collect(),
+    };
+    let script = "import sys, platform; print(sys.implementation.name, '.'.join(map(str, sys.version_info[:3])), \
+                  platform.machine(), sys.platform)";
+    for path in &candidates {
+        let out = duct::cmd(path, ["-c", script]).stdout_capture().stderr_null().unchecked().run();
+        if let Some(out) = out.ok().filter(|o| o.status.success()) {
+            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            return Ok(Interpreter { path: path.clone(), id });
+        }
+    }
+    match candidates.first() {
+        Some(p) if std::env::var_os("FLYTE_DEPLOY_PYTHON").is_some() => Err(crate::error::user(
+            format!("FLYTE_DEPLOY_PYTHON={} does not run", p.display()),
+            "name a Python 3 interpreter, or unset it to use python3 from PATH",
+        )),
+        _ => Err(crate::error::user(
+            "no Python 3 interpreter on PATH (python3.11 or python3): serialization environments are made from one",
+            "install Python 3.11 (Debian: apt-get install python3 python3-pip), or set FLYTE_DEPLOY_PYTHON",
+        )),
+    }
+}
+
+/// The tool's own folder: `FLYTE_DEPLOY_HOME`, else `$XDG_CACHE_HOME/flyte-deploy`, else
+/// `~/.cache/flyte-deploy`.
+pub fn tool_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("FLYTE_DEPLOY_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("flyte-deploy")
+}
+
+/// Installs uv [`UV_VERSION`] with pip into the tool's folder (whole, under a lock).
+fn install_uv(python: &Path) -> Result<PathBuf> {
+    let home = tool_home();
+    let dir = home.join(format!("uv-{UV_VERSION}"));
+    let uv = dir.join("bin/uv");
+    if uv.is_file() {
+        return Ok(uv);
+    }
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    let _lock = lock(&home.join(format!(".uv-{UV_VERSION}.lock")))?;
+    if uv.is_file() {
+        return Ok(uv);
+    }
+    eprintln!("installing uv {UV_VERSION} from PyPI into {} (once)", dir.display());
+    let temp = tempfile::Builder::new().prefix(".tmp-uv-").tempdir_in(&home).context("creating a folder for uv")?;
+    let spec = format!("uv=={UV_VERSION}");
+    let args: Vec<OsString> = vec![
+        "-m".into(),
+        "pip".into(),
+        "install".into(),
+        "--quiet".into(),
+        "--disable-pip-version-check".into(),
+        "--no-deps".into(),
+        "--target".into(),
+        temp.path().into(),
+        spec.clone().into(),
+    ];
+    let out = duct::cmd(python, args)
+        .full_env(uv_env())
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running {} -m pip", python.display()))?;
+    if !out.status.success() || !temp.path().join("bin/uv").is_file() {
+        bail!(
+            "installing {spec} with {} -m pip failed (pip is needed once, to fetch uv from PyPI: \
+             Debian: apt-get install python3-pip):\n{}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    std::fs::rename(temp.path(), &dir).with_context(|| format!("moving uv to {}", dir.display()))?;
+    Ok(uv)
+}
+
+/// The environment uv and pip run with: the machine's basics, proxies, certificates and
+/// index settings; never Flyte credentials, tokens or variables marked secret.
+pub fn uv_env() -> Vec<(OsString, OsString)> {
+    scrubbed(|name| {
+        name.starts_with("UV_")
+            || name.starts_with("PIP_")
+            || matches!(name, "HOME" | "XDG_CACHE_HOME" | "SSL_CERT_FILE" | "SSL_CERT_DIR" | "REQUESTS_CA_BUNDLE")
+            || is_proxy(name)
+    })
+    .into_iter()
+    .chain([("UV_PYTHON_DOWNLOADS".into(), "never".into()), ("UV_NO_PROGRESS".into(), "1".into())])
+    .collect()
+}
+
+/// The environment workflow code runs with while it is serialized: the machine's basics
+/// and `FLYTE_*` settings whose names do not look secret; never tokens, passwords, keys,
+/// the tool's own settings or variables named in `FLYTE_DEPLOY_SECRET_VARS`. `HOME` is
+/// set by the caller (a temporary folder), so no user configuration is read.
+pub fn workflow_env() -> Vec<(OsString, OsString)> {
+    scrubbed(|name| {
+        (name.starts_with("FLYTE_") && !name.starts_with("FLYTE_DEPLOY_") && !looks_secret(name))
+            || matches!(name, "SSL_CERT_FILE" | "SSL_CERT_DIR" | "REQUESTS_CA_BUNDLE")
+    })
+}
+
+/// The basics every program gets (PATH, locale, time zone, temp folder) and what `extra`
+/// lets through, less what looks secret or is marked so.
+fn scrubbed(extra: impl Fn(&str) -> bool) -> Vec<(OsString, OsString)> {
+    let marked: HashSet<String> = std::env::var("FLYTE_DEPLOY_SECRET_VARS")
+        .unwrap_or_default()
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    std::env::vars_os()
+        .filter(|(name, _)| {
+            let Some(name) = name.to_str() else { return false };
+            let basic = matches!(name, "PATH" | "LANG" | "LANGUAGE" | "TZ" | "TMPDIR") || name.starts_with("LC_");
+            (basic || extra(name)) && !marked.contains(name)
+        })
+        .collect()
+}
+
+fn is_proxy(name: &str) -> bool {
+    matches!(name.to_ascii_lowercase().as_str(), "http_proxy" | "https_proxy" | "no_proxy" | "all_proxy")
+}
+
+fn looks_secret(name: &str) -> bool {
+    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "KEY", "AUTH"].iter().any(|w| name.contains(w))
+}
+
+/// An exclusive lock on `path` (created), held until the file is dropped.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening the lock {}", path.display()))?;
+    file.lock().with_context(|| format!("locking {}", path.display()))?;
+    Ok(file)
+}
+
+fn touch(dir: &Path) {
+    std::fs::write(dir.join(LAST_USED), b"").ok();
+}
+
+/// The bytes of the files below `path` (links not followed).
+fn size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path).map(|d| d.flatten().map(|e| size(&e.path())).sum()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_reach_workflow_code() {
+        for name in ["FLYTE_TOKEN", "FLYTE_CLIENT_SECRET", "FLYTE_CREDENTIALS_CLIENT_SECRET", "FLYTE_API_KEY"] {
+            assert!(looks_secret(name), "{name}");
+        }
+        assert!(!looks_secret("FLYTE_SDK_LOGGING_LEVEL"));
+        assert!(is_proxy("HTTPS_PROXY") && is_proxy("no_proxy") && !is_proxy("PROXY_PASSWORD"));
+    }
+}

@@ -1,0 +1,73 @@
+"""flyte-deploy's entry to pyflyte, run with the workflow environment's Python.
+
+argv: REPORT_PATH, then pyflyte's own arguments. Before pyflyte starts:
+- ImageSpec images are never built or pushed: flyte-deploy decides what is built, after
+  serialization, from the images the tasks name (image names and tags are still computed).
+- An exception pyflyte would print as a rich traceback is written to REPORT_PATH as JSON
+  (type, message and frames of each exception in the chain), so the tool can name the
+  user's own files and lines.
+"""
+
+import json
+import sys
+import traceback
+
+REPORT = sys.argv[1]
+sys.argv = ["pyflyte"] + sys.argv[2:]
+
+
+def _chain(error):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        kind = type(error)
+        name = kind.__qualname__
+        if kind.__module__ not in ("builtins", "__main__"):
+            name = kind.__module__ + "." + name
+        frames = [
+            {"file": f.filename, "line": f.lineno or 0, "function": f.name}
+            for f in traceback.extract_tb(error.__traceback__)
+        ]
+        yield {"type": name, "message": str(error), "frames": frames}
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+
+
+def _report(error, verbosity=0):
+    try:
+        import click
+    except ImportError:
+        click = None
+
+    if click is not None and isinstance(error, (click.exceptions.Exit, click.ClickException)):
+        raise error
+    with open(REPORT, "w") as out:
+        json.dump(list(_chain(error)), out)
+
+
+try:
+    from flytekit.image_spec.image_spec import ImageBuildEngine
+
+    ImageBuildEngine.build = classmethod(lambda cls, image_spec: None)
+except ImportError:
+    pass
+
+try:
+    from flytekit.clis.sdk_in_container import utils
+
+    utils.pretty_print_exception = _report
+except (ImportError, AttributeError):
+    pass
+
+try:
+    from flytekit.clis.sdk_in_container.pyflyte import main
+except Exception as error:  # flytekit itself does not import: say why
+    _report(error)
+    sys.exit(1)
+
+try:
+    main()
+except SystemExit:
+    raise
+except Exception as error:
+    _report(error)
+    sys.exit(1)
