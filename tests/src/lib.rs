@@ -49,17 +49,34 @@ pub fn require_tool(program: &str) -> Option<PathBuf> {
     found
 }
 
-/// The Python with the pinned flytekit: `FLYTE_DEPLOY_PYTHON`, else the managed venv.
+/// The environments folder every test shares: `FLYTE_DEPLOY_ENVS` (set by `cargo xtask
+/// test`), else `target/flyte-envs`. Each dependency set is built once, whichever test
+/// needs it first (the tool locks each environment while it builds it).
+pub fn envs_dir() -> PathBuf {
+    std::env::var_os("FLYTE_DEPLOY_ENVS").map(PathBuf::from).unwrap_or_else(|| project_root().join("target/flyte-envs"))
+}
+
+/// The Python of the default serialization environment (flytekit 1.16.31 alone):
+/// `FLYTE_DEPLOY_TEST_PYTHON` (set by `cargo xtask test`), else built in [`envs_dir`]. When
+/// it cannot be built: a failure under `CI=true`, a printed skip elsewhere.
 pub fn flytekit_python() -> Option<PathBuf> {
-    let python = std::env::var_os("FLYTE_DEPLOY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target/venv/bin/python"));
-    if python.exists() {
-        return Some(python);
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PYTHON.get_or_init(|| {
+        if let Some(python) = std::env::var_os("FLYTE_DEPLOY_TEST_PYTHON") {
+            return Ok(PathBuf::from(python));
+        }
+        let envs = xtask::environment::Envs::at(envs_dir());
+        let env = xtask::requirements::Environment::flytekit_only(xtask::config::DEFAULT_FLYTEKIT);
+        envs.ensure(&env).map(|ready| ready.python).map_err(|e| format!("{e:#}"))
+    });
+    match found {
+        Ok(python) => Some(python.clone()),
+        Err(e) => {
+            assert!(!in_ci(), "the default serialization environment could not be built: {e}");
+            eprintln!("SKIPPED: the default serialization environment could not be built: {e}");
+            None
+        }
     }
-    assert!(!in_ci(), "no flytekit venv at {}; `cargo xtask test` creates it", python.display());
-    eprintln!("SKIPPED: no flytekit venv at {} (run `cargo xtask test`)", python.display());
-    None
 }
 
 /// A temporary git repository.
@@ -175,7 +192,7 @@ impl TempRepo {
     /// Runs the binary with extra environment variables.
     pub fn xtask_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(xtask_bin());
-        cmd.current_dir(self.path()).args(args);
+        cmd.current_dir(self.path()).args(args).env("FLYTE_DEPLOY_ENVS", envs_dir());
         for (key, _) in std::env::vars() {
             if key.starts_with("GITHUB_") || key.starts_with("CI_") || key == "FLYTE_ENDPOINT" {
                 cmd.env_remove(key);

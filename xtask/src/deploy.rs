@@ -241,23 +241,33 @@ async fn deploy(
     let destination = if sandbox { Destination::Sandbox } else { Destination::FlyteAdmin };
     let registry = Registry::new();
     let mut builder: Option<ImageBuilder> = None;
+    let mut checked: HashMap<String, std::result::Result<bool, String>> = HashMap::new();
     for job in jobs.iter_mut() {
         if job.summary.outcome == Outcome::Failed {
             continue;
         }
         job.summary.images = serialized_images(&cache_dir, &job.key);
         let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
+        // Against the sandbox only the images the code alone names are checked (the
+        // configured ones are the user's word, and the sandbox runs nothing); against
+        // FlyteAdmin every image, since a task whose image is missing never starts.
         let configured = |i: &str| i == ws.config.images.default || job.wf.images.values().any(|u| u == i);
-        let in_code: Vec<String> = job
+        let to_check: Vec<String> = job
             .summary
             .images
             .iter()
-            .filter(|i| !configured(i) && Some(i.as_str()) != own.as_deref())
+            .filter(|i| Some(i.as_str()) != own.as_deref() && (!sandbox || !configured(i)))
             .cloned()
             .collect();
-        for image in in_code {
-            progress.step(&job.wf.name, "checking an image its code names");
-            check_code_image(job, &image, &registry, destination);
+        for image in to_check {
+            progress.step(&job.wf.name, &format!("checking image {image}"));
+            let found = checked.entry(image.clone()).or_insert_with(|| {
+                ImageRef::parse(&image)
+                    .and_then(|r| registry.manifest_digest(&r))
+                    .map(|d| d.is_some())
+                    .map_err(|e| first_line(&e))
+            });
+            check_code_image(job, &image, found.clone(), destination);
         }
         let Some(image) = own.filter(|i| job.summary.images.contains(i)) else { continue };
         progress.step(&job.wf.name, "checking its image");
@@ -550,26 +560,23 @@ fn serialized_images(cache_dir: &Path, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Checks an image the code names (ImageSpec, `container_image=`): against the sandbox a
-/// missing or unreachable one is a warning; against FlyteAdmin it fails the workflow, since
-/// flyte-deploy builds only Dockerfile images and tasks would not start.
-fn check_code_image(job: &mut Job, image: &str, registry: &Registry, destination: Destination) {
-    let exists = ImageRef::parse(image).and_then(|r| registry.manifest_digest(&r));
+/// Acts on whether an image a task names exists (other than the workflow's Dockerfile
+/// image): against the sandbox a missing or unreachable one is a warning; against FlyteAdmin
+/// it fails the workflow, since its tasks would not start and flyte-deploy builds only
+/// Dockerfile images.
+fn check_code_image(job: &mut Job, image: &str, exists: std::result::Result<bool, String>, destination: Destination) {
     let problem = match exists {
-        Ok(Some(_)) => return,
-        Ok(None) => "is not in its registry".to_string(),
-        Err(e) => format!("could not be checked: {}", first_line(&e)),
+        Ok(true) => return,
+        Ok(false) => "is not in its registry".to_string(),
+        Err(e) => format!("could not be checked: {e}"),
     };
     match destination {
         Destination::FlyteAdmin => fail(
             &mut job.summary,
             &error::user(
-                format!(
-                    "image {image}, named by the code of workflow {} (ImageSpec or container_image), {problem}",
-                    job.wf.name
-                ),
-                "build and push it before deploying (flyte-deploy builds only Dockerfile images): `pyflyte build` \
-                 or your CI's image job",
+                format!("image {image}, which tasks of workflow {} run in, {problem}", job.wf.name),
+                "build and push it before deploying (flyte-deploy builds only Dockerfile images: ImageSpec \
+                 images with `pyflyte build` or your CI's image job), or correct [images] in deploy.toml",
             ),
         ),
         _ => job.summary.warnings.push(format!(
