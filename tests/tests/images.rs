@@ -1,7 +1,8 @@
 //! `cargo xtask build`: images are built only when the registry lacks their tag, reproducibly,
 //! and only where building is allowed. Against a real registry (`docker-registry serve` on
 //! 127.0.0.1, started and stopped here) and a real buildah (chroot isolation, vfs storage in
-//! a temp dir, `FROM scratch` + `COPY` images so nothing is pulled).
+//! a temp dir, `FROM scratch` + `COPY` images so nothing is pulled); what an image holds is
+//! read back through the registry's API.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -110,6 +111,28 @@ impl RegistryServer {
             k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_string())
         })
     }
+
+    /// The `Env` of the image config of `flyte/<workflow>:<tag>`: the manifest, then the
+    /// config blob it names, asked over plain HTTP.
+    fn config_env(&self, workflow: &str, tag: &str) -> Vec<String> {
+        let base = format!("http://127.0.0.1:{}/v2/flyte/{workflow}", self.port);
+        let get = |url: &str, accept: &str| {
+            let mut request = ureq::get(url).set("Accept", accept);
+            if let Some(authorization) = self.authorization {
+                request = request.set("Authorization", authorization);
+            }
+            let body = request.call().unwrap_or_else(|e| panic!("GET {url}: {e}")).into_string().unwrap();
+            serde_json::from_str::<serde_json::Value>(&body).unwrap_or_else(|e| panic!("GET {url}: {e}\n{body}"))
+        };
+        let manifest = get(
+            &format!("{base}/manifests/{tag}"),
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+        );
+        let config = manifest["config"]["digest"].as_str().unwrap_or_else(|| panic!("no config in {manifest}"));
+        let config = get(&format!("{base}/blobs/{config}"), "*/*");
+        let env = config["config"]["Env"].as_array().cloned().unwrap_or_default();
+        env.iter().map(|v| v.as_str().expect("Env holds strings").to_string()).collect()
+    }
 }
 
 impl Drop for RegistryServer {
@@ -153,14 +176,16 @@ fn tools() -> bool {
     require_tool("buildah").is_some() && require_tool("docker-registry").is_some()
 }
 
-/// A monorepo whose `etl` workflow has its own image (shared library included) and whose
-/// `hello` uses the default image.
+/// A monorepo whose `etl` workflow has its own image (shared library included; its Dockerfile
+/// learns its own reference as flytesnacks' do, through `ARG tag`) and whose `hello` uses the
+/// default image.
 fn monorepo(port: u16) -> TempRepo {
     let repo = TempRepo::new();
     repo.write("deploy.toml", &format!("[images]\nregistry = \"127.0.0.1:{port}/flyte\"\nbuilder = \"buildah\"\n"))
         .write(
             "workflows/etl/Dockerfile",
-            "FROM scratch\nCOPY requirements.txt /deps/requirements.txt\nCOPY etl /app/etl\nCOPY common /app/common\n",
+            "FROM scratch\nCOPY requirements.txt /deps/requirements.txt\nCOPY etl /app/etl\nCOPY common /app/common\n\
+             ARG tag\nENV FLYTE_INTERNAL_IMAGE=$tag\n",
         )
         .write("workflows/etl/workflow.toml", "shared = [\"libs/common\"]\n")
         .write("workflows/etl/requirements.txt", "pandas==2.2.2\n")
@@ -217,6 +242,10 @@ fn build_and_push_then_a_rerun_skips_the_build() {
     assert!(out.contains(&format!("127.0.0.1:{}/flyte/etl:{}", registry.port, etl.tag)), "{out}");
     assert_eq!(registry.digest("etl", &etl.tag).as_deref(), Some(etl.digest.as_str()), "the registry has it");
     assert!(first.touched(), "buildah built into the store");
+    // The Dockerfile declares `ARG tag`: the build passed the image's own reference to it.
+    let reference = format!("127.0.0.1:{}/flyte/etl:{}", registry.port, etl.tag);
+    let env = registry.config_env("etl", &etl.tag);
+    assert!(env.contains(&format!("FLYTE_INTERNAL_IMAGE={reference}")), "{env:?}");
     assert_eq!(line(out, "hello").outcome, "default image, nothing to build");
 
     // Again, with an empty store: the registry's manifest is checked and buildah never runs.
@@ -295,7 +324,7 @@ fn the_same_inputs_on_two_clones_give_the_same_digest() {
         let second = line(build_with_umask(&b, "077", &["etl", "--push"], &other).ok(), "etl");
         assert_eq!(second.outcome, "built and pushed", "the fresh registry lacked the tag");
         assert_eq!(second.tag, first.tag);
-        assert_eq!(second.digest, first.digest, "same inputs, same image digest");
+        assert_eq!(second.digest, first.digest, "same inputs (and reference for ARG tag), same image digest");
         assert_eq!(registry.digest("etl", &second.tag).as_deref(), Some(first.digest.as_str()));
         first
     };

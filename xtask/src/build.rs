@@ -176,7 +176,7 @@ pub fn image_reference(ws: &Workspace, tree: &dyn Source, wf: &Workflow) -> Resu
 /// Writes the build context into `dir/context` and the Dockerfile to `dir/Dockerfile`, from
 /// the commit's tree (committed files only): the workflow's code set (its folder as fast
 /// registration ships it, shared paths under their last component) plus its dependency
-/// files at their place in the folder. Files are 0644 or 0755 and folders 0755 whatever the
+/// files at their place in the folder; the Dockerfile's `ARG tag`, if any, gets `reference`. Files are 0644 or 0755 and folders 0755 whatever the
 /// umask, so neither the checkout nor the machine reaches the image.
 fn materialise(
     tree: &GitTree<'_>,
@@ -214,8 +214,9 @@ fn materialise(
     let dockerfile_path = wf.dockerfile.as_deref().expect("only workflows with a Dockerfile are built");
     let dockerfile = dir.join("Dockerfile");
     let text = tree.read(dockerfile_path)?.with_context(|| format!("reading {dockerfile_path}"))?;
+    let build_args = image::build_args(&String::from_utf8_lossy(&text), reference);
     std::fs::write(&dockerfile, text).with_context(|| format!("writing {}", dockerfile.display()))?;
-    Ok(image::BuildSpec { context, dockerfile, reference: reference.to_string(), platform })
+    Ok(image::BuildSpec { context, dockerfile, reference: reference.to_string(), platform, build_args })
 }
 
 /// Every folder 0755, whatever the umask.

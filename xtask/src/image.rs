@@ -1,5 +1,6 @@
 //! Container images: which builder builds them (docker, podman or buildah, configured or
-//! detected), the reproducible command lines that build and push, and the policy of when an
+//! detected), the reproducible command lines that build and push (with the build arguments a
+//! Dockerfile asks for: `ARG tag` gets the image's own reference), and the policy of when an
 //! image may be built. The policy and the command lines are pure; [`detect`] and [`run`] are
 //! the only side effects. Does not look at registries (registry.rs) or choose tags
 //! (fingerprint.rs).
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::config;
+use crate::dockerfile;
 use crate::error;
 use crate::registry;
 
@@ -154,6 +156,24 @@ pub struct BuildSpec {
     pub reference: String,
     /// `--platform`, from `FLYTE_DEPLOY_PLATFORM`.
     pub platform: Option<String>,
+    /// `--build-arg name=value`, in order (see [`build_args`]).
+    pub build_args: Vec<(String, String)>,
+}
+
+/// The build argument through which a Dockerfile learns the reference of the image being
+/// built: Flyte's examples (flytesnacks) declare `ARG tag` and set
+/// `ENV FLYTE_INTERNAL_IMAGE $tag`.
+pub const IMAGE_REFERENCE_ARG: &str = "tag";
+
+/// The build arguments of `dockerfile` (its text) built as `reference`: `tag=<reference>` when
+/// the Dockerfile declares `ARG tag` in any stage, else none (builders warn of an argument
+/// that no `ARG` takes). The reference is content-addressed, so the image stays reproducible.
+pub fn build_args(dockerfile: &str, reference: &str) -> Vec<(String, String)> {
+    if dockerfile::declares_arg(dockerfile, IMAGE_REFERENCE_ARG) {
+        vec![(IMAGE_REFERENCE_ARG.to_string(), reference.to_string())]
+    } else {
+        Vec::new()
+    }
 }
 
 /// A program with its argv and extra environment: what [`run`] executes.
@@ -207,6 +227,9 @@ pub fn build_command(builder: Builder, storage: &Storage, spec: &BuildSpec) -> I
         args.extend(["--tag".into(), OsString::from(&spec.reference)]);
     }
     args.extend(["--file".into(), spec.dockerfile.clone().into_os_string()]);
+    for (name, value) in &spec.build_args {
+        args.extend(["--build-arg".into(), format!("{name}={value}").into()]);
+    }
     if let Some(p) = &spec.platform {
         args.extend(["--platform".into(), p.into()]);
     }
@@ -417,6 +440,7 @@ mod tests {
             dockerfile: "/tmp/Dockerfile".into(),
             reference: "127.0.0.1:5000/flyte/etl:abc".into(),
             platform: Some("linux/amd64".into()),
+            build_args: Vec::new(),
         };
         let b = build_command(Builder::Buildah, &storage, &spec);
         assert_eq!(
@@ -437,5 +461,41 @@ mod tests {
         assert!(!p.display().contains("tls-verify") && p.display().contains("--authfile /c/config.json"));
         let p = push_command(Builder::Docker, &storage, &remote, Some(Path::new("/c/config.json")));
         assert_eq!(p.env, vec![("DOCKER_CONFIG", OsString::from("/c"))]);
+    }
+
+    #[test]
+    fn a_dockerfile_declaring_arg_tag_gets_its_own_reference() {
+        let reference = "127.0.0.1:5000/flyte/etl:0123456789abcdef";
+        let flytesnacks = "FROM python:3.11-slim\nARG tag\nENV FLYTE_INTERNAL_IMAGE $tag\n";
+        let want = vec![("tag".to_string(), reference.to_string())];
+        assert_eq!(build_args(flytesnacks, reference), want);
+        assert_eq!(build_args("FROM a AS b\nRUN x \\\n  y\nFROM b\narg tag=default\n", reference), want);
+        for other in ["FROM a\n", "FROM a\nARG tags\n", "FROM a\nARG mytag\n", "FROM a\nARG Tag\n"] {
+            assert_eq!(build_args(other, reference), [], "{other}");
+        }
+    }
+
+    #[test]
+    fn every_builder_passes_the_build_args_as_argv_entries() {
+        let storage = Storage::default();
+        let spec = BuildSpec {
+            context: "/tmp/ctx".into(),
+            dockerfile: "/tmp/Dockerfile".into(),
+            reference: "reg.io/flyte/etl:abc".into(),
+            platform: None,
+            build_args: build_args("FROM a\nARG tag\n", "reg.io/flyte/etl:abc"),
+        };
+        for builder in [Builder::Buildah, Builder::Podman, Builder::Docker, Builder::DockerBuildx] {
+            let args = build_command(builder, &storage, &spec).args;
+            let at = args.iter().position(|a| a == "--build-arg").unwrap_or_else(|| panic!("{builder:?}: {args:?}"));
+            assert_eq!(args[at + 1], "tag=reg.io/flyte/etl:abc", "{builder:?}: one argv entry");
+            assert_eq!(args.iter().filter(|a| *a == "--build-arg").count(), 1, "{builder:?}");
+            assert_eq!(args.last().unwrap(), "/tmp/ctx", "{builder:?}: the context stays last");
+            let without = BuildSpec { build_args: Vec::new(), ..spec.clone() };
+            let args = build_command(builder, &storage, &without).args;
+            assert!(!args.iter().any(|a| a == "--build-arg"), "{builder:?}: {args:?}");
+        }
+        let b = build_command(Builder::Buildah, &storage, &spec);
+        assert!(b.display().contains("--timestamp 0") && b.env.contains(&("SOURCE_DATE_EPOCH", "0".into())));
     }
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod deploy;
 pub mod deps;
 pub mod diff;
+pub mod dockerfile;
 pub mod environment;
 pub mod error;
 pub mod fingerprint;
