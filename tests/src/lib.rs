@@ -130,13 +130,32 @@ impl TempRepo {
         repo
     }
 
-    /// A repository holding a copy of this project's deploy.toml, workflows/ and libs/,
-    /// committed on `main`.
+    /// A repository holding a copy of this project's deploy.toml, libs/ and its four
+    /// first examples (hello, etl, features, training: flytekit only), committed on `main`.
     pub fn with_examples() -> TempRepo {
+        TempRepo::with(&["hello", "etl", "features", "training"])
+    }
+
+    /// A repository holding a copy of this project's deploy.toml, libs/ and every example
+    /// under workflows/ (those that need third-party packages, ImageSpec and named images
+    /// too), committed on `main`.
+    pub fn with_all_examples() -> TempRepo {
+        let names: Vec<String> = std::fs::read_dir(project_root().join("workflows"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        TempRepo::with(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// A repository holding deploy.toml, libs/ and the named examples, committed on `main`.
+    fn with(examples: &[&str]) -> TempRepo {
         let repo = TempRepo::new();
         let root = project_root();
-        for item in ["deploy.toml", "workflows", "libs"] {
+        for item in ["deploy.toml", "libs"] {
             copy_tree(&root.join(item), &repo.path().join(item));
+        }
+        for name in examples {
+            copy_tree(&root.join("workflows").join(name), &repo.path().join("workflows").join(name));
         }
         repo.commit("examples");
         repo

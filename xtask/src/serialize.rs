@@ -126,11 +126,12 @@ pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Seria
     args.extend(["--force".into(), "-o".into(), out.as_os_str().to_owned()]);
     let output = duct::cmd(req.python, args)
         .dir(req.code_dir)
-        .full_env(environment::workflow_env())
+        // duct applies the innermost setting last: these go on top of the scrubbed set.
         .env("HOME", scratch.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONPATH", req.code_dir)
         .env("FLYTE_SDK_LOGGING_LEVEL", "40")
+        .full_env(environment::workflow_env())
         .stderr_to_stdout()
         .stdout_capture()
         .unchecked()
