@@ -940,3 +940,76 @@ fn caches_committed_to_git_are_not_trusted() {
     );
     assert!(std::fs::read_to_string(&cache).unwrap().contains("from-the-cache"), "an untrusted cache is not written");
 }
+
+/// Writes a workflow folder `workflows/<folder>` whose Python package is `bigquery` (as in
+/// flytesnacks' `bigquery_agent` and `bigquery_plugin`).
+fn bigquery_workflow(repo: &TempRepo, folder: &str) {
+    repo.write(&format!("workflows/{folder}/bigquery/__init__.py"), "");
+    repo.write(&format!("workflows/{folder}/bigquery/main.py"), &format!("# {folder}\n"));
+}
+
+/// Asserts a user error that names the shared package, the project and both folders.
+fn assert_package_clash(run: &tests::Run, what: &str) {
+    let err = run.user_error();
+    for part in [
+        "Python package 'bigquery' is in 2 workflows of project 'flytesnacks'",
+        "workflows/bigquery_agent and workflows/bigquery_plugin",
+        "help: rename the package in one of them, or set another `project`",
+    ] {
+        assert!(err.contains(part), "{what}: no '{part}' in:\n{err}");
+    }
+}
+
+#[test]
+fn two_workflows_of_a_project_sharing_a_package_are_refused() {
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", DEPLOY);
+    repo.write("ci/check.sh", "true\n");
+    workflow(&repo, "a");
+    bigquery_workflow(&repo, "bigquery_plugin");
+    bigquery_workflow(&repo, "bigquery_agent");
+    repo.commit("two workflows with one package");
+    assert_package_clash(&repo.xtask(&["plan", "--format", "json"]), "plan");
+    assert_package_clash(&repo.xtask(&["plan", "--all"]), "plan --all");
+    assert_package_clash(&repo.xtask(&["deploy", "--all", "--dry-run"]), "deploy --dry-run");
+    assert_package_clash(&repo.xtask(&["list"]), "list");
+}
+
+#[test]
+fn a_package_clash_is_refused_with_the_versions_cache_warm() {
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", DEPLOY);
+    repo.write("ci/check.sh", "true\n");
+    bigquery_workflow(&repo, "bigquery_agent");
+    repo.commit("one workflow");
+    plan(&repo, &[]);
+    let cache = std::fs::read_to_string(versions_cache(&repo)).unwrap();
+    assert!(cache.contains("workflows/bigquery_agent\t"), "the cache knows the first folder:\n{cache}");
+    // The first folder is unchanged: the next plan takes it from the cache, reads only the new one.
+    bigquery_workflow(&repo, "bigquery_plugin");
+    repo.commit("a second workflow with the same package");
+    assert_package_clash(&repo.xtask(&["plan", "--format", "json"]), "plan with a warm cache");
+}
+
+#[test]
+fn workflows_of_other_projects_may_share_a_package() {
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", DEPLOY);
+    repo.write("ci/check.sh", "true\n");
+    bigquery_workflow(&repo, "bigquery_agent");
+    bigquery_workflow(&repo, "bigquery_plugin");
+    repo.commit("two workflows with one package");
+    assert_package_clash(&repo.xtask(&["plan"]), "one project");
+    // The fix the error suggests: another project for one of them.
+    repo.write("workflows/bigquery_plugin/workflow.toml", "project = \"other\"\n");
+    repo.commit("bigquery_plugin in its own project");
+    let json = plan(&repo, &["--all"]);
+    let projects: Vec<(&str, &str)> = json["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap(), w["project"].as_str().unwrap()))
+        .collect();
+    assert_eq!(projects, [("bigquery_agent", "flytesnacks"), ("bigquery_plugin", "other")]);
+    repo.xtask(&["list"]).ok();
+}

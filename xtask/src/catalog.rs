@@ -1,9 +1,11 @@
 //! Cheap workflow discovery for the plan: the workflows of a commit read from each workflow
-//! folder's own tree and `workflow.toml` only (name, project, Dockerfile, shared paths), by
-//! the same rules as `workspace.rs`, without walking the folders; or, for a folder whose tree
-//! the versions cache knows, from the cache without reading the folder at all. A full [`Workflow`]
-//! (dependency matcher included) is made only for the folders a change reaches. Reads the
-//! object database only; decides nothing about the change.
+//! folder's own tree and `workflow.toml` only (name, project, Dockerfile, shared paths, Python
+//! packages), by the same rules as `workspace.rs`, without walking the folders (packages not
+//! listed in workflow.toml are looked for one level down); or, for a folder whose tree the
+//! versions cache knows, from the cache without reading the folder at all. A full [`Workflow`]
+//! (dependency matcher included) is made only for the folders a change reaches. Refuses two
+//! workflows of one name, or of one project sharing a package ([`workspace::check_packages`]).
+//! Reads the object database only; decides nothing about the change.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -16,7 +18,7 @@ use crate::config::{self, Config, Located, Manifest, DEPLOY_TOML, WORKFLOW_TOML}
 use crate::error;
 use crate::rawtree::{self, Entries, Trees};
 use crate::versions::{Entry, Facts, Learnt, Store};
-use crate::workspace::{DependencyMatcher, Workflow};
+use crate::workspace::{self, DependencyMatcher, Workflow};
 
 /// One folder of the workflows root: its name and tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +128,22 @@ impl<'s> Known<'s> {
         }
     }
 
+    pub fn project(&self) -> &str {
+        match self {
+            Known::Cached { entry, .. } => entry.project(),
+            Known::Read { workflow, .. } => &workflow.project,
+        }
+    }
+
+    /// The Python packages (`--pkgs`).
+    pub fn packages(&self) -> impl Iterator<Item = &str> {
+        let (cached, read) = match self {
+            Known::Cached { entry, .. } => (Some(entry.packages()), &[][..]),
+            Known::Read { workflow, .. } => (None, workflow.packages.as_slice()),
+        };
+        cached.into_iter().flatten().chain(read.iter().map(String::as_str))
+    }
+
     pub fn dockerfile(&self) -> Option<&str> {
         match self {
             Known::Cached { entry, .. } => entry.dockerfile(),
@@ -180,7 +198,8 @@ impl<'s> Known<'s> {
 /// The workflows of `folders`, sorted by name. Those in `full` are read and get their
 /// dependency matcher; the others come from `store` when it knows their folder's tree, else
 /// are read without their matcher (classification asks it only about paths in the folder).
-/// What the cache should learn, and which of its entries were used, go into `learnt`.
+/// What the cache should learn, and which of its entries were used, go into `learnt`. Two
+/// workflows of one name, or of one project sharing a Python package, are a user error.
 pub fn workflows<'s>(
     repo: &Repository,
     trees: &Trees<'_>,
@@ -241,6 +260,7 @@ pub fn workflows<'s>(
             });
         }
     }
+    workspace::check_packages(out.iter().map(|k| (k.path(), k.project(), k.packages())))?;
     Ok(out)
 }
 
@@ -251,6 +271,7 @@ pub fn facts_of(w: &Workflow) -> Facts {
         project: w.project.clone(),
         dockerfile: w.dockerfile.clone(),
         shared: w.shared.clone(),
+        packages: w.packages.clone(),
     }
 }
 
@@ -309,6 +330,10 @@ fn workflow(
     let mut shared = manifest.shared.iter().map(|s| config::repo_path(s, "shared path")).collect::<Result<Vec<_>>>()?;
     shared.sort();
     shared.dedup();
+    let packages = match &manifest.packages {
+        Some(list) => list.iter().map(|p| p.value.clone()).collect(),
+        None => packages_in(trees, &tree).with_context(|| format!("reading '{dir}'"))?,
+    };
     let matcher = match (full, manifest.dependencies.is_empty()) {
         (false, _) => DependencyMatcher::default(),
         (true, true) => defaults.clone(),
@@ -318,7 +343,7 @@ fn workflow(
         name,
         path: dir,
         project,
-        packages: Vec::new(),
+        packages,
         dockerfile,
         dependencies: Vec::new(),
         shared,
@@ -332,6 +357,22 @@ fn workflow(
 pub fn read(repo: &Repository, trees: &Trees<'_>, config: &Config, folders: &[Folder<'_>]) -> Result<Vec<Workflow>> {
     let defaults = DependencyMatcher::default();
     folders.iter().map(|f| workflow(repo, trees, config, f, false, &defaults)).collect()
+}
+
+/// The Python packages of a workflow folder whose workflow.toml lists none, as
+/// `workspace::load_workflow` finds them: its folders (UTF-8 named) holding an `__init__.py`,
+/// sorted.
+fn packages_in(trees: &Trees<'_>, folder: &rawtree::Tree<'_>) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut entries = folder.entries();
+    while let Some(e) = entries.next_entry()? {
+        let Some(name) = std::str::from_utf8(e.name).ok().filter(|_| e.is_tree()) else { continue };
+        if trees.get(e.id)?.entries().find(b"__init__.py")?.is_some() {
+            found.push(name.to_string());
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// The id and mode of the non-directory entries called `names` among `entries`.

@@ -12,6 +12,7 @@ use crate::workspace::Workspace;
 pub fn run(args: List) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let ws = Workspace::load(&WorkDir::new(&repo.root))?;
+    ws.check_packages()?;
     match args.format {
         ListFormat::Json => println!("{}", serde_json::to_string_pretty(&ws.workflows)?),
         ListFormat::Text => print!("{}", table(&ws)),

@@ -341,6 +341,8 @@ pub fn compute_with_workspace(repo: &Repo, range: &cli::Range) -> Result<(Plan<'
     let plan = compute(repo, range, &store)?.into_owned();
     let head = repo.commit(&plan.head)?;
     let workspace = Workspace::load(&GitTree::at_commit(&repo.git, &head)?)?;
+    // The plan checked the packages it knows; deploy serializes with the workspace's.
+    workspace.check_packages()?;
     Ok((plan, workspace))
 }
 

@@ -3,8 +3,8 @@
 //! last one. Reads and writes only its own files; computes nothing itself.
 //!
 //! Everything plan derives from a workflow folder is a function of immutable inputs:
-//! - its facts (name, project, Dockerfile, shared paths): of the folder's path, its tree id
-//!   and the configuration (deploy.toml's blob id);
+//! - its facts (name, project, Dockerfile, shared paths, Python packages): of the folder's
+//!   path, its tree id and the configuration (deploy.toml's blob id);
 //! - its version, image and code fingerprint: of those, and of the ids (and modes) at head of
 //!   its shared paths and of a Dockerfile outside the folder; with `version_scheme =
 //!   "git-sha"` also of the head commit and the SHA length.
@@ -14,7 +14,7 @@
 //!
 //! One file per configuration, `.flyte/cache/versions/<deploy.toml blob id>.tsv`: a header
 //! line naming the format, the tool and the flytekit version (a file with another header is
-//! ignored whole), then one folder a line, its 12 fields separated by tabs (list items by
+//! ignored whole), then one folder a line, its 13 fields separated by tabs (list items by
 //! U+001F), the lines sorted, so that they are ordered by path and tree id. The file is
 //! mapped into memory and searched in place: opening the cache reads nothing, a plan that
 //! finds everything allocates little, and as a plan looks folders up in the order of their
@@ -40,15 +40,15 @@ pub const CACHE_DIR: &str = ".flyte/cache/versions";
 const OTHER_FILES_KEPT: usize = 4;
 /// Entries kept besides those used by the current run (the most recently used ones).
 const SPARE_ENTRIES: usize = 2_000;
-/// Fields of a line: path, tree, name, project, Dockerfile, shared paths (the facts), then
-/// inputs, head, version, image, code (the stamp; all empty when there is none), then age
-/// (how many writes of the file ago a run last used the line).
-const FIELDS: usize = 12;
+/// Fields of a line: path, tree, name, project, Dockerfile, shared paths, packages (the
+/// facts), then inputs, head, version, image, code (the stamp; all empty when there is
+/// none), then age (how many writes of the file ago a run last used the line).
+const FIELDS: usize = 13;
 /// Separates the items of a list field.
 const ITEM: char = '\x1f';
 
 fn header() -> String {
-    format!("flyte-deploy versions cache v2 (tool {} {})", env!("CARGO_PKG_VERSION"), env!("XTASK_SOURCE_HASH"))
+    format!("flyte-deploy versions cache v3 (tool {} {})", env!("CARGO_PKG_VERSION"), env!("XTASK_SOURCE_HASH"))
 }
 
 /// What a workflow folder's tree and workflow.toml say, under a configuration.
@@ -58,6 +58,8 @@ pub struct Facts {
     pub project: String,
     pub dockerfile: Option<String>,
     pub shared: Vec<String>,
+    /// The Python packages (`--pkgs`), as workflow.toml lists them or as found.
+    pub packages: Vec<String>,
 }
 
 /// An input of a version outside the workflow folder, as it is at head: its tree or blob id
@@ -119,10 +121,10 @@ fn render_inputs(inputs: &[Input]) -> String {
 
 /// A line of the cache, or `None` when a string holds a character the format cannot carry.
 fn render(tree: Oid, path: &str, facts: &Facts, stamp: Option<&Stamp>) -> Option<String> {
-    let shared = facts.shared.join(&ITEM.to_string());
     let mut fields = vec![path.into(), tree.to_string(), facts.name.clone(), facts.project.clone()];
     fields.push(facts.dockerfile.clone().unwrap_or_default());
-    fields.push(shared);
+    fields.push(facts.shared.join(&ITEM.to_string()));
+    fields.push(facts.packages.join(&ITEM.to_string()));
     match stamp {
         Some(s) => {
             fields.push(render_inputs(&s.inputs));
@@ -135,7 +137,7 @@ fn render(tree: Oid, path: &str, facts: &Facts, stamp: Option<&Stamp>) -> Option
     let clean = fields.iter().all(|f| !f.contains(['\t', '\n', '\r']))
         && [path, &facts.name, &facts.project].iter().all(|f| !f.is_empty() && !f.contains(ITEM))
         && facts.dockerfile.as_deref().is_none_or(|d| !d.is_empty() && !d.contains(ITEM))
-        && facts.shared.iter().all(|s| !s.is_empty() && !s.contains(ITEM))
+        && facts.shared.iter().chain(&facts.packages).all(|s| !s.is_empty() && !s.contains(ITEM))
         && stamp.is_none_or(|s| !s.version.is_empty());
     // Entries index their fields with 16 bits.
     clean.then(|| fields.join("\t")).filter(|line| line.len() <= usize::from(u16::MAX))
@@ -195,6 +197,11 @@ impl<'a> Entry<'a> {
         self.field(5).split(ITEM).filter(|s| !s.is_empty())
     }
 
+    /// The Python packages.
+    pub fn packages(&self) -> impl Iterator<Item = &'a str> {
+        self.field(6).split(ITEM).filter(|s| !s.is_empty())
+    }
+
     /// The facts, owned.
     pub fn facts(&self) -> Facts {
         Facts {
@@ -202,6 +209,7 @@ impl<'a> Entry<'a> {
             project: self.project().to_string(),
             dockerfile: self.dockerfile().map(str::to_string),
             shared: self.shared().map(str::to_string).collect(),
+            packages: self.packages().map(str::to_string).collect(),
         }
     }
 
@@ -211,17 +219,18 @@ impl<'a> Entry<'a> {
             && self.project() == facts.project
             && self.dockerfile() == facts.dockerfile.as_deref()
             && self.shared().eq(facts.shared.iter().map(String::as_str))
+            && self.packages().eq(facts.packages.iter().map(String::as_str))
     }
 
     /// The stamp, when the line has one.
     pub fn stamp(&self) -> Option<StampRef<'a>> {
-        let version = self.field(8);
+        let version = self.field(9);
         (!version.is_empty()).then(|| StampRef {
-            inputs: self.field(6),
-            head: self.field(7),
+            inputs: self.field(7),
+            head: self.field(8),
             version,
-            image: self.field(9),
-            code: self.field(10),
+            image: self.field(10),
+            code: self.field(11),
         })
     }
 }
@@ -457,7 +466,13 @@ mod tests {
     use super::*;
 
     fn facts(name: &str) -> Facts {
-        Facts { name: name.into(), project: "p".into(), dockerfile: None, shared: vec!["libs/x".into(), "y".into()] }
+        Facts {
+            name: name.into(),
+            project: "p".into(),
+            dockerfile: None,
+            shared: vec!["libs/x".into(), "y".into()],
+            packages: vec![name.replace('-', "_"), "util.sub".into()],
+        }
     }
 
     fn stamp(version: &str) -> Stamp {
@@ -530,7 +545,7 @@ mod tests {
         assert!(s.get("workflows", "a", a).unwrap().stamp().is_none());
         // Another configuration has its own file; another header is ignored whole.
         assert_eq!(facts_at(&Store::open(dir.path(), a), "b", b), None);
-        std::fs::write(&file, text.replacen("v2", "v0", 1)).unwrap();
+        std::fs::write(&file, text.replacen("v3", "v0", 1)).unwrap();
         assert_eq!(facts_at(&Store::open(dir.path(), config), "b", b), None);
     }
 

@@ -1,5 +1,6 @@
 //! Workflow discovery: which workflows a state of the repository holds, with their
-//! manifests resolved against the files that are there. Reads through a [`Source`];
+//! manifests resolved against the files that are there, and the rule that no two workflows
+//! of a project share a Python package ([`check_packages`]). Reads through a [`Source`];
 //! never writes, never runs programs.
 
 use std::collections::BTreeMap;
@@ -179,6 +180,13 @@ impl Workspace {
         Ok(Workspace { config, workflows })
     }
 
+    /// Refuses two workflows of one project that share a Python package ([`check_packages`]).
+    pub fn check_packages(&self) -> Result<()> {
+        check_packages(
+            self.workflows.iter().map(|w| (w.path.as_str(), w.project.as_str(), w.packages.iter().map(String::as_str))),
+        )
+    }
+
     pub fn workflow(&self, name: &str) -> Option<&Workflow> {
         self.workflows.iter().find(|w| w.name == name)
     }
@@ -200,6 +208,43 @@ impl Workspace {
             })
             .collect()
     }
+}
+
+/// Refuses two workflows of one project that share a top-level Python package. pyflyte names
+/// every task, workflow and launch plan by its module path (`<package>.<module>.<function>`),
+/// so two such workflows would register the same names and overwrite each other's. Takes
+/// each workflow's folder, project and packages (`--pkgs`, dotted names); the error names
+/// the package, the project and the folders (sorted), the first clash in (project, package)
+/// order.
+pub fn check_packages<'a, P>(workflows: impl IntoIterator<Item = (&'a str, &'a str, P)>) -> Result<()>
+where
+    P: IntoIterator<Item = &'a str>,
+{
+    // (project, top-level package, folder) of every package of every workflow.
+    let mut claims: Vec<(&str, &str, &str)> = Vec::new();
+    for (path, project, packages) in workflows {
+        for p in packages {
+            claims.push((project, p.split('.').next().unwrap_or(p), path));
+        }
+    }
+    claims.sort_unstable();
+    claims.dedup();
+    let Some(clash) = claims.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)).find(|run| run.len() > 1) else {
+        return Ok(());
+    };
+    let (project, package) = (clash[0].0, clash[0].1);
+    let folders: Vec<&str> = clash.iter().map(|c| c.2).collect();
+    let (last, rest) = folders.split_last().expect("a clash has two folders");
+    let which = if folders.len() == 2 { "one of them" } else { "all but one of them" };
+    Err(error::user(
+        format!(
+            "Python package '{package}' is in {} workflows of project '{project}': {} and {last}; \
+             pyflyte names their tasks, workflows and launch plans alike, so they would overwrite each other's",
+            folders.len(),
+            rest.join(", "),
+        ),
+        format!("rename the package in {which}, or set another `project` in the {WORKFLOW_TOML} of {which}"),
+    ))
 }
 
 /// Reads one workflow, the folder `dir` (named `folder`) of the workflows root, and checks its
@@ -365,6 +410,60 @@ mod tests {
         assert!(m.is_match(b"deps/a.lock"));
         assert!(!m.is_match(b"x/deps/a.lock"));
         assert!(!m.is_match(b"etl/main.py"));
+    }
+
+    #[test]
+    fn a_package_belongs_to_one_workflow_of_a_project() {
+        let check = |wfs: &[(&'static str, &'static str, &[&'static str])]| {
+            check_packages(wfs.iter().map(|(path, project, pkgs)| (*path, *project, pkgs.iter().copied())))
+        };
+        // Other projects, other packages, and one workflow naming a package twice are fine.
+        check(&[
+            ("workflows/a", "p", &["bq", "a"]),
+            ("workflows/b", "q", &["bq"]),
+            ("workflows/c", "p", &["c", "c.sub"]),
+        ])
+        .unwrap();
+        // The same top-level package in one project: the package, the project and the folders,
+        // sorted, whatever the order they came in.
+        let err = check(&[
+            ("workflows/z", "p", &["z"]),
+            ("workflows/bigquery_plugin", "p", &["bigquery.plugin"]),
+            ("workflows/other", "q", &["bigquery"]),
+            ("workflows/bigquery_agent", "p", &["bigquery"]),
+        ])
+        .unwrap_err();
+        assert!(crate::error::is_user_error(&err), "{err:#}");
+        assert_eq!(
+            err.to_string(),
+            "Python package 'bigquery' is in 2 workflows of project 'p': workflows/bigquery_agent and \
+             workflows/bigquery_plugin; pyflyte names their tasks, workflows and launch plans alike, so they \
+             would overwrite each other's\n  help: rename the package in one of them, or set another `project` in \
+             the workflow.toml of one of them"
+        );
+        // Three workflows: all are named; the first clash by project, then package, is said.
+        let err = check(&[
+            ("workflows/c", "p", &["x"]),
+            ("workflows/a", "p", &["x"]),
+            ("workflows/b", "p", &["x", "w"]),
+            ("workflows/d", "p", &["w"]),
+            ("workflows/e", "o", &["y"]),
+            ("workflows/f", "o", &["y"]),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("Python package 'y' is in 2 workflows of project 'o': workflows/e and workflows/f;"),
+            "{err}"
+        );
+        let err = check(&[("workflows/c", "p", &["x"]), ("workflows/a", "p", &["x"]), ("workflows/b", "p", &["x"])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'x' is in 3 workflows of project 'p': workflows/a, workflows/b and workflows/c;"),
+            "{err}"
+        );
+        assert!(err.contains("help: rename the package in all but one of them"), "{err}");
     }
 
     #[test]
