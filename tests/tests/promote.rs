@@ -63,9 +63,12 @@ fn serialize_into_cache(
 ) -> specs::Package {
     let code = tempfile::tempdir().unwrap();
     set.materialise(&r.git, code.path()).unwrap();
-    let key = serialize::cache_key(&fp.code, &fp.image, packages);
+    let images = Default::default();
+    let key = serialize::cache_key(&fp.code, &fp.image, packages, &fp.environment, &images);
     let cache = r.root.join(serialize::CACHE_DIR);
-    let out = serialize::serialize(python, code.path(), packages, &fp.image, &cache, &key).unwrap();
+    let request =
+        serialize::Request { python, code_dir: code.path(), set, packages, image: &fp.image, images: &images };
+    let out = serialize::serialize(&request, &cache, &key).unwrap();
     specs::read_package_file(&out.path).unwrap()
 }
 
