@@ -16,7 +16,7 @@ fn list_json_describes_every_example() {
     for w in list {
         let mut keys: Vec<&String> = w.as_object().unwrap().keys().collect();
         keys.sort();
-        assert_eq!(keys, ["dependencies", "dockerfile", "name", "packages", "path", "project", "shared"]);
+        assert_eq!(keys, ["dependencies", "dockerfile", "images", "name", "packages", "path", "project", "shared"]);
     }
     let etl = &list[0];
     assert_eq!(etl["path"], "workflows/etl");
@@ -28,6 +28,15 @@ fn list_json_describes_every_example() {
     assert_eq!(features["shared"], serde_json::json!(["libs/flyte_common"]));
     assert_eq!(features["dockerfile"], serde_json::Value::Null);
     assert_eq!(list[2]["shared"], serde_json::json!([]));
+    assert_eq!(list[2]["images"], serde_json::json!({}));
+}
+
+#[test]
+fn list_names_the_images_a_workflow_refers_to_by_name() {
+    let repo = TempRepo::with_all_examples();
+    let json = repo.xtask(&["list", "--format", "json"]).json();
+    let batch = json.as_array().unwrap().iter().find(|w| w["name"] == "batch").expect("the batch example");
+    assert_eq!(batch["images"], serde_json::json!({"batch": "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31"}));
 }
 
 #[test]

@@ -144,24 +144,15 @@ async fn deploy(
     let mut done: Vec<WorkflowSummary> = Vec::new();
     let mut records: Vec<Record> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
+    let mut removals = Vec::new();
 
     // 1. What each workflow needs: the diff narrowed, the hash decides.
     for planned in &plan.workflows {
         let mut summary = new_summary(planned);
         let started = Instant::now();
         if planned.action == Action::Removed {
-            progress.step(&planned.name, "deactivating launch plans");
-            let outcome = deactivate(&admin, repo, plan, planned, &domain.name.value, &history).await;
-            match outcome {
-                Ok(n) => {
-                    summary.outcome = Outcome::Deactivated;
-                    summary.warnings.push(format!("{n} launch plan(s) deactivated: the workflow was removed"));
-                }
-                Err(e) => fail(&mut summary, &e),
-            }
-            summary.seconds = started.elapsed().as_secs_f64();
-            records.push(record_of(repo, plan, &summary, &domain.name.value, Vec::new()));
-            done.push(summary);
+            // Deactivated after every check has passed, with the registrations.
+            removals.push((planned, summary, started));
             continue;
         }
         let Some(wf) = ws.workflow(&planned.name) else { continue };
@@ -235,6 +226,27 @@ async fn deploy(
         let keep: HashSet<String> = jobs.iter().filter_map(|j| envs.key(&j.env).ok()).collect();
         envs.prune(&keep);
     }
+
+    // Two workflows of one project that register the same name would overwrite each
+    // other's versions and flip each other's launch plans: refused before anything is
+    // registered (bad input, exit 2).
+    let named: Vec<(&str, &str, String)> = jobs
+        .iter()
+        .map(|j| (j.wf.path.as_str(), j.wf.project.as_str(), j.key.clone()))
+        .chain(plan.workflows.iter().filter(|p| !jobs.iter().any(|j| j.wf.name == p.name)).filter_map(|p| {
+            let wf = ws.workflow(&p.name)?;
+            let env = Environment::of(&tree, &ws.config, wf).ok()?;
+            let key = serialize::cache_key(
+                p.code.as_deref()?,
+                p.image.as_deref().unwrap_or_default(),
+                &wf.packages,
+                &env.hash,
+                &wf.images,
+            );
+            Some((wf.path.as_str(), wf.project.as_str(), key))
+        }))
+        .collect();
+    check_entity_names(&cache_dir, &named)?;
 
     // 3. Images: the ones the serialized tasks name, every decision before anything is built
     // or registered.
@@ -322,7 +334,23 @@ async fn deploy(
     let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
     done.extend(failed.into_iter().map(|j| j.summary));
 
-    // 4. Package, hydrate and register, workflows concurrently.
+    // 4. Removed workflows: their launch plans deactivated.
+    for (planned, mut summary, started) in removals {
+        progress.step(&planned.name, "deactivating launch plans");
+        let outcome = deactivate(&admin, repo, plan, planned, &domain.name.value, &history).await;
+        match outcome {
+            Ok(n) => {
+                summary.outcome = Outcome::Deactivated;
+                summary.warnings.push(format!("{n} launch plan(s) deactivated: the workflow was removed"));
+            }
+            Err(e) => fail(&mut summary, &e),
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        records.push(record_of(repo, plan, &summary, &domain.name.value, Vec::new()));
+        done.push(summary);
+    }
+
+    // 5. Package, hydrate and register, workflows concurrently.
     let mut tasks = tokio::task::JoinSet::new();
     let progress = Arc::new(progress);
     for (i, job) in jobs.iter().enumerate() {
@@ -393,7 +421,7 @@ async fn deploy(
     }
     progress.finish();
 
-    // 5. Record and report.
+    // 6. Record and report.
     records.retain(|r| r.outcome != Outcome::AlreadyRegistered.as_str());
     store.append(&repo.git, &records).context("recording the deploy")?;
     done.sort_by(|a, b| a.name.cmp(&b.name));
@@ -604,6 +632,39 @@ fn known_launch_plans(
         .rev()
         .find(|r| r.workflow == workflow && r.version == version && !r.launch_plans.is_empty())
         .map(|r| r.launch_plans.clone())
+}
+
+/// Refuses two workflow folders of one project whose serialized packages (in the cache)
+/// hold an entity of the same kind and name.
+fn check_entity_names(cache_dir: &Path, workflows: &[(&str, &str, String)]) -> Result<()> {
+    let mut owners: HashMap<(&str, Kind, String), &str> = HashMap::new();
+    let mut clashes: Vec<(String, String, &str, &str, String)> = Vec::new();
+    for (folder, project, key) in workflows {
+        let Some(hit) = serialize::cached(cache_dir, key) else { continue };
+        let Ok(package) = specs::read_package_file(&hit.path) else { continue };
+        for (kind, name) in specs::entity_names(&package) {
+            match owners.get(&(*project, kind, name.clone())) {
+                Some(other) if other != folder => {
+                    let (a, b) = if other < folder { (*other, *folder) } else { (*folder, *other) };
+                    clashes.push((name.clone(), kind.to_string(), a, b, project.to_string()));
+                }
+                Some(_) => {}
+                None => {
+                    owners.insert((project, kind, name), folder);
+                }
+            }
+        }
+    }
+    clashes.sort();
+    let Some((name, kind, a, b, project)) = clashes.first() else { return Ok(()) };
+    let more = if clashes.len() > 1 { format!(" ({} more names clash)", clashes.len() - 1) } else { String::new() };
+    Err(error::user(
+        format!(
+            "{a} and {b} both register {kind} '{name}' in project {project}{more}: each deploy would \
+             overwrite the other's version and flip its launch plans; nothing was registered"
+        ),
+        format!("rename the {kind} in one of them, or give one of them another `project` in its workflow.toml"),
+    ))
 }
 
 fn launch_plan_names(package: &Package) -> Vec<String> {

@@ -104,6 +104,32 @@ fn parse_spec_name(name: &str) -> Result<(u64, Kind)> {
     parsed.with_context(|| format!("spec file '{name}' in the pyflyte package is not named <index>_<name>_<1|2|3>.pb"))
 }
 
+/// The name of every entity of the package, with its kind, in index order. Sub-workflows
+/// count as workflows (they are registered under their own names too).
+pub fn entity_names(package: &Package) -> Vec<(Kind, String)> {
+    use flyteidl::flyteidl::admin as pb;
+    use prost::Message;
+    let mut names = Vec::new();
+    for e in &package.entities {
+        match e.kind {
+            Kind::Task => {
+                let id = pb::TaskSpec::decode(e.bytes.as_slice()).ok().and_then(|s| s.template?.id);
+                names.extend(id.map(|id| (Kind::Task, id.name)));
+            }
+            Kind::Workflow => {
+                let Ok(spec) = pb::WorkflowSpec::decode(e.bytes.as_slice()) else { continue };
+                let templates = spec.template.into_iter().chain(spec.sub_workflows);
+                names.extend(templates.filter_map(|t| t.id).map(|id| (Kind::Workflow, id.name)));
+            }
+            Kind::LaunchPlan => {
+                let id = pb::LaunchPlan::decode(e.bytes.as_slice()).ok().and_then(|lp| lp.id);
+                names.extend(id.map(|id| (Kind::LaunchPlan, id.name)));
+            }
+        }
+    }
+    names
+}
+
 /// Every container image the package's tasks name (the task container's, and those of a
 /// pod spec's containers), sorted, once each.
 pub fn task_images(package: &Package) -> Vec<String> {
