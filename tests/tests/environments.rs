@@ -256,3 +256,32 @@ fn a_serialization_error_names_the_users_file_and_line() {
     assert!(error.contains("at workflows/oops/oops/wf.py:3 in <module>"), "{error}");
     assert!(!error.contains("/tmp"), "no temporary path: {error}");
 }
+
+#[test]
+fn two_workflows_registering_one_name_are_refused_before_anything_is_registered() {
+    flytekit_python();
+    let module = |wf: &str| {
+        format!(
+            "from flytekit import ContainerTask, workflow\n\necho = ContainerTask(name=\"shared.echo\", \
+             image=\"alpine:3.19\", command=[\"echo\", \"hi\"])\n\n\n@workflow\ndef {wf}():\n    echo()\n"
+        )
+    };
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", "");
+    write_workflow(&repo, "first", None, &module("first_wf"));
+    write_workflow(&repo, "second", None, &module("second_wf"));
+    repo.commit("two workflows, one task name");
+    on_a_branch(&repo);
+    let run = deploy(&repo, &[]);
+    let err = run.user_error();
+    assert!(
+        err.contains("workflows/first and workflows/second both register task 'shared.echo' in project flytesnacks"),
+        "{err}"
+    );
+    // Nothing was registered: once the clash is gone, the first workflow is created anew.
+    repo.write("workflows/second/second/wf.py", &module("second_wf").replace("shared.echo", "second.echo"));
+    repo.commit("second: its own task name");
+    let report = deploy(&repo, &[]).json();
+    assert_eq!(workflow(&report, "first")["outcome"], "registered", "{report:#}");
+    assert_eq!(workflow(&report, "first")["entities"]["created"], 3);
+}
