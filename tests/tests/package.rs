@@ -209,12 +209,18 @@ fn a_change_elsewhere_changes_nothing() {
     let repo = TempRepo::with_examples();
     let before = one(&repo, "hello", &[]);
     repo.write("workflows/etl/etl/pipeline.py", "# changed\n");
-    repo.write("workflows/hello/requirements.txt", "pandas\n"); // a dependency file is not code
     repo.write("README.md", "x\n");
     repo.commit("elsewhere");
     let after = one(&repo, "hello", &[]);
     assert_eq!(after.version, before.version);
     assert_eq!(after.sha256, before.sha256);
+    // A dependency file is not code: the archive stays, but the serialization environment
+    // changes, and with it the version.
+    repo.write("workflows/hello/requirements.txt", "pandas\n");
+    repo.commit("hello: a requirement");
+    let with_requirements = one(&repo, "hello", &[]);
+    assert_eq!(with_requirements.sha256, before.sha256);
+    assert_ne!(with_requirements.version, before.version);
 }
 
 #[test]

@@ -692,6 +692,29 @@ mod tests {
         assert_eq!(c.domain_for_branch("release/1.2").unwrap().unwrap().name.value, "production");
         assert_eq!(c.domain_for_branch("feature/x").unwrap().unwrap().name.value, "development");
         assert_eq!(c.dependencies.len(), DEFAULT_DEPENDENCIES.len());
+        assert_eq!(c.python.flytekit.value, DEFAULT_FLYTEKIT);
+        assert!(c.images.named.is_empty());
+    }
+
+    #[test]
+    fn python_and_named_images_are_checked_where_written() {
+        let c = parse("[python]\nflytekit = \"1.15.4\"\n[images]\nnamed = { gpu = \"ghcr.io/o/gpu:1\" }\n").unwrap();
+        assert_eq!(c.python.flytekit.value, "1.15.4");
+        assert_eq!(c.images.named["gpu"], "ghcr.io/o/gpu:1");
+        assert_eq!(c.images.registry, "localhost:5000/flyte", "other [images] keys keep their defaults");
+        let e = message(parse("[python]\nflytekit = \">=1.10\"\n"));
+        assert!(e.starts_with("deploy.toml:2:12: '>=1.10' is not a flytekit version"), "{e}");
+        let e = message(parse("[python]\nflytekt = \"1\"\n"));
+        assert!(e.contains("unknown field `flytekt`"), "{e}");
+        let e = message(parse("[images]\nnamed = { default = \"a:1\" }\n"));
+        assert!(e.starts_with("deploy.toml:2:21: 'default' is not a name for an image"), "{e}");
+        let e = message(parse("[images]\nnamed = { gpu = \"a b\" }\n"));
+        assert!(e.contains("image 'gpu' = 'a b' is not an image reference"), "{e}");
+        let f = Path::new("workflows/a/workflow.toml");
+        let e = Manifest::parse(f, "images = { \"x y\" = \"a:1\" }\n").unwrap_err().to_string();
+        assert!(e.starts_with("workflows/a/workflow.toml:1:20: 'x y' is not a name for an image"), "{e}");
+        let m = Manifest::parse(f, "images = { trainer = \"ghcr.io/o/t:2\" }\n").unwrap();
+        assert_eq!(m.images["trainer"].value, "ghcr.io/o/t:2");
     }
 
     #[test]
