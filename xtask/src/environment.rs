@@ -446,11 +446,14 @@ fn touch(dir: &Path) {
     std::fs::write(dir.join(LAST_USED), b"").ok();
 }
 
-/// The bytes of the files below `path` (links not followed).
+/// The bytes the files below `path` hold (links not followed), each file's size shared out
+/// among its hard links: uv links files from its wheel cache, so an environment costs little
+/// more than the files only it has.
 fn size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
     if !meta.is_dir() {
-        return meta.len();
+        return meta.len() / meta.nlink().max(1);
     }
     std::fs::read_dir(path).map(|d| d.flatten().map(|e| size(&e.path())).sum()).unwrap_or(0)
 }

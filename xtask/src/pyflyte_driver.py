@@ -45,6 +45,12 @@ def _report(error, verbosity=0):
 
 
 try:
+    import flytekit  # noqa: F401  (flytekit and the plugins it loads import, or say why)
+except Exception as error:
+    _report(error)
+    sys.exit(1)
+
+try:
     from flytekit.image_spec.image_spec import ImageBuildEngine
 
     ImageBuildEngine.build = classmethod(lambda cls, image_spec: None)

@@ -113,30 +113,38 @@ pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Seria
     std::fs::write(&driver, DRIVER).with_context(|| format!("writing {}", driver.display()))?;
     let report = scratch.path().join("error.json");
     let out = out_dir.path().join("package.tgz");
-    let mut args: Vec<OsString> = vec![driver.into(), report.clone().into()];
-    for p in req.packages {
-        args.push("--pkgs".into());
-        args.push(p.into());
+    let run = |copy: &[&str]| -> Result<std::process::Output> {
+        let mut args: Vec<OsString> = vec![driver.clone().into(), report.clone().into()];
+        for p in req.packages {
+            args.push("--pkgs".into());
+            args.push(p.into());
+        }
+        args.extend(["package".into(), "--image".into(), req.image.into()]);
+        for (name, uri) in req.images {
+            args.extend(["--image".into(), format!("{name}={uri}").into()]);
+        }
+        args.extend(copy.iter().map(OsString::from));
+        args.extend(["--source".into(), req.code_dir.as_os_str().to_owned()]);
+        args.extend(["--force".into(), "-o".into(), out.as_os_str().to_owned()]);
+        duct::cmd(req.python, args)
+            .dir(req.code_dir)
+            // duct applies the innermost setting last: these go on top of the scrubbed set.
+            .env("HOME", scratch.path())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONPATH", req.code_dir)
+            .env("FLYTE_SDK_LOGGING_LEVEL", "40")
+            .full_env(environment::workflow_env())
+            .stderr_to_stdout()
+            .stdout_capture()
+            .unchecked()
+            .run()
+            .with_context(|| format!("running {}", req.python.display()))
+    };
+    let mut output = run(&["--copy", "all"])?;
+    if !output.status.success() && String::from_utf8_lossy(&output.stdout).contains("No such option '--copy'") {
+        // A flytekit from before `--copy` (1.12 and older) spells it `--fast`.
+        output = run(&["--fast"])?;
     }
-    args.extend(["package".into(), "--image".into(), req.image.into()]);
-    for (name, uri) in req.images {
-        args.extend(["--image".into(), format!("{name}={uri}").into()]);
-    }
-    args.extend(["--copy".into(), "all".into(), "--source".into(), req.code_dir.as_os_str().to_owned()]);
-    args.extend(["--force".into(), "-o".into(), out.as_os_str().to_owned()]);
-    let output = duct::cmd(req.python, args)
-        .dir(req.code_dir)
-        // duct applies the innermost setting last: these go on top of the scrubbed set.
-        .env("HOME", scratch.path())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONPATH", req.code_dir)
-        .env("FLYTE_SDK_LOGGING_LEVEL", "40")
-        .full_env(environment::workflow_env())
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .with_context(|| format!("running {}", req.python.display()))?;
     if !output.status.success() || !out.is_file() {
         let text = String::from_utf8_lossy(&output.stdout);
         let report = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice::<Vec<Raised>>(&b).ok());
@@ -179,8 +187,15 @@ pub fn failure(req: &Request<'_>, report: Option<&[Raised]>, output: &str) -> St
         let chosen = chain.iter().rev().find(|r| r.frames.iter().any(|f| ours(f).is_some())).unwrap_or(&chain[0]);
         let message = chosen.message.replace(&*code_dir, "");
         let mut text = format!("pyflyte could not serialize {pkgs}: {}: {}", chosen.kind, message.trim());
-        for frame in chosen.frames.iter().filter_map(ours) {
+        let user_frames: Vec<String> = chosen.frames.iter().filter_map(ours).collect();
+        for frame in &user_frames {
             text.push_str(&format!("\n  at {frame}"));
+        }
+        if user_frames.is_empty() {
+            // Raised by a library at import (a plugin, a package the code needs): where.
+            if let Some(f) = chosen.frames.last() {
+                text.push_str(&format!("\n  at {}:{} in {}", f.file, f.line, f.function));
+            }
         }
         if !std::ptr::eq(chosen, &chain[0]) {
             text.push_str(&format!("\n  (raised as {}: {})", chain[0].kind, first_line(&chain[0].message)));
