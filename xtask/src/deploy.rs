@@ -224,7 +224,7 @@ async fn deploy(
             }
         }
         let keep: HashSet<String> = jobs.iter().filter_map(|j| envs.key(&j.env).ok()).collect();
-        envs.prune(&keep);
+        envs.prune(&keep, crate::environment::budget());
     }
 
     // Two workflows of one project that register the same name would overwrite each

@@ -234,14 +234,9 @@ impl Envs {
     }
 
     /// Removes least-recently-used environments (never those in `keep`) until the folder
-    /// is within its budget (`FLYTE_DEPLOY_ENVS_MAX_GB`, default 20), and folders that
-    /// killed runs left half-built. Returns the removed keys.
-    pub fn prune(&self, keep: &HashSet<String>) -> Vec<String> {
-        let budget = std::env::var("FLYTE_DEPLOY_ENVS_MAX_GB")
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(DEFAULT_BUDGET_GB as f64);
-        let budget = (budget * 1e9) as u64;
+    /// is within `budget` bytes, and folders that killed runs left half-built over an hour
+    /// ago. Returns the removed keys.
+    pub fn prune(&self, keep: &HashSet<String>, budget: u64) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
         let mut envs: Vec<(SystemTime, u64, String)> = Vec::new();
         let hour_ago = SystemTime::now() - Duration::from_secs(3600);
@@ -290,6 +285,17 @@ impl Envs {
 /// `flytekit` alone) in the environments of `root`, built when missing.
 pub fn default_python(root: &Path, flytekit: &str) -> Result<PathBuf> {
     Ok(Envs::new(root).ensure(&Environment::flytekit_only(flytekit))?.python)
+}
+
+/// The size budget of the environments folder in bytes: `FLYTE_DEPLOY_ENVS_MAX_GB`
+/// (decimal gigabytes), default 20.
+pub fn budget() -> u64 {
+    let gb = std::env::var("FLYTE_DEPLOY_ENVS_MAX_GB")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| *v >= 0.0)
+        .unwrap_or(DEFAULT_BUDGET_GB as f64);
+    (gb * 1e9) as u64
 }
 
 /// The interpreter: `FLYTE_DEPLOY_PYTHON`, else `python3.11`, else `python3` on PATH.
@@ -469,5 +475,37 @@ mod tests {
         }
         assert!(!looks_secret("FLYTE_SDK_LOGGING_LEVEL"));
         assert!(is_proxy("HTTPS_PROXY") && is_proxy("no_proxy") && !is_proxy("PROXY_PASSWORD"));
+    }
+
+    /// An environment folder of `bytes` bytes last used `age` seconds ago.
+    fn fake(dir: &Path, key: &str, bytes: usize, age: u64) {
+        let env = dir.join(key);
+        std::fs::create_dir_all(env.join("bin")).unwrap();
+        std::fs::write(env.join(MANIFEST), r#"{"flytekit": "1.16.31"}"#).unwrap();
+        std::fs::write(env.join("bin/python"), vec![0u8; bytes]).unwrap();
+        let used = std::fs::File::create(env.join(LAST_USED)).unwrap();
+        used.set_modified(SystemTime::now() - Duration::from_secs(age)).unwrap();
+    }
+
+    #[test]
+    fn pruning_removes_the_least_recently_used_beyond_the_budget_and_spares_what_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let envs = Envs::at(dir.path().to_path_buf());
+        fake(dir.path(), "oldest", 4000, 300);
+        fake(dir.path(), "old", 4000, 200);
+        fake(dir.path(), "new", 4000, 100);
+        fake(dir.path(), "newest", 4000, 0);
+        // A half-built folder of a killed run, two hours old, and one still being built.
+        let stale = dir.path().join(".tmp-abc-1");
+        std::fs::create_dir(&stale).unwrap();
+        std::fs::File::open(&stale).unwrap().set_modified(SystemTime::now() - Duration::from_secs(7200)).unwrap();
+        std::fs::create_dir(dir.path().join(".tmp-def-2")).unwrap();
+        let keep: HashSet<String> = ["oldest".to_string()].into();
+        let removed = envs.prune(&keep, 10_000);
+        assert_eq!(removed, ["old", "new"], "within 10 kB once two are gone; the one in use stays");
+        assert!(envs.ready("oldest").is_some() && envs.ready("newest").is_some());
+        assert!(envs.ready("old").is_none());
+        assert!(!stale.exists() && dir.path().join(".tmp-def-2").exists());
+        assert!(envs.prune(&HashSet::new(), 1_000_000).is_empty(), "nothing to do within the budget");
     }
 }

@@ -218,3 +218,81 @@ fn repository_path(req: &Request<'_>, file: &str) -> Option<String> {
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codeset::{CodeEntry, Mode, Origin};
+
+    fn set() -> CodeSet {
+        let entry = |path: &str, source: &str| CodeEntry {
+            path: path.as_bytes().to_vec(),
+            source: source.as_bytes().to_vec(),
+            mode: Mode::File,
+            oid: git2::Oid::zero(),
+        };
+        CodeSet {
+            entries: vec![
+                entry("etl/pipeline.py", "workflows/etl/etl/pipeline.py"),
+                entry("flyte_common/text.py", "libs/flyte_common/text.py"),
+            ],
+            origin: Origin::Commit,
+        }
+    }
+
+    fn frame(file: &str, line: u32, function: &str) -> Frame {
+        Frame { file: file.into(), line, function: function.into() }
+    }
+
+    #[test]
+    fn a_failure_names_the_users_frames_by_repository_path() {
+        let set = set();
+        let images = BTreeMap::new();
+        let code = Path::new("/tmp/flyte-deploy-codeXYZ");
+        let req = Request {
+            python: Path::new("python"),
+            code_dir: code,
+            set: &set,
+            packages: &["etl".into()],
+            image: "img",
+            images: &images,
+        };
+        // flytekit wraps the user's error: the inner one, with frames in the code set, is told.
+        let chain = vec![
+            Raised {
+                kind: "flytekit.exceptions.user.FlyteAssertion".into(),
+                message: "could not load module".into(),
+                frames: vec![frame("/venv/flytekit/tools/module_loader.py", 20, "load")],
+            },
+            Raised {
+                kind: "KeyError".into(),
+                message: "'region'".into(),
+                frames: vec![
+                    frame("/venv/importlib/__init__.py", 126, "import_module"),
+                    frame("/tmp/flyte-deploy-codeXYZ/etl/pipeline.py", 12, "<module>"),
+                    frame("/tmp/flyte-deploy-codeXYZ/flyte_common/text.py", 3, "settings"),
+                ],
+            },
+        ];
+        let text = failure(&req, Some(&chain), "");
+        assert_eq!(
+            text,
+            "pyflyte could not serialize etl: KeyError: 'region'\n  at workflows/etl/etl/pipeline.py:12 in <module>\n  \
+             at libs/flyte_common/text.py:3 in settings\n  (raised as flytekit.exceptions.user.FlyteAssertion: could \
+             not load module)"
+        );
+        // No report: pyflyte's last lines, the temporary folder named as the code set.
+        let text = failure(&req, None, "Loading packages under /tmp/flyte-deploy-codeXYZ\nboom\n\n");
+        assert_eq!(text, "pyflyte could not serialize etl:\nLoading packages under <code set>\nboom");
+        // A library's own error at import: its frame, since none is the user's.
+        let lib = vec![Raised {
+            kind: "TypeError".into(),
+            message: "bad".into(),
+            frames: vec![frame("/venv/pyspark/a.py", 1, "<module>"), frame("/venv/pyspark/b.py", 9, "f")],
+        }];
+        assert_eq!(
+            failure(&req, Some(&lib), ""),
+            "pyflyte could not serialize etl: TypeError: bad\n  at /venv/pyspark/b.py:9 in f"
+        );
+    }
+}
