@@ -1,8 +1,9 @@
 //! `cargo xtask bench package`: our code archive of a 100 MB / 10,000-file workflow vs
 //! flytekit's own fast packaging (`flytekit.tools.fast_registration.fast_package` with
 //! `--copy all`, as `pyflyte package --copy all` calls it) of the same folder, through the
-//! pinned venv's Python, in the same run; prints both times and the ratio. The workflow is
-//! generated once under the target directory and committed into a git repository there.
+//! default serialization environment's Python, in the same run; prints both times and the
+//! ratio. The workflow is generated once under the target directory and committed into a
+//! git repository there.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
