@@ -30,6 +30,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
+use crate::settings;
 use crate::config::Config;
 use crate::sandbox;
 
@@ -126,7 +127,7 @@ impl Address {
 
     /// From the configuration, with `FLYTE_ENDPOINT` taking precedence.
     pub fn from_config(config: &Config, repo_root: &Path) -> Result<Address> {
-        let endpoint = std::env::var("FLYTE_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
+        let endpoint = settings::FLYTE_ENDPOINT.get();
         Address::resolve(endpoint.as_deref().unwrap_or(&config.flyte.endpoint), config.flyte.insecure, repo_root)
     }
 }
@@ -560,10 +561,10 @@ enum Auth {
 
 impl Auth {
     async fn from_env(admin: &Admin) -> Result<Option<Auth>> {
-        if let Some(token) = env_var("FLYTE_TOKEN") {
+        if let Some(token) = settings::FLYTE_TOKEN.get() {
             return Ok(Some(Auth::Static(token)));
         }
-        let (Some(client_id), Some(secret)) = (env_var("FLYTE_CLIENT_ID"), env_var("FLYTE_CLIENT_SECRET")) else {
+        let (Some(client_id), Some(secret)) = (settings::FLYTE_CLIENT_ID.get(), settings::FLYTE_CLIENT_SECRET.get()) else {
             return Ok(None);
         };
         let public = admin
@@ -572,7 +573,7 @@ impl Auth {
             .ok()
             .and_then(|b| service::PublicClientAuthConfigResponse::decode(b.as_slice()).ok())
             .unwrap_or_default();
-        let token_url = match env_var("FLYTE_TOKEN_URL") {
+        let token_url = match settings::FLYTE_TOKEN_URL.get() {
             Some(url) => url,
             None => {
                 let meta = admin
@@ -590,7 +591,7 @@ impl Auth {
                 meta.token_endpoint
             }
         };
-        let scopes = env_var("FLYTE_SCOPES")
+        let scopes = settings::FLYTE_SCOPES.get()
             .or_else(|| (!public.scopes.is_empty()).then(|| public.scopes.join(" ")))
             .unwrap_or_else(|| "all".into());
         let header = Some(public.authorization_metadata_key.to_ascii_lowercase())
@@ -601,7 +602,7 @@ impl Auth {
             client_id,
             secret,
             scopes,
-            audience: env_var("FLYTE_AUDIENCE"),
+            audience: settings::FLYTE_AUDIENCE.get(),
             header,
             cached: tokio::sync::Mutex::new(None),
         }))
@@ -655,9 +656,6 @@ fn fetch_token(url: &str, id: &str, secret: &str, scopes: &str, audience: Option
     Ok((token.to_string(), until))
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
 
 #[cfg(test)]
 mod tests {

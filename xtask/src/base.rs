@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use git2::Oid;
 
+use crate::settings;
 use crate::config::{Config, Domain};
 use crate::error;
 use crate::repo::Repo;
@@ -27,12 +28,11 @@ pub struct CiContext {
 impl CiContext {
     /// The context from the environment; empty variables count as unset.
     pub fn from_env() -> CiContext {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         CiContext {
-            base_ref: var("GITHUB_BASE_REF"),
-            head_ref: var("GITHUB_HEAD_REF"),
-            ref_name: var("GITHUB_REF_NAME"),
-            event_path: var("GITHUB_EVENT_PATH").map(PathBuf::from),
+            base_ref: settings::GITHUB_BASE_REF.get(),
+            head_ref: settings::GITHUB_HEAD_REF.get(),
+            ref_name: settings::GITHUB_REF_NAME.get(),
+            event_path: settings::GITHUB_EVENT_PATH.get_os().map(PathBuf::from),
         }
     }
 

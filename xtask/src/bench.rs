@@ -208,7 +208,7 @@ fn release_binary() -> Result<PathBuf> {
         return Ok(exe);
     }
     eprintln!("building the release binary (cargo build --release -p xtask) to measure it");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo = crate::settings::CARGO.get_os().unwrap_or_else(|| "cargo".into());
     let root = crate::repo::Repo::discover()?.root;
     duct::cmd(cargo, ["build", "--quiet", "--release", "--package", "xtask"])
         .dir(&root)
@@ -219,7 +219,7 @@ fn release_binary() -> Result<PathBuf> {
 
 /// Where cargo builds: `CARGO_TARGET_DIR`, else `target/` of this project.
 fn target_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+    if let Some(dir) = crate::settings::CARGO_TARGET_DIR.get_os() {
         return Ok(PathBuf::from(dir));
     }
     let repo = crate::repo::Repo::discover()?;

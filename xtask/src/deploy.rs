@@ -23,6 +23,7 @@ use crate::cli::{self, ReportFormat};
 use crate::codeset::CodeSet;
 use crate::config::Domain;
 use crate::environment::Envs;
+use crate::settings;
 use crate::hydrate::{Kind, Target};
 use crate::image::{self, Destination, ImageDecision, ImageFacts};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
@@ -97,7 +98,7 @@ pub fn report(summary: &Summary, format: ReportFormat) -> Result<()> {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(summary)?),
         ReportFormat::Text => print!("{}", summary.text()),
     }
-    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+    if let Some(path) = settings::GITHUB_STEP_SUMMARY.get_os() {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
             .create(true)

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::requirements::Environment;
+use crate::settings;
 
 /// The uv release the tool installs (a wheel on PyPI that carries its binary).
 pub const UV_VERSION: &str = "0.13.9";
@@ -58,8 +59,8 @@ pub struct Envs {
 impl Envs {
     /// The environments folder of the repository at `root`.
     pub fn new(root: &Path) -> Envs {
-        let dir = std::env::var_os("FLYTE_DEPLOY_ENVS")
-            .filter(|d| !d.is_empty())
+        let dir = settings::FLYTE_DEPLOY_ENVS
+            .get_os()
             .map(|d| root.join(d))
             .unwrap_or_else(|| root.join(ENVS_DIR));
         Envs::at(dir)
@@ -290,8 +291,8 @@ pub fn default_python(root: &Path, flytekit: &str) -> Result<PathBuf> {
 /// The size budget of the environments folder in bytes: `FLYTE_DEPLOY_ENVS_MAX_GB`
 /// (decimal gigabytes), default 20.
 pub fn budget() -> u64 {
-    let gb = std::env::var("FLYTE_DEPLOY_ENVS_MAX_GB")
-        .ok()
+    let gb = settings::FLYTE_DEPLOY_ENVS_MAX_GB
+        .get()
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| *v >= 0.0)
         .unwrap_or(DEFAULT_BUDGET_GB as f64);
@@ -300,7 +301,7 @@ pub fn budget() -> u64 {
 
 /// The interpreter: `FLYTE_DEPLOY_PYTHON`, else `python3.11`, else `python3` on PATH.
 fn find_interpreter() -> Result<Interpreter> {
-    let candidates: Vec<PathBuf> = match std::env::var_os("FLYTE_DEPLOY_PYTHON").filter(|p| !p.is_empty()) {
+    let candidates: Vec<PathBuf> = match settings::FLYTE_DEPLOY_PYTHON.get_os() {
         Some(p) => vec![PathBuf::from(p)],
         None => ["python3.11", "python3"].iter().filter_map(|p| crate::test::which(p)).collect(),
     };
@@ -314,7 +315,7 @@ fn find_interpreter() -> Result<Interpreter> {
         }
     }
     match candidates.first() {
-        Some(p) if std::env::var_os("FLYTE_DEPLOY_PYTHON").is_some() => Err(crate::error::user(
+        Some(p) if settings::FLYTE_DEPLOY_PYTHON.get_os().is_some() => Err(crate::error::user(
             format!("FLYTE_DEPLOY_PYTHON={} does not run", p.display()),
             "name a Python 3 interpreter, or unset it to use python3 from PATH",
         )),
@@ -328,13 +329,13 @@ fn find_interpreter() -> Result<Interpreter> {
 /// The tool's own folder: `FLYTE_DEPLOY_HOME`, else `$XDG_CACHE_HOME/flyte-deploy`, else
 /// `~/.cache/flyte-deploy`.
 pub fn tool_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("FLYTE_DEPLOY_HOME").filter(|h| !h.is_empty()) {
+    if let Some(home) = settings::FLYTE_DEPLOY_HOME.get_os() {
         return PathBuf::from(home);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|h| !h.is_empty())
+    let cache = settings::XDG_CACHE_HOME
+        .get_os()
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .or_else(|| settings::HOME.get_os().map(|h| Path::new(&h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     cache.join("flyte-deploy")
 }
@@ -413,13 +414,15 @@ pub fn workflow_env() -> Vec<(OsString, OsString)> {
 /// The basics every program gets (PATH, locale, time zone, temp folder) and what `extra`
 /// lets through, less what looks secret or is marked so.
 fn scrubbed(extra: impl Fn(&str) -> bool) -> Vec<(OsString, OsString)> {
-    let marked: HashSet<String> = std::env::var("FLYTE_DEPLOY_SECRET_VARS")
+    let marked: HashSet<String> = settings::FLYTE_DEPLOY_SECRET_VARS
+        .get()
         .unwrap_or_default()
         .split([',', ' '])
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    std::env::vars_os()
+    settings::all_vars()
+        .into_iter()
         .filter(|(name, _)| {
             let Some(name) = name.to_str() else { return false };
             let basic = matches!(name, "PATH" | "LANG" | "LANGUAGE" | "TZ" | "TMPDIR") || name.starts_with("LC_");

@@ -48,7 +48,7 @@ pub const IMAGE_TAG_LEN: usize = 16;
 /// Default length of a `git-sha` version.
 pub const DEFAULT_SHA_LEN: usize = 12;
 /// Environment variable changing the length of `git-sha` versions.
-pub const SHA_LEN_VAR: &str = "FLYTE_DEPLOY_SHA_LENGTH";
+pub const SHA_LEN_VAR: crate::settings::Var = crate::settings::FLYTE_DEPLOY_SHA_LENGTH;
 /// Suffix of versions made from uncommitted work.
 pub const DIRTY_SUFFIX: &str = "-dirty";
 
@@ -258,9 +258,9 @@ fn canonical(value: &Value) -> String {
 
 /// The length of `git-sha` versions: [`SHA_LEN_VAR`] or [`DEFAULT_SHA_LEN`].
 pub fn sha_len() -> Result<usize> {
-    match std::env::var(SHA_LEN_VAR) {
-        Err(_) => Ok(DEFAULT_SHA_LEN),
-        Ok(v) => match v.trim().parse::<usize>() {
+    match SHA_LEN_VAR.get() {
+        None => Ok(DEFAULT_SHA_LEN),
+        Some(v) => match v.trim().parse::<usize>() {
             Ok(n) if (7..=40).contains(&n) => Ok(n),
             _ => Err(error::user(
                 format!("{SHA_LEN_VAR}='{v}' is not a length from 7 to 40"),

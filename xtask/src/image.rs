@@ -16,15 +16,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::settings::{self, Var};
 use crate::config;
 use crate::dockerfile;
 use crate::error;
 use crate::registry;
 
-pub const PLATFORM_ENV: &str = "FLYTE_DEPLOY_PLATFORM";
-pub const STORAGE_DRIVER_ENV: &str = "FLYTE_DEPLOY_STORAGE_DRIVER";
-pub const STORAGE_ROOT_ENV: &str = "FLYTE_DEPLOY_STORAGE_ROOT";
-pub const STORAGE_RUNROOT_ENV: &str = "FLYTE_DEPLOY_STORAGE_RUNROOT";
+pub const PLATFORM_ENV: Var = settings::FLYTE_DEPLOY_PLATFORM;
+pub const STORAGE_DRIVER_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_DRIVER;
+pub const STORAGE_ROOT_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_ROOT;
+pub const STORAGE_RUNROOT_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_RUNROOT;
 
 /// The program that builds and pushes images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +109,7 @@ pub fn detect(configured: config::Builder) -> Result<Builder> {
 }
 
 fn which(program: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&settings::PATH.get_os()?).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
 /// Where buildah and podman keep images (`None`: their own default).
@@ -122,11 +123,10 @@ pub struct Storage {
 impl Storage {
     /// From `FLYTE_DEPLOY_STORAGE_DRIVER`, `_ROOT` and `_RUNROOT`.
     pub fn from_env() -> Storage {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         Storage {
-            driver: var(STORAGE_DRIVER_ENV).map(|v| v.to_string_lossy().into_owned()),
-            root: var(STORAGE_ROOT_ENV).map(PathBuf::from),
-            runroot: var(STORAGE_RUNROOT_ENV).map(PathBuf::from),
+            driver: STORAGE_DRIVER_ENV.get_os().map(|v| v.to_string_lossy().into_owned()),
+            root: STORAGE_ROOT_ENV.get_os().map(PathBuf::from),
+            runroot: STORAGE_RUNROOT_ENV.get_os().map(PathBuf::from),
         }
     }
 
@@ -196,7 +196,7 @@ impl Invocation {
 
 /// The platform from `FLYTE_DEPLOY_PLATFORM`.
 pub fn platform_from_env() -> Option<String> {
-    std::env::var(PLATFORM_ENV).ok().filter(|p| !p.trim().is_empty())
+    PLATFORM_ENV.get()
 }
 
 /// The reproducible build command: every timestamp in the image is the epoch, so the same
@@ -338,7 +338,7 @@ pub fn building_allowed(ci: bool, allow_local_build: bool) -> bool {
 
 /// True when `CI` is `true` or `1` (GitHub Actions and GitLab CI set it).
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+    settings::CI.get().is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// The image policy: images are built where pushing is possible (CI, or a developer who

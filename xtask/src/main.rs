@@ -30,7 +30,7 @@ fn main() -> ExitCode {
 
 /// In GitHub Actions, also shows a bad-input error as an annotation on its file and line.
 fn annotate(err: &anyhow::Error) {
-    if std::env::var("GITHUB_ACTIONS").as_deref() != Ok("true") {
+    if xtask::settings::GITHUB_ACTIONS.get().as_deref() != Some("true") {
         return;
     }
     let Some(user) = err.chain().find_map(|e| e.downcast_ref::<xtask::error::UserError>()) else { return };

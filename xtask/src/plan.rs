@@ -879,7 +879,7 @@ fn github_matrix(plan: &Plan, chunk: usize) -> Result<()> {
         chunks.len(),
         entries.len()
     );
-    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) {
+    if let Some(path) = crate::settings::GITHUB_OUTPUT.get_os() {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

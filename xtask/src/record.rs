@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 
+use crate::settings;
+
 /// The notes ref deploy records live under.
 pub const NOTES_REF: &str = "refs/notes/flyte-deploy";
 
@@ -41,17 +43,15 @@ pub fn now() -> String {
 
 /// Who is deploying: `GITHUB_ACTOR`, `GITLAB_USER_LOGIN`, the git user's email, or `USER`.
 pub fn actor(repo: &Repository) -> String {
-    for var in ["GITHUB_ACTOR", "GITLAB_USER_LOGIN"] {
-        if let Ok(v) = std::env::var(var) {
-            if !v.is_empty() {
-                return v;
-            }
+    for var in [settings::GITHUB_ACTOR, settings::GITLAB_USER_LOGIN] {
+        if let Some(v) = var.get() {
+            return v;
         }
     }
     if let Ok(email) = repo.config().and_then(|c| c.get_string("user.email")) {
         return email;
     }
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    settings::USER.get().unwrap_or_else(|| "unknown".into())
 }
 
 /// Appends records to the note of `commit` (one JSON object a line), keeping what is there.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use base64::Engine as _;
 
+use crate::settings::{self, Var};
 use crate::error;
 
 /// Media types asked for: a tag may name an OCI index or manifest, or a Docker manifest list
@@ -28,10 +29,10 @@ pub const MANIFEST_MEDIA_TYPES: &str = "application/vnd.oci.image.index.v1+json,
 
 /// Env var: extra registries (comma-separated `host[:port]`) spoken to over plain http and
 /// pushed to without TLS verification.
-pub const INSECURE_REGISTRIES_ENV: &str = "FLYTE_DEPLOY_INSECURE_REGISTRIES";
+pub const INSECURE_REGISTRIES_ENV: Var = settings::FLYTE_DEPLOY_INSECURE_REGISTRIES;
 /// Env vars: credentials for every registry (both must be set).
-pub const USERNAME_ENV: &str = "FLYTE_DEPLOY_REGISTRY_USERNAME";
-pub const PASSWORD_ENV: &str = "FLYTE_DEPLOY_REGISTRY_PASSWORD";
+pub const USERNAME_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_USERNAME;
+pub const PASSWORD_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_PASSWORD;
 
 /// An image reference split as the registry API needs it:
 /// `127.0.0.1:5000/flyte/etl:3f2a` → registry `127.0.0.1:5000`, repository `flyte/etl`, tag `3f2a`.
@@ -112,7 +113,7 @@ pub fn is_loopback(registry: &str) -> bool {
 /// True when the registry is spoken to without TLS: loopback, or listed in
 /// `FLYTE_DEPLOY_INSECURE_REGISTRIES`.
 pub fn is_insecure(registry: &str) -> bool {
-    is_loopback(registry) || insecure_listed(registry, std::env::var(INSECURE_REGISTRIES_ENV).ok().as_deref())
+    is_loopback(registry) || insecure_listed(registry, INSECURE_REGISTRIES_ENV.get().as_deref())
 }
 
 fn insecure_listed(registry: &str, list: Option<&str>) -> bool {
@@ -172,7 +173,7 @@ impl Credentials {
 
 /// Credentials for `registry` from the environment or Docker's config.json (module header).
 pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
-    if let (Ok(username), Ok(password)) = (std::env::var(USERNAME_ENV), std::env::var(PASSWORD_ENV)) {
+    if let (Some(username), Some(password)) = (USERNAME_ENV.get(), PASSWORD_ENV.get()) {
         return Ok(Some(Credentials { username, password, file: None }));
     }
     let Some(file) = docker_config_path() else { return Ok(None) };
@@ -185,10 +186,10 @@ pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
 }
 
 fn docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+    if let Some(dir) = settings::DOCKER_CONFIG.get_os() {
         return Some(Path::new(&dir).join("config.json"));
     }
-    std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker/config.json"))
+    settings::HOME.get_os().map(|h| Path::new(&h).join(".docker/config.json"))
 }
 
 /// The `auths` entry of a Docker config.json for `registry`. Keys may carry a scheme and a

@@ -12,6 +12,7 @@ use crate::config::DEFAULT_FLYTEKIT;
 use crate::environment::Envs;
 use crate::repo::Repo;
 use crate::requirements::Environment;
+use crate::settings;
 
 /// Debian packages the tests use, with the command each provides.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
@@ -38,7 +39,7 @@ pub fn run(args: Test) -> Result<ExitCode> {
     eprintln!("python: {} (flytekit {DEFAULT_FLYTEKIT})", python.display());
     let actionlint = install_actionlint(&sh, &repo.root)?;
 
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = settings::CARGO.get().unwrap_or_else(|| "cargo".into());
     let exe = std::env::current_exe().context("finding the xtask binary")?;
     let extra = args.cargo_args;
     let status = std::process::Command::new(cargo)
@@ -103,7 +104,7 @@ fn install_actionlint(sh: &Shell, root: &std::path::Path) -> Result<Option<std::
 
 /// The target directory of the monorepo's cargo workspace.
 pub fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
+    match settings::CARGO_TARGET_DIR.get_os() {
         Some(dir) => root.join(dir),
         None => root.join("target"),
     }
@@ -111,7 +112,7 @@ pub fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
 
 /// The path of a program on PATH.
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
+    settings::PATH.get_os()?
         .to_str()?
         .split(':')
         .map(|dir| std::path::Path::new(dir).join(program))
