@@ -30,9 +30,9 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
-use crate::settings;
 use crate::config::Config;
 use crate::sandbox;
+use crate::settings;
 
 /// A gRPC codec that sends a `Vec<u8>` as the message bytes, verbatim, and hands back the
 /// response bytes undecoded. Nothing passes through the stale generated types.
@@ -564,7 +564,8 @@ impl Auth {
         if let Some(token) = settings::FLYTE_TOKEN.get() {
             return Ok(Some(Auth::Static(token)));
         }
-        let (Some(client_id), Some(secret)) = (settings::FLYTE_CLIENT_ID.get(), settings::FLYTE_CLIENT_SECRET.get()) else {
+        let (Some(client_id), Some(secret)) = (settings::FLYTE_CLIENT_ID.get(), settings::FLYTE_CLIENT_SECRET.get())
+        else {
             return Ok(None);
         };
         let public = admin
@@ -591,7 +592,8 @@ impl Auth {
                 meta.token_endpoint
             }
         };
-        let scopes = settings::FLYTE_SCOPES.get()
+        let scopes = settings::FLYTE_SCOPES
+            .get()
             .or_else(|| (!public.scopes.is_empty()).then(|| public.scopes.join(" ")))
             .unwrap_or_else(|| "all".into());
         let header = Some(public.authorization_metadata_key.to_ascii_lowercase())
@@ -655,7 +657,6 @@ fn fetch_token(url: &str, id: &str, secret: &str, scopes: &str, audience: Option
     let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(lifetime / 10 + 5).max(1));
     Ok((token.to_string(), until))
 }
-
 
 #[cfg(test)]
 mod tests {

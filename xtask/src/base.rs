@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use git2::Oid;
 
-use crate::settings;
 use crate::config::{Config, Domain};
 use crate::error;
 use crate::repo::Repo;
+use crate::settings;
 
 /// The CI context the base and domain may come from (GitHub Actions variables).
 #[derive(Debug, Clone, Default)]

@@ -162,7 +162,7 @@ impl<'s> Known<'s> {
 
     /// True when `path` lies in the workflow's folder.
     pub fn contains(&self, path: &[u8]) -> bool {
-        crate::workspace::under(path, self.path().as_bytes())
+        workspace::under(path, self.path().as_bytes())
     }
 
     /// True when `path` is one of the workflow's dependency files. Only a workflow read in
@@ -347,7 +347,7 @@ fn workflow(
         dockerfile,
         dependencies: Vec::new(),
         shared,
-        images: crate::workspace::named_images(config, &manifest),
+        images: workspace::named_images(config, &manifest),
         matcher,
         name_at: manifest.name.clone().map(Box::new),
     })

@@ -544,12 +544,12 @@ pub(crate) mod fixture {
     use crate::workspace::Workspace;
     use std::process::Command;
 
-    pub struct Fixture {
+    pub(crate) struct Fixture {
         pub dir: tempfile::TempDir,
     }
 
     impl Fixture {
-        pub fn new() -> Fixture {
+        pub(crate) fn new() -> Fixture {
             let f = Fixture { dir: tempfile::tempdir().unwrap() };
             f.git(&["init", "-q", "-b", "main"]);
             f.write("deploy.toml", "");
@@ -557,12 +557,12 @@ pub(crate) mod fixture {
             f.write("workflows/a/a/wf.py", "x = 1\n");
             f
         }
-        pub fn write(&self, rel: &str, text: &str) {
+        pub(crate) fn write(&self, rel: &str, text: &str) {
             let p = self.dir.path().join(rel);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        pub fn git(&self, args: &[&str]) {
+        pub(crate) fn git(&self, args: &[&str]) {
             let ok = Command::new("git")
                 .current_dir(self.dir.path())
                 .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "commit.gpgsign=false"])
@@ -572,7 +572,7 @@ pub(crate) mod fixture {
                 .success();
             assert!(ok, "git {args:?}");
         }
-        pub fn set(&self) -> Result<(Vec<String>, String)> {
+        pub(crate) fn set(&self) -> Result<(Vec<String>, String)> {
             self.git(&["add", "-A"]);
             self.git(&["commit", "-q", "--allow-empty", "-m", "x"]);
             let repo = Repository::open(self.dir.path()).unwrap();
@@ -583,7 +583,7 @@ pub(crate) mod fixture {
             Ok((set.entries.iter().map(CodeEntry::display).collect(), set.hash()))
         }
         /// Commits everything and returns the repository and workflow `a`'s code set at HEAD.
-        pub fn code_set(&self) -> (Repository, CodeSet) {
+        pub(crate) fn code_set(&self) -> (Repository, CodeSet) {
             self.git(&["add", "-A"]);
             self.git(&["commit", "-q", "--allow-empty", "-m", "x"]);
             let repo = Repository::open(self.dir.path()).unwrap();
@@ -596,7 +596,7 @@ pub(crate) mod fixture {
             (repo, set)
         }
         /// Commits everything and returns the fingerprint of workflow `name` at HEAD.
-        pub fn fingerprint(&self, name: &str) -> Result<crate::fingerprint::Fingerprint> {
+        pub(crate) fn fingerprint(&self, name: &str) -> Result<crate::fingerprint::Fingerprint> {
             self.git(&["add", "-A"]);
             self.git(&["commit", "-q", "--allow-empty", "-m", "x"]);
             let repo = crate::repo::Repo::discover_from(self.dir.path())?;

@@ -59,10 +59,7 @@ pub struct Envs {
 impl Envs {
     /// The environments folder of the repository at `root`.
     pub fn new(root: &Path) -> Envs {
-        let dir = settings::FLYTE_DEPLOY_ENVS
-            .get_os()
-            .map(|d| root.join(d))
-            .unwrap_or_else(|| root.join(ENVS_DIR));
+        let dir = settings::FLYTE_DEPLOY_ENVS.get_os().map(|d| root.join(d)).unwrap_or_else(|| root.join(ENVS_DIR));
         Envs::at(dir)
     }
 

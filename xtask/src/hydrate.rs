@@ -171,80 +171,80 @@ pub struct Hydrated {
 
 /// Field numbers (flyteidl v1.16 protos), by message.
 mod id {
-    pub const RESOURCE_TYPE: u32 = 1;
-    pub const PROJECT: u32 = 2;
-    pub const DOMAIN: u32 = 3;
-    pub const NAME: u32 = 4;
-    pub const VERSION: u32 = 5;
-    pub const ORG: u32 = 6;
+    pub(super) const RESOURCE_TYPE: u32 = 1;
+    pub(super) const PROJECT: u32 = 2;
+    pub(super) const DOMAIN: u32 = 3;
+    pub(super) const NAME: u32 = 4;
+    pub(super) const VERSION: u32 = 5;
+    pub(super) const ORG: u32 = 6;
 }
 /// admin.TaskSpec, core.TaskTemplate, core.Container, core.K8sPod.
 mod task {
-    pub const SPEC_TEMPLATE: u32 = 1;
-    pub const TEMPLATE_ID: u32 = 1;
-    pub const TEMPLATE_CONTAINER: u32 = 6;
-    pub const TEMPLATE_K8S_POD: u32 = 17;
-    pub const CONTAINER_ARGS: u32 = 3;
-    pub const POD_SPEC: u32 = 2;
+    pub(super) const SPEC_TEMPLATE: u32 = 1;
+    pub(super) const TEMPLATE_ID: u32 = 1;
+    pub(super) const TEMPLATE_CONTAINER: u32 = 6;
+    pub(super) const TEMPLATE_K8S_POD: u32 = 17;
+    pub(super) const CONTAINER_ARGS: u32 = 3;
+    pub(super) const POD_SPEC: u32 = 2;
 }
 /// admin.WorkflowSpec, core.WorkflowTemplate, core.Node and the node kinds.
 mod wf {
-    pub const SPEC_TEMPLATE: u32 = 1;
-    pub const SPEC_SUB_WORKFLOWS: u32 = 2;
-    pub const TEMPLATE_ID: u32 = 1;
-    pub const TEMPLATE_NODES: u32 = 4;
-    pub const TEMPLATE_FAILURE_NODE: u32 = 6;
-    pub const NODE_TASK: u32 = 6;
-    pub const NODE_WORKFLOW: u32 = 7;
-    pub const NODE_BRANCH: u32 = 8;
-    pub const NODE_ARRAY: u32 = 10;
-    pub const TASK_NODE_REFERENCE: u32 = 1;
-    pub const WORKFLOW_NODE_LAUNCH_PLAN: u32 = 1;
-    pub const WORKFLOW_NODE_SUB_WORKFLOW: u32 = 2;
-    pub const BRANCH_IF_ELSE: u32 = 1;
-    pub const IF_ELSE_CASE: u32 = 1;
-    pub const IF_ELSE_OTHER: u32 = 2;
-    pub const IF_ELSE_ELSE_NODE: u32 = 3;
-    pub const IF_BLOCK_THEN_NODE: u32 = 2;
-    pub const ARRAY_NODE: u32 = 1;
+    pub(super) const SPEC_TEMPLATE: u32 = 1;
+    pub(super) const SPEC_SUB_WORKFLOWS: u32 = 2;
+    pub(super) const TEMPLATE_ID: u32 = 1;
+    pub(super) const TEMPLATE_NODES: u32 = 4;
+    pub(super) const TEMPLATE_FAILURE_NODE: u32 = 6;
+    pub(super) const NODE_TASK: u32 = 6;
+    pub(super) const NODE_WORKFLOW: u32 = 7;
+    pub(super) const NODE_BRANCH: u32 = 8;
+    pub(super) const NODE_ARRAY: u32 = 10;
+    pub(super) const TASK_NODE_REFERENCE: u32 = 1;
+    pub(super) const WORKFLOW_NODE_LAUNCH_PLAN: u32 = 1;
+    pub(super) const WORKFLOW_NODE_SUB_WORKFLOW: u32 = 2;
+    pub(super) const BRANCH_IF_ELSE: u32 = 1;
+    pub(super) const IF_ELSE_CASE: u32 = 1;
+    pub(super) const IF_ELSE_OTHER: u32 = 2;
+    pub(super) const IF_ELSE_ELSE_NODE: u32 = 3;
+    pub(super) const IF_BLOCK_THEN_NODE: u32 = 2;
+    pub(super) const ARRAY_NODE: u32 = 1;
 }
 /// admin.LaunchPlan, admin.LaunchPlanSpec and the settings' messages.
 mod lp {
-    pub const ID: u32 = 1;
-    pub const SPEC: u32 = 2;
-    pub const WORKFLOW_ID: u32 = 1;
-    pub const LABELS: u32 = 6;
-    pub const ANNOTATIONS: u32 = 7;
-    pub const AUTH_ROLE: u32 = 9;
-    pub const SECURITY_CONTEXT: u32 = 10;
-    pub const RAW_OUTPUT_DATA_CONFIG: u32 = 17;
-    pub const ENVS: u32 = 21;
+    pub(super) const ID: u32 = 1;
+    pub(super) const SPEC: u32 = 2;
+    pub(super) const WORKFLOW_ID: u32 = 1;
+    pub(super) const LABELS: u32 = 6;
+    pub(super) const ANNOTATIONS: u32 = 7;
+    pub(super) const AUTH_ROLE: u32 = 9;
+    pub(super) const SECURITY_CONTEXT: u32 = 10;
+    pub(super) const RAW_OUTPUT_DATA_CONFIG: u32 = 17;
+    pub(super) const ENVS: u32 = 21;
     /// AuthRole.assumable_iam_role, kubernetes_service_account.
-    pub const AUTH_ROLE_IAM: u32 = 1;
-    pub const AUTH_ROLE_SA: u32 = 2;
+    pub(super) const AUTH_ROLE_IAM: u32 = 1;
+    pub(super) const AUTH_ROLE_SA: u32 = 2;
     /// SecurityContext.run_as → Identity.iam_role, k8s_service_account.
-    pub const RUN_AS: u32 = 1;
-    pub const IDENTITY_IAM: u32 = 1;
-    pub const IDENTITY_SA: u32 = 2;
-    pub const OUTPUT_LOCATION_PREFIX: u32 = 1;
+    pub(super) const RUN_AS: u32 = 1;
+    pub(super) const IDENTITY_IAM: u32 = 1;
+    pub(super) const IDENTITY_SA: u32 = 2;
+    pub(super) const OUTPUT_LOCATION_PREFIX: u32 = 1;
     /// Labels.values / Annotations.values (map entries) and Envs.values (KeyValuePair):
     /// both are {key = 1, value = 2}.
-    pub const MAP_VALUES: u32 = 1;
+    pub(super) const MAP_VALUES: u32 = 1;
 }
 /// google.protobuf.Struct / Value / ListValue.
 mod pb {
-    pub const STRUCT_FIELDS: u32 = 1;
-    pub const ENTRY_KEY: u32 = 1;
-    pub const ENTRY_VALUE: u32 = 2;
-    pub const VALUE_STRING: u32 = 3;
-    pub const VALUE_STRUCT: u32 = 5;
-    pub const VALUE_LIST: u32 = 6;
-    pub const LIST_VALUES: u32 = 1;
+    pub(super) const STRUCT_FIELDS: u32 = 1;
+    pub(super) const ENTRY_KEY: u32 = 1;
+    pub(super) const ENTRY_VALUE: u32 = 2;
+    pub(super) const VALUE_STRING: u32 = 3;
+    pub(super) const VALUE_STRUCT: u32 = 5;
+    pub(super) const VALUE_LIST: u32 = 6;
+    pub(super) const LIST_VALUES: u32 = 1;
 }
 /// Request messages: {id = 1, spec = 2} for tasks, workflows and launch plans.
 mod request {
-    pub const ID: u32 = 1;
-    pub const SPEC: u32 = 2;
+    pub(super) const ID: u32 = 1;
+    pub(super) const SPEC: u32 = 2;
 }
 
 const PROJECT_TEMPLATE: &str = "{{ registration.project }}";

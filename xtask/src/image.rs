@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::settings::{self, Var};
 use crate::config;
 use crate::dockerfile;
 use crate::error;
 use crate::registry;
+use crate::settings::{self, Var};
 
 pub const PLATFORM_ENV: Var = settings::FLYTE_DEPLOY_PLATFORM;
 pub const STORAGE_DRIVER_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_DRIVER;

@@ -405,7 +405,7 @@ impl Promotion<'_> {
         if uncovered.is_empty() {
             return Ok(());
         }
-        Err(crate::error::user(
+        Err(error::user(
             format!(
                 "'{}': the specs pyflyte wrote for version {} are not in {}/{}.tgz, and the launch plans in '{}' \
                  carry settings '{}' does not replace ({}); nothing was registered",

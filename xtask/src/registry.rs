@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use base64::Engine as _;
 
-use crate::settings::{self, Var};
 use crate::error;
+use crate::settings::{self, Var};
 
 /// Media types asked for: a tag may name an OCI index or manifest, or a Docker manifest list
 /// or schema-2 manifest.

@@ -112,7 +112,8 @@ pub fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
 
 /// The path of a program on PATH.
 pub fn which(program: &str) -> Option<std::path::PathBuf> {
-    settings::PATH.get_os()?
+    settings::PATH
+        .get_os()?
         .to_str()?
         .split(':')
         .map(|dir| std::path::Path::new(dir).join(program))

@@ -433,7 +433,7 @@ mod tests {
             ("workflows/bigquery_agent", "p", &["bigquery"]),
         ])
         .unwrap_err();
-        assert!(crate::error::is_user_error(&err), "{err:#}");
+        assert!(error::is_user_error(&err), "{err:#}");
         assert_eq!(
             err.to_string(),
             "Python package 'bigquery' is in 2 workflows of project 'p': workflows/bigquery_agent and \
