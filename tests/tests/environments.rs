@@ -225,6 +225,7 @@ fn workflow_code_sees_no_secrets() {
     ];
     let mut env = secrets.to_vec();
     env.push(("FLYTE_SDK_LOGGING_LEVEL_CHECK", "kept"));
+    env.push(("FLYTE_USE_OLD_DC_FORMAT", "true"));
     let report = deploy(&repo, &env).json();
     assert_eq!(workflow(&report, "nosy")["outcome"], "registered");
     let seen: serde_json::Map<String, Value> = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
@@ -232,7 +233,8 @@ fn workflow_code_sees_no_secrets() {
         assert!(!seen.contains_key(name), "{name} reached workflow code");
         assert!(!seen.values().any(|v| v.as_str().is_some_and(|v| v.contains(value))), "{value} reached workflow code");
     }
-    assert_eq!(seen["FLYTE_SDK_LOGGING_LEVEL_CHECK"], "kept", "non-secret FLYTE_ settings pass");
+    assert_eq!(seen["FLYTE_SDK_LOGGING_LEVEL_CHECK"], "kept", "flytekit's logging settings pass");
+    assert!(!seen.contains_key("FLYTE_USE_OLD_DC_FORMAT"), "a setting that changes the specs does not");
     assert!(seen.contains_key("PATH"));
     let home = seen["HOME"].as_str().unwrap();
     assert_ne!(Some(home), std::env::var("HOME").ok().as_deref(), "no user configuration is read");
@@ -284,4 +286,54 @@ fn two_workflows_registering_one_name_are_refused_before_anything_is_registered(
     let report = deploy(&repo, &[]).json();
     assert_eq!(workflow(&report, "first")["outcome"], "registered", "{report:#}");
     assert_eq!(workflow(&report, "first")["entities"]["created"], 3);
+}
+
+#[test]
+fn a_shared_task_is_no_clash_and_requirements_may_name_other_files() {
+    flytekit_python();
+    let envs = tempfile::tempdir().unwrap();
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", "");
+    repo.write("libs/common/__init__.py", "");
+    repo.write(
+        "libs/common/tasks.py",
+        "from flytekit import task\n\n\n@task\ndef clean(x: int) -> int:\n    return abs(x)\n",
+    );
+    // Both workflows use the shared task; their requirements pin through a shared constraints
+    // file that only the -c line names.
+    repo.write("constraints/pins.txt", "tabulate==0.9.0\n");
+    for name in ["left", "right"] {
+        let module = format!(
+            "from common.tasks import clean\nfrom flytekit import workflow\n\n\n@workflow\ndef {name}_wf(x: int = -1) \
+             -> int:\n    return clean(x=x)\n"
+        );
+        write_workflow(&repo, name, Some("flytekit==1.16.31\ntabulate\n-c ../../constraints/pins.txt\n"), &module);
+        repo.write(&format!("workflows/{name}/workflow.toml"), "shared = [\"libs/common\", \"constraints\"]\n");
+    }
+    repo.commit("two users of a shared task");
+    on_a_branch(&repo);
+    let report = deploy(&repo, &[("FLYTE_DEPLOY_ENVS", envs.path().to_str().unwrap())]).json();
+    assert_eq!(workflow(&report, "left")["outcome"], "registered", "{report:#}");
+    assert_eq!(workflow(&report, "right")["outcome"], "registered", "{report:#}");
+    let built = environments(envs.path());
+    assert_eq!(built.len(), 1, "one dependency set: {built:?}");
+    let files = strings(&built[0]["files"]);
+    assert!(files.contains(&"constraints/pins.txt".to_string()), "{files:?}");
+    // A constraint changed: a new environment, and a new version for both (also when plan
+    // reads versions from its cache: the constraints folder is a declared shared path).
+    repo.write("constraints/pins.txt", "tabulate==0.8.10\n");
+    repo.commit("pins: older tabulate");
+    let again = deploy(&repo, &[("FLYTE_DEPLOY_ENVS", envs.path().to_str().unwrap())]).json();
+    assert_ne!(workflow(&again, "left")["version"], workflow(&report, "left")["version"]);
+    assert_eq!(environments(envs.path()).len(), 2);
+    // Undeclared, a file outside the folder is refused where it is named.
+    repo.write("workflows/left/workflow.toml", "shared = [\"libs/common\"]\n");
+    repo.commit("left: constraints undeclared");
+    // (Like every problem inside one workflow, plan says it in a note and gives no version.)
+    let plan = repo.xtask(&["plan", "--all", "--format", "json"]);
+    let json = plan.json();
+    assert_eq!(workflow(&json, "left")["version"], Value::Null);
+    let err = strings(&json["notes"]).join("\n");
+    assert!(err.contains("workflows/left/requirements.txt:3: '../../constraints/pins.txt'"), "{err}");
+    assert!(err.contains("`shared`"), "{err}");
 }

@@ -5,7 +5,7 @@
 //! the others to finish; the exit status is then 1.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::{Condvar, Mutex};
@@ -22,7 +22,7 @@ use crate::build::ImageBuilder;
 use crate::cli::{self, ReportFormat};
 use crate::codeset::CodeSet;
 use crate::config::Domain;
-use crate::environment::Envs;
+use crate::environment::{Envs, Ready};
 use crate::hydrate::{Kind, Target};
 use crate::image::{self, Destination, ImageDecision, ImageFacts};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
@@ -231,9 +231,9 @@ async fn deploy(
     // Two workflows of one project that register the same name would overwrite each
     // other's versions and flip each other's launch plans: refused before anything is
     // registered (bad input, exit 2).
-    let named: Vec<(&str, &str, String)> = jobs
+    let named: Vec<(&Workflow, String)> = jobs
         .iter()
-        .map(|j| (j.wf.path.as_str(), j.wf.project.as_str(), j.key.clone()))
+        .map(|j| (j.wf, j.key.clone()))
         .chain(plan.workflows.iter().filter(|p| !jobs.iter().any(|j| j.wf.name == p.name)).filter_map(|p| {
             let wf = ws.workflow(&p.name)?;
             let env = Environment::of(&tree, &ws.config, wf).ok()?;
@@ -244,7 +244,7 @@ async fn deploy(
                 &env.hash,
                 &wf.images,
             );
-            Some((wf.path.as_str(), wf.project.as_str(), key))
+            Some((wf, key))
         }))
         .collect();
     check_entity_names(&cache_dir, &named)?;
@@ -338,7 +338,13 @@ async fn deploy(
     // 4. Removed workflows: their launch plans deactivated.
     for (planned, mut summary, started) in removals {
         progress.step(&planned.name, "deactivating launch plans");
-        let outcome = deactivate(&admin, repo, plan, planned, &domain.name.value, &history).await;
+        let live: Vec<&str> = ws
+            .workflows
+            .iter()
+            .filter(|w| w.project == planned.project)
+            .flat_map(|w| w.packages.iter().map(String::as_str))
+            .collect();
+        let outcome = deactivate(&admin, repo, plan, planned, &domain.name.value, &history, &live).await;
         match outcome {
             Ok(n) => {
                 summary.outcome = Outcome::Deactivated;
@@ -492,7 +498,8 @@ fn serialize_job(root: &Path, python: &Path, job: &Job, cache_dir: &Path) -> Res
 enum EnvState {
     Missing,
     Building,
-    Ready(PathBuf),
+    /// Built, and held (shared) so that no prune removes it while it serializes.
+    Ready(Ready),
     Failed(String),
 }
 
@@ -532,8 +539,8 @@ fn serialize_all(
                 let i = b.queue.remove(pos);
                 let job = &jobs[i];
                 let result = match &b.envs[&job.env.hash] {
-                    EnvState::Ready(python) => {
-                        let python = python.clone();
+                    EnvState::Ready(ready) => {
+                        let python = ready.python.clone();
                         drop(b);
                         progress.step(&job.wf.name, "serializing with pyflyte");
                         serialize_job(root, &python, job, cache_dir)
@@ -554,16 +561,15 @@ fn serialize_all(
             if let Some(job) = missing {
                 b.envs.insert(job.env.hash.clone(), EnvState::Building);
                 drop(b);
-                let ready = match envs.key(&job.env).map(|k| envs.ready(&k)) {
-                    Ok(Some(ready)) => Ok(ready),
-                    _ => {
-                        progress.step(&job.wf.name, &format!("building its environment ({})", job.env.describe()));
-                        envs.ensure(&job.env)
-                    }
-                };
+                if !matches!(envs.key(&job.env).map(|k| envs.ready(&k)), Ok(Some(_))) {
+                    progress.step(&job.wf.name, &format!("building its environment ({})", job.env.describe()));
+                }
+                // A panic must not leave the others waiting for an environment forever.
+                let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| envs.ensure(&job.env)));
                 let state = match ready {
-                    Ok(ready) => EnvState::Ready(ready.python),
-                    Err(e) => EnvState::Failed(format!("{e:#}")),
+                    Ok(Ok(ready)) => EnvState::Ready(ready),
+                    Ok(Err(e)) => EnvState::Failed(format!("{e:#}")),
+                    Err(_) => EnvState::Failed("building the environment panicked".into()),
                 };
                 b = board.lock().unwrap_or_else(|e| e.into_inner());
                 b.envs.insert(job.env.hash.clone(), state);
@@ -636,22 +642,28 @@ fn known_launch_plans(
 }
 
 /// Refuses two workflow folders of one project whose serialized packages (in the cache)
-/// hold an entity of the same kind and name.
-fn check_entity_names(cache_dir: &Path, workflows: &[(&str, &str, String)]) -> Result<()> {
-    let mut owners: HashMap<(&str, Kind, String), &str> = HashMap::new();
+/// hold an entity of the same kind and name, unless the entity comes from a shared path
+/// both declare (a task of `libs/common` is registered by each of its users, under each
+/// one's own version, which is as it should be).
+fn check_entity_names(cache_dir: &Path, workflows: &[(&Workflow, String)]) -> Result<()> {
+    let mut owners: HashMap<(&str, Kind, String), &Workflow> = HashMap::new();
     let mut clashes: Vec<(String, String, &str, &str, String)> = Vec::new();
-    for (folder, project, key) in workflows {
+    let shared_by_both = |a: &Workflow, b: &Workflow, name: &str| {
+        let package = |s: &String| s.rsplit('/').next().unwrap_or_default().to_string();
+        a.shared.iter().any(|s| b.shared.contains(s) && name.starts_with(&format!("{}.", package(s))))
+    };
+    for (wf, key) in workflows {
         let Some(hit) = serialize::cached(cache_dir, key) else { continue };
         let Ok(package) = specs::read_package_file(&hit.path) else { continue };
         for (kind, name) in specs::entity_names(&package) {
-            match owners.get(&(*project, kind, name.clone())) {
-                Some(other) if other != folder => {
-                    let (a, b) = if other < folder { (*other, *folder) } else { (*folder, *other) };
-                    clashes.push((name.clone(), kind.to_string(), a, b, project.to_string()));
+            match owners.get(&(wf.project.as_str(), kind, name.clone())) {
+                Some(other) if other.path != wf.path && !shared_by_both(other, wf, &name) => {
+                    let (a, b) = if other.path < wf.path { (&other.path, &wf.path) } else { (&wf.path, &other.path) };
+                    clashes.push((name.clone(), kind.to_string(), a, b, wf.project.clone()));
                 }
                 Some(_) => {}
                 None => {
-                    owners.insert((project, kind, name), folder);
+                    owners.insert((wf.project.as_str(), kind, name), wf);
                 }
             }
         }
@@ -709,6 +721,7 @@ async fn deactivate(
     planned: &PlannedWorkflow<'_>,
     domain: &str,
     history: &[Record],
+    live: &[&str],
 ) -> Result<usize> {
     let project = &planned.project;
     let mut names: Vec<String> = history
@@ -730,7 +743,10 @@ async fn deactivate(
             let lp = pb::LaunchPlan::decode(bytes.as_slice()).context("decoding a launch plan")?;
             let active = lp.closure.as_ref().is_some_and(|c| c.state == pb::LaunchPlanState::Active as i32);
             let workflow = lp.spec.as_ref().and_then(|s| s.workflow_id.as_ref()).map(|w| w.name.clone());
-            let ours = workflow.is_some_and(|w| packages.iter().any(|p| w.starts_with(&format!("{p}."))));
+            // A package that a workflow of the head still has (a renamed folder) is not ours.
+            let inside = |w: &str, p: &str| w.starts_with(&format!("{p}."));
+            let ours =
+                workflow.is_some_and(|w| packages.iter().any(|p| inside(&w, p)) && !live.iter().any(|p| inside(&w, p)));
             if active && ours {
                 let id = lp.id.clone().context("a launch plan without id")?;
                 admin

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -39,6 +39,9 @@ pub struct Ready {
     pub flytekit: String,
     /// True when this call built it.
     pub built: bool,
+    /// A shared lock on it while this value lives (from [`Envs::ensure`]): no prune removes
+    /// an environment that serializes.
+    _in_use: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// The host interpreter environments are made from.
@@ -105,36 +108,60 @@ impl Envs {
         let manifest: serde_json::Value = serde_json::from_str(&manifest).ok()?;
         let flytekit = manifest["flytekit"].as_str()?.to_string();
         let python = dir.join("bin/python");
-        python.exists().then_some(Ready { dir, python, flytekit, built: false })
+        python.exists().then_some(Ready { dir, python, flytekit, built: false, _in_use: None })
     }
 
     /// The environment of `env`, built when missing. A requirement that cannot be resolved
     /// or installed fails with uv's explanation and the dependency files named.
+    ///
+    /// Locks: building holds `.<key>.lock` exclusively; a returned [`Ready`] holds it shared
+    /// (so [`Envs::prune`], which only takes it without waiting, never removes it in use).
     pub fn ensure(&self, env: &Environment) -> Result<Ready> {
         let key = self.key(env)?;
-        if let Some(ready) = self.ready(&key) {
-            touch(&ready.dir);
-            return Ok(ready);
-        }
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         if let Some(cache) = self.dir.parent().filter(|p| p.ends_with(".flyte/cache")) {
             crate::caches::keep_out_of_git(cache);
         }
-        let _lock = lock(&self.dir.join(format!(".{key}.lock")))?;
-        if let Some(ready) = self.ready(&key) {
-            touch(&ready.dir);
-            return Ok(ready);
+        let lock_file = self.dir.join(format!(".{key}.lock"));
+        let mut built = false;
+        loop {
+            let file = open_lock(&lock_file)?;
+            file.lock_shared().with_context(|| format!("locking {}", lock_file.display()))?;
+            if let Some(ready) = self.ready(&key) {
+                touch(&ready.dir);
+                return Ok(Ready { built, _in_use: Some(std::sync::Arc::new(file)), ..ready });
+            }
+            drop(file);
+            if built {
+                bail!("the environment {key} was removed as soon as it was built; run again");
+            }
+            let file = lock(&lock_file)?;
+            if self.ready(&key).is_none() {
+                self.build_whole(env, &key)?;
+                built = true;
+            }
+            drop(file);
         }
+    }
+
+    /// Builds the environment `key` beside its place and renames it there (the caller holds
+    /// the exclusive lock). A folder in the way that is not a ready environment is removed.
+    fn build_whole(&self, env: &Environment, key: &str) -> Result<()> {
         let temp = tempfile::Builder::new()
             .prefix(&format!(".tmp-{key}-"))
             .tempdir_in(&self.dir)
             .with_context(|| format!("creating a folder in {}", self.dir.display()))?;
-        let built = self.build(env, temp.path())?;
-        let dir = self.dir.join(&key);
+        self.build(env, temp.path())?;
+        let dir = self.dir.join(key);
+        if dir.exists() {
+            let trash = temp.path().join("unusable");
+            std::fs::rename(&dir, &trash)
+                .with_context(|| format!("moving the unusable environment {} aside", dir.display()))?;
+        }
         std::fs::rename(temp.path().join("venv"), &dir)
             .with_context(|| format!("moving the new environment to {}", dir.display()))?;
         touch(&dir);
-        Ok(Ready { python: dir.join("bin/python"), dir, flytekit: built, built: true })
+        Ok(())
     }
 
     /// Builds `env` into `temp/venv`; returns the flytekit version installed.
@@ -143,8 +170,13 @@ impl Envs {
         let interpreter = self.interpreter()?;
         let src = temp.join("src");
         std::fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
+        // At their repository paths, so `-r`/`-c` references inside them resolve as in git.
         for f in &env.files {
-            std::fs::write(src.join(&f.name), &f.bytes).with_context(|| format!("writing {}", f.path))?;
+            let to = src.join(&f.path);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            std::fs::write(&to, &f.bytes).with_context(|| format!("writing {}", f.path))?;
         }
         let venv = temp.join("venv");
         let run = |args: Vec<OsString>, what: &str| -> Result<()> {
@@ -159,7 +191,9 @@ impl Envs {
             if out.status.success() {
                 return Ok(());
             }
-            let text = String::from_utf8_lossy(&out.stderr).replace(&*src.to_string_lossy(), ".");
+            let text = String::from_utf8_lossy(&out.stderr)
+                .replace(&*venv.to_string_lossy(), "<new environment>")
+                .replace(&*src.to_string_lossy(), ".");
             bail!("{what} for {} failed:\n{}", env.describe(), text.trim_end())
         };
         let mut args: Vec<OsString> = vec!["venv".into(), "--quiet".into(), "--relocatable".into(), "--python".into()];
@@ -170,20 +204,21 @@ impl Envs {
         let mut install: Vec<OsString> = vec!["pip".into(), "install".into(), "--quiet".into(), "--python".into()];
         install.push(venv.join("bin/python").into());
         let has = |name: &str| env.files.iter().any(|f| f.name == name);
-        for f in &env.files {
+        for f in env.files.iter().filter(|f| f.installed) {
             match f.name.as_str() {
                 "uv.lock" => {}
                 "pyproject.toml" if has("uv.lock") => {
                     let export = src.join(".uv-export.txt");
+                    let project = src.join(f.path.rsplit_once('/').map_or("", |(d, _)| d));
                     let mut args: Vec<OsString> =
-                        ["export", "--quiet", "--frozen", "--no-hashes", "--no-emit-project", "--no-dev", "-o"]
+                        ["export", "--quiet", "--frozen", "--no-hashes", "--no-emit-project", "--no-dev", "--project"]
                             .map(OsString::from)
                             .into();
-                    args.push(export.clone().into());
+                    args.extend([project.into(), "-o".into(), export.clone().into()]);
                     run(args, "reading uv.lock")?;
                     install.extend(["-r".into(), export.into()]);
                 }
-                name => install.extend(["-r".into(), name.into()]),
+                _ => install.extend(["-r".into(), f.path.clone().into()]),
             }
         }
         install.extend(env.added_requirement().map(OsString::from));
@@ -212,7 +247,7 @@ impl Envs {
         if !out.status.success() || flytekit.is_empty() {
             bail!("flytekit is not installed in the environment of {}", env.describe());
         }
-        if flytekit != env.flytekit {
+        if !same_version(&flytekit, &env.flytekit) {
             bail!(
                 "the environment of {} got flytekit {flytekit} where flytekit=={} was asked for",
                 env.describe(),
@@ -237,13 +272,13 @@ impl Envs {
     pub fn prune(&self, keep: &HashSet<String>, budget: u64) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return Vec::new() };
         let mut envs: Vec<(SystemTime, u64, String)> = Vec::new();
-        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.starts_with(".tmp-") {
-                let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
-                if old {
+            if let Some(rest) = name.strip_prefix(".tmp-") {
+                // Left by a killed build: nobody holds its key's lock any more.
+                let key = rest.split('-').next().unwrap_or_default();
+                if let Some(_free) = try_lock(&self.dir.join(format!(".{key}.lock"))) {
                     std::fs::remove_dir_all(&path).ok();
                 }
                 continue;
@@ -267,7 +302,7 @@ impl Envs {
             if keep.contains(&name) {
                 continue;
             }
-            let Ok(_lock) = lock(&self.dir.join(format!(".{name}.lock"))) else { continue };
+            let Some(_unused) = try_lock(&self.dir.join(format!(".{name}.lock"))) else { continue };
             let trash = self.dir.join(format!(".tmp-{name}-pruned"));
             if std::fs::rename(self.dir.join(&name), &trash).is_ok() {
                 std::fs::remove_dir_all(&trash).ok();
@@ -383,12 +418,14 @@ fn install_uv(python: &Path) -> Result<PathBuf> {
     Ok(uv)
 }
 
-/// The environment uv and pip run with: the machine's basics, proxies, certificates and
-/// index settings; never Flyte credentials, tokens or variables marked secret.
+/// The environment uv and pip run with: the machine's basics, proxies, certificates, where
+/// packages come from and uv's cache; never Flyte credentials, tokens or variables marked
+/// secret, and none of uv's settings that change what is resolved (`UV_CONSTRAINT`,
+/// `UV_PRERELEASE`, `UV_EXCLUDE_NEWER`, …), which would make one environment key stand for
+/// different environments on different machines.
 pub fn uv_env() -> Vec<(OsString, OsString)> {
     scrubbed(|name| {
-        name.starts_with("UV_")
-            || name.starts_with("PIP_")
+        is_index_setting(name)
             || matches!(name, "HOME" | "XDG_CACHE_HOME" | "SSL_CERT_FILE" | "SSL_CERT_DIR" | "REQUESTS_CA_BUNDLE")
             || is_proxy(name)
     })
@@ -398,14 +435,40 @@ pub fn uv_env() -> Vec<(OsString, OsString)> {
 }
 
 /// The environment workflow code runs with while it is serialized: the machine's basics
-/// and `FLYTE_*` settings whose names do not look secret; never tokens, passwords, keys,
-/// the tool's own settings or variables named in `FLYTE_DEPLOY_SECRET_VARS`. `HOME` is
-/// set by the caller (a temporary folder), so no user configuration is read.
+/// and flytekit's logging settings (`FLYTE_SDK_LOGGING_*`, `FLYTE_SDK_RICH_TRACEBACKS`);
+/// never tokens, passwords, keys, the tool's own settings, variables named in
+/// `FLYTE_DEPLOY_SECRET_VARS`, nor other `FLYTE_*` settings (some change the specs, e.g.
+/// `FLYTE_USE_OLD_DC_FORMAT`, which the version would not show). `HOME` is set by the caller
+/// (a temporary folder), so no user configuration is read.
 pub fn workflow_env() -> Vec<(OsString, OsString)> {
     scrubbed(|name| {
-        (name.starts_with("FLYTE_") && !name.starts_with("FLYTE_DEPLOY_") && !looks_secret(name))
+        ((name.starts_with("FLYTE_SDK_LOGGING") || name == "FLYTE_SDK_RICH_TRACEBACKS") && !looks_secret(name))
             || matches!(name, "SSL_CERT_FILE" | "SSL_CERT_DIR" | "REQUESTS_CA_BUNDLE")
     })
+}
+
+/// Where packages come from and how they are fetched: indexes (and their credentials, which
+/// uv needs), links, cache, TLS, timeouts; pip's index settings (pip fetches uv).
+fn is_index_setting(name: &str) -> bool {
+    const UV: &[&str] = &[
+        "UV_INDEX",
+        "UV_DEFAULT_INDEX",
+        "UV_INDEX_URL",
+        "UV_EXTRA_INDEX_URL",
+        "UV_FIND_LINKS",
+        "UV_INDEX_STRATEGY",
+        "UV_KEYRING_PROVIDER",
+        "UV_CACHE_DIR",
+        "UV_NATIVE_TLS",
+        "UV_INSECURE_HOST",
+        "UV_HTTP_TIMEOUT",
+        "UV_CONCURRENT_DOWNLOADS",
+        "UV_LINK_MODE",
+        "UV_OFFLINE",
+    ];
+    const PIP: &[&str] = &["PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_CERT"];
+    UV.iter().any(|u| name == *u || name.strip_prefix(u).is_some_and(|rest| rest.starts_with('_')))
+        || PIP.contains(&name)
 }
 
 /// The basics every program gets (PATH, locale, time zone, temp folder) and what `extra`
@@ -436,16 +499,47 @@ fn looks_secret(name: &str) -> bool {
     ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "KEY", "AUTH"].iter().any(|w| name.contains(w))
 }
 
-/// An exclusive lock on `path` (created), held until the file is dropped.
-fn lock(path: &Path) -> Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
+/// True when two version strings name one release as pip compares them: case, a leading
+/// `v` and trailing `.0` release parts do not count (`1.16` is `1.16.0`).
+fn same_version(a: &str, b: &str) -> bool {
+    fn canonical(v: &str) -> String {
+        let v = v.trim().to_ascii_lowercase();
+        let v = v.strip_prefix('v').unwrap_or(&v).to_string();
+        let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
+        let (release, rest) = v.split_at(split);
+        let mut parts: Vec<&str> = release.split('.').collect();
+        while parts.len() > 1 && parts.last().is_some_and(|p| p.chars().all(|c| c == '0')) {
+            parts.pop();
+        }
+        let parts: Vec<String> = parts.iter().map(|p| p.trim_start_matches('0').to_string()).collect();
+        let parts: Vec<&str> = parts.iter().map(|p| if p.is_empty() { "0" } else { p.as_str() }).collect();
+        format!("{}{rest}", parts.join("."))
+    }
+    canonical(a) == canonical(b)
+}
+
+/// The lock file `path` (created), not locked yet.
+fn open_lock(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .with_context(|| format!("opening the lock {}", path.display()))?;
+        .with_context(|| format!("opening the lock {}", path.display()))
+}
+
+/// An exclusive lock on `path` (created), held until the file is dropped.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let file = open_lock(path)?;
     file.lock().with_context(|| format!("locking {}", path.display()))?;
     Ok(file)
+}
+
+/// An exclusive lock on `path` when nobody holds it, else `None`.
+fn try_lock(path: &Path) -> Option<std::fs::File> {
+    let file = open_lock(path).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
 }
 
 fn touch(dir: &Path) {
@@ -467,6 +561,7 @@ fn size(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn secrets_never_reach_workflow_code() {
@@ -475,6 +570,17 @@ mod tests {
         }
         assert!(!looks_secret("FLYTE_SDK_LOGGING_LEVEL"));
         assert!(is_proxy("HTTPS_PROXY") && is_proxy("no_proxy") && !is_proxy("PROXY_PASSWORD"));
+        assert!(is_index_setting("UV_INDEX_URL") && is_index_setting("UV_INDEX_INTERNAL_PASSWORD"));
+        assert!(!is_index_setting("UV_CONSTRAINT") && !is_index_setting("UV_EXCLUDE_NEWER"));
+    }
+
+    #[test]
+    fn versions_compare_as_pip_does() {
+        assert!(same_version("1.16.0", "1.16"));
+        assert!(same_version("1.16.31", "1.16.31"));
+        assert!(same_version("1.7.1B1", "1.7.1b1"));
+        assert!(!same_version("1.16.1", "1.16"));
+        assert!(!same_version("1.16.31", "1.16.3"));
     }
 
     /// An environment folder of `bytes` bytes last used `age` seconds ago.
@@ -495,16 +601,19 @@ mod tests {
         fake(dir.path(), "old", 4000, 200);
         fake(dir.path(), "new", 4000, 100);
         fake(dir.path(), "newest", 4000, 0);
-        // A half-built folder of a killed run, two hours old, and one still being built.
+        // A half-built folder of a killed run, and one still being built (its lock held).
         let stale = dir.path().join(".tmp-abc-1");
         std::fs::create_dir(&stale).unwrap();
-        std::fs::File::open(&stale).unwrap().set_modified(SystemTime::now() - Duration::from_secs(7200)).unwrap();
         std::fs::create_dir(dir.path().join(".tmp-def-2")).unwrap();
+        let _building = lock(&dir.path().join(".def.lock")).unwrap();
+        // Another deploy serializes with "old" (a shared lock): it is not removed either.
+        let in_use = open_lock(&dir.path().join(".old.lock")).unwrap();
+        in_use.lock_shared().unwrap();
         let keep: HashSet<String> = ["oldest".to_string()].into();
         let removed = envs.prune(&keep, 10_000);
-        assert_eq!(removed, ["old", "new"], "within 10 kB once two are gone; the one in use stays");
-        assert!(envs.ready("oldest").is_some() && envs.ready("newest").is_some());
-        assert!(envs.ready("old").is_none());
+        assert_eq!(removed, ["new", "newest"], "within 10 kB once two are gone; those in use stay");
+        assert!(envs.ready("oldest").is_some() && envs.ready("old").is_some());
+        assert!(envs.ready("new").is_none());
         assert!(!stale.exists() && dir.path().join(".tmp-def-2").exists());
         assert!(envs.prune(&HashSet::new(), 1_000_000).is_empty(), "nothing to do within the budget");
     }

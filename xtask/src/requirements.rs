@@ -12,9 +12,9 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::deps;
 use crate::source::Source;
 use crate::workspace::Workflow;
+use crate::{deps, error};
 
 /// One dependency file that installs into the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct EnvFile {
     pub path: String,
     /// The committed bytes.
     pub bytes: Vec<u8>,
+    /// True for the files installed (`-r`); false for those they name (`-r`/`-c` inside).
+    pub installed: bool,
 }
 
 /// What a workflow's serialization environment is made of.
@@ -52,7 +54,49 @@ impl Environment {
                 continue;
             }
             let bytes = source.read(path)?.with_context(|| format!("reading {path} in {}", source.describe()))?;
-            files.push(EnvFile { name: name.to_string(), path: path.clone(), bytes });
+            files.push(EnvFile { name: name.to_string(), path: path.clone(), bytes, installed: true });
+        }
+        // The files they name (`-r other.txt`, `-c constraints.txt`), at any depth.
+        let mut i = 0;
+        while i < files.len() {
+            if deps::is_requirements(files[i].name.as_bytes()) || files[i].name.ends_with(".txt") {
+                for (line, target) in references(&files[i].bytes) {
+                    let from = files[i].path.clone();
+                    let dir = from.rsplit_once('/').map_or("", |(d, _)| d);
+                    let joined = resolve(dir, &target);
+                    let Some(joined) = joined else {
+                        return Err(error::user(
+                            format!("{from}:{line}: '{target}' is outside the repository"),
+                            "name requirement and constraint files inside the repository",
+                        ));
+                    };
+                    if files.iter().any(|f| f.path == joined) {
+                        continue;
+                    }
+                    // Outside the folder it must lie in a declared shared path: the diff and
+                    // the versions cache see only the folder and those.
+                    let under = |root: &str| joined.starts_with(&format!("{root}/"));
+                    if !under(&wf.path) && !wf.shared.iter().any(|s| under(s)) {
+                        return Err(error::user(
+                            format!("{from}:{line}: '{target}' ({joined}) is outside the workflow folder"),
+                            format!(
+                                "add the folder that holds it to `shared` in {}/workflow.toml, so that its \
+                                 changes reach this workflow",
+                                wf.path
+                            ),
+                        ));
+                    }
+                    let Some(bytes) = source.read(&joined)? else {
+                        return Err(error::user(
+                            format!("{from}:{line}: '{target}' ({joined}) is not in {}", source.describe()),
+                            "commit the file it names, or correct the reference",
+                        ));
+                    };
+                    let name = joined.strip_prefix(&prefix).unwrap_or(&joined).to_string();
+                    files.push(EnvFile { name, path: joined, bytes, installed: false });
+                }
+            }
+            i += 1;
         }
         files.sort_by(|a, b| a.name.cmp(&b.name));
         let pin = files.iter().find_map(|f| flytekit_pin(&f.name, &f.bytes));
@@ -83,6 +127,47 @@ impl Environment {
             self.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>().join(", ")
         }
     }
+}
+
+/// `target` relative to the folder `dir` (repository paths), `..` resolved; `None` when it
+/// leaves the repository or is absolute.
+fn resolve(dir: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') || target.contains(['\\', '\0']) {
+        return None;
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/")).filter(|p| !p.is_empty())
+}
+
+/// The files a requirements file names with `-r`/`--requirement`/`-c`/`--constraint`, with
+/// their line numbers.
+fn references(bytes: &[u8]) -> Vec<(usize, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        for flag in ["--requirement", "--constraint", "-r", "-c"] {
+            let Some(rest) = line.strip_prefix(flag) else { continue };
+            let rest = rest.strip_prefix('=').unwrap_or(rest);
+            if !(rest.starts_with(char::is_whitespace) || line.as_bytes().get(flag.len()) == Some(&b'=')) {
+                continue;
+            }
+            if let Some(target) = rest.split_whitespace().next().filter(|t| !t.contains("://")) {
+                found.push((n + 1, target.to_string()));
+            }
+            break;
+        }
+    }
+    found
 }
 
 /// True when a root-level dependency file named `name` installs into the environment:
@@ -138,7 +223,8 @@ fn requirement_pin(line: &str) -> Option<String> {
     if rest.starts_with('[') {
         rest = rest[rest.find(']')? + 1..].trim_start();
     }
-    let version = rest.strip_prefix("==")?.trim();
+    // A hash-pinned line goes on with ` --hash=…` options.
+    let version = rest.strip_prefix("==")?.split_whitespace().next().unwrap_or_default();
     let exact = !version.is_empty()
         && !version.contains(['*', ',', ' '])
         && version.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '!' | '-' | '_'));
@@ -166,6 +252,11 @@ mod tests {
         assert_eq!(pin("flytekit==1.*\n"), None);
         assert_eq!(pin("flytekitplugins-pandera==1.10\n"), None);
         assert_eq!(pin("# flytekit==1.2.3\nflytekit\n"), None);
+        assert_eq!(
+            pin("flytekit==1.15.0 \\\n    --hash=sha256:ab12\n"),
+            Some("1.15.0".into()),
+            "pip-compile --generate-hashes"
+        );
     }
 
     #[test]
@@ -174,6 +265,23 @@ mod tests {
         assert_eq!(flytekit_pin("pyproject.toml", pyproject.as_bytes()), Some("1.14.2".into()));
         let lock = "version = 1\n[[package]]\nname = \"pandas\"\nversion = \"2.0\"\n[[package]]\nname = \"flytekit\"\nversion = \"1.13.0\"\n";
         assert_eq!(flytekit_pin("uv.lock", lock.as_bytes()), Some("1.13.0".into()));
+    }
+
+    #[test]
+    fn references_resolve_inside_the_repository_only() {
+        assert_eq!(resolve("workflows/a", "../../constraints/pins.txt"), Some("constraints/pins.txt".into()));
+        assert_eq!(resolve("workflows/a", "./base.txt"), Some("workflows/a/base.txt".into()));
+        assert_eq!(resolve("workflows/a", "../../../etc/passwd"), None);
+        assert_eq!(resolve("workflows/a", "/etc/passwd"), None);
+    }
+
+    #[test]
+    fn referenced_files_are_found_with_their_lines() {
+        let text = "pandas\n-r base.txt\n--constraint=../constraints.txt\n-c  pins.txt # pinned\n-rx\n-e ../lib\n";
+        assert_eq!(
+            references(text.as_bytes()),
+            [(2, "base.txt".to_string()), (3, "../constraints.txt".into()), (4, "pins.txt".into())]
+        );
     }
 
     #[test]
@@ -195,6 +303,7 @@ mod tests {
             name: name.into(),
             path: path.into(),
             bytes: text.as_bytes().to_vec(),
+            installed: true,
         };
         let a = environment_hash("1.16.31", &[file("requirements.txt", "a/requirements.txt", "pandas\n")]);
         let b = environment_hash("1.16.31", &[file("requirements.txt", "b/requirements.txt", "# x\npandas \n")]);

@@ -141,7 +141,9 @@ pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Seria
             .with_context(|| format!("running {}", req.python.display()))
     };
     let mut output = run(&["--copy", "all"])?;
-    if !output.status.success() && String::from_utf8_lossy(&output.stdout).contains("No such option '--copy'") {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let no_copy = text.contains("No such option '--copy'") || text.contains("No such option: --copy");
+    if !output.status.success() && no_copy {
         // A flytekit from before `--copy` (1.12 and older) spells it `--fast`.
         output = run(&["--fast"])?;
     }
@@ -185,7 +187,7 @@ pub fn failure(req: &Request<'_>, report: Option<&[Raised]>, output: &str) -> St
     let pkgs = req.packages.join(", ");
     if let Some(chain) = report.filter(|c| !c.is_empty()) {
         let chosen = chain.iter().rev().find(|r| r.frames.iter().any(|f| ours(f).is_some())).unwrap_or(&chain[0]);
-        let message = chosen.message.replace(&*code_dir, "");
+        let message = chosen.message.replace(&*code_dir, "<code set>");
         let mut text = format!("pyflyte could not serialize {pkgs}: {}: {}", chosen.kind, message.trim());
         let user_frames: Vec<String> = chosen.frames.iter().filter_map(ours).collect();
         for frame in &user_frames {
