@@ -82,6 +82,8 @@ vars! {
     FLYTE_DEPLOY_HOME;
     /// Variables workflow code and uv must never see, comma-separated.
     FLYTE_DEPLOY_SECRET_VARS;
+    /// How long one workflow may take to serialize (seconds, or `10m`; default 600 s).
+    FLYTE_DEPLOY_SERIALIZE_TIMEOUT;
     /// `true` or `1` in CI: images may be built, progress is printed as lines.
     CI;
     /// `true` in GitHub Actions: errors are also written as `::error` annotations.
