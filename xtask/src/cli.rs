@@ -163,6 +163,10 @@ pub struct Deploy {
     /// Build missing images on this machine even outside CI (images are built in CI by default).
     #[arg(long)]
     pub allow_local_build: bool,
+    /// Serialize with at most N workers at once (one long-lived serializer per environment;
+    /// environments are built by the same workers). Default: the number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// Register into one domain exactly the versions another domain has (same specs, image and

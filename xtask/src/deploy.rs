@@ -1,6 +1,7 @@
 //! `cargo xtask deploy`: the main job. Reads top-down like the pipeline: plan (with
 //! versions) → policy → for each workflow: is this version already complete in the domain?
-//! → image (check, build where allowed) → serialize (pyflyte, cached) → package → hydrate +
+//! → serialize (one long-lived serializer per environment, cached) → image (check, build
+//! where allowed) → package → hydrate +
 //! register → removed workflows deactivated → record → report. One workflow failing leaves
 //! the others to finish; the exit status is then 1.
 
@@ -8,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -22,7 +22,7 @@ use crate::build::ImageBuilder;
 use crate::cli::{self, ReportFormat};
 use crate::codeset::CodeSet;
 use crate::config::Domain;
-use crate::environment::{Envs, Ready};
+use crate::environment::Envs;
 use crate::hydrate::{Kind, Target};
 use crate::image::{self, Destination, ImageDecision, ImageFacts};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
@@ -53,6 +53,7 @@ pub fn run(args: cli::Deploy) -> Result<ExitCode> {
         policy::Operation::Deploy { dirty: false },
         policy::Context { branch: branch.as_deref(), ci: in_ci },
     )?;
+    let options = serialize::Options::new(args.jobs.map(usize::from))?;
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
@@ -65,8 +66,15 @@ pub fn run(args: cli::Deploy) -> Result<ExitCode> {
     }
     let address = Address::from_config(&ws.config, &repo.root)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    let summary =
-        runtime.block_on(deploy(&repo, &ws, &plan, &domain, &address, may_build(in_ci, args.allow_local_build)))?;
+    let summary = runtime.block_on(deploy(
+        &repo,
+        &ws,
+        &plan,
+        &domain,
+        &address,
+        may_build(in_ci, args.allow_local_build),
+        &options,
+    ))?;
     report(&summary, args.format)?;
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -131,6 +139,7 @@ async fn deploy(
     domain: &Domain,
     address: &Address,
     may_build: bool,
+    options: &serialize::Options,
 ) -> Result<Summary> {
     let progress = Progress::new(plan.workflows.len());
     let head = repo.commit(&plan.head)?;
@@ -212,16 +221,34 @@ async fn deploy(
         jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, started, launch_plans: Vec::new() });
     }
 
-    // 2. Serialize what the cache does not have: pyflyte in each workflow's own environment,
-    // environments built while workflows whose environment is ready are serialized.
+    // 2. Serialize what the cache does not have, in each workflow's own environment: one
+    // long-lived serializer per environment, environments built while others serialize.
     let envs = Envs::new(&repo.root);
     let missing: Vec<usize> =
         (0..jobs.len()).filter(|&i| serialize::cached(&cache_dir, &jobs[i].key).is_none()).collect();
     if !missing.is_empty() {
-        let results = serialize_all(&repo.root, &envs, &jobs, &missing, &cache_dir, &progress);
-        for (i, r) in results {
+        let work: Vec<serialize::Work> = missing
+            .iter()
+            .map(|&i| {
+                let job = &jobs[i];
+                serialize::Work {
+                    name: &job.wf.name,
+                    env: &job.env,
+                    set: &job.set,
+                    packages: &job.wf.packages,
+                    image: job.planned.image.as_deref().unwrap_or_default(),
+                    images: &job.wf.images,
+                    key: &job.key,
+                }
+            })
+            .collect();
+        let results = serialize::serialize_all(&repo.root, &envs, &work, &cache_dir, options, &|name, what| {
+            progress.step(name, what)
+        });
+        drop(work);
+        for (k, r) in results {
             if let Err(e) = r {
-                fail(&mut jobs[i].summary, &e);
+                fail(&mut jobs[missing[k]].summary, &e);
             }
         }
         let keep: HashSet<String> = jobs.iter().filter_map(|j| envs.key(&j.env).ok()).collect();
@@ -473,118 +500,6 @@ fn record_of(repo: &Repo, plan: &Plan<'_>, s: &WorkflowSummary, domain: &str, la
         promoted_from: None,
         launch_plans,
     }
-}
-
-/// Materialises the committed code set and runs pyflyte on it in `python`'s environment
-/// (filling the cache).
-fn serialize_job(root: &Path, python: &Path, job: &Job, cache_dir: &Path) -> Result<()> {
-    let work =
-        tempfile::Builder::new().prefix("flyte-deploy-code").tempdir().context("creating a folder for the code set")?;
-    let repo = git2::Repository::open(root).context("opening the repository")?;
-    job.set.materialise(&repo, work.path())?;
-    let request = serialize::Request {
-        python,
-        code_dir: work.path(),
-        set: &job.set,
-        packages: &job.wf.packages,
-        image: job.planned.image.as_deref().unwrap_or_default(),
-        images: &job.wf.images,
-    };
-    serialize::serialize(&request, cache_dir, &job.key)?;
-    Ok(())
-}
-
-/// The state of one environment while a deploy serializes.
-enum EnvState {
-    Missing,
-    Building,
-    /// Built, and held (shared) so that no prune removes it while it serializes.
-    Ready(Ready),
-    Failed(String),
-}
-
-/// Serializes the jobs `todo` with as many workers as cores: a worker takes a workflow whose
-/// environment is ready, else builds a missing environment, else waits for one being built.
-/// An environment that cannot be built fails its workflows only.
-fn serialize_all(
-    root: &Path,
-    envs: &Envs,
-    jobs: &[Job],
-    todo: &[usize],
-    cache_dir: &Path,
-    progress: &Progress,
-) -> Vec<(usize, Result<()>)> {
-    struct Board {
-        queue: Vec<usize>,
-        envs: HashMap<String, EnvState>,
-    }
-    let board = Mutex::new(Board {
-        queue: todo.to_vec(),
-        envs: todo.iter().map(|&i| (jobs[i].env.hash.clone(), EnvState::Missing)).collect(),
-    });
-    let changed = Condvar::new();
-    let results = Mutex::new(Vec::new());
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let worker = || {
-        let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if b.queue.is_empty() {
-                return;
-            }
-            let settled = b
-                .queue
-                .iter()
-                .position(|i| matches!(b.envs.get(&jobs[*i].env.hash), Some(EnvState::Ready(_) | EnvState::Failed(_))));
-            if let Some(pos) = settled {
-                let i = b.queue.remove(pos);
-                let job = &jobs[i];
-                let result = match &b.envs[&job.env.hash] {
-                    EnvState::Ready(ready) => {
-                        let python = ready.python.clone();
-                        drop(b);
-                        progress.step(&job.wf.name, "serializing with pyflyte");
-                        serialize_job(root, &python, job, cache_dir)
-                    }
-                    EnvState::Failed(e) => {
-                        let e = anyhow::anyhow!("{e}");
-                        drop(b);
-                        Err(e)
-                    }
-                    _ => unreachable!("only settled environments are taken"),
-                };
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
-                b = board.lock().unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            let missing =
-                b.queue.iter().map(|i| &jobs[*i]).find(|j| matches!(b.envs.get(&j.env.hash), Some(EnvState::Missing)));
-            if let Some(job) = missing {
-                b.envs.insert(job.env.hash.clone(), EnvState::Building);
-                drop(b);
-                if !matches!(envs.key(&job.env).map(|k| envs.ready(&k)), Ok(Some(_))) {
-                    progress.step(&job.wf.name, &format!("building its environment ({})", job.env.describe()));
-                }
-                // A panic must not leave the others waiting for an environment forever.
-                let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| envs.ensure(&job.env)));
-                let state = match ready {
-                    Ok(Ok(ready)) => EnvState::Ready(ready),
-                    Ok(Err(e)) => EnvState::Failed(format!("{e:#}")),
-                    Err(_) => EnvState::Failed("building the environment panicked".into()),
-                };
-                b = board.lock().unwrap_or_else(|e| e.into_inner());
-                b.envs.insert(job.env.hash.clone(), state);
-                changed.notify_all();
-                continue;
-            }
-            b = changed.wait(b).unwrap_or_else(|e| e.into_inner());
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..cores {
-            scope.spawn(worker);
-        }
-    });
-    results.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The images the tasks of a cached serialization name.

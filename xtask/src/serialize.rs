@@ -1,19 +1,28 @@
-//! Serialization: running the real pyflyte, in the workflow's own environment, on its
-//! materialised code set to get the task, workflow and launch-plan specs, with a cache keyed
-//! by everything that reaches the output (code fingerprint, image, packages, environment,
-//! named images), so an unchanged workflow never starts Python. Runs programs and writes
-//! only into its cache.
+//! Serialization: the task, workflow and launch-plan specs `pyflyte package` writes for a
+//! workflow, in the workflow's own environment, on its materialised code set; by the
+//! environment's long-lived serializer ([`crate::serializer`]) where its flytekit is one it
+//! knows, else by one pyflyte process per workflow. A cache keyed by everything that reaches
+//! the output (code fingerprint, image, packages, environment, named images), so an unchanged
+//! workflow never starts Python. [`serialize_all`] schedules a run: environments built while
+//! others serialize, one serializer per environment, up to `--jobs` at once. Runs programs
+//! (through [`crate::environment`] the builds too) and writes only into its cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::codeset::CodeSet;
-use crate::environment;
+use crate::environment::{self, Envs, Ready};
+use crate::requirements::Environment;
+use crate::serializer::{Serializer, Served};
+use crate::settings;
 
 /// Where serialized packages are kept, below the repository root.
 pub const CACHE_DIR: &str = ".flyte/cache/serialized";
@@ -94,17 +103,100 @@ pub struct Request<'a> {
     pub images: &'a BTreeMap<String, String>,
 }
 
+/// How a workflow is serialized.
+pub enum Via<'s> {
+    /// One `pyflyte package` process for this workflow alone.
+    Pyflyte,
+    /// The environment's long-lived serializer ([`Serializer`]); a flytekit it does not
+    /// know falls back to [`Via::Pyflyte`], said once per run.
+    Serializer(&'s mut Serializer),
+}
+
 /// Serializes the packages of a materialised code set with pyflyte in the workflow's own
-/// environment, unless the cache has them. The cache entry appears whole or not at all
-/// (written aside, then renamed). Workflow code runs with a scrubbed environment
-/// ([`environment::workflow_env`]) and a temporary `HOME`; ImageSpec images are not built.
+/// environment (one `pyflyte package` process), unless the cache has them. See
+/// [`serialize_via`].
 pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Serialized> {
+    serialize_via(Via::Pyflyte, req, cache_dir, key, timeout()?)
+}
+
+/// Serializes the packages of a materialised code set in the workflow's own environment,
+/// `via` the long-lived serializer or one pyflyte process, unless the cache has them. The
+/// cache entry appears whole or not at all (written aside, then renamed). Workflow code runs
+/// with a scrubbed environment ([`environment::workflow_env`]) and a temporary `HOME`;
+/// ImageSpec images are not built. A workflow taking longer than `timeout` fails, and its
+/// processes are killed.
+pub fn serialize_via(
+    via: Via<'_>,
+    req: &Request<'_>,
+    cache_dir: &Path,
+    key: &str,
+    timeout: Duration,
+) -> Result<Serialized> {
     if let Some(hit) = cached(cache_dir, key) {
         return Ok(hit);
     }
     std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
     crate::caches::keep_out_of_git(cache_dir.parent().unwrap_or(cache_dir));
     let out_dir = tempfile::tempdir_in(cache_dir).context("creating a temporary folder for pyflyte's output")?;
+    let out = out_dir.path().join("package.tgz");
+    match via {
+        Via::Serializer(serializer) => match serializer.serve(req, &out)? {
+            Served::Written => {}
+            Served::Unsupported { flytekit } => {
+                note_unsupported(&flytekit);
+                pyflyte(req, &out, timeout)?;
+            }
+        },
+        Via::Pyflyte => pyflyte(req, &out, timeout)?,
+    }
+    let path = cache_dir.join(format!("{key}.tgz"));
+    std::fs::rename(&out, &path).with_context(|| format!("storing {}", path.display()))?;
+    Ok(Serialized { path, cached: false })
+}
+
+/// Says once per run, for each flytekit version, that its workflows are serialized one
+/// pyflyte process each.
+pub fn note_unsupported(flytekit: &str) {
+    static NOTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
+    if noted.insert(flytekit.to_string()) {
+        eprintln!(
+            "note: flytekit {flytekit} is not a version the long-lived serializer knows ({}x): the workflows of \
+             its environments are serialized with one `pyflyte package` process each",
+            crate::serializer::KNOWN_FLYTEKIT.join("x, ")
+        );
+    }
+}
+
+/// The per-workflow serialization timeout: `FLYTE_DEPLOY_SERIALIZE_TIMEOUT` (seconds, or a
+/// duration such as `10m`), default [`DEFAULT_TIMEOUT`].
+pub fn timeout() -> Result<Duration> {
+    let var = settings::FLYTE_DEPLOY_SERIALIZE_TIMEOUT;
+    let Some(value) = var.get() else { return Ok(DEFAULT_TIMEOUT) };
+    parse_timeout(&value).ok_or_else(|| {
+        crate::error::user(
+            format!("{var}={value}: not a duration"),
+            "give seconds (600) or a duration with its unit (10m, 90s), more than zero",
+        )
+    })
+}
+
+/// The per-workflow timeout when `FLYTE_DEPLOY_SERIALIZE_TIMEOUT` is not set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn parse_timeout(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let duration = match value.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::try_from_secs_f64(secs).ok()?,
+        Ok(_) => return None,
+        Err(_) => humantime::parse_duration(value).ok()?,
+    };
+    (!duration.is_zero()).then_some(duration)
+}
+
+/// Runs one `pyflyte package` of the request (through the driver) writing `out`; an error
+/// names the user's exception and frames. Stopped, with its process group, after `timeout`.
+fn pyflyte(req: &Request<'_>, out: &Path, timeout: Duration) -> Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("flyte-deploy-home")
         .tempdir()
@@ -112,7 +204,6 @@ pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Seria
     let driver = scratch.path().join("flyte_deploy_pyflyte.py");
     std::fs::write(&driver, DRIVER).with_context(|| format!("writing {}", driver.display()))?;
     let report = scratch.path().join("error.json");
-    let out = out_dir.path().join("package.tgz");
     let run = |copy: &[&str]| -> Result<std::process::Output> {
         let mut args: Vec<OsString> = vec![driver.clone().into(), report.clone().into()];
         for p in req.packages {
@@ -126,7 +217,7 @@ pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Seria
         args.extend(copy.iter().map(OsString::from));
         args.extend(["--source".into(), req.code_dir.as_os_str().to_owned()]);
         args.extend(["--force".into(), "-o".into(), out.as_os_str().to_owned()]);
-        duct::cmd(req.python, args)
+        let handle = duct::cmd(req.python, args)
             .dir(req.code_dir)
             // duct applies the innermost setting last: these go on top of the scrubbed set.
             .env("HOME", scratch.path())
@@ -137,8 +228,35 @@ pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Seria
             .stderr_to_stdout()
             .stdout_capture()
             .unchecked()
-            .run()
-            .with_context(|| format!("running {}", req.python.display()))
+            .before_spawn(|cmd| {
+                cmd.process_group(0);
+                Ok(())
+            })
+            .start()
+            .with_context(|| format!("running {}", req.python.display()))?;
+        let started = Instant::now();
+        loop {
+            if let Some(output) = handle.try_wait().with_context(|| format!("running {}", req.python.display()))? {
+                return Ok(output.clone());
+            }
+            if started.elapsed() > timeout {
+                for pid in handle.pids() {
+                    // SAFETY: kill(2) on the process group pyflyte leads; no memory is touched.
+                    unsafe {
+                        libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+                    }
+                }
+                let _ = handle.wait();
+                bail!(
+                    "pyflyte could not serialize {}: it took longer than {} (the per-workflow timeout, {}); \
+                     pyflyte was stopped with its child processes",
+                    req.packages.join(", "),
+                    humantime::format_duration(timeout),
+                    settings::FLYTE_DEPLOY_SERIALIZE_TIMEOUT
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     };
     let mut output = run(&["--copy", "all"])?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -152,9 +270,236 @@ pub fn serialize(req: &Request<'_>, cache_dir: &Path, key: &str) -> Result<Seria
         let report = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice::<Vec<Raised>>(&b).ok());
         bail!("{}", failure(req, report.as_deref(), &text));
     }
-    let path = cache_dir.join(format!("{key}.tgz"));
-    std::fs::rename(&out, &path).with_context(|| format!("storing {}", path.display()))?;
-    Ok(Serialized { path, cached: false })
+    Ok(())
+}
+
+/// One workflow for [`serialize_all`].
+pub struct Work<'a> {
+    /// Its name, for progress.
+    pub name: &'a str,
+    /// Its serialization environment.
+    pub env: &'a Environment,
+    /// Its committed code set (materialised into a temporary folder when serialized).
+    pub set: &'a CodeSet,
+    pub packages: &'a [String],
+    /// The default image (`--image IMG`).
+    pub image: &'a str,
+    /// Named images (`--image NAME=URI`).
+    pub images: &'a BTreeMap<String, String>,
+    /// Its cache key ([`cache_key`]).
+    pub key: &'a str,
+}
+
+/// How [`serialize_all`] runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Workers: environments built and serializers run at once.
+    pub jobs: usize,
+    /// The per-workflow timeout.
+    pub timeout: Duration,
+    /// The long-lived serializer where the flytekit is one it knows; false: one pyflyte
+    /// process per workflow everywhere (the benchmark's baseline).
+    pub long_lived: bool,
+}
+
+impl Options {
+    /// `jobs` workers (default: the core count), the timeout of the settings, the
+    /// long-lived serializer.
+    pub fn new(jobs: Option<usize>) -> Result<Options> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Options { jobs: jobs.unwrap_or(cores).max(1), timeout: timeout()?, long_lived: true })
+    }
+}
+
+/// The state of one environment while a run serializes.
+enum EnvState {
+    Missing,
+    Building,
+    /// Built, and held (shared) so that no prune removes it while it serializes.
+    Ready {
+        ready: Ready,
+        lane: Lane,
+    },
+    Failed(String),
+}
+
+/// Who may serialize the workflows of a built environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Its serializer is not running: the next worker takes it.
+    Free,
+    /// A worker runs its serializer, and serializes its workflows one after another.
+    Busy,
+    /// One pyflyte per workflow (a flytekit the serializer does not know): any worker.
+    Shared,
+}
+
+/// Serializes `work` (skipping what the cache has) with `opts.jobs` workers: a worker takes
+/// an environment whose serializer is free and serializes its workflows one after another
+/// through one long-lived process (a fresh one after a crash or a hang), else builds a
+/// missing environment, else waits for one being built. An environment that cannot be built
+/// fails its workflows only; so does a workflow that cannot be serialized. Returns one
+/// result per item of `work`, by index.
+pub fn serialize_all(
+    root: &Path,
+    envs: &Envs,
+    work: &[Work<'_>],
+    cache_dir: &Path,
+    opts: &Options,
+    progress: &(dyn Fn(&str, &str) + Sync),
+) -> Vec<(usize, Result<()>)> {
+    struct Board {
+        queue: Vec<usize>,
+        envs: HashMap<String, EnvState>,
+    }
+    let board = Mutex::new(Board {
+        queue: (0..work.len()).collect(),
+        envs: work.iter().map(|w| (w.env.hash.clone(), EnvState::Missing)).collect(),
+    });
+    let changed = Condvar::new();
+    let results = Mutex::new(Vec::new());
+    let done = |i: usize, result: Result<()>| results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
+    let one = |via: Via<'_>, repo: &Result<git2::Repository, String>, w: &Work<'_>, python: &Path| -> Result<()> {
+        let repo = repo.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        // A panic must fail this workflow only, not leave the others waiting for its lane.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            serialize_work(via, repo, w, python, cache_dir, opts.timeout)
+        }))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("serializing {} panicked", w.name)))
+    };
+    let worker = || {
+        let repo = git2::Repository::open(root).map_err(|e| format!("opening the repository: {e}"));
+        let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if b.queue.is_empty() {
+                return;
+            }
+            let takeable = |b: &Board, i: usize| match b.envs.get(&work[i].env.hash) {
+                Some(EnvState::Ready { lane, .. }) => *lane != Lane::Busy,
+                Some(EnvState::Failed(_)) => true,
+                _ => false,
+            };
+            if let Some(pos) = b.queue.iter().position(|&i| takeable(&b, i)) {
+                let i = b.queue.remove(pos);
+                let hash = &work[i].env.hash;
+                let (python, lane) = match b.envs.get_mut(hash) {
+                    Some(EnvState::Failed(e)) => {
+                        let e = anyhow::anyhow!("{e}");
+                        drop(b);
+                        done(i, Err(e));
+                        b = board.lock().unwrap_or_else(|e| e.into_inner());
+                        changed.notify_all();
+                        continue;
+                    }
+                    Some(EnvState::Ready { ready, lane }) => {
+                        let taken = *lane;
+                        if taken == Lane::Free {
+                            *lane = Lane::Busy;
+                        }
+                        (ready.python.clone(), taken)
+                    }
+                    _ => unreachable!("only settled environments are taken"),
+                };
+                drop(b);
+                if lane == Lane::Shared {
+                    progress(work[i].name, "serializing with pyflyte");
+                    done(i, one(Via::Pyflyte, &repo, &work[i], &python));
+                    b = board.lock().unwrap_or_else(|e| e.into_inner());
+                    changed.notify_all();
+                    continue;
+                }
+                // This worker runs the environment's serializer until its queue is empty.
+                let mut serializer = Serializer::new(&python, opts.timeout);
+                let mut next = Some(i);
+                while let Some(i) = next {
+                    if !serializer.running() && serializer.unsupported().is_none() {
+                        progress(work[i].name, "starting the serializer of its environment");
+                    }
+                    progress(work[i].name, "serializing");
+                    done(i, one(Via::Serializer(&mut serializer), &repo, &work[i], &python));
+                    let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
+                    // A process that said its flytekit is not one it knows: any worker now.
+                    let unsupported = serializer.unsupported().is_some();
+                    next = if unsupported {
+                        None
+                    } else {
+                        b.queue.iter().position(|&j| work[j].env.hash == *hash).map(|p| b.queue.remove(p))
+                    };
+                    if let Some(EnvState::Ready { lane, .. }) = b.envs.get_mut(hash) {
+                        if unsupported {
+                            *lane = Lane::Shared;
+                        } else if next.is_none() {
+                            *lane = Lane::Free;
+                        }
+                    }
+                    // Workers waiting for this lane, or for the queue to empty, look again.
+                    changed.notify_all();
+                }
+                drop(serializer);
+                b = board.lock().unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let missing =
+                b.queue.iter().map(|&i| &work[i]).find(|w| matches!(b.envs.get(&w.env.hash), Some(EnvState::Missing)));
+            if let Some(w) = missing {
+                b.envs.insert(w.env.hash.clone(), EnvState::Building);
+                drop(b);
+                if !matches!(envs.key(w.env).map(|k| envs.ready(&k)), Ok(Some(_))) {
+                    progress(w.name, &format!("building its environment ({})", w.env.describe()));
+                }
+                // A panic must not leave the others waiting for an environment forever.
+                let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| envs.ensure(w.env)));
+                let state = match ready {
+                    Ok(Ok(ready)) => {
+                        let lane = if opts.long_lived && crate::serializer::knows(&ready.flytekit) {
+                            Lane::Free
+                        } else {
+                            if opts.long_lived {
+                                note_unsupported(&ready.flytekit);
+                            }
+                            Lane::Shared
+                        };
+                        EnvState::Ready { ready, lane }
+                    }
+                    Ok(Err(e)) => EnvState::Failed(format!("{e:#}")),
+                    Err(_) => EnvState::Failed("building the environment panicked".into()),
+                };
+                b = board.lock().unwrap_or_else(|e| e.into_inner());
+                b.envs.insert(w.env.hash.clone(), state);
+                changed.notify_all();
+                continue;
+            }
+            b = changed.wait(b).unwrap_or_else(|e| e.into_inner());
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs {
+            scope.spawn(worker);
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Materialises a workflow's committed code set into a temporary folder and serializes it
+/// `via` the serializer or pyflyte (filling the cache).
+fn serialize_work(
+    via: Via<'_>,
+    repo: &git2::Repository,
+    w: &Work<'_>,
+    python: &Path,
+    cache_dir: &Path,
+    timeout: Duration,
+) -> Result<()> {
+    if cached(cache_dir, w.key).is_some() {
+        return Ok(());
+    }
+    let code =
+        tempfile::Builder::new().prefix("flyte-deploy-code").tempdir().context("creating a folder for the code set")?;
+    w.set.materialise(repo, code.path())?;
+    let request =
+        Request { python, code_dir: code.path(), set: w.set, packages: w.packages, image: w.image, images: w.images };
+    serialize_via(via, &request, cache_dir, w.key, timeout)?;
+    Ok(())
 }
 
 /// The driver pyflyte runs through (see the file's docstring).
@@ -244,6 +589,17 @@ mod tests {
 
     fn frame(file: &str, line: u32, function: &str) -> Frame {
         Frame { file: file.into(), line, function: function.into() }
+    }
+
+    #[test]
+    fn the_serialize_timeout_is_seconds_or_a_duration() {
+        assert_eq!(parse_timeout("600"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_timeout(" 2.5 "), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_timeout("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_timeout("1h 30s"), Some(Duration::from_secs(3630)));
+        for bad in ["0", "-5", "soon", "0s", "NaN", "inf"] {
+            assert_eq!(parse_timeout(bad), None, "{bad}");
+        }
     }
 
     #[test]
