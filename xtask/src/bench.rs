@@ -17,6 +17,7 @@ pub fn run(args: Bench) -> Result<ExitCode> {
         BenchKind::Plan => plan(),
         BenchKind::Package => crate::package_bench::run(),
         BenchKind::Register => crate::register::bench::run(),
+        BenchKind::Serialize => crate::serialize_bench::run(),
     }
 }
 

@@ -239,4 +239,7 @@ pub enum BenchKind {
     Package,
     /// Concurrent registration vs one entity at a time, against the sandbox.
     Register,
+    /// The long-lived serializer vs one `pyflyte package` per workflow, on 200 workflows
+    /// sharing one environment.
+    Serialize,
 }

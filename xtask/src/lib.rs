@@ -41,6 +41,7 @@ pub mod report;
 pub mod requirements;
 pub mod sandbox;
 pub mod serialize;
+pub mod serialize_bench;
 pub mod serializer;
 pub mod settings;
 pub mod source;

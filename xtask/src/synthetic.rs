@@ -1,6 +1,8 @@
-//! The synthetic monorepo of the plan benchmark: 2,000 workflows of ~100 files, a shared
-//! library used by 50 of them, and a `change` branch touching 5 workflows. Written once with
-//! `git fast-import` (one stream, no checkout) into a cached folder; owns nothing else.
+//! The synthetic monorepos of the benchmarks: the plan benchmark's 2,000 workflows of ~100
+//! files, a shared library used by 50 of them, and a `change` branch touching 5 workflows;
+//! the serialize benchmark's 200 small flytekit workflows sharing one environment. Written
+//! once with `git fast-import` (one stream, no checkout) into a cached folder; owns nothing
+//! else.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -115,4 +117,55 @@ fn commit(s: &mut String, git_ref: &str, message: &str, from: Option<&str>) {
 fn modify(s: &mut String, path: &str, body: &str) {
     let _ = writeln!(s, "M 100644 inline {path}");
     let _ = writeln!(s, "data {}\n{body}", body.len());
+}
+
+/// Workflows of the serialize benchmark's monorepo.
+pub const SERIALIZE_WORKFLOWS: usize = 200;
+
+/// The serialize benchmark's monorepo, generated on first use: an empty `deploy.toml` and
+/// [`SERIALIZE_WORKFLOWS`] workflows `wf000`..., each a package of three tasks and a
+/// workflow calling them, with no dependency files (so all share the default environment:
+/// flytekit alone), committed on `main`; the working tree is not checked out.
+pub fn serialize_monorepo(cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join("serialize-monorepo-v1");
+    let ready = dir.join(".git/synthetic-ready");
+    if ready.exists() {
+        return Ok(dir);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing the partial {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    duct::cmd("git", ["init", "--quiet", "--initial-branch=main"])
+        .dir(&dir)
+        .stdout_null()
+        .run()
+        .context("running git init")?;
+    let mut s = String::new();
+    commit(&mut s, "refs/heads/main", "the serialize benchmark's monorepo", None);
+    modify(&mut s, "deploy.toml", "");
+    for i in 0..SERIALIZE_WORKFLOWS {
+        let name = format!("wf{i:03}");
+        modify(&mut s, &format!("workflows/{name}/{name}/__init__.py"), "");
+        let tasks = format!(
+            "\"\"\"The tasks of {name}.\"\"\"\n\nfrom flytekit import task\n\n\n@task\ndef load(n: int) -> list[int]:\n    \
+             return list(range(n + {i}))\n\n\n@task\ndef total(xs: list[int]) -> int:\n    return sum(xs)\n\n\n@task\n\
+             def describe(total: int, label: str) -> str:\n    return f\"{{label}}: {{total}}\"\n"
+        );
+        modify(&mut s, &format!("workflows/{name}/{name}/tasks.py"), &tasks);
+        let flow = format!(
+            "\"\"\"The workflow of {name}.\"\"\"\n\nfrom flytekit import workflow\n\nfrom {name}.tasks import describe, load, \
+             total\n\n\n@workflow\ndef {name}_wf(n: int = {i}, label: str = \"{name}\") -> str:\n    return \
+             describe(total=total(xs=load(n=n)), label=label)\n"
+        );
+        modify(&mut s, &format!("workflows/{name}/{name}/flow.py"), &flow);
+    }
+    s.push('\n');
+    duct::cmd("git", ["fast-import", "--quiet"])
+        .dir(&dir)
+        .stdin_bytes(s.into_bytes())
+        .run()
+        .context("running git fast-import")?;
+    std::fs::write(&ready, "").with_context(|| format!("writing {}", ready.display()))?;
+    Ok(dir)
 }
