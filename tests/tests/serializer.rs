@@ -2,7 +2,8 @@
 //! generated set of odd cases (two workflows importing one shared library, two shared
 //! libraries of one name, module-level side effects on a shared module and on the
 //! environment, a workflow importing a library it does not declare after one that does, a
-//! workflow failing to import between two that succeed), and for each writes
+//! package named like an installed one an earlier workflow loaded, a workflow failing to
+//! import between two that succeed), and for each writes
 //! the same spec files, byte for byte, as the real `pyflyte package` run for that workflow
 //! alone. Through deploy: a crash or a hang fails only the workflow being serialized (a hung
 //! one is killed with its children) and the next gets a fresh process; a flytekit the
@@ -66,6 +67,16 @@ fn add_odd_cases(repo: &TempRepo) {
     // Imports the shared library without declaring it: not in its code set, so it fails, as
     // pyflyte fails on it alone, however many workflows imported `common` before.
     write_workflow(repo, "undeclared", &format!("from common.tasks import clean\n\n{PLAIN}"));
+    // Its code set has a package named like an installed one an earlier workflow loaded
+    // (pandas, which `stats` imports, loads pytz): its own is the one it imports.
+    repo.write("workflows/shadow/pytz/__init__.py", "OWN = 'the code set\\'s own pytz'\n");
+    repo.write("workflows/shadow/workflow.toml", "packages = [\"shadow\"]\n");
+    write_workflow(
+        repo,
+        "shadow",
+        "import pytz\nfrom flytekit import task, workflow\n\n\n@task\ndef echo(s: str) -> str:\n    return s\n\n\n\
+         @workflow\ndef shadow_wf(s: str = getattr(pytz, 'OWN', 'the installed pytz')) -> str:\n    return echo(s=s)\n",
+    );
     // Fails to import after touching the shared library and the environment.
     write_workflow(
         repo,
@@ -151,7 +162,7 @@ fn one_serializer_writes_for_every_workflow_the_specs_pyflyte_package_writes_for
     // two users around a failing import, the library of the same name after them, the
     // variable's reader after its setter, and the first example once more at the end.
     let mut order: Vec<&str> = vec!["batch", "etl", "features", "hello", "spec_images", "stats", "training"];
-    order.extend(["left", "undeclared", "broken", "middle", "right", "setter", "reader", "batch"]);
+    order.extend(["left", "undeclared", "broken", "middle", "right", "setter", "reader", "shadow", "batch"]);
     assert_eq!(sets.len(), order.len() - 1, "every workflow of the repository is in the order");
 
     let out_dir = tempfile::tempdir().unwrap();
@@ -237,6 +248,8 @@ fn one_serializer_writes_for_every_workflow_the_specs_pyflyte_package_writes_for
     // `reader` read no variable another workflow set.
     assert!(contains(&spec("reader", "reader.wf.reader_wf_3.pb"), b"unset"));
     assert!(!contains(&spec("reader", "reader.wf.reader_wf_3.pb"), b"setter"));
+    // `shadow` imported its own pytz, not the one pandas loaded for `stats`.
+    assert!(contains(&spec("shadow", "shadow.wf.shadow_wf_3.pb"), b"own pytz"));
     // The first example once more: the same specs as the first time.
     let batches: Vec<_> = ours_by_name.iter().filter(|(n, _)| *n == "batch").map(|(_, f)| *f).collect();
     let canonical =

@@ -23,14 +23,17 @@ request's log file while it is served).
 Isolation, per workflow, so that nothing of one reaches the next:
 - the code dir goes first on sys.path (where PYTHONPATH put it for pyflyte), is the working
   folder, PYTHONPATH and a fresh HOME are set; afterwards sys.path, sys.meta_path,
-  sys.path_hooks, the importer cache, os.environ, the working folder, sys.argv and the
-  warning filters are put back as they were;
+  sys.path_hooks, the importer cache, os.environ, the working folder, sys.argv, the warning
+  filters, sys.stdin/stdout/stderr, the exception and display hooks and the root logger's
+  handlers and level are put back as they were;
 - every module imported while serving it is removed from sys.modules, except the standard
   library's and installed packages' (flytekit's own lazily loaded parts, plugins, pandas:
   the same files for every workflow of the environment, and kept so they load once); a
   module of the code dir, or of any folder outside the installation, always goes, and so
   does an installed module that declared Flyte entities (its import must run again for the
-  next workflow that imports it, as in a fresh pyflyte);
+  next workflow that imports it, as in a fresh pyflyte); and before the import, an installed
+  module an earlier workflow loaded whose name is a package of this code set is unloaded, so
+  that the workflow's own package of that name is the one imported;
 - flytekit's process-wide state is put back to what it was at start-up: the entity list
   (FlyteEntities.entities, what serialization walks), the launch-plan cache
   (LaunchPlan.CACHE, which would hand a later workflow an earlier one's default launch
@@ -38,6 +41,9 @@ Isolation, per workflow, so that nothing of one reaches the next:
   the tracker, the file-hash cache of fast packaging and the config-file cache; entries the
   removed modules put into flytekit's registries (type transformers, structured-dataset
   handlers, task plugins, schema handlers, image builders, connectors) are dropped.
+Not undone: threads the workflow's code started keep running, signal handlers it set stay,
+and changes it made to installed modules' own state stay (as they would for the rest of a
+pyflyte process, but here for the next workflows too).
 """
 
 import importlib
@@ -45,6 +51,7 @@ import importlib.metadata
 import inspect
 import json
 import linecache
+import logging
 import os
 import resource
 import shutil
@@ -386,6 +393,9 @@ class Serializer:
             "cwd": os.getcwd(),
             "argv": list(sys.argv),
             "warnings": list(warnings.filters),
+            "streams": (sys.stdin, sys.stdout, sys.stderr),
+            "hooks": (sys.excepthook, sys.displayhook),
+            "logging": (list(logging.root.handlers), logging.root.level),
         }
         self.count += 1
         home = tempfile.mkdtemp(prefix=f"home-{self.count}-", dir=self.scratch)
@@ -424,6 +434,10 @@ class Serializer:
             os.environ.update(saved["environ"])
             warnings.filters[:] = saved["warnings"]
             getattr(warnings, "_filters_mutated", lambda: None)()
+            sys.stdin, sys.stdout, sys.stderr = saved["streams"]
+            sys.excepthook, sys.displayhook = saved["hooks"]
+            logging.root.handlers[:] = saved["logging"][0]
+            logging.root.setLevel(saved["logging"][1])
             removed = self._unload(before, code_dir, code_names, entity_modules)
             self.flytekit.reset(removed)
             linecache.clearcache()
