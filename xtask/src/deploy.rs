@@ -1,9 +1,10 @@
 //! `cargo xtask deploy`: the main job. Reads top-down like the pipeline: plan (with
 //! versions) → policy → for each workflow: is this version already complete in the domain?
-//! → serialize (one long-lived serializer per environment, cached) → image (check, build
-//! where allowed) → package → hydrate +
-//! register → removed workflows deactivated → record → report. One workflow failing leaves
-//! the others to finish; the exit status is then 1.
+//! → environment and serialize (one long-lived serializer per environment, cached) → entity
+//! names checked across workflows (a clash refuses the deploy before any change) → images
+//! the tasks name (check, build where allowed) → removed workflows deactivated → package →
+//! hydrate + register → record → report. One workflow failing leaves the others to finish;
+//! the exit status is then 1.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
