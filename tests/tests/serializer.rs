@@ -294,6 +294,9 @@ fn a_crash_fails_only_its_workflow_and_the_next_gets_a_fresh_serializer() {
     assert_eq!(crashed["outcome"], "failed");
     let error = crashed["error"].as_str().unwrap();
     assert!(error.contains("b_crash") && error.contains("exited with status 3"), "{error}");
+    // It was tried once more alone, as `pyflyte package` (which a crash at exit of a native
+    // library does not stop), and that failed too.
+    assert!(error.contains("(alone, with pyflyte package: pyflyte could not serialize b_crash"), "{error}");
     assert!(error.contains("about to leave"), "the workflow's output is told: {error}");
     // One process for a_first and b_crash, a fresh one for c_after.
     assert_eq!(run.stderr.matches("starting the serializer").count(), 2, "{}", run.stderr);

@@ -416,7 +416,21 @@ pub fn serialize_all(
                         progress(work[i].name, "starting the serializer of its environment");
                     }
                     progress(work[i].name, "serializing");
-                    done(i, one(Via::Serializer(&mut serializer), &repo, &work[i], &python));
+                    let mut result = one(Via::Serializer(&mut serializer), &repo, &work[i], &python);
+                    // The process ended under this workflow (a crash at exit of a native
+                    // library, `os._exit`): it gets one try alone, as `pyflyte package`.
+                    if let Err(e) = &result {
+                        if serializer.take_ended() {
+                            progress(work[i].name, "serializing alone with pyflyte (the serializer ended)");
+                            result = one(Via::Pyflyte, &repo, &work[i], &python).map_err(|alone| {
+                                anyhow::anyhow!(
+                                    "{e:#}\n(alone, with pyflyte package: {})",
+                                    first_line(&format!("{alone:#}"))
+                                )
+                            });
+                        }
+                    }
+                    done(i, result);
                     let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
                     // A process that said its flytekit is not one it knows: any worker now.
                     let unsupported = serializer.unsupported().is_some();

@@ -65,18 +65,34 @@ pub struct Serializer {
     unsupported: Option<String>,
     starts: usize,
     served: usize,
+    /// The process ended in the middle of the last request.
+    ended: bool,
 }
 
 impl Serializer {
     /// A serializer for the environment whose Python is `python`; `timeout` bounds each
     /// workflow (and the start-up).
     pub fn new(python: &Path, timeout: Duration) -> Serializer {
-        Serializer { python: python.to_path_buf(), timeout, process: None, unsupported: None, starts: 0, served: 0 }
+        Serializer {
+            python: python.to_path_buf(),
+            timeout,
+            process: None,
+            unsupported: None,
+            starts: 0,
+            served: 0,
+            ended: false,
+        }
     }
 
     /// True while a process is up (the next request does not start one).
     pub fn running(&self) -> bool {
         self.process.is_some()
+    }
+
+    /// True, once, when the process ended in the middle of the last request (not a timeout
+    /// and not an error it reported): the caller may try that workflow alone.
+    pub fn take_ended(&mut self) -> bool {
+        std::mem::take(&mut self.ended)
     }
 
     /// The id of the running process.
@@ -157,6 +173,7 @@ impl Serializer {
                 );
             }
             Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.ended = true;
                 let mut process = self.process.take().expect("a request was sent");
                 let status = describe_status(process.finish(Duration::from_secs(5)));
                 let tail = tail(&log, req.code_dir);
