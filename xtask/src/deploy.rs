@@ -151,6 +151,7 @@ async fn deploy(
     let history = store.load(&repo.git).unwrap_or_default();
     // A committed cache folder was said among the plan's notes.
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &head)?;
+    let mut packages = Packages::new(&cache_dir);
 
     let mut done: Vec<WorkflowSummary> = Vec::new();
     let mut records: Vec<Record> = Vec::new();
@@ -192,13 +193,13 @@ async fn deploy(
         };
         let image = planned.image.as_deref().unwrap_or_default();
         let key = serialize::cache_key(code, image, &wf.packages, &env.hash, &wf.images);
-        let known = known_launch_plans(&cache_dir, &key, &history, &wf.name, &version);
+        let known = known_launch_plans(&mut packages, &key, &history, &wf.name, &version);
         if let Some(names) = &known {
             progress.step(&wf.name, "checking the registered version");
             match complete(&admin, &wf.project, &domain.name.value, &version, names).await {
                 Ok(true) => {
                     summary.outcome = Outcome::AlreadyRegistered;
-                    summary.images = serialized_images(&cache_dir, &key);
+                    summary.images = serialized_images(&mut packages, &key);
                     summary.seconds = started.elapsed().as_secs_f64();
                     done.push(summary);
                     continue;
@@ -275,7 +276,7 @@ async fn deploy(
             Some((wf, key))
         }))
         .collect();
-    check_entity_names(&cache_dir, &named)?;
+    check_entity_names(&mut packages, &named)?;
 
     // 3. Images: the ones the serialized tasks name, every decision before anything is built
     // or registered.
@@ -287,7 +288,7 @@ async fn deploy(
         if job.summary.outcome == Outcome::Failed {
             continue;
         }
-        job.summary.images = serialized_images(&cache_dir, &job.key);
+        job.summary.images = serialized_images(&mut packages, &job.key);
         let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
         // Against the sandbox only the images the code alone names are checked (the
         // configured ones are the user's word, and the sandbox runs nothing); against
@@ -503,12 +504,33 @@ fn record_of(repo: &Repo, plan: &Plan<'_>, s: &WorkflowSummary, domain: &str, la
     }
 }
 
+/// The serialization cache's packages, each read (decompressed) once per run: an unchanged
+/// workflow's package is wanted for its launch plans, its images and the name check. Only
+/// hits are kept, since a miss may be serialized later in the run.
+struct Packages<'c> {
+    dir: &'c Path,
+    read: HashMap<String, std::rc::Rc<Package>>,
+}
+
+impl<'c> Packages<'c> {
+    fn new(dir: &'c Path) -> Packages<'c> {
+        Packages { dir, read: HashMap::new() }
+    }
+
+    fn get(&mut self, key: &str) -> Option<std::rc::Rc<Package>> {
+        if let Some(p) = self.read.get(key) {
+            return Some(p.clone());
+        }
+        let hit = serialize::cached(self.dir, key)?;
+        let package = std::rc::Rc::new(specs::read_package_file(&hit.path).ok()?);
+        self.read.insert(key.to_string(), package.clone());
+        Some(package)
+    }
+}
+
 /// The images the tasks of a cached serialization name.
-fn serialized_images(cache_dir: &Path, key: &str) -> Vec<String> {
-    serialize::cached(cache_dir, key)
-        .and_then(|hit| specs::read_package_file(&hit.path).ok())
-        .map(|p| specs::task_images(&p))
-        .unwrap_or_default()
+fn serialized_images(packages: &mut Packages<'_>, key: &str) -> Vec<String> {
+    packages.get(key).map(|p| specs::task_images(&p)).unwrap_or_default()
 }
 
 /// Acts on whether an image a task names exists (other than the workflow's Dockerfile
@@ -539,16 +561,14 @@ fn check_code_image(job: &mut Job, image: &str, exists: std::result::Result<bool
 /// The launch plans of a workflow at a version, without Python: from the serialized package
 /// in the cache, else from an earlier record of the same version.
 fn known_launch_plans(
-    cache_dir: &Path,
+    packages: &mut Packages<'_>,
     key: &str,
     history: &[Record],
     workflow: &str,
     version: &str,
 ) -> Option<Vec<String>> {
-    if let Some(hit) = serialize::cached(cache_dir, key) {
-        if let Ok(package) = specs::read_package_file(&hit.path) {
-            return Some(launch_plan_names(&package));
-        }
+    if let Some(package) = packages.get(key) {
+        return Some(launch_plan_names(&package));
     }
     history
         .iter()
@@ -561,7 +581,7 @@ fn known_launch_plans(
 /// hold an entity of the same kind and name, unless the entity comes from a shared path
 /// both declare (a task of `libs/common` is registered by each of its users, under each
 /// one's own version, which is as it should be).
-fn check_entity_names(cache_dir: &Path, workflows: &[(&Workflow, String)]) -> Result<()> {
+fn check_entity_names(packages: &mut Packages<'_>, workflows: &[(&Workflow, String)]) -> Result<()> {
     let mut owners: HashMap<(&str, Kind, String), &Workflow> = HashMap::new();
     let mut clashes: Vec<(String, String, &str, &str, String)> = Vec::new();
     let shared_by_both = |a: &Workflow, b: &Workflow, name: &str| {
@@ -569,8 +589,7 @@ fn check_entity_names(cache_dir: &Path, workflows: &[(&Workflow, String)]) -> Re
         a.shared.iter().any(|s| b.shared.contains(s) && name.starts_with(&format!("{}.", package(s))))
     };
     for (wf, key) in workflows {
-        let Some(hit) = serialize::cached(cache_dir, key) else { continue };
-        let Ok(package) = specs::read_package_file(&hit.path) else { continue };
+        let Some(package) = packages.get(key) else { continue };
         for (kind, name) in specs::entity_names(&package) {
             match owners.get(&(wf.project.as_str(), kind, name.clone())) {
                 Some(other) if other.path != wf.path && !shared_by_both(other, wf, &name) => {

@@ -197,12 +197,7 @@ fn parse_timeout(value: &str) -> Option<Duration> {
 /// Runs one `pyflyte package` of the request (through the driver) writing `out`; an error
 /// names the user's exception and frames. Stopped, with its process group, after `timeout`.
 fn pyflyte(req: &Request<'_>, out: &Path, timeout: Duration) -> Result<()> {
-    let scratch = tempfile::Builder::new()
-        .prefix("flyte-deploy-home")
-        .tempdir()
-        .context("creating a temporary home for pyflyte")?;
-    let driver = scratch.path().join("flyte_deploy_pyflyte.py");
-    std::fs::write(&driver, DRIVER).with_context(|| format!("writing {}", driver.display()))?;
+    let (scratch, driver) = scratch_with_driver("flyte-deploy-home")?;
     let report = scratch.path().join("error.json");
     let run = |copy: &[&str]| -> Result<std::process::Output> {
         let mut args: Vec<OsString> = vec![driver.clone().into(), report.clone().into()];
@@ -518,6 +513,15 @@ fn serialize_work(
 
 /// The driver pyflyte runs through (see the file's docstring).
 const DRIVER: &str = include_str!("pyflyte_driver.py");
+
+/// A temporary folder (the HOME workflow code gets) holding the driver pyflyte runs
+/// through; returns it and the driver's path.
+pub(crate) fn scratch_with_driver(prefix: &str) -> Result<(tempfile::TempDir, PathBuf)> {
+    let scratch = tempfile::Builder::new().prefix(prefix).tempdir().context("creating a temporary home for pyflyte")?;
+    let driver = scratch.path().join("flyte_deploy_pyflyte.py");
+    std::fs::write(&driver, DRIVER).with_context(|| format!("writing {}", driver.display()))?;
+    Ok((scratch, driver))
+}
 
 /// One exception of a chain, as the driver writes it.
 #[derive(Debug, Deserialize)]

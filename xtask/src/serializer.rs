@@ -24,7 +24,6 @@ use crate::serialize::{failure, Raised, Request};
 /// The serializer program (see the file's docstring for the protocol and the isolation).
 const PROGRAM: &str = include_str!("serializer.py");
 /// The pyflyte driver, which the serializer imports for its error reports.
-const DRIVER: &str = include_str!("pyflyte_driver.py");
 /// Frames larger than this are refused (answers are a few kilobytes).
 const MAX_FRAME: usize = 64 << 20;
 
@@ -265,14 +264,10 @@ impl Process {
     /// and reads its first frame. `req` is the workflow it is started for (a start-up error
     /// is its error).
     fn start(python: &Path, timeout: Duration, req: &Request<'_>) -> Result<Started> {
-        let scratch = tempfile::Builder::new()
-            .prefix("flyte-deploy-serializer")
-            .tempdir()
-            .context("creating a temporary home for the serializer")?;
+        // The program imports the driver from its own folder.
+        let (scratch, _driver) = crate::serialize::scratch_with_driver("flyte-deploy-serializer")?;
         let program = scratch.path().join("flyte_deploy_serializer.py");
         std::fs::write(&program, PROGRAM).with_context(|| format!("writing {}", program.display()))?;
-        let driver = scratch.path().join("flyte_deploy_pyflyte.py");
-        std::fs::write(&driver, DRIVER).with_context(|| format!("writing {}", driver.display()))?;
         let log = scratch.path().join("serializer.log");
         let stderr = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         // A Command rather than duct: the pipes stay open across requests.
