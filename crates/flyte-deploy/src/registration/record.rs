@@ -1,6 +1,7 @@
 //! The record of what was registered where, from which commit: one `Record` per workflow
 //! per deploy or promotion. Stored as git notes under `refs/notes/flyte-deploy` on the
-//! deployed commit (for a remote FlyteAdmin; CI pushes them) or in the sandbox's store.
+//! deployed commit (for a remote FlyteAdmin; CI pushes them) or, for the embedded sandbox,
+//! in a records database of their own beside its data (never in the sandbox's database).
 //! Owns the record's shape and the notes format; decides nothing about deploying.
 
 use anyhow::{Context, Result};
@@ -79,8 +80,9 @@ pub fn append_notes(repo: &Repository, commit: Oid, records: &[Record]) -> Resul
     Ok(())
 }
 
-/// Where records go: the embedded sandbox keeps them in its SQLite store (beside its
-/// entities); a remote FlyteAdmin (or a sandbox at an address) gets git notes.
+/// Where records go: deploys to the embedded sandbox keep them in `records.sqlite` in its
+/// data folder (beside, not inside, the sandbox's own database, which is the server's
+/// business); a remote FlyteAdmin (or a sandbox at an address) gets git notes.
 #[derive(Debug, Clone)]
 pub enum Store {
     /// The sandbox's data folder.
@@ -112,10 +114,10 @@ impl Store {
                 Ok(())
             }
             Store::Sandbox(data) => {
-                let db = sandbox_db(data)?;
+                let db = records_db(data)?;
                 for r in records {
                     db.execute("INSERT INTO deploy_records (json) VALUES (?1)", [serde_json::to_string(r)?])
-                        .context("writing a deploy record to the sandbox store")?;
+                        .context("writing a deploy record")?;
                 }
                 Ok(())
             }
@@ -127,10 +129,10 @@ impl Store {
         let mut out = match self {
             Store::Notes => read_notes(repo)?,
             Store::Sandbox(data) => {
-                if !data.join(SANDBOX_DB).exists() {
+                if !data.join(RECORDS_DB).exists() {
                     return Ok(Vec::new());
                 }
-                let db = sandbox_db(data)?;
+                let db = records_db(data)?;
                 let mut stmt = db.prepare("SELECT json FROM deploy_records ORDER BY id")?;
                 let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
                 let mut out = Vec::new();
@@ -147,12 +149,12 @@ impl Store {
     }
 }
 
-/// The sandbox's database file in its data folder.
-const SANDBOX_DB: &str = "sandbox.sqlite";
+/// The records database in the sandbox's data folder.
+const RECORDS_DB: &str = "records.sqlite";
 
-fn sandbox_db(data: &std::path::Path) -> Result<rusqlite::Connection> {
+fn records_db(data: &std::path::Path) -> Result<rusqlite::Connection> {
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let path = data.join(SANDBOX_DB);
+    let path = data.join(RECORDS_DB);
     let db = rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
     db.busy_timeout(std::time::Duration::from_secs(10))?;
     db.execute_batch(
@@ -213,5 +215,20 @@ mod tests {
         let mut got = read_notes(&repo).unwrap();
         got.sort_by(|x, y| x.workflow.cmp(&y.workflow));
         assert_eq!(got, vec![record("a", "development"), record("b", "staging")]);
+    }
+
+    #[test]
+    fn sandbox_records_live_in_their_own_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path().join("repo")).unwrap();
+        let data = dir.path().join("sandbox");
+        let store = Store::Sandbox(data.clone());
+        store.append(&repo, &[record("a", "development")]).unwrap();
+        store.append(&repo, &[record("b", "development")]).unwrap();
+        let got: Vec<String> = store.load(&repo).unwrap().into_iter().map(|r| r.workflow).collect();
+        assert_eq!(got, ["a", "b"]);
+        let files: Vec<String> =
+            std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(files, [RECORDS_DB], "nothing of the sandbox's own state is touched");
     }
 }
