@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes a `.gitignore` of `*` into the caches' folder (`.flyte/cache`) when it has none, so a
 /// cache never shows in `git status` nor lands in a commit, whatever the project ignores.
-pub fn keep_out_of_git(caches: &Path) {
+pub(crate) fn keep_out_of_git(caches: &Path) {
     let ignore = caches.join(".gitignore");
     if !ignore.exists() {
         let _ = std::fs::write(ignore, "# flyte-deploy's caches: never committed\n*\n");
@@ -16,12 +16,12 @@ pub fn keep_out_of_git(caches: &Path) {
 }
 
 /// The caches' folder, relative to the repository root.
-pub const DIR: &str = ".flyte/cache";
+pub(crate) const DIR: &str = ".flyte/cache";
 
 /// Why the caches are not to be used, when `.flyte/cache` is tracked by git in `commit` (the
 /// one a command works on) or in the commit checked out: files a commit brought were not
 /// written by this tool, and a cache trusted on its word could hide a change. `None`: use them.
-pub fn committed(repo: &git2::Repository, commit: &git2::Commit<'_>) -> Option<String> {
+pub(crate) fn committed(repo: &git2::Repository, commit: &git2::Commit<'_>) -> Option<String> {
     let tracked = |t: &git2::Tree<'_>| t.get_path(Path::new(DIR)).is_ok();
     let at = if commit.tree().is_ok_and(|t| tracked(&t)) {
         format!("commit {:.10}", commit.id())
@@ -40,7 +40,7 @@ pub fn committed(repo: &git2::Repository, commit: &git2::Commit<'_>) -> Option<S
 
 /// Writes `file` (in a cache's folder, below the caches' folder) whole from `parts`: creates
 /// the folder, keeps the caches out of git, writes a temporary file beside it and renames it.
-pub fn write_whole(file: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+pub(crate) fn write_whole(file: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     let dir = file.parent().expect("a cache file is in a folder");
     std::fs::create_dir_all(dir)?;
     keep_out_of_git(dir.parent().unwrap_or(dir));
@@ -53,7 +53,7 @@ pub fn write_whole(file: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
 }
 
 /// Removes all but the `keep` newest files of `dir` that `counts` selects.
-pub fn keep_newest(dir: &Path, keep: usize, counts: impl Fn(&Path) -> bool) {
+pub(crate) fn keep_newest(dir: &Path, keep: usize, counts: impl Fn(&Path) -> bool) {
     let Ok(read) = std::fs::read_dir(dir) else { return };
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = read
         .filter_map(|e| e.ok())

@@ -6,7 +6,7 @@
 
 pub mod args;
 pub mod artifacts;
-pub mod caches;
+pub(crate) mod caches;
 pub mod config;
 pub mod error;
 pub mod pipeline;

@@ -19,20 +19,20 @@ use super::store::Store;
 const MAX_UPLOAD: u64 = 1 << 30;
 
 /// The URL path of an upload.
-pub fn upload_path(project: &str, domain: &str, root: &str, filename: &str) -> String {
+pub(crate) fn upload_path(project: &str, domain: &str, root: &str, filename: &str) -> String {
     format!("/uploads/{project}/{domain}/{root}/{filename}")
 }
 
 /// The signature of an upload URL: SHA-256 over the sandbox's secret and what the URL
 /// allows (path, MD5, expiry).
-pub fn signature(secret: &str, path: &str, md5_hex: &str, expires: i64) -> String {
+pub(crate) fn signature(secret: &str, path: &str, md5_hex: &str, expires: i64) -> String {
     let mut hasher = Sha256::new();
     sha2::Digest::update(&mut hasher, format!("{secret}\n{path}\n{md5_hex}\n{expires}").as_bytes());
     hex::encode(sha2::Digest::finalize(hasher))
 }
 
 /// Serves uploads on `listener` until `shutdown` resolves.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: std::net::TcpListener,
     store: Arc<Store>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -50,7 +50,7 @@ pub async fn serve(
 }
 
 /// The address the endpoint is bound to, as a URL base.
-pub fn base_url(addr: SocketAddr) -> String {
+pub(crate) fn base_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 

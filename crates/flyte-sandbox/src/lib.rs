@@ -3,9 +3,9 @@
 //! stopping the servers (in-process for the client, or as `cargo xtask sandbox`); runs no
 //! executions.
 
-pub mod http;
-pub mod service;
-pub mod store;
+mod http;
+mod service;
+mod store;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

@@ -31,7 +31,7 @@ use flyte_api::wire;
 pub const SANDBOX_BUILD: &str = "flyte-deploy-sandbox";
 
 /// The sandbox's state and rules, shared by its services.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     pub store: Arc<Store>,
     /// The domains it accepts.
     pub domains: Vec<String>,
@@ -75,7 +75,7 @@ impl Sandbox {
     }
 
     /// One call of a pass-through method: request bytes in, response bytes out.
-    pub fn raw_call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+    pub(crate) fn raw_call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         match method {
             "CreateTask" => self.create(Kind::Task, request),
             "CreateWorkflow" => self.create(Kind::Workflow, request),
@@ -763,7 +763,7 @@ impl DataProxyService for Sandbox {
 
 /// The stable name of an uploaded archive, independent of the sandbox's address (it goes
 /// into task specs, so it must not change when the sandbox restarts on another port).
-pub fn native_url(project: &str, domain: &str, root: &str, filename: &str) -> String {
+pub(crate) fn native_url(project: &str, domain: &str, root: &str, filename: &str) -> String {
     format!("sandbox://uploads/{project}/{domain}/{root}/{filename}")
 }
 
@@ -786,13 +786,13 @@ fn now() -> i64 {
 /// AdminService as served: the pass-through methods by path, the rest by the generated
 /// server.
 #[derive(Clone)]
-pub struct AdminRoutes {
+pub(crate) struct AdminRoutes {
     sandbox: Arc<Sandbox>,
     typed: AdminServiceServer<Sandbox>,
 }
 
 impl AdminRoutes {
-    pub fn new(sandbox: Arc<Sandbox>) -> AdminRoutes {
+    pub(crate) fn new(sandbox: Arc<Sandbox>) -> AdminRoutes {
         AdminRoutes { typed: AdminServiceServer::from_arc(sandbox.clone()), sandbox }
     }
 }
@@ -845,14 +845,14 @@ impl tonic::server::UnaryService<Vec<u8>> for RawMethod {
 }
 
 /// The DataProxyService as served.
-pub fn data_proxy(sandbox: Arc<Sandbox>) -> DataProxyServiceServer<Sandbox> {
+pub(crate) fn data_proxy(sandbox: Arc<Sandbox>) -> DataProxyServiceServer<Sandbox> {
     DataProxyServiceServer::from_arc(sandbox)
 }
 
 /// A service whose every call waits `delay` first (the benchmark's stand-in for network
 /// and database latency).
 #[derive(Clone)]
-pub struct Delayed<S> {
+pub(crate) struct Delayed<S> {
     pub inner: S,
     pub delay: Duration,
 }

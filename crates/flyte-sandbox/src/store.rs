@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// The entity kinds, numbered as `flyteidl.core.ResourceType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     Task = 1,
     Workflow = 2,
     LaunchPlan = 3,
@@ -19,7 +19,7 @@ pub enum Kind {
 
 impl Kind {
     /// The word FlyteAdmin uses in its messages.
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             Kind::Task => "task",
             Kind::Workflow => "workflow",
@@ -30,7 +30,7 @@ impl Kind {
 
 /// Identifies one registered entity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     pub kind: Kind,
     pub project: String,
     pub domain: String,
@@ -40,7 +40,7 @@ pub struct Key {
 
 /// An entity as stored.
 #[derive(Debug, Clone)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub key: Key,
     /// The spec bytes exactly as the create request carried them.
     pub spec: Vec<u8>,
@@ -52,7 +52,7 @@ pub struct Stored {
 
 /// What an insert found.
 #[derive(Debug)]
-pub enum Inserted {
+pub(crate) enum Inserted {
     New,
     /// An entity with this key was there already; its spec bytes.
     Existing(Vec<u8>),
@@ -60,7 +60,7 @@ pub enum Inserted {
 
 /// A registered project.
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     pub id: String,
     pub name: String,
     pub description: String,
@@ -68,7 +68,7 @@ pub struct Project {
 
 /// The sandbox's state. One connection behind a mutex: every operation is a short
 /// transaction, committed before it returns (a killed sandbox keeps what it answered).
-pub struct Store {
+pub(crate) struct Store {
     conn: Mutex<Connection>,
     uploads: PathBuf,
     secret: String,
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS attributes (
 
 impl Store {
     /// Opens (creating when missing) the state under `data`.
-    pub fn open(data: &Path) -> Result<Store> {
+    pub(crate) fn open(data: &Path) -> Result<Store> {
         std::fs::create_dir_all(data).with_context(|| format!("creating the sandbox data dir {}", data.display()))?;
         let db = data.join("sandbox.sqlite");
         let conn = Connection::open(&db).with_context(|| format!("opening {}", db.display()))?;
@@ -115,12 +115,12 @@ impl Store {
     }
 
     /// The key that signs upload URLs (kept in the database, so URLs survive restarts).
-    pub fn secret(&self) -> &str {
+    pub(crate) fn secret(&self) -> &str {
         &self.secret
     }
 
     /// Where an uploaded archive lives on disk.
-    pub fn upload_path(&self, project: &str, domain: &str, root: &str, filename: &str) -> PathBuf {
+    pub(crate) fn upload_path(&self, project: &str, domain: &str, root: &str, filename: &str) -> PathBuf {
         self.uploads.join(project).join(domain).join(root).join(filename)
     }
 
@@ -128,7 +128,7 @@ impl Store {
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn project(&self, id: &str) -> Result<Option<Project>> {
+    pub(crate) fn project(&self, id: &str) -> Result<Option<Project>> {
         Ok(self
             .conn()
             .query_row("SELECT id, name, description FROM projects WHERE id = ?1", [id], |r| {
@@ -138,7 +138,7 @@ impl Store {
     }
 
     /// Registers a project; false when it existed already.
-    pub fn register_project(&self, project: &Project) -> Result<bool> {
+    pub(crate) fn register_project(&self, project: &Project) -> Result<bool> {
         let n = self.conn().execute(
             "INSERT OR IGNORE INTO projects (id, name, description) VALUES (?1, ?2, ?3)",
             params![project.id, project.name, project.description],
@@ -146,7 +146,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub fn projects(&self) -> Result<Vec<Project>> {
+    pub(crate) fn projects(&self) -> Result<Vec<Project>> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT id, name, description FROM projects ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok(Project { id: r.get(0)?, name: r.get(1)?, description: r.get(2)? }))?;
@@ -154,7 +154,7 @@ impl Store {
     }
 
     /// Inserts an entity unless its key exists; says which happened, atomically.
-    pub fn insert(&self, key: &Key, spec: &[u8]) -> Result<Inserted> {
+    pub(crate) fn insert(&self, key: &Key, spec: &[u8]) -> Result<Inserted> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let existing: Option<Vec<u8>> = tx
@@ -176,7 +176,7 @@ impl Store {
         Ok(Inserted::New)
     }
 
-    pub fn get(&self, key: &Key) -> Result<Option<Stored>> {
+    pub(crate) fn get(&self, key: &Key) -> Result<Option<Stored>> {
         Ok(self
             .conn()
             .query_row(
@@ -190,7 +190,7 @@ impl Store {
 
     /// Every version of the entities of a kind in a project and domain (of one name when
     /// given), newest first; only the active ones when `active_only`.
-    pub fn list(
+    pub(crate) fn list(
         &self,
         kind: Kind,
         project: &str,
@@ -222,7 +222,7 @@ impl Store {
     }
 
     /// The distinct names of a kind in a project and domain, sorted.
-    pub fn names(&self, kind: Kind, project: &str, domain: &str) -> Result<Vec<String>> {
+    pub(crate) fn names(&self, kind: Kind, project: &str, domain: &str) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT DISTINCT name FROM entities WHERE kind=?1 AND project=?2 AND domain=?3 ORDER BY name")?;
@@ -232,7 +232,7 @@ impl Store {
 
     /// Sets a launch plan's state. Activating deactivates every other version of the same
     /// name, in one transaction. False when the launch plan does not exist.
-    pub fn set_launch_plan_active(&self, key: &Key, active: bool) -> Result<bool> {
+    pub(crate) fn set_launch_plan_active(&self, key: &Key, active: bool) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if active {
@@ -253,7 +253,13 @@ impl Store {
     }
 
     /// Stores a `ProjectDomainAttributes` message (bytes as received) for one resource type.
-    pub fn set_attributes(&self, project: &str, domain: &str, resource_type: i32, attributes: &[u8]) -> Result<()> {
+    pub(crate) fn set_attributes(
+        &self,
+        project: &str,
+        domain: &str,
+        resource_type: i32,
+        attributes: &[u8],
+    ) -> Result<()> {
         self.conn().execute(
             "INSERT INTO attributes (project, domain, resource_type, attributes) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (project, domain, resource_type) DO UPDATE SET attributes = excluded.attributes",
@@ -262,7 +268,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn attributes(&self, project: &str, domain: &str, resource_type: i32) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn attributes(&self, project: &str, domain: &str, resource_type: i32) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn()
             .query_row(

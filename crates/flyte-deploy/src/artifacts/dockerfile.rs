@@ -6,14 +6,16 @@
 /// One instruction: its keyword upper-cased (`ARG`, `RUN`, ...) and the rest of it, with its
 /// continuation lines joined as the builders join them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instruction {
+pub(crate) struct Instruction {
     pub keyword: String,
     pub args: String,
 }
 
 /// Every instruction of a Dockerfile in order: of every stage, and those before the first
-/// `FROM`. Heredoc bodies are skipped; nothing is validated.
-pub fn instructions(text: &str) -> Vec<Instruction> {
+/// `FROM`. Heredoc bodies are skipped; nothing is validated. (What the tests read; the
+/// tool asks only for the `ARG`s.)
+#[cfg(test)]
+fn instructions(text: &str) -> Vec<Instruction> {
     parse(text).1
 }
 
@@ -55,7 +57,7 @@ fn parse(text: &str) -> (char, Vec<Instruction>) {
 }
 
 /// The names every `ARG` declares (`ARG a b=1` declares `a` and `b`), in order, repeats kept.
-pub fn declared_args(text: &str) -> Vec<String> {
+pub(crate) fn declared_args(text: &str) -> Vec<String> {
     let (escape, instructions) = parse(text);
     instructions
         .into_iter()
@@ -67,7 +69,7 @@ pub fn declared_args(text: &str) -> Vec<String> {
 
 /// True when an `ARG` of any stage declares `name` (with or without a default). The keyword's
 /// case does not matter, the name's does, as for the builders.
-pub fn declares_arg(text: &str, name: &str) -> bool {
+pub(crate) fn declares_arg(text: &str, name: &str) -> bool {
     declared_args(text).iter().any(|n| n == name)
 }
 

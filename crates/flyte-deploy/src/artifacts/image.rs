@@ -22,14 +22,14 @@ use crate::config;
 use crate::error;
 use crate::settings::{self, Var};
 
-pub const PLATFORM_ENV: Var = settings::FLYTE_DEPLOY_PLATFORM;
-pub const STORAGE_DRIVER_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_DRIVER;
-pub const STORAGE_ROOT_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_ROOT;
-pub const STORAGE_RUNROOT_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_RUNROOT;
+pub(crate) const PLATFORM_ENV: Var = settings::FLYTE_DEPLOY_PLATFORM;
+pub(crate) const STORAGE_DRIVER_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_DRIVER;
+pub(crate) const STORAGE_ROOT_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_ROOT;
+pub(crate) const STORAGE_RUNROOT_ENV: Var = settings::FLYTE_DEPLOY_STORAGE_RUNROOT;
 
 /// The program that builds and pushes images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Builder {
+pub(crate) enum Builder {
     /// `docker buildx build` (BuildKit): reproducible with `SOURCE_DATE_EPOCH` and
     /// `rewrite-timestamp`.
     DockerBuildx,
@@ -40,7 +40,7 @@ pub enum Builder {
 }
 
 impl Builder {
-    pub fn program(self) -> &'static str {
+    pub(crate) fn program(self) -> &'static str {
         match self {
             Builder::DockerBuildx | Builder::Docker => "docker",
             Builder::Podman => "podman",
@@ -51,7 +51,7 @@ impl Builder {
 
 /// What is installed and working on this machine, as far as choosing a builder goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// The docker CLI is on PATH.
     pub docker: bool,
     /// `docker info` answers: an engine runs.
@@ -64,7 +64,7 @@ pub struct Installed {
 
 /// The builder to use: the configured one (which must be installed), or for `auto` the first
 /// that works of docker (when its engine answers), podman, buildah.
-pub fn choose(configured: config::Builder, installed: &Installed) -> Result<Builder> {
+pub(crate) fn choose(configured: config::Builder, installed: &Installed) -> Result<Builder> {
     let docker = if installed.docker_buildx { Builder::DockerBuildx } else { Builder::Docker };
     let missing = |name: &str| {
         error::user(
@@ -90,7 +90,7 @@ pub fn choose(configured: config::Builder, installed: &Installed) -> Result<Buil
 }
 
 /// Looks at this machine and chooses the builder (probes only what the choice needs).
-pub fn detect(configured: config::Builder) -> Result<Builder> {
+pub(crate) fn detect(configured: config::Builder) -> Result<Builder> {
     let docker = which("docker").is_some();
     let wants_docker = matches!(configured, config::Builder::Docker | config::Builder::Auto);
     let answers = |args: &[&str]| {
@@ -114,7 +114,7 @@ fn which(program: &str) -> Option<PathBuf> {
 
 /// Where buildah and podman keep images (`None`: their own default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Storage {
+pub(crate) struct Storage {
     pub driver: Option<String>,
     pub root: Option<PathBuf>,
     pub runroot: Option<PathBuf>,
@@ -122,7 +122,7 @@ pub struct Storage {
 
 impl Storage {
     /// From `FLYTE_DEPLOY_STORAGE_DRIVER`, `_ROOT` and `_RUNROOT`.
-    pub fn from_env() -> Storage {
+    pub(crate) fn from_env() -> Storage {
         Storage {
             driver: STORAGE_DRIVER_ENV.get_os().map(|v| v.to_string_lossy().into_owned()),
             root: STORAGE_ROOT_ENV.get_os().map(PathBuf::from),
@@ -147,7 +147,7 @@ impl Storage {
 
 /// One image to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildSpec {
+pub(crate) struct BuildSpec {
     /// The build context: a folder holding only committed files.
     pub context: PathBuf,
     /// The Dockerfile (may lie outside the context).
@@ -163,12 +163,12 @@ pub struct BuildSpec {
 /// The build argument through which a Dockerfile learns the reference of the image being
 /// built: Flyte's examples (flytesnacks) declare `ARG tag` and set
 /// `ENV FLYTE_INTERNAL_IMAGE $tag`.
-pub const IMAGE_REFERENCE_ARG: &str = "tag";
+pub(crate) const IMAGE_REFERENCE_ARG: &str = "tag";
 
 /// The build arguments of `dockerfile` (its text) built as `reference`: `tag=<reference>` when
 /// the Dockerfile declares `ARG tag` in any stage, else none (builders warn of an argument
 /// that no `ARG` takes). The reference is content-addressed, so the image stays reproducible.
-pub fn build_args(dockerfile: &str, reference: &str) -> Vec<(String, String)> {
+pub(crate) fn build_args(dockerfile: &str, reference: &str) -> Vec<(String, String)> {
     if dockerfile::declares_arg(dockerfile, IMAGE_REFERENCE_ARG) {
         vec![(IMAGE_REFERENCE_ARG.to_string(), reference.to_string())]
     } else {
@@ -178,7 +178,7 @@ pub fn build_args(dockerfile: &str, reference: &str) -> Vec<(String, String)> {
 
 /// A program with its argv and extra environment: what [`run`] executes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     pub program: &'static str,
     pub args: Vec<OsString>,
     pub env: Vec<(&'static str, OsString)>,
@@ -186,7 +186,7 @@ pub struct Invocation {
 
 impl Invocation {
     /// The command as one line, for messages.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         std::iter::once(self.program.to_string())
             .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
             .collect::<Vec<_>>()
@@ -195,13 +195,13 @@ impl Invocation {
 }
 
 /// The platform from `FLYTE_DEPLOY_PLATFORM`.
-pub fn platform_from_env() -> Option<String> {
+pub(crate) fn platform_from_env() -> Option<String> {
     PLATFORM_ENV.get()
 }
 
 /// The reproducible build command: every timestamp in the image is the epoch, so the same
 /// context and Dockerfile give the same digest on any machine and at any time.
-pub fn build_command(builder: Builder, storage: &Storage, spec: &BuildSpec) -> Invocation {
+pub(crate) fn build_command(builder: Builder, storage: &Storage, spec: &BuildSpec) -> Invocation {
     let mut args: Vec<OsString> = Vec::new();
     let mut env = vec![("SOURCE_DATE_EPOCH", OsString::from("0"))];
     match builder {
@@ -241,7 +241,7 @@ pub fn build_command(builder: Builder, storage: &Storage, spec: &BuildSpec) -> I
 /// listed in `FLYTE_DEPLOY_INSECURE_REGISTRIES` (Docker decides that itself from its own
 /// daemon settings, and already treats 127.0.0.0/8 as insecure). `authfile` is a Docker
 /// config.json with the registry's credentials (the one the registry check used).
-pub fn push_command(
+pub(crate) fn push_command(
     builder: Builder,
     storage: &Storage,
     image: &registry::ImageRef,
@@ -274,7 +274,7 @@ pub fn push_command(
 }
 
 /// Runs an invocation with the builder's output going to our stderr (stdout stays ours).
-pub fn run(invocation: &Invocation) -> Result<()> {
+pub(crate) fn run(invocation: &Invocation) -> Result<()> {
     let mut cmd = duct::cmd(invocation.program, &invocation.args).stdout_to_stderr().unchecked();
     for (k, v) in &invocation.env {
         cmd = cmd.env(k, v);
@@ -291,7 +291,7 @@ pub fn run(invocation: &Invocation) -> Result<()> {
 
 /// Where the image is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
+pub(crate) enum Destination {
     /// `cargo xtask build`: only the registry.
     Registry,
     /// A deploy to the sandbox: it runs no executions, so a missing image does not stop it.
@@ -302,7 +302,7 @@ pub enum Destination {
 
 /// What is known about one workflow's image.
 #[derive(Debug, Clone)]
-pub struct ImageFacts<'a> {
+pub(crate) struct ImageFacts<'a> {
     pub workflow: &'a str,
     /// `registry/name:tag`.
     pub reference: &'a str,
@@ -320,7 +320,7 @@ pub struct ImageFacts<'a> {
 
 /// What to do about one workflow's image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageDecision {
+pub(crate) enum ImageDecision {
     /// Build it (and push it).
     Build,
     /// It exists (or the workflow uses the default image): use it.
@@ -332,18 +332,18 @@ pub enum ImageDecision {
 }
 
 /// True in CI (`CI=true` or `CI=1`) or when the user passed `--allow-local-build`.
-pub fn building_allowed(ci: bool, allow_local_build: bool) -> bool {
+pub(crate) fn building_allowed(ci: bool, allow_local_build: bool) -> bool {
     ci || allow_local_build
 }
 
 /// True when `CI` is `true` or `1` (GitHub Actions and GitLab CI set it).
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     settings::CI.get().is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// The image policy: images are built where pushing is possible (CI, or a developer who
 /// says so); code-only deploys from other machines need the image CI built. Pure.
-pub fn decide(f: &ImageFacts) -> ImageDecision {
+pub(crate) fn decide(f: &ImageFacts) -> ImageDecision {
     if !f.own_image || f.exists {
         return ImageDecision::Reuse;
     }

@@ -5,11 +5,11 @@
 pub mod build;
 pub mod canonical;
 pub mod codeset;
-pub mod dockerfile;
+pub(crate) mod dockerfile;
 pub mod environment;
-pub mod image;
+pub(crate) mod image;
 pub mod package;
-pub mod registry;
+pub(crate) mod registry;
 pub mod serialize;
 pub mod serializer;
 pub mod specs;

@@ -22,17 +22,17 @@ use crate::settings::{self, Var};
 
 /// Media types asked for: a tag may name an OCI index or manifest, or a Docker manifest list
 /// or schema-2 manifest.
-pub const MANIFEST_MEDIA_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+pub(crate) const MANIFEST_MEDIA_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
 /// Env var: extra registries (comma-separated `host[:port]`) spoken to over plain http and
 /// pushed to without TLS verification.
-pub const INSECURE_REGISTRIES_ENV: Var = settings::FLYTE_DEPLOY_INSECURE_REGISTRIES;
+pub(crate) const INSECURE_REGISTRIES_ENV: Var = settings::FLYTE_DEPLOY_INSECURE_REGISTRIES;
 /// Env vars: credentials for every registry (both must be set).
-pub const USERNAME_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_USERNAME;
-pub const PASSWORD_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_PASSWORD;
+pub(crate) const USERNAME_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_USERNAME;
+pub(crate) const PASSWORD_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_PASSWORD;
 
 /// An image reference split as the registry API needs it:
 /// `127.0.0.1:5000/flyte/etl:3f2a` → registry `127.0.0.1:5000`, repository `flyte/etl`, tag `3f2a`.
@@ -105,14 +105,14 @@ impl std::fmt::Display for ImageRef {
 
 /// True for registries on loopback: reachable only from this machine, so plain http and no
 /// TLS verification are safe.
-pub fn is_loopback(registry: &str) -> bool {
+pub(crate) fn is_loopback(registry: &str) -> bool {
     let host = host_of(registry);
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
 /// True when the registry is spoken to without TLS: loopback, or listed in
 /// `FLYTE_DEPLOY_INSECURE_REGISTRIES`.
-pub fn is_insecure(registry: &str) -> bool {
+pub(crate) fn is_insecure(registry: &str) -> bool {
     is_loopback(registry) || insecure_listed(registry, INSECURE_REGISTRIES_ENV.get().as_deref())
 }
 
@@ -124,7 +124,7 @@ fn insecure_listed(registry: &str, list: Option<&str>) -> bool {
 }
 
 /// `http` or `https` for a registry (see the module header).
-pub fn scheme(registry: &str) -> &'static str {
+pub(crate) fn scheme(registry: &str) -> &'static str {
     if is_insecure(registry) {
         "http"
     } else {
@@ -142,7 +142,7 @@ fn host_of(registry: &str) -> &str {
 
 /// A user name and password for a registry.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub username: String,
     pub password: String,
     /// The Docker config.json they came from (`None`: from the environment).
@@ -159,7 +159,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// A Docker config.json text holding only these credentials for `registry` (for builders
     /// given credentials from the environment).
-    pub fn docker_config(&self, registry: &str) -> String {
+    pub(crate) fn docker_config(&self, registry: &str) -> String {
         let raw = format!("{}:{}", self.username, self.password);
         let auth = base64::engine::general_purpose::STANDARD.encode(raw);
         serde_json::json!({"auths": {registry: {"auth": auth}}}).to_string()
@@ -172,7 +172,7 @@ impl Credentials {
 }
 
 /// Credentials for `registry` from the environment or Docker's config.json (module header).
-pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
+pub(crate) fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
     if let (Some(username), Some(password)) = (USERNAME_ENV.get(), PASSWORD_ENV.get()) {
         return Ok(Some(Credentials { username, password, file: None }));
     }
@@ -194,7 +194,7 @@ fn docker_config_path() -> Option<PathBuf> {
 
 /// The `auths` entry of a Docker config.json for `registry`. Keys may carry a scheme and a
 /// path (`https://index.docker.io/v1/`); Docker Hub answers to several names.
-pub fn credentials_in_docker_config(file: &Path, text: &str, registry: &str) -> Result<Option<Credentials>> {
+pub(crate) fn credentials_in_docker_config(file: &Path, text: &str, registry: &str) -> Result<Option<Credentials>> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         error::user(
             format!("{}:{}:{}: not valid JSON: {e}", file.display(), e.line(), e.column()),
@@ -239,7 +239,7 @@ pub fn credentials_in_docker_config(file: &Path, text: &str, registry: &str) -> 
 
 /// A `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     Bearer { realm: String, service: Option<String>, scope: Option<String> },
     Basic,
     Other(String),
@@ -247,7 +247,7 @@ pub enum Challenge {
 
 /// Parses `Bearer realm="…",service="…",scope="…"` (values quoted or bare; a quoted value may
 /// hold commas) or `Basic realm="…"`.
-pub fn parse_challenge(header: &str) -> Challenge {
+pub(crate) fn parse_challenge(header: &str) -> Challenge {
     let header = header.trim();
     let (kind, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
     if kind.eq_ignore_ascii_case("basic") {

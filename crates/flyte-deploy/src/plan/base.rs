@@ -14,7 +14,7 @@ use crate::workspace::repo::Repo;
 
 /// The CI context the base and domain may come from (GitHub Actions variables).
 #[derive(Debug, Clone, Default)]
-pub struct CiContext {
+pub(crate) struct CiContext {
     /// `GITHUB_BASE_REF`: the target branch of a pull request.
     pub base_ref: Option<String>,
     /// `GITHUB_HEAD_REF`: the source branch of a pull request.
@@ -27,7 +27,7 @@ pub struct CiContext {
 
 impl CiContext {
     /// The context from the environment; empty variables count as unset.
-    pub fn from_env() -> CiContext {
+    pub(crate) fn from_env() -> CiContext {
         CiContext {
             base_ref: settings::GITHUB_BASE_REF.get(),
             head_ref: settings::GITHUB_HEAD_REF.get(),
@@ -37,14 +37,14 @@ impl CiContext {
     }
 
     /// The branch being built in CI, if any: the PR's source branch, else the pushed ref.
-    pub fn branch(&self) -> Option<&str> {
+    pub(crate) fn branch(&self) -> Option<&str> {
         self.head_ref.as_deref().or(self.ref_name.as_deref())
     }
 }
 
 /// The commit the change is measured from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Base {
+pub(crate) enum Base {
     /// The merge-base, and how it was found (for the text output).
     Found { commit: Oid, how: String },
     /// No base could be resolved; `why` says what is missing.
@@ -53,7 +53,7 @@ pub enum Base {
 
 /// The base of `head`: `--base` when given, else a pull request's target branch, else the
 /// commit a push went over, else the default branch. Always a merge-base with `head`.
-pub fn resolve_base(repo: &Repo, explicit: Option<&str>, head: Oid, ci: &CiContext) -> Result<Base> {
+pub(crate) fn resolve_base(repo: &Repo, explicit: Option<&str>, head: Oid, ci: &CiContext) -> Result<Base> {
     if let Some(rev) = explicit {
         return Ok(match revision(repo, rev) {
             Some(base) => merge_base(repo, base, head, &format!("merge-base of {rev} and head")),
@@ -165,12 +165,13 @@ fn read_event(path: &std::path::Path) -> Result<Event> {
 }
 
 /// The help for a base that cannot be resolved.
-pub const MISSING_BASE_HELP: &str = "fetch enough history (GitHub Actions: actions/checkout with `fetch-depth: 0`; \
+pub(crate) const MISSING_BASE_HELP: &str =
+    "fetch enough history (GitHub Actions: actions/checkout with `fetch-depth: 0`; \
      elsewhere `git fetch --unshallow origin`), or pass --base REV, or --on-missing-base=all to plan every workflow";
 
 /// The branch deployed: the CI branch, else the branch `head` names (or that is checked
 /// out, for `HEAD`). `None` for a detached HEAD or a commit outside CI.
-pub fn branch(repo: &Repo, head: &str, ci: &CiContext) -> Option<String> {
+pub(crate) fn branch(repo: &Repo, head: &str, ci: &CiContext) -> Option<String> {
     if let Some(b) = ci.branch() {
         return Some(b.to_string());
     }
@@ -185,7 +186,7 @@ pub fn branch(repo: &Repo, head: &str, ci: &CiContext) -> Option<String> {
 /// The domain a plan goes to: `--domain` (which must be declared), else by the branch
 /// patterns of deploy.toml; without a branch (detached HEAD outside CI), `development`,
 /// with a note saying so.
-pub fn resolve_domain<'c>(
+pub(crate) fn resolve_domain<'c>(
     config: &'c Config,
     flag: Option<&str>,
     branch: Option<&str>,

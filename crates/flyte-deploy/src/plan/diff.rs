@@ -37,7 +37,7 @@ pub struct Change {
 
 /// Every changed path between the trees `old` (`None`: the empty tree) and `new`, sorted by
 /// path.
-pub fn changes(trees: &Trees<'_>, old: Option<Oid>, new: Oid) -> Result<Vec<Change>> {
+pub(crate) fn changes(trees: &Trees<'_>, old: Option<Oid>, new: Oid) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     if old != Some(new) {
         let old = old.map(|id| trees.get(id)).transpose()?;
@@ -121,7 +121,7 @@ fn entry_pair(
 /// quotes, with `\"`, `\\`, `\t`, `\n`, `\r` and every other byte below 0x20 or above 0x7e
 /// of an invalid sequence as a three-digit octal escape (`caf\351.py`). A quoted path always
 /// starts with `"`, an unquoted one never does, so the form is unambiguous.
-pub fn quote_path(path: &[u8]) -> String {
+pub(crate) fn quote_path(path: &[u8]) -> String {
     match std::str::from_utf8(path) {
         Ok(s) if !s.starts_with('"') => s.to_string(),
         _ => c_quote(path),
@@ -130,7 +130,7 @@ pub fn quote_path(path: &[u8]) -> String {
 
 /// A path for one line of a text table: like [`quote_path`], but also quoted when it holds
 /// control characters (a newline would break the line).
-pub fn quote_path_for_line(path: &[u8]) -> String {
+pub(crate) fn quote_path_for_line(path: &[u8]) -> String {
     match std::str::from_utf8(path) {
         Ok(s) if !s.starts_with('"') && !s.chars().any(char::is_control) => s.to_string(),
         _ => c_quote(path),

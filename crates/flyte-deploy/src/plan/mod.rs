@@ -5,10 +5,10 @@
 //! (a pure function), fill the versions, print. Its only side effect is the versions cache
 //! ([`crate::plan::versions`]); `deploy` calls [`compute_with_workspace`] for the same plan.
 
-pub mod base;
-pub mod diff;
+pub(crate) mod base;
+pub(crate) mod diff;
 pub mod fingerprint;
-pub mod rawtree;
+pub(crate) mod rawtree;
 pub mod versions;
 
 use std::borrow::Cow;

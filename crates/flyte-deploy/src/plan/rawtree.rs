@@ -17,24 +17,24 @@ use anyhow::{bail, Context, Result};
 use git2::{ObjectType, Odb, OdbObject, Oid};
 
 /// A directory's mode.
-pub const TREE_MODE: i32 = 0o040000;
+pub(crate) const TREE_MODE: i32 = 0o040000;
 
 /// One entry of a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     pub mode: i32,
     pub name: &'a [u8],
     pub id: Oid,
 }
 
 impl Entry<'_> {
-    pub fn is_tree(&self) -> bool {
+    pub(crate) fn is_tree(&self) -> bool {
         self.mode == TREE_MODE
     }
 }
 
 /// Git's order of tree entries: by name, a directory's name as if it ended in `/`.
-pub fn git_order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
+pub(crate) fn git_order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
     let n = a.name.len().min(b.name.len());
     a.name[..n].cmp(&b.name[..n]).then_with(|| {
         let after = |e: &Entry<'_>| match e.name.get(n) {
@@ -48,24 +48,24 @@ pub fn git_order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
 
 /// A tree object's entries, read in place; a malformed entry is an error.
 #[derive(Debug, Clone)]
-pub struct Entries<'a> {
+pub(crate) struct Entries<'a> {
     rest: &'a [u8],
     id: Oid,
 }
 
 impl<'a> Entries<'a> {
     /// The entries of the raw tree object `raw` (whose id is `id`, for errors).
-    pub fn new(raw: &'a [u8], id: Oid) -> Entries<'a> {
+    pub(crate) fn new(raw: &'a [u8], id: Oid) -> Entries<'a> {
         Entries { rest: raw, id }
     }
 
     /// The bytes left to read (for sizing what is collected from the entries).
-    pub fn len_hint(&self) -> usize {
+    pub(crate) fn len_hint(&self) -> usize {
         self.rest.len()
     }
 
     /// The next entry, if any.
-    pub fn next_entry(&mut self) -> Result<Option<Entry<'a>>> {
+    pub(crate) fn next_entry(&mut self) -> Result<Option<Entry<'a>>> {
         if self.rest.is_empty() {
             return Ok(None);
         }
@@ -86,7 +86,7 @@ impl<'a> Entries<'a> {
     }
 
     /// The entry called `name`, if any.
-    pub fn find(mut self, name: &[u8]) -> Result<Option<Entry<'a>>> {
+    pub(crate) fn find(mut self, name: &[u8]) -> Result<Option<Entry<'a>>> {
         while let Some(e) = self.next_entry()? {
             if e.name == name {
                 return Ok(Some(e));
@@ -98,7 +98,7 @@ impl<'a> Entries<'a> {
 
 /// A tree object, shared: read from the object database, or mapped from the cache.
 #[derive(Clone)]
-pub struct Tree<'o> {
+pub(crate) struct Tree<'o> {
     id: Oid,
     data: Rc<Data<'o>>,
 }
@@ -110,11 +110,7 @@ enum Data<'o> {
 }
 
 impl Tree<'_> {
-    pub fn id(&self) -> Oid {
-        self.id
-    }
-
-    pub fn entries(&self) -> Entries<'_> {
+    pub(crate) fn entries(&self) -> Entries<'_> {
         let data = match &*self.data {
             Data::Odb(object) => object.data(),
             Data::Cached(map) => &map[CACHE_MAGIC.len()..map.len() - 4],
@@ -124,9 +120,9 @@ impl Tree<'_> {
 }
 
 /// Where plan keeps large trees, relative to the repository root.
-pub const CACHE_DIR: &str = ".flyte/cache/trees";
+pub(crate) const CACHE_DIR: &str = ".flyte/cache/trees";
 /// Trees at least this large are kept in the cache.
-pub const CACHED_SIZE: usize = 32 << 10;
+pub(crate) const CACHED_SIZE: usize = 32 << 10;
 /// Cached trees kept: those of the last few plans' workflows roots.
 const CACHED_TREES: usize = 8;
 /// The first bytes of a cache file.
@@ -134,25 +130,25 @@ const CACHE_MAGIC: &[u8] = b"flyte-deploy tree v1\n";
 
 /// The trees read from an object database, each once; large ones also through a cache
 /// folder when there is one.
-pub struct Trees<'o> {
+pub(crate) struct Trees<'o> {
     odb: &'o Odb<'o>,
     read: RefCell<HashMap<Oid, Tree<'o>>>,
     cache: Option<PathBuf>,
 }
 
 impl<'o> Trees<'o> {
-    pub fn new(odb: &'o Odb<'o>) -> Trees<'o> {
+    pub(crate) fn new(odb: &'o Odb<'o>) -> Trees<'o> {
         Trees { odb, read: RefCell::new(HashMap::new()), cache: None }
     }
 
     /// Trees that keep the large ones in the folder `cache`, and look for them there first.
     /// A cache that cannot be written is ignored: it only saves time.
-    pub fn with_cache(odb: &'o Odb<'o>, cache: PathBuf) -> Trees<'o> {
+    pub(crate) fn with_cache(odb: &'o Odb<'o>, cache: PathBuf) -> Trees<'o> {
         Trees { cache: Some(cache), ..Trees::new(odb) }
     }
 
     /// The tree `id`.
-    pub fn get(&self, id: Oid) -> Result<Tree<'o>> {
+    pub(crate) fn get(&self, id: Oid) -> Result<Tree<'o>> {
         self.read(id, false)
     }
 
@@ -181,7 +177,7 @@ impl<'o> Trees<'o> {
 
     /// The tree at `path` (`/`-separated, relative) below the tree `root`: `None` when there
     /// is nothing there, or not a tree. The tree at `path` goes through the cache folder.
-    pub fn at_path(&self, root: Oid, path: &str) -> Result<Option<Tree<'o>>> {
+    pub(crate) fn at_path(&self, root: Oid, path: &str) -> Result<Option<Tree<'o>>> {
         let mut tree = self.get(root)?;
         let mut parts = path.split('/').filter(|p| !p.is_empty()).peekable();
         while let Some(part) = parts.next() {

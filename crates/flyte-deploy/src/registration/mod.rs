@@ -4,6 +4,6 @@
 
 pub mod admin;
 pub mod hydrate;
-pub mod policy;
+pub(crate) mod policy;
 pub mod record;
 pub mod register;

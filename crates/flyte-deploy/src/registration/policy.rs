@@ -9,7 +9,7 @@ use crate::error;
 
 /// What is being attempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation<'a> {
+pub(crate) enum Operation<'a> {
     /// `deploy` of the commit's workflows; `dirty` when uncommitted work is included.
     Deploy { dirty: bool },
     /// `promote --from <from>`.
@@ -18,7 +18,7 @@ pub enum Operation<'a> {
 
 /// Where the operation runs from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// The branch being deployed (`None`: detached HEAD without CI context).
     pub branch: Option<&'a str>,
     /// True in CI (`CI=true`).
@@ -26,11 +26,11 @@ pub struct Context<'a> {
 }
 
 /// The domain every developer may deploy to, and the only one taking uncommitted work.
-pub const DEVELOPMENT: &str = "development";
+pub(crate) const DEVELOPMENT: &str = "development";
 
 /// Ok when `op` into `domain` is allowed from `ctx`; otherwise a user error saying why and
 /// what is allowed.
-pub fn check(config: &Config, domain: &Domain, op: Operation, ctx: Context) -> Result<()> {
+pub(crate) fn check(config: &Config, domain: &Domain, op: Operation, ctx: Context) -> Result<()> {
     let name = &domain.name.value;
     let branch_text = ctx.branch.map_or_else(|| "a detached HEAD".to_string(), |b| format!("branch '{b}'"));
     match op {

@@ -1,7 +1,7 @@
 //! Text output shared by the commands: aligned columns. Formats values; decides nothing.
 
 pub mod github;
-pub mod summary;
+pub(crate) mod summary;
 
 /// Left-aligned columns separated by two spaces, one row a line.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {

@@ -22,13 +22,13 @@ use crate::workspace::{self, DependencyMatcher, Workflow};
 
 /// One folder of the workflows root: its name and tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Folder<'t> {
+pub(crate) struct Folder<'t> {
     pub name: &'t str,
     pub tree: Oid,
 }
 
 /// The configuration of a commit (`None` when it has no deploy.toml).
-pub fn config(repo: &Repository, root: &Tree<'_>, what: &str) -> Result<Option<(Config, Oid)>> {
+pub(crate) fn config(repo: &Repository, root: &Tree<'_>, what: &str) -> Result<Option<(Config, Oid)>> {
     let Some(entry) = root.get_name(DEPLOY_TOML) else {
         return Ok(None);
     };
@@ -39,14 +39,14 @@ pub fn config(repo: &Repository, root: &Tree<'_>, what: &str) -> Result<Option<(
 }
 
 /// The workflows root (`workflows` of deploy.toml) in the tree `root`, when it is there.
-pub fn root<'o>(trees: &Trees<'o>, root: Oid, config: &Config) -> Result<Option<rawtree::Tree<'o>>> {
+pub(crate) fn root<'o>(trees: &Trees<'o>, root: Oid, config: &Config) -> Result<Option<rawtree::Tree<'o>>> {
     let dir = &config.workflows;
     trees.at_path(root, dir).with_context(|| format!("reading '{dir}'"))
 }
 
 /// The folders of the workflows root `root` that are workflows (as `Workspace::load` picks
 /// them: directories not starting with `.`, not `__pycache__`), with a UTF-8 name.
-pub fn folders<'t>(root: Option<&'t rawtree::Tree<'_>>, config: &Config) -> Result<Vec<Folder<'t>>> {
+pub(crate) fn folders<'t>(root: Option<&'t rawtree::Tree<'_>>, config: &Config) -> Result<Vec<Folder<'t>>> {
     let Some(root) = root else { return Ok(Vec::new()) };
     let mut entries = root.entries();
     let mut out = Vec::with_capacity(entries.len_hint() / 30);
@@ -71,7 +71,7 @@ pub fn folders<'t>(root: Option<&'t rawtree::Tree<'_>>, config: &Config) -> Resu
 
 /// The folders among `names` (folder names under the workflows root, sorted) that are
 /// workflows in the workflows root `root`, as [`folders`] picks them.
-pub fn folders_named<'t>(root: Option<&'t rawtree::Tree<'_>>, names: &[&str]) -> Result<Vec<Folder<'t>>> {
+pub(crate) fn folders_named<'t>(root: Option<&'t rawtree::Tree<'_>>, names: &[&str]) -> Result<Vec<Folder<'t>>> {
     let Some(root) = root else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     let mut entries = root.entries();
@@ -200,7 +200,7 @@ impl<'s> Known<'s> {
 /// are read without their matcher (classification asks it only about paths in the folder).
 /// What the cache should learn, and which of its entries were used, go into `learnt`. Two
 /// workflows of one name, or of one project sharing a Python package, are a user error.
-pub fn workflows<'s>(
+pub(crate) fn workflows<'s>(
     repo: &Repository,
     trees: &Trees<'_>,
     config: &Config,
@@ -265,7 +265,7 @@ pub fn workflows<'s>(
 }
 
 /// What the versions cache keeps of a workflow read from its folder.
-pub fn facts_of(w: &Workflow) -> Facts {
+pub(crate) fn facts_of(w: &Workflow) -> Facts {
     Facts {
         name: w.name.clone(),
         project: w.project.clone(),
@@ -354,7 +354,12 @@ fn workflow(
 }
 
 /// The workflows of `folders`, read without their dependency matchers (a base's).
-pub fn read(repo: &Repository, trees: &Trees<'_>, config: &Config, folders: &[Folder<'_>]) -> Result<Vec<Workflow>> {
+pub(crate) fn read(
+    repo: &Repository,
+    trees: &Trees<'_>,
+    config: &Config,
+    folders: &[Folder<'_>],
+) -> Result<Vec<Workflow>> {
     let defaults = DependencyMatcher::default();
     folders.iter().map(|f| workflow(repo, trees, config, f, false, &defaults)).collect()
 }

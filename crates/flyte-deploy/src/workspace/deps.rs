@@ -3,7 +3,7 @@
 //! comparing or hashing. Pure functions over bytes.
 
 /// True for pip requirement files: `requirements*.txt` and `requirements*.in`.
-pub fn is_requirements(path: &[u8]) -> bool {
+pub(crate) fn is_requirements(path: &[u8]) -> bool {
     let name = path.rsplit(|b| *b == b'/').next().unwrap_or(path);
     name.starts_with(b"requirements") && (name.ends_with(b".txt") || name.ends_with(b".in"))
 }
@@ -11,7 +11,7 @@ pub fn is_requirements(path: &[u8]) -> bool {
 /// The content of a dependency file as far as the image is concerned. Requirement files:
 /// continuation lines joined, comments (`#` at the start or after whitespace) removed,
 /// runs of whitespace folded, blank lines dropped, order kept. Other files: unchanged.
-pub fn normalised(path: &[u8], bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn normalised(path: &[u8], bytes: &[u8]) -> Vec<u8> {
     if !is_requirements(path) {
         return bytes.to_vec();
     }

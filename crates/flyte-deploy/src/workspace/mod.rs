@@ -3,8 +3,8 @@
 //! of a project share a Python package ([`check_packages`]). Reads through a [`Source`];
 //! never writes, never runs programs.
 
-pub mod catalog;
-pub mod deps;
+pub(crate) mod catalog;
+pub(crate) mod deps;
 pub mod repo;
 pub mod requirements;
 pub mod source;
