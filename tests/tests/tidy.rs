@@ -129,3 +129,59 @@ fn the_code_map_names_every_source_file_and_only_files() {
     }
     assert!(problems.is_empty(), "ARCHITECTURE.md's code map is out of date:\n{}", problems.join("\n"));
 }
+
+/// The crates of ARCHITECTURE.md's crate table, as (folder, the crates of ours it may depend on).
+fn allowed_dependencies() -> Vec<(String, Vec<String>)> {
+    let architecture = read("ARCHITECTURE.md");
+    let start = architecture.find("## Crates").expect("ARCHITECTURE.md has a `## Crates` section");
+    let end = architecture[start + 1..].find("\n## ").map_or(architecture.len(), |i| start + 1 + i);
+    let mut out = Vec::new();
+    for row in architecture[start..end].lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let folder = cells[1].trim_matches('`').to_string();
+        let allowed = if cells[3] == "all of the above" {
+            out.iter().map(|(f, _): &(String, Vec<String>)| f.clone()).collect()
+        } else {
+            cells[3].split(',').map(|c| c.trim().trim_matches('`').to_string()).filter(|c| c != "—").collect()
+        };
+        out.push((folder, allowed));
+    }
+    out
+}
+
+#[test]
+fn crates_depend_only_on_those_the_architecture_allows() {
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(project_root())
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .output()
+        .expect("running cargo metadata");
+    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root = project_root();
+    // Package name → its folder, repository-relative.
+    let mut folders = std::collections::BTreeMap::new();
+    for package in metadata["packages"].as_array().unwrap() {
+        let manifest = std::path::Path::new(package["manifest_path"].as_str().unwrap());
+        let folder = manifest.parent().unwrap().strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+        folders.insert(package["name"].as_str().unwrap().to_string(), folder);
+    }
+    let allowed = allowed_dependencies();
+    let documented: Vec<&String> = allowed.iter().map(|(f, _)| f).collect();
+    let mut problems = Vec::new();
+    for folder in folders.values().filter(|f| !documented.contains(f)) {
+        problems.push(format!("{folder} is a workspace crate the `## Crates` table does not name"));
+    }
+    for package in metadata["packages"].as_array().unwrap() {
+        let folder = &folders[package["name"].as_str().unwrap()];
+        let Some((_, may)) = allowed.iter().find(|(f, _)| f == folder) else { continue };
+        for dep in package["dependencies"].as_array().unwrap() {
+            let Some(dep_folder) = folders.get(dep["name"].as_str().unwrap()) else { continue };
+            let as_named = dep_folder.rsplit('/').next().unwrap();
+            if !may.iter().any(|m| m == dep_folder || m == as_named) {
+                problems.push(format!("{folder} depends on {dep_folder}, which ARCHITECTURE.md does not allow it"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
