@@ -1,6 +1,7 @@
 //! Every environment variable flyte-deploy reads, declared once with what it means; the one
 //! module that reads the process environment (a tidy test holds every other module to it).
-//! Reading only: nothing here decides what a value means beyond "set and not blank".
+//! Reading only: nothing here decides what a value means beyond "set and not blank", and
+//! [`in_ci`], the one answer to "is this CI?".
 
 use std::ffi::OsString;
 
@@ -123,6 +124,12 @@ vars! {
 /// Every variable of the process, for the scrubbed environments programs get.
 pub fn all_vars() -> Vec<(OsString, OsString)> {
     std::env::vars_os().collect()
+}
+
+/// True when `CI` is `true` or `1` (GitHub Actions and GitLab CI set it): images may be
+/// built, progress is printed as lines. The one place that says what counts as CI.
+pub fn in_ci() -> bool {
+    CI.get().is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 #[cfg(test)]

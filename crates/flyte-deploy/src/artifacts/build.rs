@@ -36,7 +36,7 @@ pub fn run(args: Build) -> Result<ExitCode> {
     let mut selected = ws.select(&args.workflows)?;
     selected.sort_by(|a, b| a.name.cmp(&b.name));
     selected.dedup_by(|a, b| a.name == b.name);
-    let may_build = image::building_allowed(image::in_ci(), args.allow_local_build);
+    let may_build = image::building_allowed(crate::settings::in_ci(), args.allow_local_build);
     let registry = Registry::new();
 
     // Decide for every workflow first: a refusal or an unreachable registry stops the command

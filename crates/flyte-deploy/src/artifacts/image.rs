@@ -336,11 +336,6 @@ pub(crate) fn building_allowed(ci: bool, allow_local_build: bool) -> bool {
     ci || allow_local_build
 }
 
-/// True when `CI` is `true` or `1` (GitHub Actions and GitLab CI set it).
-pub(crate) fn in_ci() -> bool {
-    settings::CI.get().is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
 /// The image policy: images are built where pushing is possible (CI, or a developer who
 /// says so); code-only deploys from other machines need the image CI built. Pure.
 pub(crate) fn decide(f: &ImageFacts) -> ImageDecision {

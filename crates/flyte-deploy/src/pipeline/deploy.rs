@@ -49,7 +49,7 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
     let ci = CiContext::from_env();
     let branch = base::branch(&repo, &args.range.head, &ci);
-    let in_ci = image::in_ci();
+    let in_ci = settings::in_ci();
     policy::check(
         &ws.config,
         &domain,
@@ -714,7 +714,7 @@ struct Progress {
 impl Progress {
     fn new(total: usize) -> Progress {
         use std::io::IsTerminal;
-        let bar = (std::io::stderr().is_terminal() && !image::in_ci()).then(|| {
+        let bar = (std::io::stderr().is_terminal() && !settings::in_ci()).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")

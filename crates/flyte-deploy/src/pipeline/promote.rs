@@ -59,7 +59,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         config,
         target_domain,
         Operation::Promote { from: &args.from },
-        PolicyContext { branch: branch.as_deref(), ci: crate::artifacts::image::in_ci() },
+        PolicyContext { branch: branch.as_deref(), ci: crate::settings::in_ci() },
     )?;
     let workflows: Vec<&Workflow> =
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
