@@ -1,6 +1,6 @@
 //! Cheap workflow discovery for the plan: the workflows of a commit read from each workflow
 //! folder's own tree and `workflow.toml` only (name, project, Dockerfile, shared paths, Python
-//! packages), by the same rules as `workspace.rs`, without walking the folders (packages not
+//! packages), by the same rules as `workspace/mod.rs` ([`workspace::resolve`]), without walking the folders (packages not
 //! listed in workflow.toml are looked for one level down); or, for a folder whose tree the
 //! versions cache knows, from the cache without reading the folder at all. A full [`Workflow`]
 //! (dependency matcher included) is made only for the folders a change reaches. Refuses two
@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use git2::{Oid, Repository, Tree};
 
-use crate::config::{self, Config, Located, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
+use crate::config::{Config, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
 use crate::error;
 use crate::plan::rawtree::{self, Entries, Trees};
 use crate::plan::versions::{Entry, Facts, Learnt, Store};
@@ -250,14 +250,7 @@ pub(crate) fn workflows<'s>(
                 let folder = folder.expect("every workflow has its folder");
                 workflow(repo, trees, config, folder, false, &DependencyMatcher::default())
             };
-            let (a, b) = (again(first)?, again(second)?);
-            let (renamed, kept) = if b.name_at.is_some() { (&b, &a) } else { (&a, &b) };
-            let what = format!("workflow name '{}' is already used by {}", renamed.name, kept.path);
-            let help = "give each workflow its own `name` in workflow.toml";
-            return Err(match &renamed.name_at {
-                Some(at) => at.error(what, help),
-                None => error::user(format!("{}: {what}", renamed.path), help),
-            });
+            return Err(workspace::name_clash(&again(first)?, &again(second)?));
         }
     }
     workspace::check_packages(out.iter().map(|k| (k.path(), k.project(), k.packages())))?;
@@ -297,60 +290,16 @@ fn workflow(
         }
         None => Manifest::default(),
     };
-    let name = match &manifest.name {
-        Some(n) => n.value.clone(),
-        None => {
-            if !folder.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                let at = Located { value: (), file: manifest_path.clone().into(), line: 1, col: 1 };
-                return Err(at.error(
-                    format!("the folder name '{}' is not a valid workflow name", folder.name),
-                    "rename the folder, or set `name` in its workflow.toml",
-                ));
-            }
-            folder.name.to_string()
-        }
-    };
-    let project = manifest.project.as_ref().map_or_else(|| config.project.clone(), |p| p.value.clone());
-    let dockerfile = match &manifest.dockerfile {
-        Some(d) => {
-            Some(config::normalise(&format!("{dir}/{}", d.value)).filter(|_| !d.value.starts_with('/')).ok_or_else(
-                || {
-                    d.error(
-                        format!("dockerfile '{}' escapes the repository", d.value),
-                        "give a path relative to the workflow folder that stays inside the repository",
-                    )
-                },
-            )?)
-        }
-        None => [(dockerfile, "Dockerfile"), (containerfile, "Containerfile")]
-            .into_iter()
-            .find(|(entry, _)| entry.is_some_and(|(_, mode)| mode == 0o100644 || mode == 0o100755))
-            .map(|(_, name)| format!("{dir}/{name}")),
-    };
-    let mut shared = manifest.shared.iter().map(|s| config::repo_path(s, "shared path")).collect::<Result<Vec<_>>>()?;
-    shared.sort();
-    shared.dedup();
-    let packages = match &manifest.packages {
-        Some(list) => list.iter().map(|p| p.value.clone()).collect(),
-        None => packages_in(trees, &tree).with_context(|| format!("reading '{dir}'"))?,
-    };
-    let matcher = match (full, manifest.dependencies.is_empty()) {
+    let is_file = |entry: Option<(Oid, i32)>| entry.is_some_and(|(_, mode)| mode == 0o100644 || mode == 0o100755);
+    let files = workspace::FolderFiles { dockerfile: is_file(dockerfile), containerfile: is_file(containerfile) };
+    let found = || packages_in(trees, &tree).with_context(|| format!("reading '{dir}'"));
+    let mut wf = workspace::resolve(config, &manifest, &dir, folder.name, files, found)?;
+    wf.matcher = match (full, manifest.dependencies.is_empty()) {
         (false, _) => DependencyMatcher::default(),
         (true, true) => defaults.clone(),
         (true, false) => DependencyMatcher::new(config.dependencies.iter().chain(&manifest.dependencies))?,
     };
-    Ok(Workflow {
-        name,
-        path: dir,
-        project,
-        packages,
-        dockerfile,
-        dependencies: Vec::new(),
-        shared,
-        images: workspace::named_images(config, &manifest),
-        matcher,
-        name_at: manifest.name.clone().map(Box::new),
-    })
+    Ok(wf)
 }
 
 /// The workflows of `folders`, read without their dependency matchers (a base's).
@@ -365,8 +314,7 @@ pub(crate) fn read(
 }
 
 /// The Python packages of a workflow folder whose workflow.toml lists none, as
-/// `workspace::load_workflow` finds them: its folders (UTF-8 named) holding an `__init__.py`,
-/// sorted.
+/// `workspace::load_workflow` finds them: its folders (UTF-8 named) holding an `__init__.py`.
 fn packages_in(trees: &Trees<'_>, folder: &rawtree::Tree<'_>) -> Result<Vec<String>> {
     let mut found = Vec::new();
     let mut entries = folder.entries();
@@ -376,7 +324,6 @@ fn packages_in(trees: &Trees<'_>, folder: &rawtree::Tree<'_>) -> Result<Vec<Stri
             found.push(name.to_string());
         }
     }
-    found.sort();
     Ok(found)
 }
 

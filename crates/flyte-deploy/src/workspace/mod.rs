@@ -171,14 +171,7 @@ impl Workspace {
             };
             let wf = load_workflow(source, &config, &format!("{root}/{folder}"), folder)?;
             if let Some(other) = workflows.iter().find(|w| w.name == wf.name) {
-                // Blame the manifest that renamed a workflow onto the other's name.
-                let (renamed, kept) = if wf.name_at.is_some() { (&wf, other) } else { (other, &wf) };
-                let what = format!("workflow name '{}' is already used by {}", wf.name, kept.path);
-                let help = "give each workflow its own `name` in workflow.toml";
-                return Err(match &renamed.name_at {
-                    Some(at) => at.error(what, help),
-                    None => error::user(format!("{}: {what}", renamed.path), help),
-                });
+                return Err(name_clash(other, &wf));
             }
             workflows.push(wf);
         }
@@ -253,6 +246,97 @@ where
     ))
 }
 
+/// The files of a workflow folder its settings depend on, as a discovery path found them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FolderFiles {
+    /// `Dockerfile` is a regular file of the folder.
+    pub dockerfile: bool,
+    /// `Containerfile` is a regular file of the folder.
+    pub containerfile: bool,
+}
+
+/// The rules that make a workflow of a folder and its manifest — name, project, Dockerfile,
+/// shared paths, Python packages, named images — in one place for both discovery paths:
+/// [`load_workflow`] (through a [`Source`], then checks that what the manifest names exists)
+/// and the plan's `catalog` (from the object database, checking nothing more). The result
+/// has no dependency matcher or files yet. `found_packages` is asked only when the manifest
+/// lists no packages.
+pub(crate) fn resolve(
+    config: &Config,
+    manifest: &Manifest,
+    dir: &str,
+    folder: &str,
+    files: FolderFiles,
+    found_packages: impl FnOnce() -> Result<Vec<String>>,
+) -> Result<Workflow> {
+    let manifest_path = format!("{dir}/{WORKFLOW_TOML}");
+    let name = match &manifest.name {
+        Some(n) => n.value.clone(),
+        None => {
+            if !folder.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                let at = Located { value: (), file: manifest_path.into(), line: 1, col: 1 };
+                return Err(at.error(
+                    format!("the folder name '{folder}' is not a valid workflow name"),
+                    "rename the folder, or set `name` in its workflow.toml",
+                ));
+            }
+            folder.to_string()
+        }
+    };
+    let project = manifest.project.as_ref().map_or_else(|| config.project.clone(), |p| p.value.clone());
+    let dockerfile = match &manifest.dockerfile {
+        Some(d) => {
+            Some(config::normalise(&format!("{dir}/{}", d.value)).filter(|_| !d.value.starts_with('/')).ok_or_else(
+                || {
+                    d.error(
+                        format!("dockerfile '{}' escapes the repository", d.value),
+                        "give a path relative to the workflow folder that stays inside the repository",
+                    )
+                },
+            )?)
+        }
+        None => [(files.dockerfile, "Dockerfile"), (files.containerfile, "Containerfile")]
+            .into_iter()
+            .find(|(present, _)| *present)
+            .map(|(_, name)| format!("{dir}/{name}")),
+    };
+    let mut shared = manifest.shared.iter().map(|s| config::repo_path(s, "shared path")).collect::<Result<Vec<_>>>()?;
+    shared.sort();
+    shared.dedup();
+    let packages = match &manifest.packages {
+        Some(list) => list.iter().map(|p| p.value.clone()).collect(),
+        None => {
+            let mut found = found_packages()?;
+            found.sort();
+            found
+        }
+    };
+    Ok(Workflow {
+        name,
+        path: dir.to_string(),
+        project,
+        packages,
+        dockerfile,
+        dependencies: Vec::new(),
+        shared,
+        images: named_images(config, manifest),
+        matcher: DependencyMatcher::default(),
+        name_at: manifest.name.clone().map(Box::new),
+    })
+}
+
+/// The error for two workflows of one name, blaming the manifest that renamed a workflow onto
+/// the other's name (both discovery paths report it so).
+pub(crate) fn name_clash(a: &Workflow, b: &Workflow) -> anyhow::Error {
+    let (renamed, kept) = if b.name_at.is_some() { (b, a) } else { (a, b) };
+    let what = format!("workflow name '{}' is already used by {}", renamed.name, kept.path);
+    let help = "give each workflow its own `name` in workflow.toml";
+    match &renamed.name_at {
+        Some(at) => at.error(what, help),
+        None => error::user(format!("{}: {what}", renamed.path), help),
+    }
+}
+
 /// Reads one workflow, the folder `dir` (named `folder`) of the workflows root, and checks its
 /// manifest against the files that are there.
 pub fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &str) -> Result<Workflow> {
@@ -265,85 +349,49 @@ pub fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &s
         }
         None => Manifest::default(),
     };
+    let is_file = |name: &str| -> Result<bool> {
+        Ok(matches!(source.kind(&format!("{dir}/{name}"))?, Some(EntryKind::File { .. })))
+    };
+    let files = FolderFiles { dockerfile: is_file("Dockerfile")?, containerfile: is_file("Containerfile")? };
+    let found_packages = || -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for e in source.entries(dir)?.unwrap_or_default() {
+            if let (EntryKind::Dir, Some(n)) = (e.kind, e.name_str()) {
+                if source.kind(&format!("{dir}/{n}/__init__.py"))?.is_some() {
+                    found.push(n.to_string());
+                }
+            }
+        }
+        Ok(found)
+    };
+    let mut wf = resolve(config, &manifest, dir, folder, files, found_packages)?;
 
-    let name = manifest.name.as_ref().map_or_else(|| folder.to_string(), |n| n.value.clone());
-    if manifest.name.is_none() {
-        let as_written = Located { value: name.clone(), file: manifest_path.clone().into(), line: 1, col: 1 };
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(as_written.error(
-                format!("the folder name '{folder}' is not a valid workflow name"),
-                "rename the folder, or set `name` in its workflow.toml",
+    // What the manifest names must be there.
+    for p in manifest.packages.iter().flatten() {
+        let as_dir = format!("{dir}/{}", p.value.replace('.', "/"));
+        let is_pkg =
+            source.kind(&format!("{as_dir}/__init__.py"))?.is_some() || source.kind(&format!("{as_dir}.py"))?.is_some();
+        if !is_pkg {
+            return Err(p.error(
+                format!("package '{}' is not in {dir} (no {as_dir}/__init__.py)", p.value),
+                "list packages that exist in the workflow folder",
             ));
         }
     }
-    let project = manifest.project.as_ref().map_or_else(|| config.project.clone(), |p| p.value.clone());
-
-    let packages = match &manifest.packages {
-        Some(list) => {
-            for p in list {
-                let as_dir = format!("{dir}/{}", p.value.replace('.', "/"));
-                let is_pkg = source.kind(&format!("{as_dir}/__init__.py"))?.is_some()
-                    || source.kind(&format!("{as_dir}.py"))?.is_some();
-                if !is_pkg {
-                    return Err(p.error(
-                        format!("package '{}' is not in {dir} (no {as_dir}/__init__.py)", p.value),
-                        "list packages that exist in the workflow folder",
-                    ));
-                }
-            }
-            list.iter().map(|p| p.value.clone()).collect()
+    if wf.packages.is_empty() {
+        return Err(error::user(
+            format!("{dir}: no Python package found (a folder with an __init__.py)"),
+            format!("add one, or set `packages` in {manifest_path}"),
+        ));
+    }
+    if let (Some(d), Some(joined)) = (&manifest.dockerfile, &wf.dockerfile) {
+        if !matches!(source.kind(joined)?, Some(EntryKind::File { .. })) {
+            return Err(d.error(
+                format!("dockerfile '{}' does not exist ({joined})", d.value),
+                "correct the path (relative to the workflow folder) or remove the key",
+            ));
         }
-        None => {
-            let mut found = Vec::new();
-            for e in source.entries(dir)?.unwrap_or_default() {
-                if let (EntryKind::Dir, Some(n)) = (e.kind, e.name_str()) {
-                    if source.kind(&format!("{dir}/{n}/__init__.py"))?.is_some() {
-                        found.push(n.to_string());
-                    }
-                }
-            }
-            if found.is_empty() {
-                return Err(error::user(
-                    format!("{dir}: no Python package found (a folder with an __init__.py)"),
-                    format!("add one, or set `packages` in {manifest_path}"),
-                ));
-            }
-            found
-        }
-    };
-
-    let dockerfile = match &manifest.dockerfile {
-        Some(d) => {
-            let joined = config::normalise(&format!("{dir}/{}", d.value))
-                .filter(|_| !d.value.starts_with('/'))
-                .ok_or_else(|| {
-                    d.error(
-                        format!("dockerfile '{}' escapes the repository", d.value),
-                        "give a path relative to the workflow folder that stays inside the repository",
-                    )
-                })?;
-            if !matches!(source.kind(&joined)?, Some(EntryKind::File { .. })) {
-                return Err(d.error(
-                    format!("dockerfile '{}' does not exist ({joined})", d.value),
-                    "correct the path (relative to the workflow folder) or remove the key",
-                ));
-            }
-            Some(joined)
-        }
-        None => {
-            let mut found = None;
-            for candidate in ["Dockerfile", "Containerfile"] {
-                let p = format!("{dir}/{candidate}");
-                if matches!(source.kind(&p)?, Some(EntryKind::File { .. })) {
-                    found = Some(p);
-                    break;
-                }
-            }
-            found
-        }
-    };
-
-    let mut shared = Vec::new();
+    }
     for s in &manifest.shared {
         let path = config::repo_path(s, "shared path")?;
         if path.is_empty() || source.kind(&path)?.is_none() {
@@ -358,37 +406,22 @@ pub fn load_workflow(source: &dyn Source, config: &Config, dir: &str, folder: &s
                 "name the shared library's own folder",
             ));
         }
-        shared.push(path);
     }
-    shared.sort();
-    shared.dedup();
 
-    let matcher = DependencyMatcher::new(config.dependencies.iter().chain(&manifest.dependencies))?;
+    wf.matcher = DependencyMatcher::new(config.dependencies.iter().chain(&manifest.dependencies))?;
     let mut dependencies: Vec<String> = source::walk(source, dir)?
         .into_iter()
-        .filter(|(rel, kind)| *kind != EntryKind::Dir && matcher.is_match(rel))
+        .filter(|(rel, kind)| *kind != EntryKind::Dir && wf.matcher.is_match(rel))
         .map(|(rel, _)| format!("{dir}/{}", String::from_utf8_lossy(&rel)))
         .collect();
-    if let Some(d) = &dockerfile {
+    if let Some(d) = &wf.dockerfile {
         if !dependencies.contains(d) {
             dependencies.push(d.clone());
         }
     }
     dependencies.sort();
-    let images = named_images(config, &manifest);
-
-    Ok(Workflow {
-        name,
-        path: dir.to_string(),
-        project,
-        packages,
-        dockerfile,
-        dependencies,
-        shared,
-        images,
-        matcher,
-        name_at: manifest.name.clone().map(Box::new),
-    })
+    wf.dependencies = dependencies;
+    Ok(wf)
 }
 
 /// deploy.toml's named images with the manifest's over them.
