@@ -275,6 +275,9 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
         Some(_) => Trees::new(&odb),
     };
     let head_root = catalog::root(&trees, head_tree.id(), &config)?;
+    if head_root.is_none() {
+        return Err(config.missing_root(&head_what));
+    }
     let head_folders = catalog::folders(head_root.as_ref(), &config)?;
     // What changed between base and head, when there is a base.
     let change = match &base {
