@@ -359,3 +359,35 @@ fn removing_most_workflows_at_once_is_refused_unless_allowed() {
     assert_eq!((training["action"].as_str(), training["outcome"].as_str()), (Some("removed"), Some("deactivated")));
     assert!(training["warnings"][0].as_str().unwrap().starts_with("2 launch plan(s) deactivated"), "{training}");
 }
+
+#[test]
+fn a_damaged_serialization_cache_heals_instead_of_failing_every_deploy() {
+    let Some((repo, python, first)) = deployed() else { return };
+    let cache = repo.path().join(".flyte/cache/serialized");
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(&cache).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "tgz") {
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 4, "one entry per workflow");
+    // A fresh sandbox, so that what is registered is what this run serialized again.
+    std::fs::remove_dir_all(repo.path().join(".flyte/sandbox")).unwrap();
+    let again = deploy_with(&repo, &python, &["--all"]).json();
+    for name in ["etl", "features", "hello", "training"] {
+        assert_eq!(version(&again, name), version(&first, name), "{name}: the same version");
+    }
+    assert!(outcomes(&again).iter().all(|o| o.2 == "registered"), "{again}");
+
+    // `.flyte/cache` replaced by a file: it is made a folder again, with a note.
+    std::fs::remove_dir_all(repo.path().join(".flyte/cache")).unwrap();
+    std::fs::write(repo.path().join(".flyte/cache"), "not a folder").unwrap();
+    std::fs::remove_dir_all(repo.path().join(".flyte/sandbox")).unwrap();
+    let run = deploy_with(&repo, &python, &["--all"]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("note: .flyte/cache was not a folder: removed it"), "{}", run.stderr);
+    assert!(repo.path().join(".flyte/cache/serialized").is_dir(), "the caches are back");
+}

@@ -230,6 +230,9 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
         ));
     };
     let committed = caches::committed(&repo.git, &head);
+    if committed.is_none() {
+        caches::heal(&repo.root);
+    }
     let store: &'s Store = store.get_or_init(|| match committed {
         None => Store::open(&repo.root, deploy_toml),
         Some(_) => Store::default(),
