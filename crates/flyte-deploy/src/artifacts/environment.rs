@@ -657,7 +657,7 @@ mod tests {
         let mut child = child;
         let started = std::time::Instant::now();
         let status = child.wait().unwrap();
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the child outlived its thread");
+        assert!(started.elapsed() < Duration::from_secs(30), "the child outlived its thread");
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
