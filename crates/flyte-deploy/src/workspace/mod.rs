@@ -159,8 +159,7 @@ impl Workspace {
         }
         let root = config.workflows.clone();
         let mut workflows: Vec<Workflow> = Vec::new();
-        let entries = source.entries(&root)?.ok_or_else(|| config.missing_root(&source.describe()))?;
-        for entry in entries {
+        for entry in source.entries(&root)?.unwrap_or_default() {
             if entry.kind != EntryKind::Dir || entry.name.starts_with(b".") || entry.name == b"__pycache__" {
                 continue;
             }
