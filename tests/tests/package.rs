@@ -353,3 +353,26 @@ fn package_errors_are_user_errors() {
     let err = repo.xtask(&["package", "hello", "--dirty", "--head", "main~1"]).user_error().to_string();
     assert!(err.contains("--dirty packages the working tree"), "{err}");
 }
+
+#[test]
+fn a_tracked_folder_replaced_by_a_link_brings_nothing_from_where_it_leads() {
+    let repo = TempRepo::with_examples();
+    repo.write("workflows/hello/hello/data/passwd", "tracked\n");
+    repo.commit("hello: a data folder");
+    // Elsewhere, outside the repository: what must never enter an archive.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("passwd"), "root:x:0:0:SECRET\n").unwrap();
+    let data = repo.path().join("workflows/hello/hello/data");
+    std::fs::remove_dir_all(&data).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &data).unwrap();
+    let dirty = one(&repo, "hello", &["--dirty"]);
+    let files = unpack(&dirty.path);
+    assert!(
+        !files.contains_key("hello/data/passwd"),
+        "the tracked file is gone from the work tree: {:?}",
+        files.keys()
+    );
+    for (name, (_, bytes)) in &files {
+        assert!(!String::from_utf8_lossy(bytes).contains("SECRET"), "{name} holds bytes from outside the repository");
+    }
+}
