@@ -598,6 +598,17 @@ fn all_plans_every_workflow() {
 }
 
 #[test]
+fn all_with_a_base_reports_the_merge_base() {
+    let repo = monorepo();
+    workflow(&repo, "d");
+    repo.commit("d on the feature branch");
+    let main = repo.git(&["rev-parse", "main"]);
+    let json = plan(&repo, &["--all", "--base", "main"]);
+    assert_eq!(json["base"], json!(main), "the merge-base of main and head, as without --all");
+    assert_eq!(json["workflows"].as_array().unwrap().len(), 4, "every workflow planned");
+}
+
+#[test]
 fn domain_from_flag_branch_or_detached_head() {
     let repo = monorepo();
     assert_eq!(plan(&repo, &[])["domain"], "development");
