@@ -204,7 +204,7 @@ struct RawDeploy {
     images: RawImages,
     #[serde(default)]
     python: RawPython,
-    domains: Option<Vec<RawDomain>>,
+    domains: Option<Spanned<Vec<RawDomain>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -318,7 +318,14 @@ impl Config {
             None => DEFAULT_DEPENDENCIES.iter().map(|p| at.default(p.to_string())).collect(),
         };
         let domains = match raw.domains {
+            Some(list) if list.get_ref().is_empty() => {
+                return Err(at.locate(list).error(
+                    "`domains` is empty",
+                    "declare at least one [[domains]] table, or remove `domains` to get the defaults",
+                ));
+            }
             Some(list) => list
+                .into_inner()
                 .into_iter()
                 .map(|d| Domain {
                     name: at.locate(d.name),
@@ -522,12 +529,6 @@ fn check_identifier(value: &Located<String>, what: &str) -> Result<()> {
 }
 
 fn check_domains(domains: &[Domain]) -> Result<()> {
-    if domains.is_empty() {
-        return Err(error::user(
-            "deploy.toml: `domains` is empty",
-            "declare at least one [[domains]] table, or remove `domains` to get the defaults",
-        ));
-    }
     for (i, d) in domains.iter().enumerate() {
         check_identifier(&d.name, "domain name")?;
         if let Some(first) = domains[..i].iter().find(|o| o.name.value == d.name.value) {
@@ -797,5 +798,12 @@ mod tests {
             let at = Located { value: p.to_string(), file: "deploy.toml".into(), line: 1, col: 1 };
             pattern(&at, "dependency pattern").unwrap();
         }
+    }
+
+    #[test]
+    fn empty_domains_are_refused_where_written() {
+        let m = message(parse("project = \"p\"\ndomains = []\n"));
+        assert!(m.starts_with("deploy.toml:2:11: `domains` is empty"), "{m}");
+        assert!(m.contains("help: declare at least one [[domains]] table"), "{m}");
     }
 }
