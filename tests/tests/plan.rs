@@ -1059,3 +1059,18 @@ fn a_workflows_root_that_is_not_there_is_bad_input_not_every_workflow_removed() 
         assert!(run.stdout.is_empty(), "{args:?} printed a plan: {}", run.stdout);
     }
 }
+
+#[test]
+fn a_folder_name_with_a_newline_is_shown_escaped() {
+    let repo = monorepo();
+    workflow(&repo, "new\nline");
+    repo.commit("a folder whose name holds a newline");
+    let run = repo.xtask(&["plan", "--format", "json"]);
+    let message = run.user_error();
+    assert!(
+        message
+            .starts_with("error: workflows/new\\nline/workflow.toml:1:1: the folder name 'new\\nline' is not a valid"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 2, "one line, then its help: {message}");
+}
