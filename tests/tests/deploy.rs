@@ -338,3 +338,24 @@ fn pull_request_pipeline_matrix_equals_a_single_deploy() {
         assert_eq!(version(&after, &o.0), version(&one, &o.0));
     }
 }
+
+#[test]
+fn removing_most_workflows_at_once_is_refused_unless_allowed() {
+    let Some((repo, python, _)) = deployed() else { return };
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    for name in ["etl", "features", "training"] {
+        repo.remove(&format!("workflows/{name}"));
+    }
+    repo.commit("remove three of four workflows");
+    let refused = deploy_with(&repo, &python, &["--base", &base]);
+    let message = refused.user_error();
+    assert!(message.contains("removes 3 of 4 workflows"), "{message}");
+    assert!(message.contains("--allow-mass-removal"), "{message}");
+    assert!(refused.stdout.is_empty(), "nothing reported as done: {}", refused.stdout);
+    // Nothing was deactivated by the refused run: the allowed one still finds training's
+    // two active launch plans.
+    let json = deploy_with(&repo, &python, &["--base", &base, "--allow-mass-removal"]).json();
+    let training = json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "training").unwrap().clone();
+    assert_eq!((training["action"].as_str(), training["outcome"].as_str()), (Some("removed"), Some("deactivated")));
+    assert!(training["warnings"][0].as_str().unwrap().starts_with("2 launch plan(s) deactivated"), "{training}");
+}

@@ -1013,3 +1013,20 @@ fn workflows_of_other_projects_may_share_a_package() {
     assert_eq!(projects, [("bigquery_agent", "flytesnacks"), ("bigquery_plugin", "other")]);
     repo.xtask(&["list"]).ok();
 }
+
+#[test]
+fn a_workflows_root_that_is_not_there_is_bad_input_not_every_workflow_removed() {
+    let repo = monorepo();
+    repo.write("deploy.toml", &format!("workflows = \"wokflows\"\n{DEPLOY}"));
+    repo.commit("a typo in the workflows root");
+    for args in [&["plan", "--format", "json"][..], &["plan", "--all"], &["list"], &["deploy", "--dry-run"]] {
+        let run = repo.xtask(args);
+        let message = run.user_error();
+        assert!(
+            message.contains("deploy.toml:1:13: the workflows root 'wokflows' is not a folder in"),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("correct `workflows` in deploy.toml"), "{args:?}: {message}");
+        assert!(run.stdout.is_empty(), "{args:?} printed a plan: {}", run.stdout);
+    }
+}
