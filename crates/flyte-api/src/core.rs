@@ -136,11 +136,14 @@ pub struct KeyValuePair {
     pub value: String,
 }
 
-/// `flyteidl.core.TaskTemplate`: id, metadata and what runs.
+/// `flyteidl.core.TaskTemplate`: id, type, metadata and what runs.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TaskTemplate {
     #[prost(message, optional, tag = "1")]
     pub id: Option<Identifier>,
+    /// The plugin that runs it (`python-task`, …).
+    #[prost(string, tag = "2")]
+    pub r#type: String,
     #[prost(message, optional, tag = "3")]
     pub metadata: Option<TaskMetadata>,
     #[prost(oneof = "task_template::Target", tags = "6, 17")]
