@@ -168,6 +168,16 @@ pub mod task_template {
 pub struct TaskMetadata {
     #[prost(bool, tag = "1")]
     pub discoverable: bool,
+    /// The SDK that wrote the task.
+    #[prost(message, optional, tag = "2")]
+    pub runtime: Option<RuntimeMetadata>,
+}
+
+/// `flyteidl.core.RuntimeMetadata`: which SDK version wrote a task (flytekit's, for pyflyte).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RuntimeMetadata {
+    #[prost(string, tag = "2")]
+    pub version: String,
 }
 
 /// `flyteidl.core.Container`: the image and the arguments (which carry the code archive's

@@ -21,7 +21,9 @@ fn task_spec() {
     let spec = TaskSpec::decode(TASK).unwrap();
     let template = spec.template.unwrap();
     assert_eq!(template.id, Some(bare(Kind::Task, "training.train.vocabulary")));
-    assert!(!template.metadata.unwrap().discoverable);
+    let metadata = template.metadata.unwrap();
+    assert!(!metadata.discoverable);
+    assert_eq!(metadata.runtime.unwrap().version, "1.16.31", "the flytekit that wrote it");
     let Some(task_template::Target::Container(container)) = template.target else { panic!("a container task") };
     assert_eq!(container.image, "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31");
     assert_eq!(
