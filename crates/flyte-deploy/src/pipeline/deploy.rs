@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use flyte_api::admin as pb;
-use flyte_api::core::{self, ResourceType};
-use prost::Message;
+use flyte_api::{Identifier, Kind, Message};
 
 use crate::args::{self, ReportFormat};
 use crate::artifacts::build::ImageBuilder;
@@ -31,7 +30,7 @@ use crate::error;
 use crate::plan::base::{self, CiContext};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
 use crate::registration::admin::{Address, Admin};
-use crate::registration::hydrate::{Kind, Target};
+use crate::registration::hydrate::Target;
 use crate::registration::policy;
 use crate::registration::record::{self, Record, Store};
 use crate::registration::register::{self, Archive};
@@ -656,14 +655,7 @@ async fn complete(admin: &Admin, project: &str, domain: &str, version: &str, nam
         return Ok(false);
     }
     for name in names {
-        let id = core::Identifier {
-            resource_type: ResourceType::LaunchPlan as i32,
-            project: project.into(),
-            domain: domain.into(),
-            name: name.clone(),
-            version: version.into(),
-            org: String::new(),
-        };
+        let id = Identifier::new(Kind::LaunchPlan, project, domain, name, version);
         if admin.launch_plan_active(&id).await? != Some(true) {
             return Ok(false);
         }
@@ -693,14 +685,14 @@ async fn deactivate(
     let mut count = 0;
     let mut candidates: HashMap<String, ()> = names.drain(..).map(|n| (n, ())).collect();
     if candidates.is_empty() {
-        for name in admin.list_names(ResourceType::LaunchPlan, project, domain).await? {
+        for name in admin.list_names(Kind::LaunchPlan, project, domain).await? {
             candidates.insert(name, ());
         }
     }
     for name in candidates.keys() {
-        for bytes in admin.list(ResourceType::LaunchPlan, project, domain, name).await? {
+        for bytes in admin.list(Kind::LaunchPlan, project, domain, name).await? {
             let lp = pb::LaunchPlan::decode(bytes.as_slice()).context("decoding a launch plan")?;
-            let active = lp.closure.as_ref().is_some_and(|c| c.state == pb::LaunchPlanState::Active as i32);
+            let active = lp.closure.as_ref().is_some_and(|c| c.state() == pb::LaunchPlanState::Active);
             let workflow = lp.spec.as_ref().and_then(|s| s.workflow_id.as_ref()).map(|w| w.name.clone());
             // A package that a workflow of the head still has (a renamed folder) is not ours.
             let inside = |w: &str, p: &str| w.starts_with(&format!("{p}."));
