@@ -3,7 +3,9 @@
 //! runs, secrets only in the step that needs them, no untrusted input in scripts, the tool
 //! built once, a matrix job per plan entry); the GitLab file parses and its plan job writes a
 //! valid child pipeline; the deploy-notes push works against real git repositories; every
-//! xtask command the files call exists with the flags they pass.
+//! xtask command the files call exists with the flags they pass; and the pull-request
+//! pipeline, replayed step by step with warm caches, compiles no Rust, shows no credential to
+//! workflow code, and reports its time per matrix job.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -1057,4 +1059,463 @@ fn gitlab_jobs_push_their_deploy_notes_with_a_retry() {
     // Re-running changes nothing: each record appears once.
     run_script(&record, &record_dir, &gitlab);
     assert_eq!(note(&origin, "main").lines().count(), 3, "{}", note(&origin, "main"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The pull-request pipeline replayed on this machine, step by step
+
+/// `cargo xtask sandbox` on a free loopback port: the FlyteAdmin the replay deploys to.
+struct Sandbox {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Sandbox {
+    fn start(data: &Path) -> Sandbox {
+        use std::io::BufRead;
+        let mut child = Command::new(xtask_bin())
+            .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("starting the sandbox");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+        let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "the sandbox prints its address: {first:?}");
+        Sandbox { child, endpoint }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the replay stands in for: the repository, the build job's binary, the caches
+/// GitHub keeps between runs, and PATH without any Rust toolchain.
+struct Replay<'d> {
+    doc: &'d Yaml,
+    origin: PathBuf,
+    dir: PathBuf,
+    /// `actions/cache`: the last saved copy of each path (what a restore-keys prefix gets).
+    caches: PathBuf,
+    /// PATH with no folder holding cargo or rustc: a step that compiled Rust would fail.
+    path: String,
+    secrets: Vec<(&'static str, String)>,
+    jobs: usize,
+}
+
+/// One replayed job: its wall time, each step's, and the tool's own share.
+struct JobTime {
+    name: String,
+    total: f64,
+    tool: f64,
+    steps: Vec<(String, f64)>,
+    stdout: String,
+    workspace: PathBuf,
+}
+
+type Values = std::collections::BTreeMap<String, String>;
+
+/// `${{ expr }}` replaced by the values the runner would give; an unknown one is a failure.
+fn substitute(text: &str, values: &Values) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${{") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find("}}").map(|e| at + e).unwrap_or_else(|| panic!("unclosed expression: {text}"));
+        let expr = rest[at + 3..end].trim();
+        let value = values.get(expr).unwrap_or_else(|| panic!("the replay has no value for `{expr}`"));
+        out.push_str(value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A step's or job's `if:`, for the forms the files use.
+fn condition(cond: &Yaml, values: &Values) -> bool {
+    let Some(cond) = cond.as_str() else { return true };
+    let c = cond.trim().trim_start_matches("${{").trim_end_matches("}}").trim();
+    if c == "!cancelled()" {
+        return true;
+    }
+    let (left, right, equal) = match (c.split_once("!="), c.split_once("==")) {
+        (Some((l, r)), _) => (l, r, false),
+        (None, Some((l, r))) => (l, r, true),
+        _ => panic!("the replay cannot evaluate `if: {cond}`"),
+    };
+    let value = values.get(left.trim()).unwrap_or_else(|| panic!("the replay has no value for `{left}`"));
+    (value == right.trim().trim_matches('\'')) == equal
+}
+
+/// `name=value` lines (and `name<<DELIMITER` blocks) of a `$GITHUB_OUTPUT` file.
+fn outputs(file: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+            out.push((name.to_string(), value.join("\n")));
+        } else if let Some((name, value)) = line.split_once('=') {
+            out.push((name.to_string(), value.to_string()));
+        }
+    }
+    out
+}
+
+impl Replay<'_> {
+    /// Replays one job of the file: `uses:` steps by what they do here, `run:` steps by bash
+    /// as the runner runs them, with the workflow's and the step's `env:`.
+    fn job(&mut self, job: &str, values: &mut Values) -> JobTime {
+        let body = &self.doc["jobs"][job];
+        self.jobs += 1;
+        let workspace = self.dir.join(format!("job-{}-{job}", self.jobs));
+        let temp = self.dir.join(format!("job-{}-temp", self.jobs));
+        std::fs::create_dir_all(&temp).unwrap();
+        let mut path = self.path.clone();
+        let mut time = JobTime {
+            name: job.to_string(),
+            total: 0.0,
+            tool: 0.0,
+            steps: Vec::new(),
+            stdout: String::new(),
+            workspace: workspace.clone(),
+        };
+        let mut saves: Vec<String> = Vec::new();
+        values.insert("runner.temp".into(), temp.to_string_lossy().into_owned());
+        values.insert("runner.os".into(), "Linux".into());
+        for (name, secret) in &self.secrets {
+            values.insert(format!("secrets.{name}"), secret.clone());
+        }
+        let started = std::time::Instant::now();
+        for (i, step) in list(&body["steps"]).iter().enumerate() {
+            if !condition(&step["if"], values) {
+                continue;
+            }
+            let label = step["name"].as_str().or(step["uses"].as_str()).unwrap_or("run").to_string();
+            let step_started = std::time::Instant::now();
+            let with = |key: &str| step["with"][key].as_str().map(|v| substitute(v, values));
+            if let Some(action) = step["uses"].as_str() {
+                let action = action.split('@').next().unwrap();
+                match action {
+                    "actions/checkout" => {
+                        let head = with("ref").unwrap_or_else(|| values["github.sha"].clone());
+                        clone(&self.origin, &workspace, &[]);
+                        git(&workspace, &["checkout", "--quiet", "--detach", &head]);
+                    }
+                    "actions/download-artifact" => {
+                        if with("name").as_deref() == Some("flyte-deploy-xtask") {
+                            // The build job's artifact; artifacts do not keep the exec bit.
+                            let dir = PathBuf::from(with("path").unwrap());
+                            std::fs::create_dir_all(&dir).unwrap();
+                            std::fs::copy(xtask_bin(), dir.join("xtask")).unwrap();
+                            use std::os::unix::fs::PermissionsExt;
+                            std::fs::set_permissions(dir.join("xtask"), std::fs::Permissions::from_mode(0o644))
+                                .unwrap();
+                        }
+                    }
+                    "actions/setup-python" => {
+                        let id = step["id"].as_str().unwrap_or("python");
+                        values.insert(format!("steps.{id}.outputs.python-version"), "3.11".into());
+                    }
+                    "actions/cache" | "actions/cache/restore" => {
+                        for p in with("path").unwrap().lines().map(str::trim).filter(|p| !p.is_empty()) {
+                            // `~/…`: this machine's own folders (uv, the tool's home), warm by
+                            // construction; `.flyte/cache/envs`: FLYTE_DEPLOY_ENVS below.
+                            if p.starts_with('~') || p.starts_with(".flyte/cache/envs") {
+                                continue;
+                            }
+                            let saved = self.caches.join(p);
+                            if saved.exists() {
+                                copy_dir(&saved, &workspace.join(p));
+                            }
+                            if action == "actions/cache" {
+                                saves.push(p.to_string());
+                            }
+                        }
+                    }
+                    "actions/upload-artifact" => {}
+                    other => panic!("the replay does not know the action {other}"),
+                }
+            } else if let Some(script) = step["run"].as_str() {
+                let files: Vec<PathBuf> = ["output", "path", "env", "summary"]
+                    .iter()
+                    .map(|f| {
+                        let file = temp.join(format!("{i}-{f}"));
+                        std::fs::write(&file, "").unwrap();
+                        file
+                    })
+                    .collect();
+                let mut cmd = Command::new("bash");
+                cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script]).current_dir(&workspace);
+                for (key, _) in std::env::vars_os() {
+                    let key = key.to_string_lossy().into_owned();
+                    if ["GITHUB_", "CI", "FLYTE_", "CARGO", "RUST"].iter().any(|p| key.starts_with(p)) {
+                        cmd.env_remove(&key);
+                    }
+                }
+                cmd.env("PATH", &path)
+                    .env("CI", "true")
+                    .env("GITHUB_ACTIONS", "true")
+                    .env("GITHUB_WORKSPACE", &workspace)
+                    .env("RUNNER_TEMP", &temp)
+                    .env("RUNNER_OS", "Linux")
+                    .env("GITHUB_OUTPUT", &files[0])
+                    .env("GITHUB_PATH", &files[1])
+                    .env("GITHUB_ENV", &files[2])
+                    .env("GITHUB_STEP_SUMMARY", &files[3])
+                    // The environments cache: the folder every test shares, warm after the
+                    // first run (as a restored cache is).
+                    .env("FLYTE_DEPLOY_ENVS", tests::envs_dir());
+                for scope in [&self.doc["env"], &body["env"], &step["env"]] {
+                    for (key, value) in entries(scope) {
+                        let value = value.as_str().map(str::to_string).unwrap_or_else(|| format!("{value:?}"));
+                        cmd.env(key, substitute(&value, values));
+                    }
+                }
+                let out = cmd.output().expect("running bash");
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(out.status.success(), "job {job}, step `{label}` failed:\n{stdout}\n{stderr}");
+                time.stdout.push_str(&format!("## {label}\n{stdout}"));
+                if let Some(id) = step["id"].as_str() {
+                    for (name, value) in outputs(&files[0]) {
+                        values.insert(format!("steps.{id}.outputs.{name}"), value);
+                    }
+                }
+                for dir in std::fs::read_to_string(&files[1]).unwrap().lines().filter(|l| !l.is_empty()) {
+                    path = format!("{dir}:{path}");
+                }
+                if !xtask_calls("", script).is_empty() {
+                    time.tool += step_started.elapsed().as_secs_f64();
+                }
+            } else {
+                panic!("job {job} step {i} neither uses an action nor runs a script");
+            }
+            time.steps.push((label, step_started.elapsed().as_secs_f64()));
+        }
+        // The post-job steps of actions/cache.
+        for p in saves {
+            let from = workspace.join(&p);
+            if from.exists() {
+                let to = self.caches.join(&p);
+                let _ = std::fs::remove_dir_all(&to);
+                copy_dir(&from, &to);
+            }
+        }
+        time.total = started.elapsed().as_secs_f64();
+        for (name, value) in entries(&body["outputs"]) {
+            let value = substitute(value.as_str().unwrap(), values);
+            values.insert(format!("needs.{job}.outputs.{name}"), value);
+        }
+        time
+    }
+
+    /// The plan job, then one deploy job per matrix entry, for the commit `head`.
+    fn pull_request(&mut self, base: &str, head: &str) -> (serde_json::Value, Vec<JobTime>) {
+        let mut values = Values::new();
+        values.insert("github.event.pull_request.base.sha".into(), base.into());
+        values.insert("github.event.pull_request.head.sha".into(), head.into());
+        values.insert("github.sha".into(), head.into());
+        let plan = self.job("plan", &mut values);
+        let matrix: serde_json::Value = serde_json::from_str(&values["needs.plan.outputs.matrix"]).unwrap();
+        let mut times = vec![plan];
+        if values["needs.plan.outputs.any"] != "true" {
+            return (matrix, times);
+        }
+        for entry in matrix["include"].as_array().unwrap() {
+            let mut values = values.clone();
+            for (key, value) in entry.as_object().unwrap() {
+                // A removed workflow's version is null: an empty string in an expression.
+                values.insert(format!("matrix.{key}"), value.as_str().unwrap_or_default().to_string());
+            }
+            let mut time = self.job("deploy", &mut values);
+            time.name = format!("deploy {}", entry["workflow"].as_str().unwrap());
+            times.push(time);
+        }
+        (matrix, times)
+    }
+}
+
+/// Copies a folder (or file) recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    tests::copy_tree(from, to);
+}
+
+/// PATH without the folders that hold cargo or rustc.
+fn path_without_rust() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| !["cargo", "rustc", "rustup"].iter().any(|tool| dir.join(tool).exists()))
+        .collect();
+    std::env::join_paths(kept).unwrap().to_string_lossy().into_owned()
+}
+
+/// A workflow whose module-level code writes its environment, and every ancestor process's,
+/// to `dump`: what workflow code could read of the job's credentials.
+fn probe_workflow(dump: &Path, n: u32) -> String {
+    format!(
+        r#"import os
+
+VERSION = {n}
+
+
+def _ancestors():
+    pid, seen = os.getpid(), []
+    while pid > 1:
+        try:
+            with open(f"/proc/{{pid}}/environ", "rb") as f:
+                seen.append((pid, f.read().decode("utf-8", "replace")))
+            with open(f"/proc/{{pid}}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+    return seen
+
+
+with open({dump:?}, "a") as out:
+    out.write(f"probe {{VERSION}} ran\n")
+    out.write(repr(sorted(os.environ.items())) + "\n")
+    for pid, environ in _ancestors():
+        out.write(f"ancestor {{pid}}: " + environ.replace("\0", " ") + "\n")
+
+from flytekit import task, workflow
+
+
+@task
+def echo(x: int) -> int:
+    return x + VERSION
+
+
+@workflow
+def probe(x: int = 1) -> int:
+    return echo(x=x)
+"#
+    )
+}
+
+const CANARY_TOKEN: &str = "flyte-token-CANARY-7f3a";
+const CANARY_REGISTRY: &str = "registry-password-CANARY-91c2";
+
+#[test]
+fn pull_request_pipeline_replayed_with_warm_caches_compiles_no_rust_and_shows_no_credential() {
+    if tests::flytekit_python().is_none() || ["git", "bash", "jq"].iter().any(|t| require_tool(t).is_none()) {
+        return;
+    }
+    let doc = load(&project_root().join("ci/github/pull-request.yml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("probe-environment.txt");
+    let origin = tests::TempRepo::with_examples();
+    origin.write("workflows/probe/probe/__init__.py", &probe_workflow(&dump, 0));
+    let base = origin.commit("the probe");
+    origin.git(&["checkout", "--quiet", "-b", "feature"]);
+    let sandbox = Sandbox::start(&tmp.path().join("sandbox"));
+    let path = path_without_rust();
+    assert!(
+        std::env::split_paths(&path).all(|d| !d.join("cargo").exists()),
+        "cargo is still on the replay's PATH: {path}"
+    );
+    let mut replay = Replay {
+        doc: &doc,
+        origin: origin.path().to_path_buf(),
+        dir: tmp.path().join("runs"),
+        caches: tmp.path().join("caches"),
+        path,
+        secrets: vec![
+            ("FLYTE_ENDPOINT", sandbox.endpoint.clone()),
+            ("FLYTE_TOKEN", CANARY_TOKEN.into()),
+            ("FLYTE_CLIENT_ID", String::new()),
+            ("FLYTE_CLIENT_SECRET", String::new()),
+            ("REGISTRY_USERNAME", "ci-bot".into()),
+            ("REGISTRY_PASSWORD", CANARY_REGISTRY.into()),
+        ],
+        jobs: 0,
+    };
+
+    // A first push to the pull request warms the caches; the second, a code-only change of
+    // one workflow, is measured.
+    let mut runs = Vec::new();
+    for n in [1, 2] {
+        origin.write("workflows/probe/probe/__init__.py", &probe_workflow(&dump, n));
+        let head = origin.commit(&format!("probe {n}"));
+        let (matrix, times) = replay.pull_request(&base, &head);
+        let entries = matrix["include"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{matrix}");
+        assert_eq!((entries[0]["workflow"].as_str(), entries[0]["action"].as_str()), (Some("probe"), Some("fast")));
+        let version = entries[0]["version"].as_str().unwrap().to_string();
+        // The deploy step (the last output of the job) registered the version at FlyteAdmin.
+        let deploy = times.last().unwrap();
+        let registered = deploy.stdout.rsplit("## Deploy (").next().unwrap();
+        assert!(
+            registered.contains(&version) && registered.contains("registered"),
+            "the deploy step registered no {version}:\n{}",
+            deploy.stdout
+        );
+        runs.push(times);
+    }
+
+    // The probe ran (in the serialize step of each run) and saw no credential.
+    let seen = std::fs::read_to_string(&dump).expect("the probe workflow's code never ran");
+    assert!(seen.contains("probe 1 ran") && seen.contains("probe 2 ran"), "{seen}");
+    for canary in [CANARY_TOKEN, CANARY_REGISTRY] {
+        assert!(!seen.contains(canary), "workflow code saw a credential ({canary}):\n{seen}");
+    }
+    // No job compiled Rust: none could (no cargo on PATH), and no checkout has a target/.
+    for time in runs.iter().flatten() {
+        assert!(!time.workspace.join("target").exists(), "{} built Rust", time.name);
+    }
+
+    let mut report = String::from("\npull-request pipeline replayed, warm caches, code-only change of one workflow\n");
+    for time in &runs[1] {
+        report.push_str(&format!(
+            "  job {:<14} {:>6.1} s   the tool's own work {:>6.1} s\n",
+            time.name, time.total, time.tool
+        ));
+        for (step, seconds) in &time.steps {
+            report.push_str(&format!("      {seconds:>6.2} s  {step}\n"));
+        }
+    }
+    println!("{report}");
+    for time in &runs[1] {
+        assert!(time.total < 30.0, "{} took {:.1} s, over the 30 s target:{report}", time.name, time.total);
+    }
+
+    // With nothing serialized (a fresh sandbox, no cached specs), the deploy step's
+    // environment cannot start the workflow's code: it fails instead.
+    let deploy = runs[1].last().unwrap();
+    std::fs::remove_dir_all(deploy.workspace.join(".flyte/cache/serialized")).unwrap();
+    let _ = std::fs::remove_dir_all(deploy.workspace.join(".flyte/sandbox"));
+    let redeploy = |env: &[(&str, &str)]| {
+        Command::new(xtask_bin())
+            .args(["deploy", "--workflow", "probe", "--base", &base, "--domain", "development"])
+            .current_dir(&deploy.workspace)
+            .env("FLYTE_ENDPOINT", "sandbox")
+            .env("FLYTE_TOKEN", CANARY_TOKEN)
+            .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let runs_before = std::fs::read_to_string(&dump).unwrap().matches("probe 2 ran").count();
+    let guarded = redeploy(&[("FLYTE_DEPLOY_PYTHON", "/nonexistent/python3")]);
+    assert!(!guarded.status.success(), "the deploy step serialized without an interpreter");
+    assert_eq!(std::fs::read_to_string(&dump).unwrap().matches("probe 2 ran").count(), runs_before);
+
+    // The probe does see a credential when workflow code runs where one is: the same deploy
+    // with the token in its environment and an interpreter (what the templates used to do).
+    let out = redeploy(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    assert!(seen.matches("probe 2 ran").count() > runs_before, "the probe did not run again");
+    assert!(seen.contains(CANARY_TOKEN), "the probe cannot see a credential even when one is there");
+    drop(sandbox);
 }
