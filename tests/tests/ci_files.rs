@@ -520,7 +520,7 @@ fn deploys_run_as_one_matrix_job_per_plan_entry() {
         assert_eq!(build["if"].as_str(), Some("matrix.action == 'rebuild'"), "{name}: build only for rebuild");
         let build_run = build["run"].as_str().unwrap();
         assert!(build_run.contains("--push"), "{name}");
-        // The registry login lives and dies with the build step, after the workflow's code ran.
+        // The registry login lives and dies with the build step, before the workflow's code runs.
         assert!(
             build_run.contains("trap 'docker logout \"$IMAGE_REGISTRY\"' EXIT")
                 && build_run.find("trap").unwrap() < build_run.find("docker login").unwrap(),
@@ -541,11 +541,14 @@ fn deploys_run_as_one_matrix_job_per_plan_entry() {
         assert_eq!(serialize["env"]["FLYTE_ENDPOINT"].as_str(), Some("sandbox"), "{name}");
         assert_eq!(register["env"]["FLYTE_ENDPOINT"].as_str(), Some("${{ secrets.FLYTE_ENDPOINT }}"), "{name}");
         assert_eq!(register["env"]["FLYTE_DEPLOY_PYTHON"].as_str(), Some("/nonexistent/python3"), "{name}");
-        let order: Vec<usize> = ["Serialize (", "Build the image", "Deploy ("]
+        let order: Vec<usize> = ["Build the image", "Serialize (", "Deploy ("]
             .iter()
             .map(|n| steps.iter().position(|s| s["name"].as_str().is_some_and(|x| x.starts_with(n))).unwrap())
             .collect();
-        assert!(order.windows(2).all(|w| w[0] < w[1]), "{name}: serialize, then build, then deploy: {order:?}");
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "{name}: build (and log out), then serialize, then deploy: {order:?}"
+        );
         // The caches a matrix job restores, keyed so that a hit is never stale.
         let keys: Vec<&str> = steps.iter().filter_map(|s| s["with"]["key"].as_str()).collect();
         let key = |prefix: &str| {
@@ -797,7 +800,14 @@ fn gitlab_child_pipeline_has_one_job_per_matrix_entry() {
     };
     assert_eq!(
         job_names(&child),
-        ["serialize etl", "deploy etl (rebuild)", "serialize hello: \"x\"", "deploy hello: \"x\" (fast)", "record"]
+        [
+            "image etl",
+            "serialize etl",
+            "deploy etl (rebuild)",
+            "serialize hello: \"x\"",
+            "deploy hello: \"x\" (fast)",
+            "record"
+        ]
     );
     let tool = r#"{"pipeline":"$PARENT_PIPELINE_ID","job":"flyte-build"}"#;
     let json = |y: &Yaml| {
@@ -816,9 +826,18 @@ fn gitlab_child_pipeline_has_one_job_per_matrix_entry() {
     for (key, value) in
         [("WORKFLOW", "etl"), ("ACTION", "rebuild"), ("BASE_SHA", "0123abc"), ("FLYTE_DOMAIN", "development")]
     {
-        assert_eq!(etl["variables"][key].as_str(), Some(value), "{key}");
-        assert_eq!(child["serialize etl"]["variables"][key].as_str(), Some(value), "{key}");
+        for job in ["image etl", "serialize etl", "deploy etl (rebuild)"] {
+            assert_eq!(child[job]["variables"][key].as_str(), Some(value), "{job}: {key}");
+        }
     }
+    // The image is pushed before the workflow's code runs: serialize needs it.
+    let serialize_needs = list(&child["serialize etl"]["needs"]);
+    assert_eq!(serialize_needs.last().unwrap()["job"].as_str(), Some("image etl"));
+    assert_eq!(list(&child["serialize hello: \"x\""]["needs"]).len(), 1, "a fast entry builds no image");
+    let image: Vec<&str> = list(&child[".flyte-image-entry"]["script"]).iter().filter_map(Yaml::as_str).collect();
+    let at = |what: &str| image.iter().position(|s| s.contains(what)).unwrap_or_else(|| panic!("{what}: {image:?}"));
+    assert!(at("buildah login") < at("xtask build \"$WORKFLOW\" --push") && at("--push") < at("buildah logout"));
+    assert_eq!(image.last(), Some(&"exit $status"), "the login ends even when the build failed");
     assert_eq!(child["deploy hello: \"x\" (fast)"]["variables"]["WORKFLOW"].as_str(), Some("hello: \"x\""));
 
     // Serialize: the workflow's code, into a throwaway sandbox, with no environment (so no
@@ -831,15 +850,13 @@ fn gitlab_child_pipeline_has_one_job_per_matrix_entry() {
     let caches: Vec<&str> = list(&serialize["cache"]).iter().filter_map(|c| c["key"].as_str()).collect();
     assert_eq!(caches, ["flyte-deploy-envs-$WORKFLOW", "flyte-deploy-cache-$WORKFLOW"]);
 
-    // Deploy: the domain's environment, no Python, the registry login only around the build.
+    // Deploy: the domain's environment, no Python, no login.
     let entry = &child[".flyte-deploy-entry"];
     assert_eq!(entry["extends"].as_str(), Some(".flyte-tool"));
     assert_eq!(entry["environment"]["name"].as_str(), Some("$FLYTE_DOMAIN"));
     assert_eq!(entry["variables"]["FLYTE_DEPLOY_PYTHON"].as_str(), Some("/nonexistent/python3"));
     let script: Vec<&str> = list(&entry["script"]).iter().filter_map(Yaml::as_str).collect();
-    let build = script.iter().find(|s| s.contains("if [ \"$ACTION\" = rebuild ]")).expect("a build item");
-    assert!(build.contains("xtask build \"$WORKFLOW\" --push"), "{build}");
-    assert!(build.find("buildah login") < build.find("buildah logout"), "{build}");
+    assert!(script.iter().all(|s| !s.contains("buildah") && !s.contains("xtask build")), "{script:?}");
     assert!(script.iter().any(|s| s.contains("xtask deploy --workflow \"$WORKFLOW\" --base \"$BASE_SHA\"")));
     assert_eq!(script.last(), Some(&"exit $status"), "the job fails when the deploy failed, after keeping notes");
     assert_eq!(list(&entry["artifacts"]["paths"])[0].as_str(), Some("flyte-deploy-notes/"));
