@@ -164,6 +164,27 @@ pub struct Promote {
     pub format: ReportFormat,
 }
 
+/// Make an earlier version that a domain had the active one again: its launch plans are
+/// activated (their schedules move to them), anything of it missing in the domain is
+/// registered again from the serialization cache, and the rollback is recorded in history.
+/// Refused (exit 2) for a version the domain never had.
+#[derive(Debug, Parser)]
+pub struct Rollback {
+    /// The domain to roll back (one that activates launch plans).
+    #[arg(long, value_name = "D")]
+    pub domain: String,
+    /// A commit (each workflow goes back to its version at that commit) or a version
+    /// (as `history` shows it).
+    #[arg(long, value_name = "COMMIT|VERSION")]
+    pub to: String,
+    /// Workflows to roll back (default: every workflow the domain has records of).
+    #[arg(value_name = "WORKFLOW")]
+    pub workflows: Vec<String>,
+    /// `text` (a table) or `json` (the deploy JSON, action `rollback`).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
 /// Show what was registered where, from which commit.
 #[derive(Debug, Parser)]
 pub struct History {
@@ -173,4 +194,9 @@ pub struct History {
     /// Only this domain.
     #[arg(long, value_name = "D")]
     pub domain: Option<String>,
+    /// `text` (a table, and with a workflow each version's path through the domains) or
+    /// `json` (an array of records, oldest first: commit, workflow, domain, version, image,
+    /// actor, time, outcome, and promoted_from and launch_plans where known).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }

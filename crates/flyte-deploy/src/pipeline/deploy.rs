@@ -156,7 +156,6 @@ async fn deploy(
     let mut packages = Packages::new(&cache_dir);
 
     let mut done: Vec<WorkflowSummary> = Vec::new();
-    let mut records: Vec<Record> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
     let mut removals = Vec::new();
 
@@ -198,11 +197,17 @@ async fn deploy(
         let known = known_launch_plans(&mut packages, &key, &history, &wf.name, &version);
         if let Some(names) = &known {
             progress.step(&wf.name, "checking the registered version");
-            match complete(&admin, &wf.project, &domain.name.value, &version, names).await {
+            match complete(&admin, &wf.project, &domain.name.value, &version, names, domain.activate).await {
                 Ok(true) => {
                     summary.outcome = Outcome::AlreadyRegistered;
                     summary.images = serialized_images(&mut packages, &key);
                     summary.seconds = started.elapsed().as_secs_f64();
+                    // A run killed after its registration but before its record left the
+                    // version in place unrecorded: the record is written now.
+                    if !recorded(&history, &wf.name, &domain.name.value, &version) {
+                        let record = record_of(repo, plan, &summary, &domain.name.value, names.clone());
+                        store.append(&repo.git, &[record]).context("recording the deploy")?;
+                    }
                     done.push(summary);
                     continue;
                 }
@@ -366,8 +371,18 @@ async fn deploy(
     let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
     done.extend(failed.into_iter().map(|j| j.summary));
 
-    // 4. Removed workflows: their launch plans deactivated.
+    // 4. Removed workflows: their launch plans deactivated, where the domain activates (where
+    // it does not, they belong to whoever activated them, and are left alone).
     for (planned, mut summary, started) in removals {
+        if !domain.activate {
+            summary.warnings.push(format!(
+                "its launch plans were left as they are: domain '{}' does not activate (activate = false)",
+                domain.name.value
+            ));
+            summary.seconds = started.elapsed().as_secs_f64();
+            done.push(summary);
+            continue;
+        }
         progress.step(&planned.name, "deactivating launch plans");
         let live: Vec<&str> = ws
             .workflows
@@ -384,7 +399,9 @@ async fn deploy(
             Err(e) => fail(&mut summary, &e),
         }
         summary.seconds = started.elapsed().as_secs_f64();
-        records.push(record_of(repo, plan, &summary, &domain.name.value, Vec::new()));
+        // Recorded as the change happens, not at the end of the run.
+        let record = record_of(repo, plan, &summary, &domain.name.value, Vec::new());
+        store.append(&repo.git, &[record]).context("recording the deactivation")?;
         done.push(summary);
     }
 
@@ -413,6 +430,7 @@ async fn deploy(
             settings: domain.settings.clone(),
         };
         let filename = format!("{}-{}.tar.gz", job.wf.name, target.version);
+        let options = register::Options { activate: domain.activate, ..register::Options::default() };
         let progress = progress.clone();
         let name = job.wf.name.clone();
         tasks.spawn(async move {
@@ -424,7 +442,7 @@ async fn deploy(
                     &package,
                     &target,
                     Some(Archive { filename: &filename, bytes: &archive }),
-                    &register::Options::default(),
+                    &options,
                 )
                 .await?;
                 Ok((summary, launch_plan_names(&package)))
@@ -442,8 +460,12 @@ async fn deploy(
                 job.summary.entities =
                     Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
                 if reg.errors.is_empty() {
-                    job.summary.outcome =
-                        if reg.created() == 0 { Outcome::AlreadyRegistered } else { Outcome::Registered };
+                    // Activating what existed already is a change of state too.
+                    job.summary.outcome = if reg.created() == 0 && reg.activated == 0 {
+                        Outcome::AlreadyRegistered
+                    } else {
+                        Outcome::Registered
+                    };
                 } else {
                     job.summary.outcome = Outcome::Failed;
                     job.summary.error = Some(reg.errors.join("; "));
@@ -451,17 +473,24 @@ async fn deploy(
             }
             Err(e) => fail(&mut job.summary, &e),
         }
+        // 6. Recorded as the change happens: a run killed later keeps this record. A
+        // workflow that changed nothing is recorded only when history lacks its version.
+        let version = job.planned.version.as_deref().unwrap_or_default();
+        if job.summary.outcome != Outcome::AlreadyRegistered
+            || !recorded(&history, &job.wf.name, &domain.name.value, version)
+        {
+            job.summary.seconds = job.started.elapsed().as_secs_f64();
+            let record = record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans.clone());
+            store.append(&repo.git, &[record]).context("recording the deploy")?;
+        }
     }
     for mut job in jobs {
         job.summary.seconds = job.started.elapsed().as_secs_f64();
-        records.push(record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans));
         done.push(job.summary);
     }
     progress.finish();
 
-    // 6. Record and report.
-    records.retain(|r| r.outcome != Outcome::AlreadyRegistered.as_str());
-    store.append(&repo.git, &records).context("recording the deploy")?;
+    // 7. Report.
     done.sort_by(|a, b| a.name.cmp(&b.name));
     admin.close().await.ok();
     Ok(Summary { domain: domain.name.value.clone(), base: plan.base.clone(), head: plan.head.clone(), workflows: done })
@@ -627,9 +656,25 @@ fn launch_plan_names(package: &Package) -> Vec<String> {
         .collect()
 }
 
-/// True when every launch plan exists at `version` in the domain and is active: they are
-/// registered last and activated after, so the whole workflow is there.
-async fn complete(admin: &Admin, project: &str, domain: &str, version: &str, names: &[String]) -> Result<bool> {
+/// True when a record says `workflow` reached `version` in `domain` (registered, promoted or
+/// rolled back there).
+fn recorded(history: &[Record], workflow: &str, domain: &str, version: &str) -> bool {
+    history.iter().any(|r| {
+        r.workflow == workflow && r.domain == domain && r.version == version && r.outcome != Outcome::Failed.as_str()
+    })
+}
+
+/// True when every launch plan exists at `version` in the domain and, where the domain
+/// activates, is active: they are registered last and activated after, so the whole
+/// workflow is there.
+async fn complete(
+    admin: &Admin,
+    project: &str,
+    domain: &str,
+    version: &str,
+    names: &[String],
+    activate: bool,
+) -> Result<bool> {
     if names.is_empty() {
         return Ok(false);
     }
@@ -642,8 +687,10 @@ async fn complete(admin: &Admin, project: &str, domain: &str, version: &str, nam
             version: version.into(),
             org: String::new(),
         };
-        if admin.launch_plan_active(&id).await? != Some(true) {
-            return Ok(false);
+        match admin.launch_plan_active(&id).await? {
+            Some(true) => {}
+            Some(false) if !activate => {}
+            _ => return Ok(false),
         }
     }
     Ok(true)

@@ -466,7 +466,8 @@ impl Promotion<'_> {
             anyhow::bail!("{}", registered.errors.join("; "));
         }
         let mut activated = 0;
-        for id in source_launch_plans {
+        let activates = self.config.domain(self.to).is_none_or(|d| d.activate);
+        for id in source_launch_plans.iter().filter(|_| activates) {
             let source_id = id.to_prost();
             if admin.launch_plan_active(&source_id).await? != Some(true) {
                 summary.warnings.push(format!(

@@ -1,0 +1,230 @@
+//! Team operations end to end (a temporary copy of the examples, the real pyflyte, the
+//! embedded sandbox on disk): pull requests sharing development never change each other's
+//! launch-plan state while trunk domains activate; rollback; records as changes happen.
+
+use std::collections::BTreeMap;
+
+use flyte_api::admin as pb;
+use flyte_api::core::ResourceType;
+use flyte_deploy::config::Config;
+use flyte_deploy::registration::admin::Admin;
+use prost::Message;
+use serde_json::Value;
+use tests::{flytekit_python, Run, TempRepo};
+
+const PROJECT: &str = "flytesnacks";
+
+/// `deploy --format json` with the flytekit Python, outside CI unless `env` says otherwise.
+fn deploy(repo: &TempRepo, python: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = vec!["deploy", "--format", "json"];
+    all.extend_from_slice(args);
+    let mut vars = vec![("FLYTE_DEPLOY_PYTHON", python), ("CI", "false")];
+    vars.extend_from_slice(env);
+    repo.xtask_env(&all, &vars)
+}
+
+/// A workflow's row of a deploy report.
+fn row(json: &Value, name: &str) -> Value {
+    json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == name).cloned().unwrap_or(Value::Null)
+}
+
+/// Every launch plan version of `domain` and whether it is active, by (name, version).
+fn launch_plans(repo: &TempRepo, domain: &str) -> BTreeMap<(String, String), bool> {
+    let path = repo.path().join("deploy.toml");
+    let config = Config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let admin = Admin::connect(&config, repo.path()).await.unwrap();
+        let mut out = BTreeMap::new();
+        for name in admin.list_names(ResourceType::LaunchPlan, PROJECT, domain).await.unwrap() {
+            for bytes in admin.list(ResourceType::LaunchPlan, PROJECT, domain, &name).await.unwrap() {
+                let lp = pb::LaunchPlan::decode(bytes.as_slice()).unwrap();
+                let active = lp.closure.is_some_and(|c| c.state == pb::LaunchPlanState::Active as i32);
+                out.insert((name.clone(), lp.id.unwrap().version), active);
+            }
+        }
+        admin.close().await.unwrap();
+        out
+    })
+}
+
+fn active(states: &BTreeMap<(String, String), bool>) -> Vec<&(String, String)> {
+    states.iter().filter(|(_, a)| **a).map(|(k, _)| k).collect()
+}
+
+#[test]
+fn pull_requests_in_development_never_change_each_others_launch_plans_and_staging_activates() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    // Pull request A: a change to hello, deployed to development.
+    repo.git(&["checkout", "--quiet", "-b", "pr-a"]);
+    repo.write("workflows/hello/hello/a.py", "A = 1\n");
+    repo.commit("pr-a: hello");
+    let a = deploy(&repo, &python, &[], &[]).json();
+    assert_eq!(a["domain"], "development");
+    assert_eq!(row(&a, "hello")["outcome"], "registered", "{a:#}");
+    let after_a = launch_plans(&repo, "development");
+    assert!(after_a.keys().any(|(n, _)| n.starts_with("training.")), "{after_a:?}");
+    assert_eq!(active(&after_a), Vec::<&(String, String)>::new(), "development activates nothing");
+    // A re-run finds A's versions complete (their launch plans exist) and changes nothing.
+    let again = deploy(&repo, "/nonexistent/python", &[], &[]).json();
+    assert!(again["workflows"].as_array().unwrap().iter().all(|w| w["outcome"] == "already-registered"), "{again:#}");
+
+    // Pull request B, from main: another change to hello, and training deleted.
+    repo.git(&["checkout", "--quiet", "main"]);
+    repo.git(&["checkout", "--quiet", "-b", "pr-b"]);
+    repo.write("workflows/hello/hello/b.py", "B = 2\n");
+    repo.remove("workflows/training");
+    repo.commit("pr-b: hello, and training retired");
+    let b = deploy(&repo, &python, &[], &[]).json();
+    assert_eq!(row(&b, "hello")["outcome"], "registered", "{b:#}");
+    assert_ne!(row(&b, "hello")["version"], row(&a, "hello")["version"]);
+    let training = row(&b, "training");
+    assert_eq!((training["action"].as_str(), training["outcome"].as_str()), (Some("removed"), Some("skipped")));
+    assert!(training["warnings"][0].as_str().unwrap().contains("does not activate (activate = false)"), "{training}");
+    let after_b = launch_plans(&repo, "development");
+    for (key, state) in &after_a {
+        assert_eq!(after_b.get(key), Some(state), "{key:?}: B changed A's launch plan");
+    }
+    assert!(after_b.len() > after_a.len(), "B registered its own hello");
+    assert_eq!(active(&after_b), Vec::<&(String, String)>::new());
+
+    // main deploys to staging, which activates.
+    repo.git(&["checkout", "--quiet", "main"]);
+    let trunk = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
+    let staging = deploy(&repo, &python, &["--all"], &trunk).json();
+    assert_eq!(staging["domain"], "staging");
+    let states = launch_plans(&repo, "staging");
+    assert!(!states.is_empty());
+    assert!(states.values().all(|a| *a), "every launch plan of main is active in staging: {states:?}");
+    // Development is still as B left it.
+    assert_eq!(launch_plans(&repo, "development"), after_b);
+}
+
+/// `history --format json` of the repository.
+fn history(repo: &TempRepo, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["history", "--format", "json"];
+    all.extend_from_slice(args);
+    repo.xtask(&all).json().as_array().unwrap().clone()
+}
+
+#[test]
+fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    let trunk = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
+    let old_commit = repo.git(&["rev-parse", "HEAD"]);
+    let first = deploy(&repo, &python, &["--all", "--workflow", "hello"], &trunk).json();
+    let v1 = row(&first, "hello")["version"].as_str().unwrap().to_string();
+    repo.write("workflows/hello/hello/later.py", "LATER = 1\n");
+    repo.commit("hello: later");
+    let second = deploy(&repo, &python, &["--all", "--workflow", "hello"], &trunk).json();
+    let v2 = row(&second, "hello")["version"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    let active_versions = |repo: &TempRepo| -> Vec<String> {
+        let states = launch_plans(repo, "staging");
+        let mut v: Vec<String> = active(&states).into_iter().map(|(_, v)| v.clone()).collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(active_versions(&repo), [v2.clone()]);
+
+    // Unknown versions are refused before anything changes, naming those the domain had.
+    let err = repo.xtask(&["rollback", "--domain", "staging", "--to", "0123abcd", "hello"]).user_error().to_string();
+    assert!(err.contains("neither a version domain 'staging' had nor a commit"), "{err}");
+    let dev = repo.xtask(&["rollback", "--domain", "staging", "--to", &old_commit, "features"]);
+    let err = dev.user_error();
+    assert!(err.contains("never had version"), "{err}");
+    assert!(err.contains("(the versions it had: none)"), "{err}");
+    assert_eq!(active_versions(&repo), [v2.clone()], "a refusal changes nothing");
+
+    // Back to the previous commit: its version is the active one again, recorded.
+    let run = repo.xtask(&["rollback", "--domain", "staging", "--to", &old_commit, "--format", "json"]);
+    let json = run.json();
+    let hello = row(&json, "hello");
+    assert_eq!((hello["action"].as_str(), hello["outcome"].as_str()), (Some("rollback"), Some("registered")));
+    assert_eq!(hello["version"], v1.as_str());
+    assert_eq!(hello["entities"]["created"], 0, "nothing was missing");
+    assert_eq!(active_versions(&repo), [v1.clone()]);
+    let records = history(&repo, &["hello", "--domain", "staging"]);
+    let last = records.last().unwrap();
+    assert_eq!((last["outcome"].as_str(), last["version"].as_str()), (Some("rolled-back"), Some(v1.as_str())));
+    assert_eq!(last["commit"], old_commit.as_str());
+    let text = repo.xtask(&["history", "hello"]).ok().to_string();
+    assert!(text.contains("rolled-back"), "{text}");
+
+    // Again: nothing to do, nothing recorded.
+    let again = repo.xtask(&["rollback", "--domain", "staging", "--to", &old_commit, "--format", "json"]).json();
+    assert_eq!(row(&again, "hello")["outcome"], "already-registered");
+    assert_eq!(history(&repo, &["hello", "--domain", "staging"]).len(), records.len());
+
+    // And forward again, by version.
+    repo.xtask(&["rollback", "--domain", "staging", "--to", &v2, "hello"]).ok();
+    assert_eq!(active_versions(&repo), [v2.clone()]);
+    // Development does not activate: there is nothing to roll back.
+    let err = repo.xtask(&["rollback", "--domain", "development", "--to", &v1]).user_error().to_string();
+    assert!(err.contains("domain 'development' does not activate launch plans"), "{err}");
+}
+
+#[test]
+fn a_killed_deploy_and_its_rerun_leave_a_record_of_every_workflow() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    let trunk = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
+    // Killed as soon as the first workflow's registration is recorded (a record is written
+    // as its change happens, so the history has it although the run never finished).
+    let mut child = std::process::Command::new(tests::xtask_bin())
+        .current_dir(repo.path())
+        .args(["deploy", "--all"])
+        .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+        .env("FLYTE_DEPLOY_PYTHON", &python)
+        .envs(trunk)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        for line in stderr.lines() {
+            if line.unwrap().ends_with(": registering") {
+                break;
+            }
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().ok();
+    child.wait().unwrap();
+    let json = deploy(&repo, &python, &["--all"], &trunk).json();
+    let records = history(&repo, &["--domain", "staging"]);
+    for w in json["workflows"].as_array().unwrap() {
+        let name = w["name"].as_str().unwrap();
+        let mine: Vec<&Value> =
+            records.iter().filter(|r| r["workflow"] == name && r["version"] == w["version"]).collect();
+        assert_eq!(mine.len(), 1, "{name}: exactly one record of its version: {records:#?}");
+        assert!(matches!(mine[0]["outcome"].as_str(), Some("registered" | "already-registered")), "{mine:?}");
+        assert!(!mine[0]["launch_plans"].as_array().unwrap().is_empty(), "{mine:?}");
+    }
+    // A third run changes nothing and records nothing.
+    deploy(&repo, "/nonexistent/python", &["--all"], &trunk).json();
+    assert_eq!(history(&repo, &["--domain", "staging"]).len(), records.len());
+}
+
+#[test]
+fn history_without_the_notes_ref_says_how_to_fetch_it() {
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", "[flyte]\nendpoint = \"http://127.0.0.1:9\"\ninsecure = true\n");
+    repo.write("workflows/.keep", "");
+    repo.commit("remote FlyteAdmin: records in git notes");
+    let run = repo.xtask(&["history"]);
+    assert_eq!(run.ok(), "no deploys recorded\n");
+    assert!(
+        run.stderr.contains("git fetch origin refs/notes/flyte-deploy:refs/notes/flyte-deploy"),
+        "{}",
+        run.stderr
+    );
+    let run = repo.xtask(&["history", "--format", "json"]);
+    assert_eq!(run.json(), serde_json::json!([]));
+}
