@@ -23,6 +23,14 @@ fn deploy(repo: &TempRepo, python: &str, args: &[&str], env: &[(&str, &str)]) ->
     repo.xtask_env(&all, &vars)
 }
 
+/// The examples on `main`, with the sandbox's data and the caches ignored by git.
+fn examples() -> TempRepo {
+    let repo = TempRepo::with_examples();
+    repo.write(".gitignore", ".flyte/\n");
+    repo.commit("ignore .flyte");
+    repo
+}
+
 /// A workflow's row of a deploy report.
 fn row(json: &Value, name: &str) -> Value {
     json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == name).cloned().unwrap_or(Value::Null)
@@ -55,7 +63,7 @@ fn active(states: &BTreeMap<(String, String), bool>) -> Vec<&(String, String)> {
 fn pull_requests_in_development_never_change_each_others_launch_plans_and_staging_activates() {
     let Some(python) = flytekit_python() else { return };
     let python = python.to_string_lossy().into_owned();
-    let repo = TempRepo::with_examples();
+    let repo = examples();
     // Pull request A: a change to hello, deployed to development.
     repo.git(&["checkout", "--quiet", "-b", "pr-a"]);
     repo.write("workflows/hello/hello/a.py", "A = 1\n");
@@ -112,7 +120,7 @@ fn history(repo: &TempRepo, args: &[&str]) -> Vec<Value> {
 fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had() {
     let Some(python) = flytekit_python() else { return };
     let python = python.to_string_lossy().into_owned();
-    let repo = TempRepo::with_examples();
+    let repo = examples();
     let trunk = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
     let old_commit = repo.git(&["rev-parse", "HEAD"]);
     let first = deploy(&repo, &python, &["--all", "--workflow", "hello"], &trunk).json();
@@ -171,7 +179,7 @@ fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had
 fn a_killed_deploy_and_its_rerun_leave_a_record_of_every_workflow() {
     let Some(python) = flytekit_python() else { return };
     let python = python.to_string_lossy().into_owned();
-    let repo = TempRepo::with_examples();
+    let repo = examples();
     let trunk = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
     // Killed as soon as the first workflow's registration is recorded (a record is written
     // as its change happens, so the history has it although the run never finished).
