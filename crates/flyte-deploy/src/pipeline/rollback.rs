@@ -133,7 +133,8 @@ pub fn run(args: Rollback) -> Result<ExitCode> {
 fn steps(repo: &Repo, history: &[Record], domain: &str, to: &str, named: &[String]) -> Result<Vec<Step>> {
     let had: Vec<&Record> = history.iter().filter(|r| r.domain == domain && record::reached(r)).collect();
     let mut names: Vec<String> = named.to_vec();
-    let by_version = had.iter().any(|r| r.version == to);
+    // Not a commit but workflows named: taken as a version, refused below if never had.
+    let by_version = had.iter().any(|r| r.version == to) || (!names.is_empty() && repo.commit(to).is_err());
     let wanted: Vec<(String, String)> = if by_version {
         if names.is_empty() {
             names = had.iter().filter(|r| r.version == to).map(|r| r.workflow.clone()).collect();
