@@ -140,6 +140,8 @@ fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had
 
     // Unknown versions are refused before anything changes, naming those the domain had.
     let err = repo.xtask(&["rollback", "--domain", "staging", "--to", "0123abcd", "hello"]).user_error().to_string();
+    assert!(err.contains(&format!("never had version 0123abcd of 'hello' (the versions it had: {v1}, {v2})")), "{err}");
+    let err = repo.xtask(&["rollback", "--domain", "staging", "--to", "0123abcd"]).user_error().to_string();
     assert!(err.contains("neither a version domain 'staging' had nor a commit"), "{err}");
     let dev = repo.xtask(&["rollback", "--domain", "staging", "--to", &old_commit, "features"]);
     let err = dev.user_error();
@@ -235,4 +237,76 @@ fn history_without_the_notes_ref_says_how_to_fetch_it() {
     );
     let run = repo.xtask(&["history", "--format", "json"]);
     assert_eq!(run.json(), serde_json::json!([]));
+}
+
+#[test]
+fn a_hotfix_on_a_release_branch_reaches_production_through_staging() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = examples();
+    let main_ci = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
+    let release_ci = [("CI", "true"), ("GITHUB_REF_NAME", "release/1")];
+    deploy(&repo, &python, &["--all", "--workflow", "hello"], &main_ci).json();
+    repo.git(&["checkout", "--quiet", "-b", "release/1"]);
+    let promote = |repo: &TempRepo| {
+        let args = ["promote", "--from", "staging", "--to", "production", "--format", "json", "hello"];
+        repo.xtask_env(&args, &release_ci).json()
+    };
+    assert_eq!(row(&promote(&repo), "hello")["outcome"], "registered");
+
+    // The fix, committed on the release branch only.
+    repo.write("workflows/hello/hello/fix.py", "FIXED = True\n");
+    repo.commit("hotfix: hello");
+    // Promoting it first is refused: staging never ran it.
+    let run = repo.xtask_env(&["promote", "--from", "staging", "--to", "production", "hello"], &release_ci);
+    assert_eq!(run.status, Some(1), "{}", run.stdout);
+    assert!(run.stdout.contains("deploy commit") || run.stderr.contains("deploy commit"), "{}", run.stdout);
+    // From a laptop the release branch may not deploy to staging; its pipeline may.
+    let err = deploy(&repo, &python, &["--domain", "staging"], &[]).user_error().to_string();
+    assert!(err.contains("branch 'release/1' may not deploy to domain 'staging'"), "{err}");
+    let staged = deploy(&repo, &python, &["--domain", "staging", "--all", "--workflow", "hello"], &release_ci).json();
+    let fixed = row(&staged, "hello")["version"].as_str().unwrap().to_string();
+    assert_eq!(row(&staged, "hello")["outcome"], "registered");
+    let promoted = promote(&repo);
+    assert_eq!(row(&promoted, "hello")["outcome"], "registered", "{promoted:#}");
+    assert_eq!(row(&promoted, "hello")["version"], fixed.as_str());
+    let states = launch_plans(&repo, "production");
+    let live: Vec<&String> = active(&states).into_iter().map(|(_, v)| v).collect();
+    assert!(!live.is_empty() && live.iter().all(|v| **v == fixed), "production runs the fix: {states:?}");
+}
+
+#[test]
+fn uncommitted_changes_are_named_once_and_deploy_dirty_takes_them_to_development_only() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = examples();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    let greet = std::fs::read_to_string(repo.path().join("workflows/hello/hello/greet.py")).unwrap();
+    repo.write("workflows/hello/hello/greet.py", &format!("{greet}\nLOCAL = 1\n"));
+    let run = deploy(&repo, &python, &["--all", "--workflow", "hello"], &[]);
+    let committed = run.json();
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning: uncommitted")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains("uncommitted changes to hello (workflows/hello/hello/greet.py) are not deployed"),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains("--dirty"), "{}", warnings[0]);
+    let committed_version = row(&committed, "hello")["version"].as_str().unwrap().to_string();
+    assert!(!committed_version.ends_with("-dirty"));
+
+    let run = deploy(&repo, &python, &["--all", "--dirty"], &[]);
+    let dirty = run.json();
+    assert!(!run.stderr.contains("warning: uncommitted"), "{}", run.stderr);
+    let hello = row(&dirty, "hello");
+    assert_eq!(hello["outcome"], "registered", "{hello:#}");
+    assert!(hello["version"].as_str().unwrap().ends_with("-dirty"), "{hello:#}");
+    assert_ne!(hello["version"], format!("{committed_version}-dirty").as_str(), "the edit is in the version");
+    // Workflows without uncommitted changes keep their committed versions.
+    assert!(!row(&dirty, "etl")["version"].as_str().unwrap().ends_with("-dirty"));
+    assert_eq!(repo.git(&["status", "--porcelain"]), "M workflows/hello/hello/greet.py", "index and refs untouched");
+
+    let err = deploy(&repo, &python, &["--dirty", "--domain", "staging"], &[]).user_error().to_string();
+    assert!(err.contains("uncommitted work may be deployed only to 'development'"), "{err}");
 }

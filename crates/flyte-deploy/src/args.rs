@@ -137,6 +137,11 @@ pub struct Deploy {
     /// Build missing images on this machine even outside CI (images are built in CI by default).
     #[arg(long)]
     pub allow_local_build: bool,
+    /// Deploy the working tree's tracked files instead of the commit (as `package --dirty`):
+    /// a workflow with uncommitted changes gets a version ending in `-dirty`. Development
+    /// only; refused elsewhere (exit 2).
+    #[arg(long)]
+    pub dirty: bool,
     /// Serialize with at most N workers at once (one long-lived serializer per environment;
     /// environments are built by the same workers). Default: the number of cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]

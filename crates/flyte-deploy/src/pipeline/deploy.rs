@@ -44,7 +44,17 @@ use crate::workspace::{Workflow, Workspace};
 
 pub fn run(args: args::Deploy) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let (mut plan, ws) = plan::compute_with_workspace(&repo, &args.range)?;
+    let mut range = args.range.clone();
+    if args.dirty {
+        if range.head != "HEAD" {
+            return Err(error::user(
+                format!("--dirty deploys the working tree, not '{}'", range.head),
+                "drop --head, or drop --dirty to deploy that commit",
+            ));
+        }
+        range.head = snapshot(&repo)?.to_string();
+    }
+    let (mut plan, ws) = plan::compute_with_workspace(&repo, &range)?;
     select(&mut plan, &args.workflows)?;
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
     let ci = CiContext::from_env();
@@ -53,12 +63,24 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     policy::check(
         &ws.config,
         &domain,
-        policy::Operation::Deploy { dirty: false },
+        policy::Operation::Deploy { dirty: args.dirty },
         policy::Context { branch: branch.as_deref(), ci: in_ci },
     )?;
+    if args.dirty {
+        mark_dirty(&repo, &args.range, &mut plan)?;
+    }
     let options = serialize::Options::new(args.jobs.map(usize::from))?;
     for note in &plan.notes {
         eprintln!("note: {note}");
+    }
+    let deployed: Vec<&Workflow> = plan
+        .workflows
+        .iter()
+        .filter(|p| p.action != Action::Removed)
+        .filter_map(|p| ws.workflow(&p.name))
+        .collect();
+    if let Some(warning) = uncommitted(&repo, &args.range.head, &deployed).filter(|_| !args.dirty) {
+        eprintln!("warning: {warning}");
     }
     if args.dry_run {
         match args.format {
@@ -80,6 +102,82 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     ))?;
     report(&summary, args.format)?;
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A commit object (on no branch) of the working tree's tracked files, its parent the
+/// checked-out commit: what `--dirty` deploys. Untracked files never enter; the index file
+/// and every ref stay as they are.
+fn snapshot(repo: &Repo) -> Result<git2::Oid> {
+    let head = repo.commit("HEAD")?;
+    let mut index = repo.git.index().context("reading the git index")?;
+    index
+        .update_all(["*"], None)
+        .context("reading the working tree's tracked files")?;
+    let tree_id = index.write_tree().context("writing the working tree's files to the object database")?;
+    let tree = repo.git.find_tree(tree_id)?;
+    let sig = repo
+        .git
+        .signature()
+        .or_else(|_| git2::Signature::now("flyte-deploy", "flyte-deploy@localhost"))
+        .context("making a signature")?;
+    let id = repo
+        .git
+        .commit(None, &sig, &sig, "flyte-deploy --dirty: the working tree's tracked files", &tree, &[&head])
+        .context("writing the working tree's snapshot commit")?;
+    Ok(id)
+}
+
+/// Every workflow whose version from the working tree differs from the checked-out commit's
+/// gets the `-dirty` suffix (as `package --dirty` versions); the others are as committed.
+fn mark_dirty(repo: &Repo, range: &args::Range, plan: &mut Plan) -> Result<()> {
+    let (committed, _) = plan::compute_with_workspace(repo, range)?;
+    for w in plan.workflows.iter_mut() {
+        let before = committed.workflows.iter().find(|c| c.name == w.name).and_then(|c| c.version.clone());
+        if w.version.as_deref() == before.as_deref() {
+            continue;
+        }
+        if let Some(v) = w.version.as_mut() {
+            *v = format!("{v}{}", plan::fingerprint::DIRTY_SUFFIX).into();
+        }
+    }
+    Ok(())
+}
+
+/// When `head` is the checked-out commit and the working tree has uncommitted changes
+/// (tracked files, staged or not) in the folders or shared paths of workflows being
+/// deployed: one warning naming them, since only the commit is deployed.
+pub(crate) fn uncommitted(repo: &Repo, head: &str, workflows: &[&Workflow]) -> Option<String> {
+    let checked_out = repo.git.head().ok()?.peel_to_commit().ok()?.id();
+    if repo.commit(head).ok()?.id() != checked_out || repo.git.is_bare() {
+        return None;
+    }
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(false).include_ignored(false).exclude_submodules(true);
+    let statuses = repo.git.statuses(Some(&mut options)).ok()?;
+    let changed: Vec<String> =
+        statuses.iter().filter(|e| !e.status().is_empty()).filter_map(|e| e.path().map(str::to_string)).collect();
+    let under = |path: &str, dir: &str| path == dir || path.starts_with(&format!("{dir}/"));
+    let mut named = Vec::new();
+    for wf in workflows {
+        let mine: Vec<&str> = changed
+            .iter()
+            .filter(|p| under(p, &wf.path) || wf.shared.iter().any(|s| under(p, s)))
+            .map(String::as_str)
+            .collect();
+        if let Some(first) = mine.first() {
+            let more = if mine.len() > 1 { format!(" and {} more", mine.len() - 1) } else { String::new() };
+            named.push(format!("{} ({first}{more})", wf.name));
+        }
+    }
+    if named.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "uncommitted changes to {} are not deployed: only commit {:.12} is; commit them, or deploy the working tree \
+         to development with --dirty",
+        named.join(", "),
+        checked_out
+    ))
 }
 
 fn may_build(in_ci: bool, allow_local_build: bool) -> bool {
