@@ -230,11 +230,7 @@ fn history_without_the_notes_ref_says_how_to_fetch_it() {
     repo.commit("remote FlyteAdmin: records in git notes");
     let run = repo.xtask(&["history"]);
     assert_eq!(run.ok(), "no deploys recorded\n");
-    assert!(
-        run.stderr.contains("git fetch origin refs/notes/flyte-deploy:refs/notes/flyte-deploy"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("git fetch origin refs/notes/flyte-deploy:refs/notes/flyte-deploy"), "{}", run.stderr);
     let run = repo.xtask(&["history", "--format", "json"]);
     assert_eq!(run.json(), serde_json::json!([]));
 }

@@ -73,12 +73,8 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    let deployed: Vec<&Workflow> = plan
-        .workflows
-        .iter()
-        .filter(|p| p.action != Action::Removed)
-        .filter_map(|p| ws.workflow(&p.name))
-        .collect();
+    let deployed: Vec<&Workflow> =
+        plan.workflows.iter().filter(|p| p.action != Action::Removed).filter_map(|p| ws.workflow(&p.name)).collect();
     if let Some(warning) = uncommitted(&repo, &args.range.head, &deployed).filter(|_| !args.dirty) {
         eprintln!("warning: {warning}");
     }
@@ -110,9 +106,7 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
 fn snapshot(repo: &Repo) -> Result<git2::Oid> {
     let head = repo.commit("HEAD")?;
     let mut index = repo.git.index().context("reading the git index")?;
-    index
-        .update_all(["*"], None)
-        .context("reading the working tree's tracked files")?;
+    index.update_all(["*"], None).context("reading the working tree's tracked files")?;
     let tree_id = index.write_tree().context("writing the working tree's files to the object database")?;
     let tree = repo.git.find_tree(tree_id)?;
     let sig = repo

@@ -151,7 +151,8 @@ fn steps(repo: &Repo, history: &[Record], domain: &str, to: &str, named: &[Strin
         let ws = Workspace::load(&tree)?;
         if names.is_empty() {
             let recorded: BTreeSet<&str> = had.iter().map(|r| r.workflow.as_str()).collect();
-            names = ws.workflows.iter().filter(|w| recorded.contains(w.name.as_str())).map(|w| w.name.clone()).collect();
+            names =
+                ws.workflows.iter().filter(|w| recorded.contains(w.name.as_str())).map(|w| w.name.clone()).collect();
         }
         let mut out = Vec::new();
         for n in &names {
