@@ -136,7 +136,7 @@ fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had
         v.dedup();
         v
     };
-    assert_eq!(active_versions(&repo), [v2.clone()]);
+    assert_eq!(active_versions(&repo), vec![v2.as_str()]);
 
     // Unknown versions are refused before anything changes, naming those the domain had.
     let err = repo.xtask(&["rollback", "--domain", "staging", "--to", "0123abcd", "hello"]).user_error().to_string();
@@ -147,7 +147,7 @@ fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had
     let err = dev.user_error();
     assert!(err.contains("never had version"), "{err}");
     assert!(err.contains("(the versions it had: none)"), "{err}");
-    assert_eq!(active_versions(&repo), [v2.clone()], "a refusal changes nothing");
+    assert_eq!(active_versions(&repo), vec![v2.as_str()], "a refusal changes nothing");
 
     // Back to the previous commit: its version is the active one again, recorded.
     let run = repo.xtask(&["rollback", "--domain", "staging", "--to", &old_commit, "--format", "json"]);
@@ -156,7 +156,7 @@ fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had
     assert_eq!((hello["action"].as_str(), hello["outcome"].as_str()), (Some("rollback"), Some("registered")));
     assert_eq!(hello["version"], v1.as_str());
     assert_eq!(hello["entities"]["created"], 0, "nothing was missing");
-    assert_eq!(active_versions(&repo), [v1.clone()]);
+    assert_eq!(active_versions(&repo), vec![v1.as_str()]);
     let records = history(&repo, &["hello", "--domain", "staging"]);
     let last = records.last().unwrap();
     assert_eq!((last["outcome"].as_str(), last["version"].as_str()), (Some("rolled-back"), Some(v1.as_str())));
@@ -171,7 +171,7 @@ fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had
 
     // And forward again, by version.
     repo.xtask(&["rollback", "--domain", "staging", "--to", &v2, "hello"]).ok();
-    assert_eq!(active_versions(&repo), [v2.clone()]);
+    assert_eq!(active_versions(&repo), vec![v2.as_str()]);
     // Development does not activate: there is nothing to roll back.
     let err = repo.xtask(&["rollback", "--domain", "development", "--to", &v1]).user_error().to_string();
     assert!(err.contains("domain 'development' does not activate launch plans"), "{err}");
@@ -305,4 +305,83 @@ fn uncommitted_changes_are_named_once_and_deploy_dirty_takes_them_to_development
 
     let err = deploy(&repo, &python, &["--dirty", "--domain", "staging"], &[]).user_error().to_string();
     assert!(err.contains("uncommitted work may be deployed only to 'development'"), "{err}");
+}
+
+/// A workflow `refs` whose workflow calls hello's `greeting` task by reference, its version
+/// left to registration (as flytesnacks' productionizing does).
+fn write_referencing_workflow(repo: &TempRepo, marker: &str) {
+    repo.write("workflows/refs/refs/__init__.py", "");
+    repo.write(
+        "workflows/refs/refs/calls.py",
+        &format!(
+            "from flytekit import reference_task, workflow\n\n\n\
+             @reference_task(\n    project=\"{{{{ registration.project }}}}\",\n    \
+             domain=\"{{{{ registration.domain }}}}\",\n    name=\"hello.greet.greeting\",\n    \
+             version=\"{{{{ registration.version }}}}\",\n)\ndef greeting(name: str) -> str:\n    ...\n\n\n\
+             @workflow\ndef calls_hello(name: str = \"{marker}\") -> str:\n    return greeting(name=name)\n"
+        ),
+    );
+}
+
+#[test]
+fn a_reference_to_another_workflows_task_resolves_to_its_version_or_fails_before_registering() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = examples();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    write_referencing_workflow(&repo, "one");
+    repo.commit("refs: calls hello's task");
+    let json = deploy(&repo, &python, &["--all"], &[]).json();
+    let hello_version = row(&json, "hello")["version"].as_str().unwrap().to_string();
+    let refs = row(&json, "refs");
+    assert_eq!(refs["outcome"], "registered", "{refs:#}");
+    let refs_version = refs["version"].as_str().unwrap().to_string();
+    assert_ne!(refs_version, hello_version);
+    // The registered workflow calls hello's task at hello's version.
+    let spec = registered_workflow(&repo, "refs.calls.calls_hello", &refs_version).expect("refs is registered");
+    assert!(contains(&spec, hello_version.as_bytes()), "the reference names hello's version");
+    assert!(!contains(&spec, b"{{ registration.version }}"));
+
+    // hello broken and refs changed in one commit: hello fails, so refs, which references
+    // hello's new version, fails before anything of it is registered.
+    repo.write("workflows/hello/hello/greet.py", "this is not python\n");
+    write_referencing_workflow(&repo, "two");
+    repo.commit("break hello, change refs");
+    let run = deploy(&repo, &python, &["--all"], &[]);
+    assert_eq!(run.status, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(row(&json, "hello")["outcome"], "failed");
+    let refs = row(&json, "refs");
+    assert_eq!(refs["outcome"], "failed", "{refs:#}");
+    let error = refs["error"].as_str().unwrap();
+    assert!(error.contains("workflow 'refs' references task 'hello.greet.greeting' of workflow 'hello'"), "{error}");
+    assert!(error.contains("nothing of 'refs' was registered"), "{error}");
+    assert!(error.contains("deploy 'hello' to 'development' first"), "{error}");
+    let new_version = refs["version"].as_str().unwrap();
+    assert_ne!(new_version, refs_version);
+    assert!(registered_workflow(&repo, "refs.calls.calls_hello", new_version).is_none());
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The registered workflow `name` at `version` in development, if any.
+fn registered_workflow(repo: &TempRepo, name: &str, version: &str) -> Option<Vec<u8>> {
+    let path = repo.path().join("deploy.toml");
+    let config = Config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let admin = Admin::connect(&config, repo.path()).await.unwrap();
+        let id = flyte_api::core::Identifier {
+            resource_type: ResourceType::Workflow as i32,
+            project: PROJECT.into(),
+            domain: "development".into(),
+            name: name.into(),
+            version: version.into(),
+            org: String::new(),
+        };
+        let got = admin.get(ResourceType::Workflow, &id).await.unwrap();
+        admin.close().await.unwrap();
+        got
+    })
 }

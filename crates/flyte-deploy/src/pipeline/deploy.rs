@@ -31,7 +31,7 @@ use crate::error;
 use crate::plan::base::{self, CiContext};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
 use crate::registration::admin::{Address, Admin};
-use crate::registration::hydrate::{Kind, Target};
+use crate::registration::hydrate::{self, Kind, Target};
 use crate::registration::policy;
 use crate::registration::record::{self, Record, Store};
 use crate::registration::register::{self, Archive};
@@ -497,83 +497,84 @@ async fn deploy(
         done.push(summary);
     }
 
-    // 5. Package, hydrate and register, workflows concurrently.
-    let mut tasks = tokio::task::JoinSet::new();
+    // 5. Package, hydrate and register, workflows concurrently; those that reference
+    // entities of other workflows of the monorepo after the others (a second wave), so
+    // that what they reference is registered when they are checked.
+    let others = Arc::new(Others::of(ws, plan));
     let progress = Arc::new(progress);
-    for (i, job) in jobs.iter().enumerate() {
-        if job.summary.outcome == Outcome::Failed {
-            continue;
-        }
-        let Some(cached) = serialize::cached(&cache_dir, &job.key) else { continue };
-        let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tasks.spawn(async move { (i, Err(e)) });
+    let second_wave: Vec<bool> = jobs.iter().map(|j| refers_to_others(&cache_dir, j, &others)).collect();
+    for wave in [false, true] {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, job) in jobs.iter().enumerate() {
+            if job.summary.outcome == Outcome::Failed || second_wave[i] != wave {
                 continue;
             }
-        };
-        let admin = admin.clone();
-        let target = Target {
-            project: job.wf.project.clone(),
-            domain: domain.name.value.clone(),
-            version: job.planned.version.as_deref().unwrap_or_default().to_string(),
-            code_url: None,
-            dest_dir: String::new(),
-            settings: domain.settings.clone(),
-        };
-        let filename = format!("{}-{}.tar.gz", job.wf.name, target.version);
-        let options = register::Options { activate: domain.activate, ..register::Options::default() };
-        let progress = progress.clone();
-        let name = job.wf.name.clone();
-        tasks.spawn(async move {
-            progress.step(&name, "registering");
-            let result = async {
-                let package = specs::read_package_file(&cached.path)?;
-                let summary = register::register_package(
-                    &admin,
-                    &package,
-                    &target,
-                    Some(Archive { filename: &filename, bytes: &archive }),
-                    &options,
-                )
-                .await?;
-                Ok((summary, launch_plan_names(&package)))
-            }
-            .await;
-            (i, result)
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (i, result) = joined.context("a registration task panicked")?;
-        let job = &mut jobs[i];
-        match result {
-            Ok((reg, launch_plans)) => {
-                job.launch_plans = launch_plans;
-                job.summary.entities =
-                    Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
-                if reg.errors.is_empty() {
-                    // Activating what existed already is a change of state too.
-                    job.summary.outcome = if reg.created() == 0 && reg.activated == 0 {
-                        Outcome::AlreadyRegistered
-                    } else {
-                        Outcome::Registered
-                    };
-                } else {
-                    job.summary.outcome = Outcome::Failed;
-                    job.summary.error = Some(reg.errors.join("; "));
+            let Some(cached) = serialize::cached(&cache_dir, &job.key) else { continue };
+            let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tasks.spawn(async move { (i, Err(e)) });
+                    continue;
                 }
-            }
-            Err(e) => fail(&mut job.summary, &e),
+            };
+            let admin = admin.clone();
+            let target = Target {
+                project: job.wf.project.clone(),
+                domain: domain.name.value.clone(),
+                version: job.planned.version.as_deref().unwrap_or_default().to_string(),
+                code_url: None,
+                dest_dir: String::new(),
+                settings: domain.settings.clone(),
+            };
+            let filename = format!("{}-{}.tar.gz", job.wf.name, target.version);
+            let options = register::Options { activate: domain.activate, ..register::Options::default() };
+            let progress = progress.clone();
+            let name = job.wf.name.clone();
+            let others = others.clone();
+            tasks.spawn(async move {
+                progress.step(&name, "registering");
+                let result = async {
+                    let package = specs::read_package_file(&cached.path)?;
+                    let archive = Archive { filename: &filename, bytes: &archive };
+                    let summary = register_package(&admin, &package, target, archive, &options, &others, &name).await?;
+                    Ok((summary, launch_plan_names(&package)))
+                }
+                .await;
+                (i, result)
+            });
         }
-        // 6. Recorded as the change happens: a run killed later keeps this record. A
-        // workflow that changed nothing is recorded only when history lacks its version.
-        let version = job.planned.version.as_deref().unwrap_or_default();
-        if job.summary.outcome != Outcome::AlreadyRegistered
-            || !recorded(&history, &job.wf.name, &domain.name.value, version)
-        {
-            job.summary.seconds = job.started.elapsed().as_secs_f64();
-            let record = record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans.clone());
-            store.append(&repo.git, &[record]).context("recording the deploy")?;
+        while let Some(joined) = tasks.join_next().await {
+            let (i, result) = joined.context("a registration task panicked")?;
+            let job = &mut jobs[i];
+            match result {
+                Ok((reg, launch_plans)) => {
+                    job.launch_plans = launch_plans;
+                    job.summary.entities =
+                        Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
+                    if reg.errors.is_empty() {
+                        // Activating what existed already is a change of state too.
+                        job.summary.outcome = if reg.created() == 0 && reg.activated == 0 {
+                            Outcome::AlreadyRegistered
+                        } else {
+                            Outcome::Registered
+                        };
+                    } else {
+                        job.summary.outcome = Outcome::Failed;
+                        job.summary.error = Some(reg.errors.join("; "));
+                    }
+                }
+                Err(e) => fail(&mut job.summary, &e),
+            }
+            // 6. Recorded as the change happens: a run killed later keeps this record. A
+            // workflow that changed nothing is recorded only when history lacks its version.
+            let version = job.planned.version.as_deref().unwrap_or_default();
+            if job.summary.outcome != Outcome::AlreadyRegistered
+                || !recorded(&history, &job.wf.name, &domain.name.value, version)
+            {
+                job.summary.seconds = job.started.elapsed().as_secs_f64();
+                let record = record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans.clone());
+                store.append(&repo.git, &[record]).context("recording the deploy")?;
+            }
         }
     }
     for mut job in jobs {
@@ -586,6 +587,97 @@ async fn deploy(
     done.sort_by(|a, b| a.name.cmp(&b.name));
     admin.close().await.ok();
     Ok(Summary { domain: domain.name.value.clone(), base: plan.base.clone(), head: plan.head.clone(), workflows: done })
+}
+
+/// Every workflow of the plan with a version, by the Python packages that name its
+/// entities: a reference to one of them from another workflow resolves to its version.
+struct Others {
+    /// (package, workflow, project, version)
+    owners: Vec<(String, String, String, String)>,
+}
+
+impl Others {
+    fn of(ws: &Workspace, plan: &Plan<'_>) -> Others {
+        let mut owners = Vec::new();
+        for p in plan.workflows.iter().filter(|p| p.action != Action::Removed) {
+            let (Some(wf), Some(version)) = (ws.workflow(&p.name), p.version.as_deref()) else { continue };
+            for package in &wf.packages {
+                owners.push((package.clone(), wf.name.clone(), wf.project.clone(), version.to_string()));
+            }
+        }
+        Others { owners }
+    }
+
+    /// The workflow (other than `me`, in `project`) whose package names `entity`, and its version.
+    fn owner(&self, me: &str, project: &str, entity: &str) -> Option<(&str, &str)> {
+        self.owners
+            .iter()
+            .find(|(package, wf, p, _)| wf != me && p == project && entity.starts_with(&format!("{package}.")))
+            .map(|(_, wf, _, v)| (wf.as_str(), v.as_str()))
+    }
+}
+
+/// True when the workflow's serialized specs reference an entity of another workflow with
+/// the version left to registration (so it resolves to that workflow's version).
+fn refers_to_others(cache_dir: &Path, job: &Job, others: &Others) -> bool {
+    let Some(cached) = serialize::cached(cache_dir, &job.key) else { return false };
+    let Ok(package) = specs::read_package_file(&cached.path) else { return false };
+    let target = Target {
+        project: job.wf.project.clone(),
+        domain: "d".into(),
+        version: "\u{0}".into(),
+        code_url: Some(String::new()),
+        dest_dir: String::new(),
+        settings: Default::default(),
+    };
+    let other = |name: &str| others.owner(&job.wf.name, &job.wf.project, name).map(|(_, v)| v.to_string());
+    hydrate::hydrate_package_resolving(&package, &target, &other)
+        .is_ok_and(|all| all.iter().any(|h| h.references.iter().any(|r| r.version != target.version)))
+}
+
+/// `register::register_package`, with references to entities of other workflows of the
+/// monorepo resolved to their versions and checked to be registered in the domain before
+/// anything of this workflow is: else it fails naming both workflows.
+async fn register_package(
+    admin: &Admin,
+    package: &Package,
+    mut target: Target,
+    archive: Archive<'_>,
+    options: &register::Options,
+    others: &Others,
+    me: &str,
+) -> Result<register::Summary> {
+    admin.ensure_project(&target.project).await?;
+    let native = admin
+        .upload(&target.project, &target.domain, archive.filename, archive.bytes)
+        .await
+        .with_context(|| format!("uploading the code archive {}", archive.filename))?;
+    target.code_url = Some(native);
+    let other = |name: &str| others.owner(me, &target.project, name).map(|(_, v)| v.to_string());
+    let hydrated = hydrate::hydrate_package_resolving(package, &target, &other)?;
+    let mut checked = HashSet::new();
+    for r in hydrated.iter().flat_map(|h| &h.references) {
+        let Some((owner, version)) = others.owner(me, &target.project, &r.name) else { continue };
+        if r.version != version || !checked.insert(r.clone()) {
+            continue;
+        }
+        let kind = r.kind().context("a reference of an unknown kind")?;
+        if admin.get(register::resource_type(kind), &r.to_prost()).await?.is_none() {
+            return Err(error::user(
+                format!(
+                    "workflow '{me}' references {kind} '{}' of workflow '{owner}' at {owner}'s version {version}, \
+                     which is not registered in domain '{}'; nothing of '{me}' was registered",
+                    r.name, target.domain
+                ),
+                format!(
+                    "deploy '{owner}' to '{}' first (fix what failed, or `cargo xtask deploy --domain {} --workflow \
+                     {owner}`), then deploy '{me}' again",
+                    target.domain, target.domain
+                ),
+            ));
+        }
+    }
+    Ok(register::register_entities(admin, hydrated.iter().map(register::entity).collect(), options).await)
 }
 
 fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
