@@ -385,3 +385,68 @@ fn registered_workflow(repo: &TempRepo, name: &str, version: &str) -> Option<Vec
         got
     })
 }
+
+#[test]
+fn eight_concurrent_deploys_from_one_clone_lose_no_record() {
+    use std::io::BufRead;
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = examples();
+    // A FlyteAdmin at an address (the sandbox as its own process): records go to git notes.
+    let data = tempfile::tempdir().unwrap();
+    let mut sandbox = std::process::Command::new(tests::xtask_bin())
+        .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(sandbox.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+    let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{first}");
+    // Eight pull requests, each changing hello its own way.
+    let mut heads = Vec::new();
+    for i in 0..8 {
+        repo.git(&["checkout", "--quiet", "-B", &format!("pr-{i}"), "main"]);
+        repo.write("workflows/hello/hello/pr.py", &format!("PR = {i}\n"));
+        heads.push(repo.commit(&format!("pr-{i}")));
+    }
+    repo.git(&["checkout", "--quiet", "main"]);
+    let children: Vec<std::process::Child> = (0..8)
+        .map(|i| {
+            std::process::Command::new(tests::xtask_bin())
+                .current_dir(repo.path())
+                .args(["deploy", "--format", "json", "--base", "main", "--domain", "development"])
+                .args(["--workflow", "hello", "--head", &format!("pr-{i}")])
+                .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+                .env("FLYTE_DEPLOY_PYTHON", &python)
+                .env("FLYTE_ENDPOINT", &endpoint)
+                .env("CI", "false")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(row(&json, "hello")["outcome"], "registered", "{json:#}");
+    }
+    let run = repo.xtask_env(&["history", "--format", "json"], &[("FLYTE_ENDPOINT", &endpoint)]);
+    let records = run.json().as_array().unwrap().clone();
+    sandbox.kill().ok();
+    sandbox.wait().ok();
+    let mut commits: Vec<&str> = records.iter().map(|r| r["commit"].as_str().unwrap()).collect();
+    commits.sort();
+    let mut expected: Vec<&str> = heads.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(commits, expected, "exactly one record per deploy: {records:#?}");
+    assert!(records.iter().all(|r| r["workflow"] == "hello" && r["outcome"] == "registered"));
+}
