@@ -368,6 +368,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The registered workflow `name` at `version` in development, if any.
 fn registered_workflow(repo: &TempRepo, name: &str, version: &str) -> Option<Vec<u8>> {
+    registered_workflow_in(repo, "development", name, version)
+}
+
+fn registered_workflow_in(repo: &TempRepo, domain: &str, name: &str, version: &str) -> Option<Vec<u8>> {
     let path = repo.path().join("deploy.toml");
     let config = Config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -375,7 +379,7 @@ fn registered_workflow(repo: &TempRepo, name: &str, version: &str) -> Option<Vec
         let id = flyte_api::core::Identifier {
             resource_type: ResourceType::Workflow as i32,
             project: PROJECT.into(),
-            domain: "development".into(),
+            domain: domain.into(),
             name: name.into(),
             version: version.into(),
             org: String::new(),
@@ -449,4 +453,24 @@ fn eight_concurrent_deploys_from_one_clone_lose_no_record() {
     expected.sort();
     assert_eq!(commits, expected, "exactly one record per deploy: {records:#?}");
     assert!(records.iter().all(|r| r["workflow"] == "hello" && r["outcome"] == "registered"));
+}
+
+#[test]
+fn a_referencing_workflow_is_promoted_with_its_references_resolved() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = examples();
+    write_referencing_workflow(&repo, "one");
+    repo.commit("refs: calls hello's task");
+    let main_ci = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
+    let staged = deploy(&repo, &python, &["--all", "--workflow", "hello", "--workflow", "refs"], &main_ci).json();
+    assert_eq!(row(&staged, "refs")["outcome"], "registered", "{staged:#}");
+    let hello_version = row(&staged, "hello")["version"].as_str().unwrap().to_string();
+    let refs_version = row(&staged, "refs")["version"].as_str().unwrap().to_string();
+    repo.git(&["checkout", "--quiet", "-b", "release/1"]);
+    let args = ["promote", "--from", "staging", "--to", "production", "--format", "json", "hello", "refs"];
+    let promoted = repo.xtask_env(&args, &[("CI", "true"), ("GITHUB_REF_NAME", "release/1")]).json();
+    assert_eq!(row(&promoted, "refs")["outcome"], "registered", "{promoted:#}");
+    let spec = registered_workflow_in(&repo, "production", "refs.calls.calls_hello", &refs_version).unwrap();
+    assert!(contains(&spec, hello_version.as_bytes()), "production's refs calls hello's version");
 }

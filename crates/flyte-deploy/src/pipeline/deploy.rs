@@ -535,7 +535,7 @@ async fn deploy(
                 progress.step(&name, "registering");
                 let result = async {
                     let package = specs::read_package_file(&cached.path)?;
-                    let archive = Archive { filename: &filename, bytes: &archive };
+                    let archive = Some(Archive { filename: &filename, bytes: &archive });
                     let summary = register_package(&admin, &package, target, archive, &options, &others, &name).await?;
                     Ok((summary, launch_plan_names(&package)))
                 }
@@ -591,21 +591,37 @@ async fn deploy(
 
 /// Every workflow of the plan with a version, by the Python packages that name its
 /// entities: a reference to one of them from another workflow resolves to its version.
-struct Others {
+#[derive(Default)]
+pub(crate) struct Others {
     /// (package, workflow, project, version)
     owners: Vec<(String, String, String, String)>,
 }
 
 impl Others {
     fn of(ws: &Workspace, plan: &Plan<'_>) -> Others {
+        let versions = plan
+            .workflows
+            .iter()
+            .filter(|p| p.action != Action::Removed)
+            .filter_map(|p| Some((p.name.to_string(), p.version.as_deref()?.to_string())));
+        Others::from_versions(ws, versions)
+    }
+
+    /// From (workflow, version) pairs of the workflows of `ws`.
+    pub(crate) fn from_versions(ws: &Workspace, versions: impl Iterator<Item = (String, String)>) -> Others {
         let mut owners = Vec::new();
-        for p in plan.workflows.iter().filter(|p| p.action != Action::Removed) {
-            let (Some(wf), Some(version)) = (ws.workflow(&p.name), p.version.as_deref()) else { continue };
+        for (name, version) in versions {
+            let Some(wf) = ws.workflow(&name) else { continue };
             for package in &wf.packages {
-                owners.push((package.clone(), wf.name.clone(), wf.project.clone(), version.to_string()));
+                owners.push((package.clone(), wf.name.clone(), wf.project.clone(), version.clone()));
             }
         }
         Others { owners }
+    }
+
+    /// `Others::owner`'s version, as the resolver hydration takes.
+    pub(crate) fn version(&self, me: &str, project: &str, entity: &str) -> Option<String> {
+        self.owner(me, project, entity).map(|(_, v)| v.to_string())
     }
 
     /// The workflow (other than `me`, in `project`) whose package names `entity`, and its version.
@@ -638,21 +654,23 @@ fn refers_to_others(cache_dir: &Path, job: &Job, others: &Others) -> bool {
 /// `register::register_package`, with references to entities of other workflows of the
 /// monorepo resolved to their versions and checked to be registered in the domain before
 /// anything of this workflow is: else it fails naming both workflows.
-async fn register_package(
+pub(crate) async fn register_package(
     admin: &Admin,
     package: &Package,
     mut target: Target,
-    archive: Archive<'_>,
+    archive: Option<Archive<'_>>,
     options: &register::Options,
     others: &Others,
     me: &str,
 ) -> Result<register::Summary> {
     admin.ensure_project(&target.project).await?;
-    let native = admin
-        .upload(&target.project, &target.domain, archive.filename, archive.bytes)
-        .await
-        .with_context(|| format!("uploading the code archive {}", archive.filename))?;
-    target.code_url = Some(native);
+    if let Some(archive) = archive {
+        let native = admin
+            .upload(&target.project, &target.domain, archive.filename, archive.bytes)
+            .await
+            .with_context(|| format!("uploading the code archive {}", archive.filename))?;
+        target.code_url = Some(native);
+    }
     let other = |name: &str| others.owner(me, &target.project, name).map(|(_, v)| v.to_string());
     let hydrated = hydrate::hydrate_package_resolving(package, &target, &other)?;
     let mut checked = HashSet::new();

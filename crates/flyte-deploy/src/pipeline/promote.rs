@@ -95,6 +95,10 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         to: &args.to,
         commit: &head,
         target_settings: target_domain.settings.clone(),
+        others: crate::pipeline::deploy::Others::from_versions(
+            &ws,
+            versions_at(&repo, &commit, &tree, &ws, &prepared)?,
+        ),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let results = runtime.block_on(async {
@@ -120,6 +124,28 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// Every workflow's version at the commit (those being promoted are computed already).
+fn versions_at(
+    repo: &Repo,
+    commit: &git2::Commit<'_>,
+    tree: &GitTree<'_>,
+    ws: &Workspace,
+    prepared: &[Prepared],
+) -> Result<std::vec::IntoIter<(String, String)>> {
+    let mut out = Vec::new();
+    for wf in &ws.workflows {
+        let version = match prepared.iter().find(|p| p.wf.name == wf.name) {
+            Some(p) => p.fp.version.clone(),
+            None => {
+                let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
+                fingerprint::of_commit(commit, tree, &set, &ws.config, wf)?.version
+            }
+        };
+        out.push((wf.name.clone(), version));
+    }
+    Ok(out.into_iter())
+}
+
 /// One workflow, ready to promote: its fingerprint at the commit, the cached pyflyte
 /// package (if the cache has it) and the code archive rebuilt from the commit.
 struct Prepared {
@@ -137,6 +163,8 @@ struct Promotion<'a> {
     to: &'a str,
     commit: &'a str,
     target_settings: crate::config::DomainSettings,
+    /// Every workflow's version at the commit: references between workflows resolve to them.
+    others: crate::pipeline::deploy::Others,
 }
 
 /// An entity as registered in the source domain: its id there and the spec in the form
@@ -229,7 +257,8 @@ impl Promotion<'_> {
     ) -> Result<()> {
         let mut source_target = self.target(p, self.from);
         source_target.code_url = Some(String::new());
-        let source_ids = hydrate::hydrate_package(package, &source_target)?;
+        let other = |name: &str| self.others.version(&p.wf.name, &p.wf.project, name);
+        let source_ids = hydrate::hydrate_package_resolving(package, &source_target, &other)?;
         let mut missing = Vec::new();
         let mut source_tasks = Vec::new();
         for h in &source_ids {
@@ -255,7 +284,16 @@ impl Promotion<'_> {
         let target = self.target(p, self.to);
         let options = Options { activate: false, ..Options::default() };
         let archive = archive.as_ref().map(|(filename, bytes)| Archive { filename, bytes });
-        let registered = register::register_package(admin, package, &target, archive, &options).await?;
+        let registered = crate::pipeline::deploy::register_package(
+            admin,
+            package,
+            target,
+            archive,
+            &options,
+            &self.others,
+            &p.wf.name,
+        )
+        .await?;
         let lp_ids: Vec<hydrate::Identifier> =
             source_ids.iter().filter(|h| h.kind == Kind::LaunchPlan).map(|h| h.id.clone()).collect();
         launch_plans.extend(lp_ids.iter().map(|id| id.name.clone()));
@@ -591,6 +629,7 @@ mod tests {
             to: "production",
             commit: "0123456789abcdef",
             target_settings: config.domain("production").unwrap().settings.clone(),
+            others: Default::default(),
         }
     }
 
