@@ -100,6 +100,8 @@ pub fn run(args: Promote) -> Result<ExitCode> {
             versions_at(&repo, &commit, &tree, &ws, &prepared)?,
         ),
     };
+    let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
+    let existing = store.load(&repo.git)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let results = runtime.block_on(async {
         let admin = Admin::connect(config, &repo.root).await?;
@@ -108,15 +110,15 @@ pub fn run(args: Promote) -> Result<ExitCode> {
             let started = Instant::now();
             let (mut summary, launch_plans) = promotion.promote(&admin, p).await;
             summary.seconds = started.elapsed().as_secs_f64();
-            results.push((summary, launch_plans));
+            let result = (summary, launch_plans);
+            // Recorded as each workflow changes, not at the end of the run.
+            let mine = records(&existing, &repo, &promotion, std::slice::from_ref(p), std::slice::from_ref(&result));
+            store.append(&repo.git, &mine).context("recording the promotion")?;
+            results.push(result);
         }
         admin.close().await?;
         anyhow::Ok(results)
     })?;
-
-    let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
-    let records = records(&store.load(&repo.git)?, &repo, &promotion, &prepared, &results);
-    store.append(&repo.git, &records).context("recording the promotion")?;
 
     let summary =
         Summary { domain: args.to.clone(), base: None, head, workflows: results.into_iter().map(|r| r.0).collect() };
