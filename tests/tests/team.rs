@@ -289,6 +289,16 @@ fn uncommitted_changes_are_named_once_and_deploy_dirty_takes_them_to_development
         warnings[0]
     );
     assert!(warnings[0].contains("--dirty"), "{}", warnings[0]);
+    let out = repo.path().join(".git/packages");
+    let run = repo.xtask(&["package", "hello", "etl", "--out", out.to_str().unwrap()]);
+    run.ok();
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning: uncommitted")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains("changes to hello (workflows/hello/hello/greet.py) are not packaged"),
+        "{}",
+        warnings[0]
+    );
     let committed_version = row(&committed, "hello")["version"].as_str().unwrap().to_string();
     assert!(!committed_version.ends_with("-dirty"));
 

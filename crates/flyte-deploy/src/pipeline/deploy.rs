@@ -75,7 +75,7 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     }
     let deployed: Vec<&Workflow> =
         plan.workflows.iter().filter(|p| p.action != Action::Removed).filter_map(|p| ws.workflow(&p.name)).collect();
-    if let Some(warning) = uncommitted(&repo, &args.range.head, &deployed).filter(|_| !args.dirty) {
+    if let Some(warning) = uncommitted(&repo, &args.range.head, &deployed, "deployed").filter(|_| !args.dirty) {
         eprintln!("warning: {warning}");
     }
     if args.dry_run {
@@ -139,8 +139,9 @@ fn mark_dirty(repo: &Repo, range: &args::Range, plan: &mut Plan) -> Result<()> {
 
 /// When `head` is the checked-out commit and the working tree has uncommitted changes
 /// (tracked files, staged or not) in the folders or shared paths of workflows being
-/// deployed: one warning naming them, since only the commit is deployed.
-pub(crate) fn uncommitted(repo: &Repo, head: &str, workflows: &[&Workflow]) -> Option<String> {
+/// deployed: one warning naming them, since only the commit is taken. `what`: what the
+/// command does with the commit ("deployed", "packaged", "promoted").
+pub fn uncommitted(repo: &Repo, head: &str, workflows: &[&Workflow], what: &str) -> Option<String> {
     let checked_out = repo.git.head().ok()?.peel_to_commit().ok()?.id();
     if repo.commit(head).ok()?.id() != checked_out || repo.git.is_bare() {
         return None;
@@ -167,8 +168,8 @@ pub(crate) fn uncommitted(repo: &Repo, head: &str, workflows: &[&Workflow]) -> O
         return None;
     }
     Some(format!(
-        "uncommitted changes to {} are not deployed: only commit {:.12} is; commit them, or deploy the working tree \
-         to development with --dirty",
+        "uncommitted changes to {} are not {what}: only commit {:.12} is; commit them, or take the working tree \
+         with --dirty (`deploy --dirty`: development only)",
         named.join(", "),
         checked_out
     ))

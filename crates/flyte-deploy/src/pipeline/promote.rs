@@ -64,7 +64,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     let workflows: Vec<&Workflow> =
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
 
-    if let Some(warning) = crate::pipeline::deploy::uncommitted(&repo, &args.commit, &workflows) {
+    if let Some(warning) = crate::pipeline::deploy::uncommitted(&repo, &args.commit, &workflows, "promoted") {
         eprintln!("warning: {warning}");
     }
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &commit)?;
