@@ -484,3 +484,68 @@ fn a_referencing_workflow_is_promoted_with_its_references_resolved() {
     let spec = registered_workflow_in(&repo, "production", "refs.calls.calls_hello", &refs_version).unwrap();
     assert!(contains(&spec, hello_version.as_bytes()), "production's refs calls hello's version");
 }
+
+#[test]
+fn eight_concurrent_deploys_from_eight_clones_each_keep_their_record() {
+    use std::io::BufRead;
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let origin = examples();
+    let data = tempfile::tempdir().unwrap();
+    let mut sandbox = std::process::Command::new(tests::xtask_bin())
+        .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(sandbox.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+    let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
+    // Eight developers, each with a clone and a change to hello of their own.
+    let clones: Vec<TempRepo> = (0..8)
+        .map(|i| {
+            let clone = TempRepo::new();
+            clone.git(&["pull", "--quiet", origin.path().to_str().unwrap(), "main"]);
+            clone.git(&["checkout", "--quiet", "-b", &format!("pr-{i}")]);
+            clone.write("workflows/hello/hello/pr.py", &format!("PR = {i}\n"));
+            clone.commit(&format!("pr-{i}"));
+            clone
+        })
+        .collect();
+    let children: Vec<std::process::Child> = clones
+        .iter()
+        .map(|clone| {
+            std::process::Command::new(tests::xtask_bin())
+                .current_dir(clone.path())
+                .args(["deploy", "--format", "json", "--base", "main", "--workflow", "hello"])
+                .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+                .env("FLYTE_DEPLOY_PYTHON", &python)
+                .env("FLYTE_ENDPOINT", &endpoint)
+                .env("CI", "false")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(row(&json, "hello")["outcome"], "registered", "{json:#}");
+        versions.push(row(&json, "hello")["version"].as_str().unwrap().to_string());
+    }
+    for (clone, version) in clones.iter().zip(&versions) {
+        let run = clone.xtask_env(&["history", "--format", "json"], &[("FLYTE_ENDPOINT", &endpoint)]);
+        let records = run.json().as_array().unwrap().clone();
+        assert_eq!(records.len(), 1, "{records:#?}");
+        assert_eq!(records[0]["version"], version.as_str());
+        assert_eq!(records[0]["commit"], clone.git(&["rev-parse", "HEAD"]).as_str());
+    }
+    sandbox.kill().ok();
+    sandbox.wait().ok();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), 8, "eight changes, eight versions");
+}
