@@ -152,6 +152,10 @@ pub struct Domain {
     pub branches: Vec<Located<String>>,
     /// When set, the domain takes only promotions from this domain, no direct deploys.
     pub promote_from: Option<Located<String>>,
+    /// Whether deploys and promotions activate launch plans (and so schedules) here. Where
+    /// false, launch plans are registered inactive and a removed workflow's are left alone:
+    /// pull requests sharing the domain never flip each other's state.
+    pub activate: bool,
     pub settings: DomainSettings,
 }
 
@@ -230,6 +234,7 @@ struct RawDomain {
     #[serde(default)]
     branches: Vec<Spanned<String>>,
     promote_from: Option<Spanned<String>>,
+    activate: Option<bool>,
     #[serde(default)]
     settings: DomainSettings,
 }
@@ -331,6 +336,7 @@ impl Config {
                     name: at.locate(d.name),
                     branches: at.all(d.branches),
                     promote_from: d.promote_from.map(|p| at.locate(p)),
+                    activate: d.activate.unwrap_or(true),
                     settings: d.settings,
                 })
                 .collect(),
@@ -468,6 +474,8 @@ fn default_domains(at: &Locator) -> Vec<Domain> {
         name: at.default(name.to_string()),
         branches: branches.iter().map(|b| at.default(b.to_string())).collect(),
         promote_from: promote_from.map(|p| at.default(p.to_string())),
+        // Development is shared by every pull request: none of them activates there.
+        activate: name != "development",
         settings: DomainSettings::default(),
     };
     vec![
@@ -762,6 +770,19 @@ mod tests {
         assert!(message(parse("global = [\"../x\"]\n")).contains("escapes the repository"));
         assert!(message(parse("workflows = \"/abs\"\n")).contains("escapes the repository"));
         assert!(message(parse("dependencies = [\"../req.txt\"]\n")).contains("escapes"));
+    }
+
+    #[test]
+    fn activation_defaults_to_true_but_not_in_the_builtin_development_domain() {
+        let c = parse("").unwrap();
+        let active: Vec<(&str, bool)> = c.domains.iter().map(|d| (d.name.value.as_str(), d.activate)).collect();
+        assert_eq!(active, [("development", false), ("staging", true), ("production", true)]);
+        let c = parse("[[domains]]\nname = \"development\"\nbranches = [\"*\"]\n[[domains]]\nname = \"s\"\nbranches = [\"main\"]\nactivate = false\n").unwrap();
+        assert!(c.domain("development").unwrap().activate, "a declared domain activates unless it says not to");
+        assert!(!c.domain("s").unwrap().activate);
+        let m = message(parse("[[domains]]\nname = \"d\"\nactivate = \"no\"\n"));
+        assert!(m.starts_with("deploy.toml:3:12:"), "{m}");
+        assert!(m.contains("boolean"), "{m}");
     }
 
     #[test]

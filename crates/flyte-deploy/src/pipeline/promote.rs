@@ -65,6 +65,9 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     let workflows: Vec<&Workflow> =
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
 
+    if let Some(warning) = crate::pipeline::deploy::uncommitted(&repo, &args.commit, &workflows, "promoted") {
+        eprintln!("warning: {warning}");
+    }
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &commit)?;
     if let Some(why) = &cache_dir.committed {
         eprintln!("warning: {why}");
@@ -93,7 +96,13 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         to: &args.to,
         commit: &head,
         target_settings: target_domain.settings.clone(),
+        others: crate::pipeline::deploy::Others::from_versions(
+            &ws,
+            versions_at(&repo, &commit, &tree, &ws, &prepared)?,
+        ),
     };
+    let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
+    let existing = store.load(&repo.git)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let results = runtime.block_on(async {
         let admin = Admin::connect(config, &repo.root).await?;
@@ -102,20 +111,42 @@ pub fn run(args: Promote) -> Result<ExitCode> {
             let started = Instant::now();
             let (mut summary, launch_plans) = promotion.promote(&admin, p).await;
             summary.seconds = started.elapsed().as_secs_f64();
-            results.push((summary, launch_plans));
+            let result = (summary, launch_plans);
+            // Recorded as each workflow changes, not at the end of the run.
+            let mine = records(&existing, &repo, &promotion, std::slice::from_ref(p), std::slice::from_ref(&result));
+            store.append(&repo.git, &mine).context("recording the promotion")?;
+            results.push(result);
         }
         admin.close().await?;
         anyhow::Ok(results)
     })?;
 
-    let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
-    let records = records(&store.load(&repo.git)?, &repo, &promotion, &prepared, &results);
-    store.append(&repo.git, &records).context("recording the promotion")?;
-
     let summary =
         Summary { domain: args.to.clone(), base: None, head, workflows: results.into_iter().map(|r| r.0).collect() };
     crate::pipeline::deploy::report(&summary, args.format)?;
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Every workflow's version at the commit (those being promoted are computed already).
+fn versions_at(
+    repo: &Repo,
+    commit: &git2::Commit<'_>,
+    tree: &GitTree<'_>,
+    ws: &Workspace,
+    prepared: &[Prepared],
+) -> Result<std::vec::IntoIter<(String, String)>> {
+    let mut out = Vec::new();
+    for wf in &ws.workflows {
+        let version = match prepared.iter().find(|p| p.wf.name == wf.name) {
+            Some(p) => p.fp.version.clone(),
+            None => {
+                let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
+                fingerprint::of_commit(commit, tree, &set, &ws.config, wf)?.version
+            }
+        };
+        out.push((wf.name.clone(), version));
+    }
+    Ok(out.into_iter())
 }
 
 /// One workflow, ready to promote: its fingerprint at the commit, the cached pyflyte
@@ -135,6 +166,8 @@ struct Promotion<'a> {
     to: &'a str,
     commit: &'a str,
     target_settings: crate::config::DomainSettings,
+    /// Every workflow's version at the commit: references between workflows resolve to them.
+    others: crate::pipeline::deploy::Others,
 }
 
 /// An entity as registered in the source domain: its id there and the spec in the form
@@ -227,7 +260,8 @@ impl Promotion<'_> {
     ) -> Result<()> {
         let mut source_target = self.target(p, self.from);
         source_target.code_url = Some(String::new());
-        let source_ids = hydrate::hydrate_package(package, &source_target)?;
+        let other = |name: &str| self.others.version(&p.wf.name, &p.wf.project, name);
+        let source_ids = hydrate::hydrate_package_resolving(package, &source_target, &other)?;
         let mut missing = Vec::new();
         let mut source_tasks = Vec::new();
         for h in &source_ids {
@@ -254,7 +288,16 @@ impl Promotion<'_> {
         let target = self.target(p, self.to);
         let options = Options { activate: false, ..Options::default() };
         let archive = archive.as_ref().map(|(filename, bytes)| Archive { filename, bytes });
-        let registered = register::register_package(admin, package, &target, archive, &options).await?;
+        let registered = crate::pipeline::deploy::register_package(
+            admin,
+            package,
+            target,
+            archive,
+            &options,
+            &self.others,
+            &p.wf.name,
+        )
+        .await?;
         let lp_ids: Vec<Identifier> =
             source_ids.iter().filter(|h| h.kind == Kind::LaunchPlan).map(|h| h.id.clone()).collect();
         launch_plans.extend(lp_ids.iter().map(|id| id.name.clone()));
@@ -461,7 +504,8 @@ impl Promotion<'_> {
             anyhow::bail!("{}", registered.errors.join("; "));
         }
         let mut activated = 0;
-        for id in source_launch_plans {
+        let activates = self.config.domain(self.to).is_none_or(|d| d.activate);
+        for id in source_launch_plans.iter().filter(|_| activates) {
             if admin.launch_plan_active(id).await? != Some(true) {
                 summary.warnings.push(format!(
                     "launch plan {} is not active in '{}' at this version, so it was not activated in '{}'",
@@ -581,6 +625,7 @@ mod tests {
             to: "production",
             commit: "0123456789abcdef",
             target_settings: config.domain("production").unwrap().settings.clone(),
+            others: Default::default(),
         }
     }
 

@@ -117,12 +117,40 @@ pub fn retarget(kind: Kind, spec_bytes: &[u8], source: Source<'_>, target: &Targ
 }
 
 fn hydrate_with(kind: Kind, file_bytes: &[u8], target: &Target, source: Option<Source<'_>>) -> Result<Hydrated> {
+    hydrate_resolving(kind, file_bytes, target, source, None)
+}
+
+/// For a reference to an entity of another workflow of the monorepo: that workflow's
+/// version, by the referenced entity's name (`None`: not another workflow's).
+pub type OtherVersion<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Like [`hydrate_package`], and a reference whose version is empty or
+/// `{{ registration.version }}` to an entity `other` names gets that workflow's version
+/// instead of the target's.
+pub fn hydrate_package_resolving(package: &Package, target: &Target, other: OtherVersion<'_>) -> Result<Vec<Hydrated>> {
+    package
+        .entities
+        .iter()
+        .map(|e| {
+            hydrate_resolving(e.kind, &e.bytes, target, None, Some(other))
+                .with_context(|| format!("{} of the pyflyte package", e.file_name))
+        })
+        .collect()
+}
+
+fn hydrate_resolving(
+    kind: Kind,
+    file_bytes: &[u8],
+    target: &Target,
+    source: Option<Source<'_>>,
+    other: Option<OtherVersion<'_>>,
+) -> Result<Hydrated> {
     for (what, value) in [("project", &target.project), ("domain", &target.domain), ("version", &target.version)] {
         if value.is_empty() {
             bail!("cannot hydrate a {kind}: the target {what} is empty");
         }
     }
-    let mut hydrator = Hydrator { target, source, references: Vec::new() };
+    let mut hydrator = Hydrator { target, source, other, references: Vec::new() };
     let (id_bytes, spec) = match kind {
         Kind::Task => hydrator.task_spec(file_bytes),
         Kind::Workflow => hydrator.workflow_spec(file_bytes),
@@ -219,6 +247,8 @@ struct Hydrator<'a> {
     target: &'a Target,
     /// Set by [`retarget`].
     source: Option<Source<'a>>,
+    /// Set by [`hydrate_package_resolving`].
+    other: Option<OtherVersion<'a>>,
     references: Vec<Identifier>,
 }
 
@@ -245,7 +275,15 @@ impl Hydrator<'_> {
 
     /// Hydrates an identifier this entity depends on, and records it.
     fn reference(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let out = self.identifier(bytes)?;
+        let current = identifier_of(bytes)?;
+        let other = self.other.and_then(|f| f(&current.name));
+        let bytes = match other {
+            Some(v) if current.version.is_empty() || current.version == VERSION_TEMPLATE => {
+                wire::set_len(bytes, identifier::VERSION, v.as_bytes())?
+            }
+            _ => bytes.to_vec(),
+        };
+        let out = self.identifier(&bytes)?;
         self.references.push(identifier_of(&out)?);
         Ok(out)
     }
