@@ -194,7 +194,9 @@ fn sandbox(port: u16, data: &std::path::Path) -> Child {
             return child;
         }
     }
-    panic!("the sandbox did not start on port {port}");
+    child.kill().ok();
+    let status = child.wait();
+    panic!("the sandbox did not start on port {port}: {status:?}");
 }
 
 fn free_port() -> u16 {
