@@ -265,6 +265,7 @@ pub fn compute<'s>(repo: &Repo, range: &cli::Range, store: &'s OnceLock<Store>) 
 
     let odb = repo.git.odb().context("opening the object database")?;
     let trees = match committed {
+        _ if crate::settings::bench_plan_variant("git2-trees") => Trees::git2(&odb, &repo.git),
         None => Trees::with_cache(&odb, repo.root.join(rawtree::CACHE_DIR)),
         Some(_) => Trees::new(&odb),
     };

@@ -51,21 +51,26 @@ pub fn git_order(a: &Entry<'_>, b: &Entry<'_>) -> Ordering {
 pub struct Entries<'a> {
     rest: &'a [u8],
     id: Oid,
+    /// The entries as libgit2 parsed them, when the tree was read that way ([`Trees::git2`]).
+    parsed: Option<(&'a [u8], std::slice::Iter<'a, Parsed>)>,
 }
 
 impl<'a> Entries<'a> {
     /// The entries of the raw tree object `raw` (whose id is `id`, for errors).
     pub fn new(raw: &'a [u8], id: Oid) -> Entries<'a> {
-        Entries { rest: raw, id }
+        Entries { rest: raw, id, parsed: None }
     }
 
     /// The bytes left to read (for sizing what is collected from the entries).
     pub fn len_hint(&self) -> usize {
-        self.rest.len()
+        self.parsed.as_ref().map_or(self.rest.len(), |(_, entries)| entries.len() * 30)
     }
 
     /// The next entry, if any.
     pub fn next_entry(&mut self) -> Result<Option<Entry<'a>>> {
+        if let Some((names, entries)) = &mut self.parsed {
+            return Ok(entries.next().map(|p| Entry { mode: p.mode, name: &names[p.name.clone()], id: p.id }));
+        }
         if self.rest.is_empty() {
             return Ok(None);
         }
@@ -107,6 +112,17 @@ enum Data<'o> {
     Odb(OdbObject<'o>),
     /// A cache file: the header, the object, the checksum.
     Cached(memmap2::Mmap),
+    /// The entries as libgit2's parser gave them: their names one after another, and each
+    /// entry's mode, name and id.
+    Git2(Vec<u8>, Vec<Parsed>),
+}
+
+/// An entry as libgit2 parsed it: where its name is among the tree's names.
+#[derive(Debug, Clone)]
+struct Parsed {
+    mode: i32,
+    name: std::ops::Range<usize>,
+    id: Oid,
 }
 
 impl Tree<'_> {
@@ -118,6 +134,9 @@ impl Tree<'_> {
         let data = match &*self.data {
             Data::Odb(object) => object.data(),
             Data::Cached(map) => &map[CACHE_MAGIC.len()..map.len() - 4],
+            Data::Git2(names, entries) => {
+                return Entries { rest: &[], id: self.id, parsed: Some((names, entries.iter())) };
+            }
         };
         Entries::new(data, self.id)
     }
@@ -138,11 +157,20 @@ pub struct Trees<'o> {
     odb: &'o Odb<'o>,
     read: RefCell<HashMap<Oid, Tree<'o>>>,
     cache: Option<PathBuf>,
+    /// Trees are read through libgit2's parser instead ([`Trees::git2`]).
+    git2: Option<&'o git2::Repository>,
 }
 
 impl<'o> Trees<'o> {
     pub fn new(odb: &'o Odb<'o>) -> Trees<'o> {
-        Trees { odb, read: RefCell::new(HashMap::new()), cache: None }
+        Trees { odb, read: RefCell::new(HashMap::new()), cache: None, git2: None }
+    }
+
+    /// Trees read the way a plan without this module would read them, for `bench plan`'s
+    /// comparison: `Repository::find_tree` and libgit2's entries (their names copied once),
+    /// no cache folder.
+    pub fn git2(odb: &'o Odb<'o>, repo: &'o git2::Repository) -> Trees<'o> {
+        Trees { git2: Some(repo), ..Trees::new(odb) }
     }
 
     /// Trees that keep the large ones in the folder `cache`, and look for them there first.
@@ -160,6 +188,19 @@ impl<'o> Trees<'o> {
     fn read(&self, id: Oid, cache: bool) -> Result<Tree<'o>> {
         if let Some(tree) = self.read.borrow().get(&id) {
             return Ok(tree.clone());
+        }
+        if let Some(repo) = self.git2 {
+            let tree = repo.find_tree(id).with_context(|| format!("reading tree {id}"))?;
+            let mut names = Vec::with_capacity(tree.len() * 16);
+            let mut entries = Vec::with_capacity(tree.len());
+            for e in tree.iter() {
+                let start = names.len();
+                names.extend_from_slice(e.name_bytes());
+                entries.push(Parsed { mode: e.filemode(), name: start..names.len(), id: e.id() });
+            }
+            let tree = Tree { id, data: Rc::new(Data::Git2(names, entries)) };
+            self.read.borrow_mut().insert(id, tree.clone());
+            return Ok(tree);
         }
         let cache = self.cache.as_deref().filter(|_| cache);
         let tree = match cache.and_then(|dir| cached(dir, id)) {
@@ -301,6 +342,8 @@ mod tests {
         let tree = Trees::with_cache(&odb, cache.clone()).at_path(root, "workflows").unwrap().unwrap();
         assert!(matches!(*tree.data, Data::Odb(_)));
         assert_eq!(listing(&tree), fresh);
+        let git2 = Trees::git2(&odb, &repo);
+        assert_eq!(listing(&git2.at_path(root, "workflows").unwrap().unwrap()), fresh, "libgit2 reads the same");
         std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
         let tree = Trees::with_cache(&odb, cache).at_path(root, "workflows").unwrap().unwrap();
         assert!(matches!(*tree.data, Data::Odb(_)));
