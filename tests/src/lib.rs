@@ -65,8 +65,9 @@ pub fn flytekit_python() -> Option<PathBuf> {
         if let Some(python) = std::env::var_os("FLYTE_DEPLOY_TEST_PYTHON") {
             return Ok(PathBuf::from(python));
         }
-        let envs = xtask::environment::Envs::at(envs_dir());
-        let env = xtask::requirements::Environment::flytekit_only(xtask::config::DEFAULT_FLYTEKIT);
+        let envs = flyte_deploy::artifacts::environment::Envs::at(envs_dir());
+        let env =
+            flyte_deploy::workspace::requirements::Environment::flytekit_only(flyte_deploy::config::DEFAULT_FLYTEKIT);
         envs.ensure(&env).map(|ready| ready.python).map_err(|e| format!("{e:#}"))
     });
     match found {

@@ -163,9 +163,9 @@ fn a_workflow_pinning_another_flytekit_is_serialized_by_it() {
     for entry in std::fs::read_dir(repo.path().join(".flyte/cache/serialized")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "tgz") {
-            let package = xtask::specs::read_package_file(&path).unwrap();
-            for e in package.entities.iter().filter(|e| e.kind == xtask::hydrate::Kind::Task) {
-                let spec = flyteidl::flyteidl::admin::TaskSpec::decode(e.bytes.as_slice()).unwrap();
+            let package = flyte_deploy::artifacts::specs::read_package_file(&path).unwrap();
+            for e in package.entities.iter().filter(|e| e.kind == flyte_deploy::registration::hydrate::Kind::Task) {
+                let spec = flyte_api::admin::TaskSpec::decode(e.bytes.as_slice()).unwrap();
                 let template = spec.template.unwrap();
                 let runtime = template.metadata.unwrap().runtime.unwrap();
                 runtimes.push((template.id.unwrap().name, runtime.version));

@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use flyteidl::flyteidl::{admin, core};
+use flyte_api::wire;
+use flyte_api::{admin, core};
+use flyte_deploy::artifacts::specs::{self, Package};
+use flyte_deploy::config::DomainSettings;
+use flyte_deploy::registration::hydrate::{self, Hydrated, Kind, Target};
 use prost::Message;
 use tests::{flytekit_python, project_root};
-use xtask::config::DomainSettings;
-use xtask::hydrate::{self, Hydrated, Kind, Target};
-use xtask::specs::{self, Package};
-use xtask::wire;
 
 /// A package whose workflow `outer` has a branch (`if` → task, `elif` → sub-workflow,
 /// `else` → task), a map task (array node), a launch-plan call and a failure node.

@@ -8,15 +8,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use flyteidl::flyteidl::core::{self, ResourceType};
+use flyte_api::core::{self, ResourceType};
+use flyte_api::wire;
+use flyte_deploy::artifacts::codeset::CodeSet;
+use flyte_deploy::artifacts::{serialize, specs};
+use flyte_deploy::config::Config;
+use flyte_deploy::plan::fingerprint;
+use flyte_deploy::registration::admin::{spec_of, Admin};
+use flyte_deploy::registration::record;
+use flyte_deploy::workspace::repo::Repo;
+use flyte_deploy::workspace::source::GitTree;
+use flyte_deploy::workspace::Workspace;
 use tests::{flytekit_python, TempRepo};
-use xtask::admin::{spec_of, Admin};
-use xtask::codeset::CodeSet;
-use xtask::config::Config;
-use xtask::repo::Repo;
-use xtask::source::GitTree;
-use xtask::workspace::Workspace;
-use xtask::{fingerprint, record, serialize, specs, wire};
 
 const PROJECT: &str = "flytesnacks";
 const KINDS: [ResourceType; 3] = [ResourceType::Task, ResourceType::Workflow, ResourceType::LaunchPlan];

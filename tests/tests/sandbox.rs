@@ -10,17 +10,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use flyteidl::flyteidl::admin;
-use flyteidl::flyteidl::core::{self, ResourceType};
+use flyte_api::admin;
+use flyte_api::core::{self, ResourceType};
+use flyte_api::wire;
+use flyte_deploy::artifacts::specs::{self, Package};
+use flyte_deploy::config::DomainSettings;
+use flyte_deploy::registration::admin::{is_different_structure, Admin, Created, Retry};
+use flyte_deploy::registration::hydrate::{self, Hydrated, Target};
+use flyte_deploy::registration::register::{self, Archive, Options, Outcome};
+use flyte_sandbox as sandbox;
 use md5::{Digest as _, Md5};
 use prost::Message;
 use tests::{flytekit_python, project_root};
-use xtask::admin::{is_different_structure, Admin, Created, Retry};
-use xtask::config::DomainSettings;
-use xtask::hydrate::{self, Hydrated, Target};
-use xtask::register::{self, Archive, Options, Outcome};
-use xtask::specs::{self, Package};
-use xtask::{sandbox, wire};
 
 const PROJECT: &str = "flytesnacks";
 const DOMAIN: &str = "development";
@@ -283,7 +284,7 @@ async fn uploads_are_content_addressed_and_checked_by_md5() {
     assert_eq!(put(&archive, &archive), 201);
 
     // content_md5 is required.
-    let request = flyteidl::flyteidl::service::CreateUploadLocationRequest {
+    let request = flyte_api::service::CreateUploadLocationRequest {
         project: PROJECT.into(),
         domain: DOMAIN.into(),
         filename: "x.tar.gz".into(),
@@ -685,7 +686,7 @@ fn token_endpoint(status: &'static str, body: &'static str) -> (String, std::thr
 async fn client_credentials_are_exchanged_for_a_token_and_never_shown() {
     let data = tempfile::tempdir().unwrap();
     let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
-    let address = xtask::admin::Address::Remote { url: running.endpoint() };
+    let address = flyte_deploy::registration::admin::Address::Remote { url: running.endpoint() };
     std::env::set_var("FLYTE_CLIENT_ID", "deployer");
     std::env::set_var("FLYTE_CLIENT_SECRET", "s3cr3t-value");
     std::env::set_var("FLYTE_SCOPES", "all");
@@ -721,7 +722,7 @@ async fn endpoint_sandbox_starts_one_in_process_under_the_repository() {
     let repo = tempfile::tempdir().unwrap();
     let file = repo.path().join("deploy.toml");
     let text = "[flyte]\nendpoint = \"sandbox\"\n\n[[domains]]\nname = \"qa\"\nbranches = [\"*\"]\n";
-    let config = xtask::config::Config::parse(&file, text).unwrap();
+    let config = flyte_deploy::config::Config::parse(&file, text).unwrap();
     let admin = Admin::connect(&config, repo.path()).await.unwrap();
     assert!(admin.is_sandbox().await.unwrap());
     assert!(repo.path().join(".flyte/sandbox/sandbox.sqlite").is_file(), "state under the repository");

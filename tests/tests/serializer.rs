@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use flyte_deploy::artifacts::canonical::SpecFile;
+use flyte_deploy::artifacts::codeset::CodeSet;
+use flyte_deploy::artifacts::serialize::Request;
+use flyte_deploy::artifacts::serializer::{Serializer, Served};
+use flyte_deploy::workspace::Workflow;
 use serde_json::Value;
 use tests::{envs_dir, flytekit_python, TempRepo};
-use xtask::codeset::CodeSet;
-use xtask::serialize::Request;
-use xtask::serialize_bench::SpecFile;
-use xtask::serializer::{Serializer, Served};
-use xtask::workspace::Workflow;
 
 const IMAGE: &str = "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31";
 
@@ -99,15 +99,15 @@ fn add_odd_cases(repo: &TempRepo) {
 
 /// The workflows of the repository's HEAD with their committed code sets, and the Python of
 /// `stats`' environment (flytekit 1.16.31 and pandas: every example imports in it).
-fn workflows(repo: &TempRepo) -> (Vec<(Workflow, CodeSet)>, PathBuf, xtask::repo::Repo) {
-    let r = xtask::repo::Repo::discover_from(repo.path()).unwrap();
+fn workflows(repo: &TempRepo) -> (Vec<(Workflow, CodeSet)>, PathBuf, flyte_deploy::workspace::repo::Repo) {
+    let r = flyte_deploy::workspace::repo::Repo::discover_from(repo.path()).unwrap();
     let (sets, python) = {
         let commit = r.commit("HEAD").unwrap();
-        let tree = xtask::source::GitTree::at_commit(&r.git, &commit).unwrap();
-        let ws = xtask::workspace::Workspace::load(&tree).unwrap();
+        let tree = flyte_deploy::workspace::source::GitTree::at_commit(&r.git, &commit).unwrap();
+        let ws = flyte_deploy::workspace::Workspace::load(&tree).unwrap();
         let stats = ws.workflow("stats").unwrap();
-        let env = xtask::requirements::Environment::of(&tree, &ws.config, stats).unwrap();
-        let python = xtask::environment::Envs::at(envs_dir()).ensure(&env).unwrap().python;
+        let env = flyte_deploy::workspace::requirements::Environment::of(&tree, &ws.config, stats).unwrap();
+        let python = flyte_deploy::artifacts::environment::Envs::at(envs_dir()).ensure(&env).unwrap().python;
         let sets: Vec<(Workflow, CodeSet)> =
             ws.workflows.iter().map(|wf| (wf.clone(), CodeSet::at(&r.git, tree.tree(), wf).unwrap())).collect();
         (sets, python)
@@ -118,7 +118,12 @@ fn workflows(repo: &TempRepo) -> (Vec<(Workflow, CodeSet)>, PathBuf, xtask::repo
 /// The real `pyflyte package` of one workflow alone, in `python`'s environment, on its own
 /// copy of the code set, with the variables workflow code gets from the tool; the archive,
 /// or None when pyflyte failed (its output is returned then).
-fn pyflyte_alone(python: &Path, r: &xtask::repo::Repo, wf: &Workflow, set: &CodeSet) -> Result<PathBuf, String> {
+fn pyflyte_alone(
+    python: &Path,
+    r: &flyte_deploy::workspace::repo::Repo,
+    wf: &Workflow,
+    set: &CodeSet,
+) -> Result<PathBuf, String> {
     let code = tempfile::tempdir().unwrap();
     set.materialise(&r.git, code.path()).unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -135,7 +140,7 @@ fn pyflyte_alone(python: &Path, r: &xtask::repo::Repo, wf: &Workflow, set: &Code
     let output = cmd
         .current_dir(code.path())
         .env_clear()
-        .envs(xtask::environment::workflow_env())
+        .envs(flyte_deploy::artifacts::environment::workflow_env())
         .env("HOME", home.path())
         .env("PYTHONPATH", code.path())
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -214,7 +219,7 @@ fn one_serializer_writes_for_every_workflow_the_specs_pyflyte_package_writes_for
     // (two runs of pyflyte package alone differ so): each spec is compared after protobuf's
     // deterministic ordering, and its bytes as written are counted.
     let all: Vec<&Path> = pairs.iter().flat_map(|(_, a, b)| [a.as_path(), b.as_path()]).collect();
-    let specs = xtask::serialize_bench::canonical_specs(&python, &all).unwrap();
+    let specs = flyte_deploy::artifacts::canonical::canonical_specs(&python, &all).unwrap();
     let (mut files, mut raw_same) = (0, 0);
     let mut ours_by_name: Vec<(&str, &BTreeMap<String, SpecFile>)> = Vec::new();
     for ((name, _, _), pair) in pairs.iter().zip(specs.chunks(2)) {

@@ -1,9 +1,11 @@
-//! The command line: every subcommand and flag, declared once. The doc comments are the
-//! `--help` text. Parsing only; the commands live in the modules named for them.
+//! The command line: the subcommands, each with the flags the core declares for it
+//! (`flyte_deploy::args`), and the project's own `test` and `bench`. The doc comments are the
+//! `--help` text. Parsing only; each command lives in `commands/`.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use flyte_deploy::args::{Build, Deploy, History, List, Package, Plan, Promote};
 
 /// flyte-deploy: CI/CD for a monorepo of Flyte workflows.
 ///
@@ -13,13 +15,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// directory; settings come from its deploy.toml.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     List(List),
     Plan(Plan),
     Package(Package),
@@ -32,178 +34,9 @@ pub enum Command {
     Bench(Bench),
 }
 
-/// Output format of `list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    Text,
-    Json,
-}
-
-/// List every workflow of the working tree: name, folder, project, packages, Dockerfile,
-/// dependency files and shared paths.
-#[derive(Debug, Parser)]
-pub struct List {
-    /// `text` (a table) or `json` (an array of objects sorted by name).
-    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-    pub format: ListFormat,
-}
-
-/// Output format of `plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PlanFormat {
-    Text,
-    Json,
-    GithubMatrix,
-}
-
-/// What to do when the diff base cannot be resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnMissingBase {
-    /// Exit with status 2 and say how to fetch enough history.
-    Fail,
-    /// Plan every workflow as changed, and say so.
-    All,
-}
-
-/// Show which workflows a change reaches and what each needs (rebuild, fast, unchanged,
-/// removed), with the reasons. Computes without side effects.
-#[derive(Debug, Parser)]
-pub struct Plan {
-    #[command(flatten)]
-    pub range: Range,
-    /// Output: a text table, the plan JSON (compact, one workflow a line), or a GitHub
-    /// Actions matrix of the workflows needing work.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-    pub format: PlanFormat,
-    /// With `--format github-matrix`: print chunk N (from 0) of at most 256 entries.
-    #[arg(long, default_value_t = 0)]
-    pub chunk: usize,
-}
-
-/// The change to look at and where it goes; shared by `plan` and `deploy`.
-#[derive(Debug, Clone, Parser)]
-pub struct Range {
-    /// The revision the change is measured from (default: from the CI context, else the
-    /// merge-base with the default branch). The diff is always merge-base..head.
-    #[arg(long, value_name = "REV")]
-    pub base: Option<String>,
-    /// The revision being deployed.
-    #[arg(long, value_name = "REV", default_value = "HEAD")]
-    pub head: String,
-    /// The Flyte domain (default: from deploy.toml's branch patterns).
-    #[arg(long, value_name = "D")]
-    pub domain: Option<String>,
-    /// Treat every workflow as changed.
-    #[arg(long)]
-    pub all: bool,
-    /// When the base cannot be resolved (shallow clone, missing ref): fail, or plan all.
-    #[arg(long, value_enum, default_value_t = OnMissingBase::Fail)]
-    pub on_missing_base: OnMissingBase,
-}
-
-/// Write each workflow's fast-registration code archive, reproducibly, from the commit's
-/// tree: DIR/<workflow>-<version>.tar.gz.
-#[derive(Debug, Parser)]
-pub struct Package {
-    /// Workflows to package (names as `list` shows).
-    #[arg(required = true, value_name = "WORKFLOW")]
-    pub workflows: Vec<String>,
-    /// Where to write the archives.
-    #[arg(long, value_name = "DIR", default_value = "target/flyte-packages")]
-    pub out: PathBuf,
-    /// The commit to package.
-    #[arg(long, value_name = "REV", default_value = "HEAD")]
-    pub head: String,
-    /// Package the working tree's tracked files instead of the commit (version gets
-    /// `-dirty`; deployable only to development).
-    #[arg(long)]
-    pub dirty: bool,
-    /// `text` (a table) or `json` (an array: name, version, image, path, size, sha256, md5).
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
-}
-
-/// Build the image of workflows that have their own Dockerfile, unless the registry has
-/// its tag already.
-#[derive(Debug, Parser)]
-pub struct Build {
-    /// Workflows to build.
-    #[arg(required = true, value_name = "WORKFLOW")]
-    pub workflows: Vec<String>,
-    /// Push the built image to the registry.
-    #[arg(long)]
-    pub push: bool,
-    /// Build on this machine even outside CI (images are built in CI by default).
-    #[arg(long)]
-    pub allow_local_build: bool,
-}
-
-/// Output format of `deploy` and `promote`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Text,
-    Json,
-}
-
-/// Register the workflows a change reaches into the domain of the branch: plan, image,
-/// package, serialize, hydrate, register, record.
-#[derive(Debug, Parser)]
-pub struct Deploy {
-    #[command(flatten)]
-    pub range: Range,
-    /// Print the plan with versions and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Deploy only these workflows of the plan (a CI matrix entry); the plan is computed as for all.
-    #[arg(long = "workflow", value_name = "NAME")]
-    pub workflows: Vec<String>,
-    /// `text` (a table) or `json`.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
-    /// Build missing images on this machine even outside CI (images are built in CI by default).
-    #[arg(long)]
-    pub allow_local_build: bool,
-    /// Serialize with at most N workers at once (one long-lived serializer per environment;
-    /// environments are built by the same workers). Default: the number of cores.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: Option<u16>,
-}
-
-/// Register into one domain exactly the versions another domain has (same specs, image and
-/// code archive), with the target domain's settings.
-#[derive(Debug, Parser)]
-pub struct Promote {
-    /// The domain the versions come from.
-    #[arg(long, value_name = "DOMAIN")]
-    pub from: String,
-    /// The domain they go to.
-    #[arg(long, value_name = "DOMAIN")]
-    pub to: String,
-    /// Workflows to promote (default: all).
-    #[arg(value_name = "WORKFLOW")]
-    pub workflows: Vec<String>,
-    /// The commit whose versions are promoted.
-    #[arg(long, value_name = "REV", default_value = "HEAD")]
-    pub commit: String,
-    /// `text` (a table) or `json`.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
-}
-
-/// Show what was registered where, from which commit.
-#[derive(Debug, Parser)]
-pub struct History {
-    /// Only this workflow.
-    #[arg(value_name = "WORKFLOW")]
-    pub workflow: Option<String>,
-    /// Only this domain.
-    #[arg(long, value_name = "D")]
-    pub domain: Option<String>,
-}
-
 /// Serve the embedded FlyteAdmin sandbox (the registration part of the API) on loopback.
 #[derive(Debug, Parser)]
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// Address to listen on.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8089")]
     pub addr: String,
@@ -218,7 +51,7 @@ pub struct Sandbox {
 /// Install what the tests need (Debian packages when root, uv, and the default serialization
 /// environment in target/flyte-envs, the folder every test shares), then run every test.
 #[derive(Debug, Parser)]
-pub struct Test {
+pub(crate) struct Test {
     /// Extra arguments for `cargo test` (e.g. a test name filter).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cargo_args: Vec<String>,
@@ -226,13 +59,13 @@ pub struct Test {
 
 /// Benchmarks, each printing a ratio against a baseline measured in the same run.
 #[derive(Debug, Parser)]
-pub struct Bench {
+pub(crate) struct Bench {
     #[arg(value_enum)]
     pub what: BenchKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchKind {
+pub(crate) enum BenchKind {
     /// `plan` vs `git diff-tree` on a synthetic monorepo of 2,000 workflows.
     Plan,
     /// Our code archive vs flytekit's fast packaging of the same folder.

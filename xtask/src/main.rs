@@ -3,7 +3,13 @@
 
 use std::process::ExitCode;
 
+use anyhow::Result;
 use clap::Parser;
+use flyte_deploy::{error, settings};
+
+mod bench;
+mod cli;
+mod commands;
 
 fn main() -> ExitCode {
     // Behave like other command-line tools when the reader goes away (`| head`): end
@@ -12,11 +18,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = xtask::cli::Cli::parse();
-    match xtask::run(cli) {
+    let cli = cli::Cli::parse();
+    match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            if xtask::error::is_user_error(&err) {
+            if error::is_user_error(&err) {
                 eprintln!("error: {err}");
                 annotate(&err);
                 ExitCode::from(2)
@@ -28,12 +34,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs one command.
+fn run(cli: cli::Cli) -> Result<ExitCode> {
+    use cli::Command;
+    match cli.command {
+        Command::List(args) => commands::list::run(args),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Package(args) => commands::package::run(args),
+        Command::Build(args) => commands::build::run(args),
+        Command::Deploy(args) => commands::deploy::run(args),
+        Command::Promote(args) => commands::promote::run(args),
+        Command::History(args) => commands::history::run(args),
+        Command::Sandbox(args) => commands::sandbox::run(args),
+        Command::Test(args) => commands::test::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+    }
+}
+
 /// In GitHub Actions, also shows a bad-input error as an annotation on its file and line.
 fn annotate(err: &anyhow::Error) {
-    if xtask::settings::GITHUB_ACTIONS.get().as_deref() != Some("true") {
+    if settings::GITHUB_ACTIONS.get().as_deref() != Some("true") {
         return;
     }
-    let Some(user) = err.chain().find_map(|e| e.downcast_ref::<xtask::error::UserError>()) else { return };
+    let Some(user) = err.chain().find_map(|e| e.downcast_ref::<error::UserError>()) else { return };
     let place = user.place();
-    eprintln!("{}", xtask::github::error_annotation(place.map(|p| p.0), place.map(|p| p.1), &user.to_string()));
+    eprintln!(
+        "{}",
+        flyte_deploy::report::github::error_annotation(place.map(|p| p.0), place.map(|p| p.1), &user.to_string())
+    );
 }

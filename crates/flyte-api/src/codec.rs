@@ -1,0 +1,52 @@
+//! The pass-through gRPC codec: a request goes out as the exact bytes given and an answer
+//! comes back undecoded, so specs travel without being decoded and re-encoded (which would
+//! drop the fields a message type does not know).
+
+use prost::bytes::{Buf, BufMut};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+/// A gRPC codec that sends a `Vec<u8>` as the message bytes, verbatim, and hands back the
+/// response bytes undecoded. Nothing passes through the stale generated types.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+/// The encoding half of [`RawCodec`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawEncoder;
+
+/// The decoding half of [`RawCodec`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}

@@ -1,0 +1,515 @@
+//! Whether an image exists: the OCI distribution API over HTTP (`HEAD /v2/<name>/manifests/<tag>`),
+//! anonymous or with credentials, including the Bearer token challenge. Owns image references,
+//! registry addresses and credentials; never runs a builder and never pushes.
+//!
+//! - Scheme: plain `http` for registries on loopback (`localhost`, `127.*`, `[::1]`, any port)
+//!   and for those listed in `FLYTE_DEPLOY_INSECURE_REGISTRIES` (comma-separated `host[:port]`);
+//!   `https` for every other registry.
+//! - Credentials, first found wins: `FLYTE_DEPLOY_REGISTRY_USERNAME` and
+//!   `FLYTE_DEPLOY_REGISTRY_PASSWORD` (for every registry); else Docker's `config.json`
+//!   (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), its `auths` entry for the
+//!   registry (`auth` = base64 `user:password`, or `username` and `password`); else anonymous.
+//!   Credential helpers (`credsStore`, `credHelpers`) are not run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+
+use crate::error;
+use crate::settings::{self, Var};
+
+/// Media types asked for: a tag may name an OCI index or manifest, or a Docker manifest list
+/// or schema-2 manifest.
+pub(crate) const MANIFEST_MEDIA_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
+     application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.docker.distribution.manifest.v2+json";
+
+/// Env var: extra registries (comma-separated `host[:port]`) spoken to over plain http and
+/// pushed to without TLS verification.
+pub(crate) const INSECURE_REGISTRIES_ENV: Var = settings::FLYTE_DEPLOY_INSECURE_REGISTRIES;
+/// Env vars: credentials for every registry (both must be set).
+pub(crate) const USERNAME_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_USERNAME;
+pub(crate) const PASSWORD_ENV: Var = settings::FLYTE_DEPLOY_REGISTRY_PASSWORD;
+
+/// An image reference split as the registry API needs it:
+/// `127.0.0.1:5000/flyte/etl:3f2a` → registry `127.0.0.1:5000`, repository `flyte/etl`, tag `3f2a`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// `host[:port]` as written (`docker.io` for Docker Hub references).
+    pub registry: String,
+    /// The repository name inside the registry.
+    pub repository: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    /// Parses `[registry/]name[:tag]` with Docker's rules: the first component is a registry
+    /// when it contains `.` or `:` or is `localhost`; otherwise the image is on Docker Hub.
+    /// A digest reference (`@sha256:…`) is refused: existence is checked by tag.
+    pub fn parse(reference: &str) -> Result<ImageRef> {
+        let bad = |why: &str| {
+            error::user(
+                format!("image reference '{reference}' {why}"),
+                "write it as registry/name:tag, e.g. localhost:5000/flyte/etl:1a2b3c",
+            )
+        };
+        if reference.is_empty() || reference.chars().any(|c| c.is_whitespace()) {
+            return Err(bad("is empty or contains whitespace"));
+        }
+        if reference.contains('@') {
+            return Err(bad("names a digest; a tag is needed"));
+        }
+        let (name, tag) = match reference.rfind(':') {
+            Some(i) if !reference[i..].contains('/') => (&reference[..i], &reference[i + 1..]),
+            _ => (reference, "latest"),
+        };
+        if tag.is_empty() || name.is_empty() || name.ends_with('/') || name.starts_with('/') {
+            return Err(bad("is incomplete"));
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+                (first.to_string(), rest.to_string())
+            }
+            Some(_) => ("docker.io".to_string(), name.to_string()),
+            None => ("docker.io".to_string(), format!("library/{name}")),
+        };
+        if repository.is_empty() || repository.split('/').any(str::is_empty) {
+            return Err(bad("has an empty path component"));
+        }
+        Ok(ImageRef { registry, repository, tag: tag.to_string() })
+    }
+
+    /// The host the API is served from (Docker Hub's API lives at `registry-1.docker.io`).
+    pub fn api_host(&self) -> &str {
+        if self.registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            &self.registry
+        }
+    }
+
+    /// The manifest URL of the tag.
+    pub fn manifest_url(&self) -> String {
+        format!("{}://{}/v2/{}/manifests/{}", scheme(&self.registry), self.api_host(), self.repository, self.tag)
+    }
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
+    }
+}
+
+/// True for registries on loopback: reachable only from this machine, so plain http and no
+/// TLS verification are safe.
+pub(crate) fn is_loopback(registry: &str) -> bool {
+    let host = host_of(registry);
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// True when the registry is spoken to without TLS: loopback, or listed in
+/// `FLYTE_DEPLOY_INSECURE_REGISTRIES`.
+pub(crate) fn is_insecure(registry: &str) -> bool {
+    is_loopback(registry) || insecure_listed(registry, INSECURE_REGISTRIES_ENV.get().as_deref())
+}
+
+fn insecure_listed(registry: &str, list: Option<&str>) -> bool {
+    list.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .any(|r| !r.is_empty() && (r == registry || r == host_of(registry)))
+}
+
+/// `http` or `https` for a registry (see the module header).
+pub(crate) fn scheme(registry: &str) -> &'static str {
+    if is_insecure(registry) {
+        "http"
+    } else {
+        "https"
+    }
+}
+
+/// The host without the port (`[::1]:5000` → `::1`).
+fn host_of(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    registry.rsplit_once(':').map_or(registry, |(h, _)| h)
+}
+
+/// A user name and password for a registry.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Credentials {
+    pub username: String,
+    pub password: String,
+    /// The Docker config.json they came from (`None`: from the environment).
+    pub file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let from = self.file.as_ref().map_or(USERNAME_ENV.to_string(), |f| f.display().to_string());
+        write!(f, "Credentials({} from {from})", self.username)
+    }
+}
+
+impl Credentials {
+    /// A Docker config.json text holding only these credentials for `registry` (for builders
+    /// given credentials from the environment).
+    pub(crate) fn docker_config(&self, registry: &str) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        let auth = base64::engine::general_purpose::STANDARD.encode(raw);
+        serde_json::json!({"auths": {registry: {"auth": auth}}}).to_string()
+    }
+
+    fn basic(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+}
+
+/// Credentials for `registry` from the environment or Docker's config.json (module header).
+pub(crate) fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
+    if let (Some(username), Some(password)) = (USERNAME_ENV.get(), PASSWORD_ENV.get()) {
+        return Ok(Some(Credentials { username, password, file: None }));
+    }
+    let Some(file) = docker_config_path() else { return Ok(None) };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    credentials_in_docker_config(&file, &text, registry)
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = settings::DOCKER_CONFIG.get_os() {
+        return Some(Path::new(&dir).join("config.json"));
+    }
+    settings::HOME.get_os().map(|h| Path::new(&h).join(".docker/config.json"))
+}
+
+/// The `auths` entry of a Docker config.json for `registry`. Keys may carry a scheme and a
+/// path (`https://index.docker.io/v1/`); Docker Hub answers to several names.
+pub(crate) fn credentials_in_docker_config(file: &Path, text: &str, registry: &str) -> Result<Option<Credentials>> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        error::user(
+            format!("{}:{}:{}: not valid JSON: {e}", file.display(), e.line(), e.column()),
+            "fix the file (`docker login` writes it), or point DOCKER_CONFIG at another folder",
+        )
+    })?;
+    let Some(auths) = json.get("auths").and_then(|a| a.as_object()) else { return Ok(None) };
+    let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+    let wanted = |key: &str| {
+        let host = key.trim_start_matches("https://").trim_start_matches("http://");
+        let host = host.split('/').next().unwrap_or(host);
+        host == registry || (hub.contains(&registry) && hub.contains(&host))
+    };
+    let mut keys: Vec<&String> = auths.keys().filter(|k| wanted(k)).collect();
+    keys.sort();
+    for key in keys {
+        let entry = &auths[key];
+        let bad = || {
+            error::user(
+                format!(
+                    "{}: the `auths` entry '{key}' has an `auth` that is not base64 of user:password",
+                    file.display()
+                ),
+                "log in again with `docker login`, or set FLYTE_DEPLOY_REGISTRY_USERNAME and _PASSWORD",
+            )
+        };
+        let from = Some(file.to_path_buf());
+        if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()).filter(|a| !a.is_empty()) {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| bad())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+            let (username, password) = decoded.split_once(':').ok_or_else(bad)?;
+            return Ok(Some(Credentials { username: username.into(), password: password.into(), file: from }));
+        }
+        if let (Some(u), Some(p)) =
+            (entry.get("username").and_then(|v| v.as_str()), entry.get("password").and_then(|v| v.as_str()))
+        {
+            return Ok(Some(Credentials { username: u.into(), password: p.into(), file: from }));
+        }
+    }
+    Ok(None)
+}
+
+/// A `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Challenge {
+    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Basic,
+    Other(String),
+}
+
+/// Parses `Bearer realm="…",service="…",scope="…"` (values quoted or bare; a quoted value may
+/// hold commas) or `Basic realm="…"`.
+pub(crate) fn parse_challenge(header: &str) -> Challenge {
+    let header = header.trim();
+    let (kind, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    if kind.eq_ignore_ascii_case("basic") {
+        return Challenge::Basic;
+    }
+    if !kind.eq_ignore_ascii_case("bearer") {
+        return Challenge::Other(header.to_string());
+    }
+    let params = challenge_params(rest);
+    let get = |k: &str| params.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+    match get("realm") {
+        Some(realm) => Challenge::Bearer { realm, service: get("service"), scope: get("scope") },
+        None => Challenge::Other(header.to_string()),
+    }
+}
+
+fn challenge_params(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next() != Some('=') {
+            continue;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect::<String>().trim().to_string();
+        }
+        out.push((key.trim().to_string(), value));
+    }
+    out
+}
+
+/// Talks to registries: one HTTP agent, credentials looked up per registry.
+pub struct Registry {
+    agent: ureq::Agent,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("flyte-deploy/", env!("CARGO_PKG_VERSION")))
+            .redirects(5)
+            .build();
+        Registry { agent }
+    }
+
+    /// The digest of the manifest the tag names (`Some("")` when the registry does not say
+    /// it), or `None` when the registry has no such tag or repository. An unreachable
+    /// registry, or one refusing our credentials, is a user error naming it.
+    pub fn manifest_digest(&self, image: &ImageRef) -> Result<Option<String>> {
+        let url = image.manifest_url();
+        let mut response = self.head(image, &url, None)?;
+        if let Answer::Status(401, challenge) = &response {
+            let authorization = self.authorize(image, challenge.as_deref())?;
+            response = self.head(image, &url, Some(&authorization))?;
+        }
+        match response {
+            Answer::Found(digest) => Ok(Some(digest)),
+            Answer::Status(404, _) => Ok(None),
+            Answer::Status(code @ (401 | 403), _) => Err(refused(image, code)),
+            Answer::Status(code, _) => {
+                anyhow::bail!("registry {} answered HTTP {code} to HEAD {url}", image.registry)
+            }
+        }
+    }
+
+    fn head(&self, image: &ImageRef, url: &str, authorization: Option<&str>) -> Result<Answer> {
+        let mut request = self.agent.head(url).set("Accept", MANIFEST_MEDIA_TYPES);
+        if let Some(a) = authorization {
+            request = request.set("Authorization", a);
+        }
+        match request.call() {
+            Ok(r) => Ok(Answer::Found(r.header("Docker-Content-Digest").unwrap_or_default().to_string())),
+            Err(ureq::Error::Status(code, r)) => {
+                Ok(Answer::Status(code, r.header("WWW-Authenticate").map(String::from)))
+            }
+            Err(ureq::Error::Transport(t)) => Err(unreachable(image, url, &t)),
+        }
+    }
+
+    /// The `Authorization` header value answering a 401 challenge.
+    fn authorize(&self, image: &ImageRef, challenge: Option<&str>) -> Result<String> {
+        let credentials = credentials_for(&image.registry)?;
+        match challenge.map(parse_challenge) {
+            Some(Challenge::Bearer { realm, service, scope }) => {
+                let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", image.repository));
+                let token = self.token(image, &realm, service.as_deref(), &scope, credentials.as_ref())?;
+                Ok(format!("Bearer {token}"))
+            }
+            Some(Challenge::Basic) | None => match credentials {
+                Some(c) => Ok(c.basic()),
+                None => Err(refused(image, 401)),
+            },
+            Some(Challenge::Other(h)) => Err(error::user(
+                format!("registry {} asks for an authentication scheme this tool does not speak: {h}", image.registry),
+                "use a registry with Basic or Bearer token authentication",
+            )),
+        }
+    }
+
+    fn token(
+        &self,
+        image: &ImageRef,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String> {
+        let mut request = self.agent.get(realm).query("scope", scope);
+        if let Some(s) = service {
+            request = request.query("service", s);
+        }
+        if let Some(c) = credentials {
+            request = request.set("Authorization", &c.basic());
+        }
+        let body: serde_json::Value = match request.call() {
+            Ok(r) => r.into_json().with_context(|| format!("reading the token from {realm}"))?,
+            Err(ureq::Error::Status(code @ (401 | 403), _)) => return Err(refused(image, code)),
+            Err(ureq::Error::Status(code, _)) => {
+                anyhow::bail!("the token service {realm} of registry {} answered HTTP {code}", image.registry)
+            }
+            Err(ureq::Error::Transport(t)) => return Err(unreachable(image, realm, &t)),
+        };
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .map(String::from)
+            .ok_or_else(|| anyhow::anyhow!("the token service {realm} answered without a token"))
+    }
+}
+
+enum Answer {
+    /// 2xx, with the `Docker-Content-Digest` header (empty when missing).
+    Found(String),
+    /// Any other status, with the `WWW-Authenticate` header.
+    Status(u16, Option<String>),
+}
+
+fn unreachable(image: &ImageRef, url: &str, t: &ureq::Transport) -> anyhow::Error {
+    let mut detail = t.kind().to_string();
+    if let Some(m) = t.message() {
+        detail = format!("{detail}: {m}");
+    }
+    if let Some(cause) = std::error::Error::source(t) {
+        detail = format!("{detail}: {cause}");
+    }
+    error::user(
+        format!("registry {} is unreachable ({url}: {detail})", image.registry),
+        "start the registry or check the network, or correct `[images] registry` in deploy.toml; \
+         nothing was built, pushed or registered",
+    )
+}
+
+fn refused(image: &ImageRef, code: u16) -> anyhow::Error {
+    error::user(
+        format!("registry {} refused access to {} (HTTP {code})", image.registry, image.repository),
+        format!(
+            "log in (`docker login {}` writes ~/.docker/config.json), or set {USERNAME_ENV} and {PASSWORD_ENV}",
+            image.registry
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_like_docker() {
+        let r = ImageRef::parse("127.0.0.1:5000/flyte/etl:3f2a").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_str()),
+            ("127.0.0.1:5000", "flyte/etl", "3f2a")
+        );
+        assert_eq!(r.manifest_url(), "http://127.0.0.1:5000/v2/flyte/etl/manifests/3f2a");
+        let r = ImageRef::parse("cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31").unwrap();
+        assert_eq!(r.manifest_url(), "https://cr.flyte.org/v2/flyteorg/flytekit/manifests/py3.11-1.16.31");
+        let r = ImageRef::parse("python").unwrap();
+        assert_eq!(r.manifest_url(), "https://registry-1.docker.io/v2/library/python/manifests/latest");
+        let r = ImageRef::parse("localhost/x/y").unwrap();
+        assert_eq!((r.registry.as_str(), r.tag.as_str()), ("localhost", "latest"));
+        assert_eq!(r.to_string(), "localhost/x/y:latest");
+        for bad in ["", "a b", "x@sha256:00", "reg.io/:t", "reg.io//x:t", "x:"] {
+            assert!(error::is_user_error(&ImageRef::parse(bad).unwrap_err()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_or_listed_registries_are_insecure() {
+        for r in ["localhost:5000", "127.0.0.1:41000", "localhost", "[::1]:5000"] {
+            assert!(is_loopback(r), "{r}");
+        }
+        for r in ["ghcr.io", "registry.example.com:5000", "10.0.0.1:5000", "localhost.example.com"] {
+            assert!(!is_loopback(r), "{r}");
+        }
+        assert!(insecure_listed("reg.lan:5000", Some("other, reg.lan:5000")));
+        assert!(insecure_listed("reg.lan:5000", Some("reg.lan")));
+        assert!(!insecure_listed("reg.lan:5000", Some("")));
+    }
+
+    #[test]
+    fn challenges_are_parsed_with_quoted_commas() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            }
+        );
+        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Challenge::Basic);
+        assert_eq!(
+            parse_challenge("bearer realm=http://h/t"),
+            Challenge::Bearer { realm: "http://h/t".into(), service: None, scope: None }
+        );
+        assert!(matches!(parse_challenge("Negotiate"), Challenge::Other(_)));
+    }
+
+    #[test]
+    fn docker_config_auths_are_matched_by_host() {
+        let file = Path::new("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("ann:s3cr:et");
+        let text = format!(
+            r#"{{"auths": {{"https://index.docker.io/v1/": {{"auth": "{auth}"}},
+                "ghcr.io": {{"username": "bob", "password": "pw"}}, "other.io": {{}}}}}}"#
+        );
+        let hub = credentials_in_docker_config(file, &text, "docker.io").unwrap().unwrap();
+        assert_eq!((hub.username.as_str(), hub.password.as_str()), ("ann", "s3cr:et"));
+        let gh = credentials_in_docker_config(file, &text, "ghcr.io").unwrap().unwrap();
+        assert_eq!((gh.username.as_str(), gh.password.as_str()), ("bob", "pw"));
+        assert!(credentials_in_docker_config(file, &text, "other.io").unwrap().is_none());
+        assert!(credentials_in_docker_config(file, &text, "quay.io").unwrap().is_none());
+        let err = credentials_in_docker_config(file, "{", "x").unwrap_err();
+        assert!(err.to_string().starts_with("config.json:1:"), "{err}");
+        let err = credentials_in_docker_config(file, r#"{"auths":{"x":{"auth":"!!"}}}"#, "x").unwrap_err();
+        assert!(error::is_user_error(&err));
+    }
+}

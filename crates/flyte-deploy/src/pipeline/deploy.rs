@@ -1,0 +1,741 @@
+//! `cargo xtask deploy`: the main job. Reads top-down like the pipeline: plan (with
+//! versions) → policy → for each workflow: is this version already complete in the domain?
+//! → environment and serialize (one long-lived serializer per environment, cached) → entity
+//! names checked across workflows (a clash refuses the deploy before any change) → images
+//! the tasks name (check, build where allowed) → removed workflows deactivated → package →
+//! hydrate + register → record → report. One workflow failing leaves the others to finish;
+//! the exit status is then 1.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use flyte_api::admin as pb;
+use flyte_api::core::{self, ResourceType};
+use prost::Message;
+
+use crate::args::{self, ReportFormat};
+use crate::artifacts::build::ImageBuilder;
+use crate::artifacts::codeset::CodeSet;
+use crate::artifacts::environment::Envs;
+use crate::artifacts::image::{self, Destination, ImageDecision, ImageFacts};
+use crate::artifacts::package;
+use crate::artifacts::registry::{ImageRef, Registry};
+use crate::artifacts::serialize;
+use crate::artifacts::specs::{self, Package};
+use crate::config::Domain;
+use crate::error;
+use crate::plan::base::{self, CiContext};
+use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
+use crate::registration::admin::{Address, Admin};
+use crate::registration::hydrate::{Kind, Target};
+use crate::registration::policy;
+use crate::registration::record::{self, Record, Store};
+use crate::registration::register::{self, Archive};
+use crate::report::summary::{Entities, Outcome, Summary, WorkflowSummary};
+use crate::settings;
+use crate::workspace::repo::Repo;
+use crate::workspace::requirements::Environment;
+use crate::workspace::source::GitTree;
+use crate::workspace::{Workflow, Workspace};
+
+pub fn run(args: args::Deploy) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let (mut plan, ws) = plan::compute_with_workspace(&repo, &args.range)?;
+    select(&mut plan, &args.workflows)?;
+    let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
+    let ci = CiContext::from_env();
+    let branch = base::branch(&repo, &args.range.head, &ci);
+    let in_ci = settings::in_ci();
+    policy::check(
+        &ws.config,
+        &domain,
+        policy::Operation::Deploy { dirty: false },
+        policy::Context { branch: branch.as_deref(), ci: in_ci },
+    )?;
+    let options = serialize::Options::new(args.jobs.map(usize::from))?;
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if args.dry_run {
+        match args.format {
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+            ReportFormat::Text => print!("{}", plan::table(&plan)),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let address = Address::from_config(&ws.config, &repo.root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let summary = runtime.block_on(deploy(
+        &repo,
+        &ws,
+        &plan,
+        &domain,
+        &address,
+        may_build(in_ci, args.allow_local_build),
+        &options,
+    ))?;
+    report(&summary, args.format)?;
+    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn may_build(in_ci: bool, allow_local_build: bool) -> bool {
+    image::building_allowed(in_ci, allow_local_build)
+}
+
+/// Keeps only the named workflows (a CI matrix entry); the plan is computed as for all.
+fn select(plan: &mut Plan, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    for n in names {
+        if !plan.workflows.iter().any(|w| &w.name == n) {
+            return Err(error::user(
+                format!("--workflow {n}: no such workflow in the plan of {:.12}", plan.head),
+                format!("name one of: {}", plan.workflows.iter().map(|w| &*w.name).collect::<Vec<_>>().join(", ")),
+            ));
+        }
+    }
+    plan.workflows.retain(|w| names.iter().any(|n| *n == w.name));
+    Ok(())
+}
+
+/// Prints the report, and appends its markdown to `$GITHUB_STEP_SUMMARY` when set.
+pub fn report(summary: &Summary, format: ReportFormat) -> Result<()> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(summary)?),
+        ReportFormat::Text => print!("{}", summary.text()),
+    }
+    if let Some(path) = settings::GITHUB_STEP_SUMMARY.get_os() {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", Path::new(&path).display()))?;
+        f.write_all(summary.markdown().as_bytes())?;
+    }
+    Ok(())
+}
+
+/// One workflow on its way through the pipeline.
+struct Job<'w> {
+    planned: PlannedWorkflow<'static>,
+    wf: &'w Workflow,
+    set: CodeSet,
+    /// The serialize cache key.
+    key: String,
+    /// Its serialization environment.
+    env: Environment,
+    summary: WorkflowSummary,
+    started: Instant,
+    launch_plans: Vec<String>,
+}
+
+async fn deploy(
+    repo: &Repo,
+    ws: &Workspace,
+    plan: &Plan<'static>,
+    domain: &Domain,
+    address: &Address,
+    may_build: bool,
+    options: &serialize::Options,
+) -> Result<Summary> {
+    let progress = Progress::new(plan.workflows.len());
+    let head = repo.commit(&plan.head)?;
+    let tree = GitTree::at_commit(&repo.git, &head)?;
+    let admin = Admin::connect(&ws.config, &repo.root).await?;
+    let sandbox = admin.is_sandbox().await.unwrap_or(false);
+    let store = Store::for_address(address);
+    let history = store.load(&repo.git).unwrap_or_default();
+    // A committed cache folder was said among the plan's notes.
+    let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &head)?;
+    let mut packages = Packages::new(&cache_dir);
+
+    let mut done: Vec<WorkflowSummary> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut removals = Vec::new();
+
+    // 1. What each workflow needs: the diff narrowed, the hash decides.
+    for planned in &plan.workflows {
+        let mut summary = new_summary(planned);
+        let started = Instant::now();
+        if planned.action == Action::Removed {
+            // Deactivated after every check has passed, with the registrations.
+            removals.push((planned, summary, started));
+            continue;
+        }
+        let Some(wf) = ws.workflow(&planned.name) else { continue };
+        let Some(version) = planned.version.as_deref().map(str::to_string) else {
+            summary.outcome = Outcome::Failed;
+            summary.error = Some(
+                plan.notes
+                    .iter()
+                    .find(|n| n.starts_with(&format!("{}: ", wf.name)))
+                    .cloned()
+                    .unwrap_or_else(|| "no version could be computed".into()),
+            );
+            done.push(summary);
+            continue;
+        };
+        // The plan fingerprinted every workflow; the code set is read again only for the
+        // workflows that need serializing or an archive.
+        let code = planned.code.as_deref().unwrap_or_default();
+        let env = match Environment::of(&tree, &ws.config, wf) {
+            Ok(env) => env,
+            Err(e) => {
+                fail(&mut summary, &e);
+                done.push(summary);
+                continue;
+            }
+        };
+        let image = planned.image.as_deref().unwrap_or_default();
+        let key = serialize::cache_key(code, image, &wf.packages, &env.hash, &wf.images);
+        let known = known_launch_plans(&mut packages, &key, &history, &wf.name, &version);
+        if let Some(names) = &known {
+            progress.step(&wf.name, "checking the registered version");
+            match complete(&admin, &wf.project, &domain.name.value, &version, names).await {
+                Ok(true) => {
+                    summary.outcome = Outcome::AlreadyRegistered;
+                    summary.images = serialized_images(&mut packages, &key);
+                    summary.seconds = started.elapsed().as_secs_f64();
+                    done.push(summary);
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    fail(&mut summary, &e);
+                    done.push(summary);
+                    continue;
+                }
+            }
+        }
+        let set = match CodeSet::at(&repo.git, tree.tree(), wf) {
+            Ok(set) => set,
+            Err(e) => {
+                fail(&mut summary, &e);
+                done.push(summary);
+                continue;
+            }
+        };
+        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, started, launch_plans: Vec::new() });
+    }
+
+    // 2. Serialize what the cache does not have, in each workflow's own environment: one
+    // long-lived serializer per environment, environments built while others serialize.
+    let envs = Envs::new(&repo.root);
+    let missing: Vec<usize> =
+        (0..jobs.len()).filter(|&i| serialize::cached(&cache_dir, &jobs[i].key).is_none()).collect();
+    if !missing.is_empty() {
+        let work: Vec<serialize::Work> = missing
+            .iter()
+            .map(|&i| {
+                let job = &jobs[i];
+                serialize::Work {
+                    name: &job.wf.name,
+                    env: &job.env,
+                    set: &job.set,
+                    packages: &job.wf.packages,
+                    image: job.planned.image.as_deref().unwrap_or_default(),
+                    images: &job.wf.images,
+                    key: &job.key,
+                }
+            })
+            .collect();
+        let results = serialize::serialize_all(&repo.root, &envs, &work, &cache_dir, options, &|name, what| {
+            progress.step(name, what)
+        });
+        drop(work);
+        for (k, r) in results {
+            if let Err(e) = r {
+                fail(&mut jobs[missing[k]].summary, &e);
+            }
+        }
+        let keep: HashSet<String> = jobs.iter().filter_map(|j| envs.key(&j.env).ok()).collect();
+        envs.prune(&keep, crate::artifacts::environment::budget());
+    }
+
+    // Two workflows of one project that register the same name would overwrite each
+    // other's versions and flip each other's launch plans: refused before anything is
+    // registered (bad input, exit 2).
+    let named: Vec<(&Workflow, String)> = jobs
+        .iter()
+        .map(|j| (j.wf, j.key.clone()))
+        .chain(plan.workflows.iter().filter(|p| !jobs.iter().any(|j| j.wf.name == p.name)).filter_map(|p| {
+            let wf = ws.workflow(&p.name)?;
+            let env = Environment::of(&tree, &ws.config, wf).ok()?;
+            let key = serialize::cache_key(
+                p.code.as_deref()?,
+                p.image.as_deref().unwrap_or_default(),
+                &wf.packages,
+                &env.hash,
+                &wf.images,
+            );
+            Some((wf, key))
+        }))
+        .collect();
+    check_entity_names(&mut packages, &named)?;
+
+    // 3. Images: the ones the serialized tasks name, every decision before anything is built
+    // or registered.
+    let destination = if sandbox { Destination::Sandbox } else { Destination::FlyteAdmin };
+    let registry = Registry::new();
+    let mut builder: Option<ImageBuilder> = None;
+    let mut checked: HashMap<String, std::result::Result<bool, String>> = HashMap::new();
+    for job in jobs.iter_mut() {
+        if job.summary.outcome == Outcome::Failed {
+            continue;
+        }
+        job.summary.images = serialized_images(&mut packages, &job.key);
+        let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
+        // Against the sandbox only the images the code alone names are checked (the
+        // configured ones are the user's word, and the sandbox runs nothing); against
+        // FlyteAdmin every image, since a task whose image is missing never starts.
+        let configured = |i: &str| i == ws.config.images.default || job.wf.images.values().any(|u| u == i);
+        let to_check: Vec<String> = job
+            .summary
+            .images
+            .iter()
+            .filter(|i| Some(i.as_str()) != own.as_deref() && (!sandbox || !configured(i)))
+            .cloned()
+            .collect();
+        for image in to_check {
+            progress.step(&job.wf.name, &format!("checking image {image}"));
+            let found = checked.entry(image.clone()).or_insert_with(|| {
+                ImageRef::parse(&image)
+                    .and_then(|r| registry.manifest_digest(&r))
+                    .map(|d| d.is_some())
+                    .map_err(|e| first_line(&e))
+            });
+            check_code_image(job, &image, found.clone(), destination);
+        }
+        let Some(image) = own.filter(|i| job.summary.images.contains(i)) else { continue };
+        progress.step(&job.wf.name, "checking its image");
+        let dependencies: Vec<String> =
+            job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
+        let exists = ImageRef::parse(&image).and_then(|r| Ok((registry.manifest_digest(&r)?.is_some(), r)));
+        let (exists, reference) = match exists {
+            Ok(x) => x,
+            Err(e) if sandbox => {
+                let changed = if dependencies.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} changed: CI builds the image)", dependencies.join(", "))
+                };
+                job.summary.warnings.push(format!(
+                    "image {image} could not be checked{changed}: {}; the sandbox runs no executions",
+                    first_line(&e)
+                ));
+                continue;
+            }
+            Err(e) => {
+                fail(&mut job.summary, &e);
+                continue;
+            }
+        };
+        let decision = image::decide(&ImageFacts {
+            workflow: &job.wf.name,
+            reference: &image,
+            own_image: true,
+            exists,
+            may_build,
+            destination,
+            dependencies: if dependencies.is_empty() { &job.wf.dependencies } else { &dependencies },
+        });
+        match decision {
+            ImageDecision::Reuse => {}
+            ImageDecision::Warn(w) => job.summary.warnings.push(w),
+            ImageDecision::Refuse(msg) => fail(&mut job.summary, &error::user(msg, "")),
+            ImageDecision::Build => {
+                progress.step(&job.wf.name, "building its image");
+                let built = match &builder {
+                    Some(b) => Ok(b),
+                    None => ImageBuilder::detect(&ws.config).map(|b| &*builder.insert(b)),
+                }
+                .and_then(|b| b.build(&tree, job.wf, &reference, true, &registry));
+                if let Err(e) = built {
+                    fail(&mut job.summary, &e);
+                }
+            }
+        }
+    }
+    let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
+    done.extend(failed.into_iter().map(|j| j.summary));
+
+    // 4. Removed workflows: their launch plans deactivated.
+    for (planned, mut summary, started) in removals {
+        progress.step(&planned.name, "deactivating launch plans");
+        let live: Vec<&str> = ws
+            .workflows
+            .iter()
+            .filter(|w| w.project == planned.project)
+            .flat_map(|w| w.packages.iter().map(String::as_str))
+            .collect();
+        let outcome = deactivate(&admin, repo, plan, planned, &domain.name.value, &history, &live).await;
+        match outcome {
+            Ok(n) => {
+                summary.outcome = Outcome::Deactivated;
+                summary.warnings.push(format!("{n} launch plan(s) deactivated: the workflow was removed"));
+            }
+            Err(e) => fail(&mut summary, &e),
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        records.push(record_of(repo, plan, &summary, &domain.name.value, Vec::new()));
+        done.push(summary);
+    }
+
+    // 5. Package, hydrate and register, workflows concurrently.
+    let mut tasks = tokio::task::JoinSet::new();
+    let progress = Arc::new(progress);
+    for (i, job) in jobs.iter().enumerate() {
+        if job.summary.outcome == Outcome::Failed {
+            continue;
+        }
+        let Some(cached) = serialize::cached(&cache_dir, &job.key) else { continue };
+        let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tasks.spawn(async move { (i, Err(e)) });
+                continue;
+            }
+        };
+        let admin = admin.clone();
+        let target = Target {
+            project: job.wf.project.clone(),
+            domain: domain.name.value.clone(),
+            version: job.planned.version.as_deref().unwrap_or_default().to_string(),
+            code_url: None,
+            dest_dir: String::new(),
+            settings: domain.settings.clone(),
+        };
+        let filename = format!("{}-{}.tar.gz", job.wf.name, target.version);
+        let progress = progress.clone();
+        let name = job.wf.name.clone();
+        tasks.spawn(async move {
+            progress.step(&name, "registering");
+            let result = async {
+                let package = specs::read_package_file(&cached.path)?;
+                let summary = register::register_package(
+                    &admin,
+                    &package,
+                    &target,
+                    Some(Archive { filename: &filename, bytes: &archive }),
+                    &register::Options::default(),
+                )
+                .await?;
+                Ok((summary, launch_plan_names(&package)))
+            }
+            .await;
+            (i, result)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = joined.context("a registration task panicked")?;
+        let job = &mut jobs[i];
+        match result {
+            Ok((reg, launch_plans)) => {
+                job.launch_plans = launch_plans;
+                job.summary.entities =
+                    Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
+                if reg.errors.is_empty() {
+                    job.summary.outcome =
+                        if reg.created() == 0 { Outcome::AlreadyRegistered } else { Outcome::Registered };
+                } else {
+                    job.summary.outcome = Outcome::Failed;
+                    job.summary.error = Some(reg.errors.join("; "));
+                }
+            }
+            Err(e) => fail(&mut job.summary, &e),
+        }
+    }
+    for mut job in jobs {
+        job.summary.seconds = job.started.elapsed().as_secs_f64();
+        records.push(record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans));
+        done.push(job.summary);
+    }
+    progress.finish();
+
+    // 6. Record and report.
+    records.retain(|r| r.outcome != Outcome::AlreadyRegistered.as_str());
+    store.append(&repo.git, &records).context("recording the deploy")?;
+    done.sort_by(|a, b| a.name.cmp(&b.name));
+    admin.close().await.ok();
+    Ok(Summary { domain: domain.name.value.clone(), base: plan.base.clone(), head: plan.head.clone(), workflows: done })
+}
+
+fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
+    WorkflowSummary {
+        name: planned.name.to_string(),
+        action: planned.action.as_str().into(),
+        version: planned.version.as_deref().map(str::to_string),
+        image: planned.image.as_deref().map(str::to_string),
+        outcome: Outcome::Skipped,
+        entities: Entities::default(),
+        images: Vec::new(),
+        warnings: Vec::new(),
+        error: None,
+        seconds: 0.0,
+    }
+}
+
+fn fail(summary: &mut WorkflowSummary, e: &anyhow::Error) {
+    summary.outcome = Outcome::Failed;
+    summary.error = Some(format!("{e:#}"));
+}
+
+fn first_line(e: &anyhow::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+fn record_of(repo: &Repo, plan: &Plan<'_>, s: &WorkflowSummary, domain: &str, launch_plans: Vec<String>) -> Record {
+    Record {
+        commit: plan.head.clone(),
+        workflow: s.name.clone(),
+        domain: domain.into(),
+        version: s.version.clone().unwrap_or_default(),
+        image: s.image.clone().unwrap_or_default(),
+        actor: record::actor(&repo.git),
+        time: record::now(),
+        outcome: s.outcome.as_str().into(),
+        promoted_from: None,
+        launch_plans,
+    }
+}
+
+/// The serialization cache's packages, each read (decompressed) once per run: an unchanged
+/// workflow's package is wanted for its launch plans, its images and the name check. Only
+/// hits are kept, since a miss may be serialized later in the run.
+struct Packages<'c> {
+    dir: &'c Path,
+    read: HashMap<String, std::rc::Rc<Package>>,
+}
+
+impl<'c> Packages<'c> {
+    fn new(dir: &'c Path) -> Packages<'c> {
+        Packages { dir, read: HashMap::new() }
+    }
+
+    fn get(&mut self, key: &str) -> Option<std::rc::Rc<Package>> {
+        if let Some(p) = self.read.get(key) {
+            return Some(p.clone());
+        }
+        let hit = serialize::cached(self.dir, key)?;
+        let package = std::rc::Rc::new(specs::read_package_file(&hit.path).ok()?);
+        self.read.insert(key.to_string(), package.clone());
+        Some(package)
+    }
+}
+
+/// The images the tasks of a cached serialization name.
+fn serialized_images(packages: &mut Packages<'_>, key: &str) -> Vec<String> {
+    packages.get(key).map(|p| specs::task_images(&p)).unwrap_or_default()
+}
+
+/// Acts on whether an image a task names exists (other than the workflow's Dockerfile
+/// image): against the sandbox a missing or unreachable one is a warning; against FlyteAdmin
+/// it fails the workflow, since its tasks would not start and flyte-deploy builds only
+/// Dockerfile images.
+fn check_code_image(job: &mut Job, image: &str, exists: std::result::Result<bool, String>, destination: Destination) {
+    let problem = match exists {
+        Ok(true) => return,
+        Ok(false) => "is not in its registry".to_string(),
+        Err(e) => format!("could not be checked: {e}"),
+    };
+    match destination {
+        Destination::FlyteAdmin => fail(
+            &mut job.summary,
+            &error::user(
+                format!("image {image}, which tasks of workflow {} run in, {problem}", job.wf.name),
+                "build and push it before deploying (flyte-deploy builds only Dockerfile images: ImageSpec \
+                 images with `pyflyte build` or your CI's image job), or correct [images] in deploy.toml",
+            ),
+        ),
+        _ => job.summary.warnings.push(format!(
+            "image {image}, named by the code (ImageSpec or container_image), {problem}; the sandbox runs no executions"
+        )),
+    }
+}
+
+/// The launch plans of a workflow at a version, without Python: from the serialized package
+/// in the cache, else from an earlier record of the same version.
+fn known_launch_plans(
+    packages: &mut Packages<'_>,
+    key: &str,
+    history: &[Record],
+    workflow: &str,
+    version: &str,
+) -> Option<Vec<String>> {
+    if let Some(package) = packages.get(key) {
+        return Some(launch_plan_names(&package));
+    }
+    history
+        .iter()
+        .rev()
+        .find(|r| r.workflow == workflow && r.version == version && !r.launch_plans.is_empty())
+        .map(|r| r.launch_plans.clone())
+}
+
+/// Refuses two workflow folders of one project whose serialized packages (in the cache)
+/// hold an entity of the same kind and name, unless the entity comes from a shared path
+/// both declare (a task of `libs/common` is registered by each of its users, under each
+/// one's own version, which is as it should be).
+fn check_entity_names(packages: &mut Packages<'_>, workflows: &[(&Workflow, String)]) -> Result<()> {
+    let mut owners: HashMap<(&str, Kind, String), &Workflow> = HashMap::new();
+    let mut clashes: Vec<(String, String, &str, &str, String)> = Vec::new();
+    let shared_by_both = |a: &Workflow, b: &Workflow, name: &str| {
+        let package = |s: &String| s.rsplit('/').next().unwrap_or_default().to_string();
+        a.shared.iter().any(|s| b.shared.contains(s) && name.starts_with(&format!("{}.", package(s))))
+    };
+    for (wf, key) in workflows {
+        let Some(package) = packages.get(key) else { continue };
+        for (kind, name) in specs::entity_names(&package) {
+            match owners.get(&(wf.project.as_str(), kind, name.clone())) {
+                Some(other) if other.path != wf.path && !shared_by_both(other, wf, &name) => {
+                    let (a, b) = if other.path < wf.path { (&other.path, &wf.path) } else { (&wf.path, &other.path) };
+                    clashes.push((name.clone(), kind.to_string(), a, b, wf.project.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    owners.insert((wf.project.as_str(), kind, name), wf);
+                }
+            }
+        }
+    }
+    clashes.sort();
+    let Some((name, kind, a, b, project)) = clashes.first() else { return Ok(()) };
+    let more = if clashes.len() > 1 { format!(" ({} more names clash)", clashes.len() - 1) } else { String::new() };
+    Err(error::user(
+        format!(
+            "{a} and {b} both register {kind} '{name}' in project {project}{more}: each deploy would \
+             overwrite the other's version and flip its launch plans; nothing was registered"
+        ),
+        format!("rename the {kind} in one of them, or give one of them another `project` in its workflow.toml"),
+    ))
+}
+
+fn launch_plan_names(package: &Package) -> Vec<String> {
+    package
+        .entities
+        .iter()
+        .filter(|e| e.kind == Kind::LaunchPlan)
+        .filter_map(|e| pb::LaunchPlan::decode(e.bytes.as_slice()).ok())
+        .filter_map(|lp| lp.id.map(|id| id.name))
+        .collect()
+}
+
+/// True when every launch plan exists at `version` in the domain and is active: they are
+/// registered last and activated after, so the whole workflow is there.
+async fn complete(admin: &Admin, project: &str, domain: &str, version: &str, names: &[String]) -> Result<bool> {
+    if names.is_empty() {
+        return Ok(false);
+    }
+    for name in names {
+        let id = core::Identifier {
+            resource_type: ResourceType::LaunchPlan as i32,
+            project: project.into(),
+            domain: domain.into(),
+            name: name.clone(),
+            version: version.into(),
+            org: String::new(),
+        };
+        if admin.launch_plan_active(&id).await? != Some(true) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Deactivates the active launch plans of a removed workflow in the domain: those named in
+/// its records, else those whose workflow lives in one of its packages (as they were at base).
+async fn deactivate(
+    admin: &Admin,
+    repo: &Repo,
+    plan: &Plan<'_>,
+    planned: &PlannedWorkflow<'_>,
+    domain: &str,
+    history: &[Record],
+    live: &[&str],
+) -> Result<usize> {
+    let project = &planned.project;
+    let mut names: Vec<String> = history
+        .iter()
+        .rev()
+        .find(|r| r.workflow == planned.name && !r.launch_plans.is_empty())
+        .map(|r| r.launch_plans.clone())
+        .unwrap_or_default();
+    let packages = base_packages(repo, plan, &planned.name)?;
+    let mut count = 0;
+    let mut candidates: HashMap<String, ()> = names.drain(..).map(|n| (n, ())).collect();
+    if candidates.is_empty() {
+        for name in admin.list_names(ResourceType::LaunchPlan, project, domain).await? {
+            candidates.insert(name, ());
+        }
+    }
+    for name in candidates.keys() {
+        for bytes in admin.list(ResourceType::LaunchPlan, project, domain, name).await? {
+            let lp = pb::LaunchPlan::decode(bytes.as_slice()).context("decoding a launch plan")?;
+            let active = lp.closure.as_ref().is_some_and(|c| c.state == pb::LaunchPlanState::Active as i32);
+            let workflow = lp.spec.as_ref().and_then(|s| s.workflow_id.as_ref()).map(|w| w.name.clone());
+            // A package that a workflow of the head still has (a renamed folder) is not ours.
+            let inside = |w: &str, p: &str| w.starts_with(&format!("{p}."));
+            let ours =
+                workflow.is_some_and(|w| packages.iter().any(|p| inside(&w, p)) && !live.iter().any(|p| inside(&w, p)));
+            if active && ours {
+                let id = lp.id.clone().context("a launch plan without id")?;
+                admin
+                    .set_launch_plan_active(&id, false)
+                    .await
+                    .map_err(|s| crate::registration::admin::status_error(&admin.endpoint, "UpdateLaunchPlan", s))?;
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// The Python packages a workflow had at the plan's base.
+fn base_packages(repo: &Repo, plan: &Plan, name: &str) -> Result<Vec<String>> {
+    let Some(base) = &plan.base else { return Ok(Vec::new()) };
+    let commit = repo.commit(base)?;
+    let tree = GitTree::at_commit(&repo.git, &commit)?;
+    let ws = Workspace::load(&tree)?;
+    Ok(ws.workflow(name).map(|w| w.packages.clone()).unwrap_or_default())
+}
+
+/// Progress: a bar on a terminal, plain lines elsewhere (CI logs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (std::io::stderr().is_terminal() && !settings::in_ci()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn step(&self, workflow: &str, what: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{workflow}: {what}")),
+            None => eprintln!("{workflow}: {what}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Every environment variable flyte-deploy reads, declared once with what it means; the one
+//! module that reads the process environment (a tidy test holds every other module to it).
+//! Reading only: nothing here decides what a value means beyond "set and not blank", and
+//! [`in_ci`], the one answer to "is this CI?".
+
+use std::ffi::OsString;
+
+/// An environment variable the tool reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Var {
+    pub name: &'static str,
+    /// What it does, for messages and the README.
+    pub doc: &'static str,
+}
+
+impl Var {
+    /// Its value, when set, valid UTF-8 and not blank.
+    pub fn get(self) -> Option<String> {
+        std::env::var(self.name).ok().filter(|v| !v.trim().is_empty())
+    }
+
+    /// Its value as the OS gives it, when set and not empty.
+    pub fn get_os(self) -> Option<OsString> {
+        std::env::var_os(self.name).filter(|v| !v.is_empty())
+    }
+}
+
+impl std::fmt::Display for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+macro_rules! vars {
+    ($($(#[doc = $doc:literal])+ $id:ident;)+) => {
+        $(
+            $(#[doc = $doc])+
+            pub const $id: Var = Var { name: stringify!($id), doc: concat!($($doc),+) };
+        )+
+        /// Every variable above, in declaration order.
+        pub const ALL: &[Var] = &[$($id),+];
+    };
+}
+
+vars! {
+    /// The FlyteAdmin endpoint, over `[flyte] endpoint`.
+    FLYTE_ENDPOINT;
+    /// A bearer token for FlyteAdmin.
+    FLYTE_TOKEN;
+    /// OAuth2 client-credentials client id.
+    FLYTE_CLIENT_ID;
+    /// OAuth2 client-credentials secret.
+    FLYTE_CLIENT_SECRET;
+    /// The OAuth2 token endpoint (else discovered).
+    FLYTE_TOKEN_URL;
+    /// OAuth2 scopes, space- or comma-separated.
+    FLYTE_SCOPES;
+    /// The OAuth2 audience.
+    FLYTE_AUDIENCE;
+    /// The length of `git-sha` versions (7 to 40).
+    FLYTE_DEPLOY_SHA_LENGTH;
+    /// Registries reached over plain http besides loopback ones (comma-separated hosts).
+    FLYTE_DEPLOY_INSECURE_REGISTRIES;
+    /// Registry user name (with the password), over Docker's config.json.
+    FLYTE_DEPLOY_REGISTRY_USERNAME;
+    /// Registry password.
+    FLYTE_DEPLOY_REGISTRY_PASSWORD;
+    /// The platform images are built for (`linux/amd64`).
+    FLYTE_DEPLOY_PLATFORM;
+    /// buildah/podman storage driver.
+    FLYTE_DEPLOY_STORAGE_DRIVER;
+    /// buildah/podman storage root.
+    FLYTE_DEPLOY_STORAGE_ROOT;
+    /// buildah/podman run root.
+    FLYTE_DEPLOY_STORAGE_RUNROOT;
+    /// The Python interpreter serialization environments are made from.
+    FLYTE_DEPLOY_PYTHON;
+    /// The folder of the serialization environments (default `.flyte/cache/envs`).
+    FLYTE_DEPLOY_ENVS;
+    /// Their size budget in decimal gigabytes (default 20).
+    FLYTE_DEPLOY_ENVS_MAX_GB;
+    /// The tool's own folder, where uv is installed (default `~/.cache/flyte-deploy`).
+    FLYTE_DEPLOY_HOME;
+    /// Variables workflow code and uv must never see, comma-separated.
+    FLYTE_DEPLOY_SECRET_VARS;
+    /// How long one workflow may take to serialize (seconds, or `10m`; default 600 s).
+    FLYTE_DEPLOY_SERIALIZE_TIMEOUT;
+    /// `true` or `1` in CI: images may be built, progress is printed as lines.
+    CI;
+    /// `true` in GitHub Actions: errors are also written as `::error` annotations.
+    GITHUB_ACTIONS;
+    /// A pull request's target branch (GitHub Actions).
+    GITHUB_BASE_REF;
+    /// A pull request's source branch (GitHub Actions).
+    GITHUB_HEAD_REF;
+    /// The pushed branch or tag (GitHub Actions).
+    GITHUB_REF_NAME;
+    /// The event payload file (GitHub Actions): a push's `before`.
+    GITHUB_EVENT_PATH;
+    /// Where `plan --format github-matrix` appends its outputs.
+    GITHUB_OUTPUT;
+    /// Where the deploy report's markdown is appended.
+    GITHUB_STEP_SUMMARY;
+    /// Who deploys, in GitHub Actions.
+    GITHUB_ACTOR;
+    /// Who deploys, in GitLab CI.
+    GITLAB_USER_LOGIN;
+    /// Who deploys, elsewhere.
+    USER;
+    /// The user's home: Docker's config.json and the tool's folder are found from it.
+    HOME;
+    /// Docker's configuration folder (config.json).
+    DOCKER_CONFIG;
+    /// The XDG cache folder (the tool's folder is below it).
+    XDG_CACHE_HOME;
+    /// Where programs are found.
+    PATH;
+    /// The cargo that runs the tests and benchmarks.
+    CARGO;
+    /// Cargo's target folder.
+    CARGO_TARGET_DIR;
+    /// `bench plan` only: the alternatives a plan runs with, comma-separated (`git2-trees`:
+    /// trees through libgit2's parser, no tree cache; `sqlite-versions`, `postcard-versions`:
+    /// the versions cache in that format).
+    FLYTE_DEPLOY_BENCH_PLAN;
+}
+
+/// True when `FLYTE_DEPLOY_BENCH_PLAN` names `variant`.
+pub fn bench_plan_variant(variant: &str) -> bool {
+    FLYTE_DEPLOY_BENCH_PLAN.get().is_some_and(|v| v.split(',').any(|v| v.trim() == variant))
+}
+
+/// Every variable of the process, for the scrubbed environments programs get.
+pub fn all_vars() -> Vec<(OsString, OsString)> {
+    std::env::vars_os().collect()
+}
+
+/// True when `CI` is `true` or `1` (GitHub Actions and GitLab CI set it): images may be
+/// built, progress is printed as lines. The one place that says what counts as CI.
+pub fn in_ci() -> bool {
+    CI.get().is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_is_declared_once_and_documented() {
+        let mut names: Vec<&str> = ALL.iter().map(|v| v.name).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before);
+        assert!(ALL.iter().all(|v| !v.doc.trim().is_empty()));
+        assert_eq!(FLYTE_DEPLOY_ENVS.name, "FLYTE_DEPLOY_ENVS");
+    }
+}

@@ -1,0 +1,129 @@
+//! The FlyteAdmin sandbox: the registration part of FlyteAdmin's gRPC API on loopback, with
+//! state in SQLite, so deploys run and are tested without a cluster. Owns starting and
+//! stopping the servers (in-process for the client, or as `cargo xtask sandbox`); runs no
+//! executions.
+
+mod http;
+mod service;
+mod store;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use service::SANDBOX_BUILD;
+
+/// The domains FlyteAdmin has by default.
+pub const DEFAULT_DOMAINS: &[&str] = &["development", "staging", "production"];
+
+/// How to run a sandbox.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where gRPC listens (port 0: any free port).
+    pub addr: SocketAddr,
+    /// The data directory (SQLite database and uploads).
+    pub data: PathBuf,
+    /// Latency added to every gRPC call.
+    pub delay: Duration,
+    /// The domains accepted (besides FlyteAdmin's default three).
+    pub extra_domains: Vec<String>,
+}
+
+impl Options {
+    /// Loopback on a free port, no delay, FlyteAdmin's domains.
+    pub fn loopback(data: impl Into<PathBuf>) -> Options {
+        Options {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data: data.into(),
+            delay: Duration::ZERO,
+            extra_domains: Vec::new(),
+        }
+    }
+}
+
+/// A running sandbox. Dropping it stops the servers (without waiting); [`Running::stop`]
+/// waits until they are down.
+pub struct Running {
+    /// Where gRPC listens.
+    pub grpc: SocketAddr,
+    /// Where the upload endpoint listens.
+    pub http: SocketAddr,
+    shutdown: Vec<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<Result<()>>>,
+}
+
+impl Running {
+    /// The gRPC endpoint as a URL for the client (`http://127.0.0.1:PORT`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// Stops both servers and waits for them.
+    pub async fn stop(mut self) -> Result<()> {
+        for tx in self.shutdown.drain(..) {
+            let _ = tx.send(());
+        }
+        for task in self.tasks.drain(..) {
+            task.await.context("joining a sandbox server")??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for tx in self.shutdown.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the sandbox on the current tokio runtime: binds both listeners (so the
+/// addresses are known when this returns), then serves in background tasks.
+pub async fn start(options: Options) -> Result<Running> {
+    let store = Arc::new(store::Store::open(&options.data)?);
+    let grpc_listener = TcpListener::bind(options.addr)
+        .with_context(|| format!("binding the sandbox's gRPC address {}", options.addr))?;
+    let grpc = grpc_listener.local_addr()?;
+    let http_listener = TcpListener::bind(SocketAddr::new(grpc.ip(), 0))
+        .with_context(|| format!("binding the sandbox's upload endpoint on {}", grpc.ip()))?;
+    let http = http_listener.local_addr()?;
+    let mut domains: Vec<String> = DEFAULT_DOMAINS.iter().map(|d| d.to_string()).collect();
+    for extra in options.extra_domains {
+        if !domains.contains(&extra) {
+            domains.push(extra);
+        }
+    }
+    let sandbox = Arc::new(service::Sandbox { store: store.clone(), domains, http_base: http::base_url(http) });
+
+    let (grpc_tx, grpc_rx) = oneshot::channel::<()>();
+    let (http_tx, http_rx) = oneshot::channel::<()>();
+    grpc_listener.set_nonblocking(true)?;
+    http_listener.set_nonblocking(true)?;
+    let incoming = tonic::transport::server::TcpIncoming::from_listener(
+        tokio::net::TcpListener::from_std(grpc_listener)?,
+        true,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("serving gRPC on {grpc}: {e}"))?;
+    let delay = options.delay;
+    let grpc_task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service::Delayed { inner: service::AdminRoutes::new(sandbox.clone()), delay })
+            .add_service(service::Delayed { inner: service::data_proxy(sandbox), delay })
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = grpc_rx.await;
+            })
+            .await
+            .with_context(|| format!("serving the sandbox's gRPC on {grpc}"))
+    });
+    let http_task = tokio::spawn(http::serve(http_listener, store, async {
+        let _ = http_rx.await;
+    }));
+    Ok(Running { grpc, http, shutdown: vec![grpc_tx, http_tx], tasks: vec![grpc_task, http_task] })
+}

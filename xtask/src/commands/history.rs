@@ -1,0 +1,89 @@
+//! `cargo xtask history`: what was registered where, from which commit, oldest first, from
+//! the record store of the configured endpoint (the sandbox's store, or git notes), and per
+//! version its path through the domains.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use flyte_deploy::args::History;
+use flyte_deploy::registration::admin::Address;
+use flyte_deploy::registration::record::{Record, Store};
+use flyte_deploy::report::columns;
+use flyte_deploy::workspace::repo::Repo;
+use flyte_deploy::workspace::source::WorkDir;
+use flyte_deploy::workspace::Workspace;
+
+pub(crate) fn run(args: History) -> Result<ExitCode> {
+    let repo = Repo::discover()?;
+    let ws = Workspace::load(&WorkDir::new(&repo.root))?;
+    if let Some(d) = &args.domain {
+        if ws.config.domain(d).is_none() {
+            return Err(flyte_deploy::error::user(
+                format!("no domain named '{d}'"),
+                format!(
+                    "name one of: {}",
+                    ws.config.domains.iter().map(|d| d.name.value.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let store = Store::for_address(&Address::from_config(&ws.config, &repo.root)?);
+    let records: Vec<Record> = store
+        .load(&repo.git)?
+        .into_iter()
+        .filter(|r| args.workflow.as_ref().is_none_or(|w| &r.workflow == w))
+        .filter(|r| args.domain.as_ref().is_none_or(|d| &r.domain == d))
+        .collect();
+    print!("{}", text(&records, args.workflow.is_some()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table, and with one workflow each version's path through the domains.
+pub(crate) fn text(records: &[Record], paths: bool) -> String {
+    if records.is_empty() {
+        return "no deploys recorded\n".into();
+    }
+    let mut rows = vec![[
+        "TIME".to_string(),
+        "WORKFLOW".into(),
+        "DOMAIN".into(),
+        "VERSION".into(),
+        "OUTCOME".into(),
+        "COMMIT".into(),
+        "FROM".into(),
+        "ACTOR".into(),
+    ]];
+    for r in records {
+        rows.push([
+            r.time.clone(),
+            r.workflow.clone(),
+            r.domain.clone(),
+            r.version.clone(),
+            r.outcome.clone(),
+            r.commit.chars().take(12).collect(),
+            r.promoted_from.clone().unwrap_or_else(|| "-".into()),
+            r.actor.clone(),
+        ]);
+    }
+    let mut out = columns(&rows);
+    if paths {
+        let mut versions: Vec<&str> = Vec::new();
+        for r in records {
+            if !r.version.is_empty() && !versions.contains(&r.version.as_str()) {
+                versions.push(&r.version);
+            }
+        }
+        for v in versions {
+            let steps: Vec<String> = records
+                .iter()
+                .filter(|r| r.version == v && matches!(r.outcome.as_str(), "registered" | "already-registered"))
+                .map(|r| format!("{} ({}, {:.12})", r.domain, r.time, r.commit))
+                .collect();
+            if !steps.is_empty() {
+                out.push_str(&format!("version {v}: {}\n", steps.join(" → ")));
+            }
+        }
+    }
+    out
+}
