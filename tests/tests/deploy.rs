@@ -338,3 +338,56 @@ fn pull_request_pipeline_matrix_equals_a_single_deploy() {
         assert_eq!(version(&after, &o.0), version(&one, &o.0));
     }
 }
+
+#[test]
+fn removing_most_workflows_at_once_is_refused_unless_allowed() {
+    let Some((repo, python, _)) = deployed() else { return };
+    let base = repo.git(&["rev-parse", "HEAD"]);
+    for name in ["etl", "features", "training"] {
+        repo.remove(&format!("workflows/{name}"));
+    }
+    repo.commit("remove three of four workflows");
+    let refused = deploy_with(&repo, &python, &["--base", &base]);
+    let message = refused.user_error();
+    assert!(message.contains("removes 3 of 4 workflows"), "{message}");
+    assert!(message.contains("--allow-mass-removal"), "{message}");
+    assert!(refused.stdout.is_empty(), "nothing reported as done: {}", refused.stdout);
+    // Nothing was deactivated by the refused run: the allowed one still finds training's
+    // two active launch plans.
+    let json = deploy_with(&repo, &python, &["--base", &base, "--allow-mass-removal"]).json();
+    let training = json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "training").unwrap().clone();
+    assert_eq!((training["action"].as_str(), training["outcome"].as_str()), (Some("removed"), Some("deactivated")));
+    assert!(training["warnings"][0].as_str().unwrap().starts_with("2 launch plan(s) deactivated"), "{training}");
+}
+
+#[test]
+fn a_damaged_serialization_cache_heals_instead_of_failing_every_deploy() {
+    let Some((repo, python, first)) = deployed() else { return };
+    let cache = repo.path().join(".flyte/cache/serialized");
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(&cache).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "tgz") {
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+            damaged += 1;
+        }
+    }
+    assert_eq!(damaged, 4, "one entry per workflow");
+    // A fresh sandbox, so that what is registered is what this run serialized again.
+    std::fs::remove_dir_all(repo.path().join(".flyte/sandbox")).unwrap();
+    let again = deploy_with(&repo, &python, &["--all"]).json();
+    for name in ["etl", "features", "hello", "training"] {
+        assert_eq!(version(&again, name), version(&first, name), "{name}: the same version");
+    }
+    assert!(outcomes(&again).iter().all(|o| o.2 == "registered"), "{again}");
+
+    // `.flyte/cache` replaced by a file: it is made a folder again, with a note.
+    std::fs::remove_dir_all(repo.path().join(".flyte/cache")).unwrap();
+    std::fs::write(repo.path().join(".flyte/cache"), "not a folder").unwrap();
+    std::fs::remove_dir_all(repo.path().join(".flyte/sandbox")).unwrap();
+    let run = deploy_with(&repo, &python, &["--all"]);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("note: .flyte/cache was not a folder: removed it"), "{}", run.stderr);
+    assert!(repo.path().join(".flyte/cache/serialized").is_dir(), "the caches are back");
+}

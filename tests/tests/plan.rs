@@ -371,6 +371,9 @@ fn submodule_pointer_change_counts_at_its_path() {
     let repo = monorepo();
     let one = "1111111111111111111111111111111111111111";
     let two = "2222222222222222222222222222222222222222";
+    // Left out of the code archive by .flyteignore, as a submodule must be.
+    repo.write("workflows/b/.flyteignore", "vendor\n");
+    repo.git(&["add", "workflows/b/.flyteignore"]);
     repo.git(&["update-index", "--add", "--cacheinfo", &format!("160000,{one},workflows/b/vendor")]);
     repo.git(&["commit", "--quiet", "-m", "submodule"]);
     repo.git(&["checkout", "--quiet", "-b", "bump"]);
@@ -380,10 +383,14 @@ fn submodule_pointer_change_counts_at_its_path() {
         &plan(&repo, &["--base", "feature"]),
         vec![wf("a", "unchanged", &[]), wf("b", "fast", &[("workflows/b/vendor", "code")]), wf("c", "unchanged", &[])],
     );
-    // A submodule cannot go into a code archive: the plan says so instead of a version.
-    let json = plan(&repo, &["--base", "feature"]);
-    assert!(json["notes"][0].as_str().unwrap().contains("is a git submodule"), "{json:#}");
-    assert_eq!(json["workflows"][1]["version"], Value::Null);
+    // A submodule in the code set cannot go into a code archive: bad input, the whole plan
+    // refused (so nothing is registered), naming the workflow and what to do.
+    repo.git(&["rm", "--quiet", "workflows/b/.flyteignore"]);
+    repo.git(&["commit", "--quiet", "-m", "no .flyteignore"]);
+    let run = repo.xtask(&["plan", "--base", "feature", "--format", "json"]);
+    let message = run.user_error();
+    assert!(message.contains("error: b: workflows/b/vendor is a git submodule"), "{message}");
+    assert!(message.contains("list it in the workflow's .flyteignore"), "{message}");
 }
 
 #[test]
@@ -904,10 +911,11 @@ fn the_plan_reads_versions_from_the_cache_and_survives_a_broken_one() {
 }
 
 #[test]
-fn git_sha_versions_follow_the_history_a_shallow_clone_gains() {
+fn git_sha_versions_do_not_depend_on_the_clone_depth() {
     // git-sha versions name the commit that last changed a workflow's inputs, found by
-    // walking history: a shallow clone names the oldest commit it has, and the version
-    // cached then must not outlive a deepening.
+    // walking history. A shallow clone whose history ends before that commit cannot know
+    // it: naming its oldest commit would make the version depend on the depth, so it is bad
+    // input with what to do. A clone deep enough, and the clone deepened, agree with a full one.
     let origin = TempRepo::new();
     origin.write("deploy.toml", &format!("version_scheme = \"git-sha\"\n{DEPLOY}"));
     origin.write("ci/check.sh", "true\n");
@@ -915,12 +923,20 @@ fn git_sha_versions_follow_the_history_a_shallow_clone_gains() {
     let made = origin.commit("a");
     workflow(&origin, "c");
     let later = origin.commit("c");
-    let clone = clone_of(&origin, &["--depth", "1"]);
-    let shallow = version_of(&plan(&clone, &["--all"]), "a");
-    assert!(later.starts_with(&shallow), "a shallow clone names its oldest commit: {shallow} vs {later}");
-    clone.git(&["fetch", "--quiet", "--unshallow"]);
-    let deep = version_of(&plan(&clone, &["--all"]), "a");
-    assert!(made.starts_with(&deep), "with history, the commit that made a: {deep} vs {made}");
+    let full = clone_of(&origin, &[]);
+    assert!(made.starts_with(&version_of(&plan(&full, &["--all"]), "a")), "a full clone names the commit that made a");
+    assert!(later.starts_with(&version_of(&plan(&full, &["--all"]), "c")));
+
+    let shallow = clone_of(&origin, &["--depth", "1"]);
+    let run = shallow.xtask(&["plan", "--all", "--format", "json"]);
+    let message = run.user_error();
+    assert!(message.contains("the git-sha version of 'a'") && message.contains("shallow clone"), "{message}");
+    assert!(message.contains("git fetch --unshallow"), "{message}");
+
+    let deep_enough = clone_of(&origin, &["--depth", "2"]);
+    assert!(made.starts_with(&version_of(&plan(&deep_enough, &["--all"]), "a")), "depth 2 reaches the change");
+    shallow.git(&["fetch", "--quiet", "--unshallow"]);
+    assert!(made.starts_with(&version_of(&plan(&shallow, &["--all"]), "a")), "deepened, as a full clone");
 }
 
 #[test]
@@ -1012,4 +1028,23 @@ fn workflows_of_other_projects_may_share_a_package() {
         .collect();
     assert_eq!(projects, [("bigquery_agent", "flytesnacks"), ("bigquery_plugin", "other")]);
     repo.xtask(&["list"]).ok();
+}
+
+#[test]
+fn a_workflows_root_that_is_not_there_is_bad_input_not_every_workflow_removed() {
+    // (Without workflows at base either, as in a new monorepo, there is just nothing to plan:
+    // see `no_workflows_and_empty_repository_give_clear_answers`.)
+    let repo = monorepo();
+    repo.write("deploy.toml", &format!("workflows = \"wokflows\"\n{DEPLOY}"));
+    repo.commit("a typo in the workflows root");
+    for args in [&["plan", "--format", "json"][..], &["plan"], &["deploy", "--dry-run"]] {
+        let run = repo.xtask(args);
+        let message = run.user_error();
+        assert!(
+            message.contains("deploy.toml:1:13: the workflows root 'wokflows' is not a folder in"),
+            "{args:?}: {message}"
+        );
+        assert!(message.contains("correct `workflows` in deploy.toml"), "{args:?}: {message}");
+        assert!(run.stdout.is_empty(), "{args:?} printed a plan: {}", run.stdout);
+    }
 }

@@ -141,6 +141,11 @@ pub struct Deploy {
     /// environments are built by the same workers). Default: the number of cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// Deploy a change that removes more than half of the workflows (their launch plans are
+    /// deactivated); without it such a change is refused, as a typo in `workflows` or a bad
+    /// merge would look the same.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
 }
 
 /// Register into one domain exactly the versions another domain has (same specs, image and

@@ -38,6 +38,22 @@ pub(crate) fn committed(repo: &git2::Repository, commit: &git2::Commit<'_>) -> O
     ))
 }
 
+/// Makes `.flyte/cache` of the repository at `root` a folder again when something else took
+/// its place (a file, a dangling link): the caches only save time, so what is there is
+/// removed, said once, and the caches start empty. A link to a folder is kept.
+pub(crate) fn heal(root: &Path) {
+    let dir = root.join(DIR);
+    let Ok(meta) = dir.symlink_metadata() else { return };
+    if meta.is_dir() || dir.metadata().is_ok_and(|m| m.is_dir()) {
+        return;
+    }
+    static SAID: std::sync::Once = std::sync::Once::new();
+    match std::fs::remove_file(&dir) {
+        Ok(()) => SAID.call_once(|| eprintln!("note: {DIR} was not a folder: removed it; the caches start empty")),
+        Err(e) => SAID.call_once(|| eprintln!("warning: {DIR} is not a folder and cannot be removed ({e}): remove it")),
+    }
+}
+
 /// Writes `file` (in a cache's folder, below the caches' folder) whole from `parts`: creates
 /// the folder, keeps the caches out of git, writes a temporary file beside it and renames it.
 pub(crate) fn write_whole(file: &Path, parts: &[&[u8]]) -> std::io::Result<()> {

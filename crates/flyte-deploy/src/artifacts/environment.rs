@@ -563,6 +563,27 @@ pub fn which(program: &str) -> Option<PathBuf> {
     settings::PATH.get_os()?.to_str()?.split(':').map(|dir| Path::new(dir).join(program)).find(|p| p.is_file())
 }
 
+/// Makes the child `cmd` spawns die when the thread that spawns it ends (Linux's parent-death
+/// signal): a deploy killed with SIGKILL takes the Python it started with it, instead of
+/// leaving it running in its own process group. Spawn from a thread that outlives the child
+/// (the serializers are started and used by one worker thread).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(2) and getppid(2) are async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the signal was asked for.
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other("the parent process ended"));
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,5 +642,23 @@ mod tests {
         assert!(envs.ready("new").is_none());
         assert!(!stale.exists() && dir.path().join(".tmp-def-2").exists());
         assert!(envs.prune(&HashSet::new(), 1_000_000).is_empty(), "nothing to do within the budget");
+    }
+
+    #[test]
+    fn a_child_dies_with_the_thread_that_started_it() {
+        let child = std::thread::spawn(|| {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg("60");
+            die_with_parent(&mut cmd);
+            cmd.spawn().unwrap()
+        })
+        .join()
+        .unwrap();
+        let mut child = child;
+        let started = std::time::Instant::now();
+        let status = child.wait().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30), "the child outlived its thread");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 }

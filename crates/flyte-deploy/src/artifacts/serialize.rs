@@ -37,11 +37,15 @@ pub struct CacheDir {
 }
 
 impl CacheDir {
-    /// The cache folder of the repository at `root`, for a command working on `commit`.
+    /// The cache folder of the repository at `root`, for a command working on `commit`. Also
+    /// sweeps what killed runs left behind (see [`sweep_litter`]).
     pub fn of(repo: &git2::Repository, root: &Path, commit: &git2::Commit<'_>) -> Result<CacheDir> {
         let committed = crate::caches::committed(repo, commit);
         if committed.is_none() {
-            return Ok(CacheDir { path: root.join(CACHE_DIR), committed, _temp: None });
+            crate::caches::heal(root);
+            let path = root.join(CACHE_DIR);
+            sweep_litter(&path, &std::env::temp_dir());
+            return Ok(CacheDir { path, committed, _temp: None });
         }
         let temp = tempfile::tempdir().context("creating a temporary serialization cache")?;
         Ok(CacheDir { path: temp.path().join("serialized"), committed, _temp: Some(temp) })
@@ -82,10 +86,52 @@ pub struct Serialized {
     pub cached: bool,
 }
 
-/// The cached package for `key`, if any.
+/// The cached package for `key`, if any: only an entry whose bytes match the digest written
+/// with it is served. A truncated or edited entry (or one without its digest: a run killed
+/// between the two writes) is a miss, and the serialization that follows replaces it.
 pub fn cached(cache_dir: &Path, key: &str) -> Option<Serialized> {
     let path = cache_dir.join(format!("{key}.tgz"));
-    path.is_file().then_some(Serialized { path, cached: true })
+    let bytes = std::fs::read(&path).ok()?;
+    let digest = std::fs::read_to_string(cache_dir.join(format!("{key}.sha256"))).ok()?;
+    (digest.trim() == hex::encode(Sha256::digest(&bytes))).then_some(Serialized { path, cached: true })
+}
+
+/// Puts the package written at `out` into the cache as `key`: the package renamed into place,
+/// then its digest written whole beside it (what [`cached`] checks).
+fn store(cache_dir: &Path, key: &str, out: &Path) -> Result<PathBuf> {
+    let bytes = std::fs::read(out).with_context(|| format!("reading {}", out.display()))?;
+    let path = cache_dir.join(format!("{key}.tgz"));
+    std::fs::rename(out, &path).with_context(|| format!("storing {}", path.display()))?;
+    let digest = cache_dir.join(format!("{key}.sha256"));
+    crate::caches::write_whole(&digest, &[hex::encode(Sha256::digest(&bytes)).as_bytes()])
+        .with_context(|| format!("writing {}", digest.display()))?;
+    Ok(path)
+}
+
+/// How old a temporary folder of a run must be before another run removes it: older than
+/// any run's serialization (a workflow's timeout is 10 minutes by default).
+const LITTER_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// Removes what killed runs left: their temporary folders in the serialization cache
+/// (`.tmp*`) and their materialised code sets (`flyte-deploy-code*` in `temp`), when older than
+/// [`LITTER_AGE`] (a live run's are younger). Best effort: what cannot be removed stays.
+pub fn sweep_litter(cache_dir: &Path, temp: &Path) {
+    let old = |entry: &std::fs::DirEntry| {
+        entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > LITTER_AGE)
+    };
+    for (dir, prefix) in [(cache_dir, ".tmp"), (temp, "flyte-deploy-code")] {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(prefix) && entry.path().is_dir() && old(&entry) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// What one serialization needs.
@@ -149,8 +195,7 @@ pub fn serialize_via(
         },
         Via::Pyflyte => pyflyte(req, &out, timeout)?,
     }
-    let path = cache_dir.join(format!("{key}.tgz"));
-    std::fs::rename(&out, &path).with_context(|| format!("storing {}", path.display()))?;
+    let path = store(cache_dir, key, &out)?;
     Ok(Serialized { path, cached: false })
 }
 
@@ -225,6 +270,7 @@ fn pyflyte(req: &Request<'_>, out: &Path, timeout: Duration) -> Result<()> {
             .unchecked()
             .before_spawn(|cmd| {
                 cmd.process_group(0);
+                environment::die_with_parent(cmd);
                 Ok(())
             })
             .start()
@@ -670,5 +716,52 @@ mod tests {
             failure(&req, Some(&lib), ""),
             "pyflyte could not serialize etl: TypeError: bad\n  at /venv/pyspark/b.py:9 in f"
         );
+    }
+
+    #[test]
+    fn the_cache_serves_only_entries_that_match_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.tgz");
+        let write = |bytes: &[u8]| {
+            std::fs::write(&out, bytes).unwrap();
+            store(dir.path(), "k", &out).unwrap()
+        };
+        let path = write(b"a package");
+        assert_eq!(cached(dir.path(), "k").map(|s| s.path), Some(path.clone()));
+        std::fs::write(&path, b"a pack").unwrap(); // truncated
+        assert!(cached(dir.path(), "k").is_none(), "a truncated entry is a miss");
+        write(b"a package");
+        std::fs::write(&path, b"a packagE").unwrap(); // edited, same length
+        assert!(cached(dir.path(), "k").is_none(), "an edited entry is a miss");
+        write(b"a package");
+        std::fs::remove_file(dir.path().join("k.sha256")).unwrap();
+        assert!(cached(dir.path(), "k").is_none(), "an entry without its digest is a miss");
+        write(b"another package");
+        assert!(cached(dir.path(), "k").is_some(), "the rebuilt entry is served");
+    }
+
+    #[test]
+    fn litter_of_killed_runs_is_swept_and_a_live_runs_is_not() {
+        let cache = tempfile::tempdir().unwrap();
+        let temp = tempfile::tempdir().unwrap();
+        let make = |dir: &Path, name: &str, age: Duration| {
+            let path = dir.join(name);
+            std::fs::create_dir(&path).unwrap();
+            std::fs::write(path.join("f"), "x").unwrap();
+            let when = std::time::SystemTime::now() - age;
+            std::fs::File::open(&path).unwrap().set_modified(when).unwrap();
+            path
+        };
+        let day = Duration::from_secs(24 * 3600);
+        let old_tmp = make(cache.path(), ".tmpAbc", day);
+        let old_code = make(temp.path(), "flyte-deploy-codeXyz", day);
+        let live_tmp = make(cache.path(), ".tmpLive", Duration::from_secs(60));
+        let other = make(temp.path(), "someone-else", day);
+        std::fs::write(cache.path().join("k.tgz"), "entry").unwrap();
+        sweep_litter(cache.path(), temp.path());
+        assert!(!old_tmp.exists() && !old_code.exists(), "old litter removed");
+        assert!(live_tmp.exists(), "a live run's folder stays");
+        assert!(other.exists(), "other programs' folders stay");
+        assert!(cache.path().join("k.tgz").exists(), "entries stay");
     }
 }

@@ -271,7 +271,8 @@ impl Process {
         let log = scratch.path().join("serializer.log");
         let stderr = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         // A Command rather than duct: the pipes stay open across requests.
-        let mut child = Command::new(python)
+        let mut command = Command::new(python);
+        command
             .arg(&program)
             .current_dir(scratch.path())
             .env_clear()
@@ -282,9 +283,10 @@ impl Process {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting the serializer with {}", python.display()))?;
+            .process_group(0);
+        environment::die_with_parent(&mut command);
+        let mut child =
+            command.spawn().with_context(|| format!("starting the serializer with {}", python.display()))?;
         let stdout = child.stdout.take().context("the serializer's stdout")?;
         let (send, frames) = mpsc::channel();
         std::thread::Builder::new()

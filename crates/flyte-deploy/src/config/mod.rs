@@ -63,6 +63,8 @@ pub struct Config {
     pub project: String,
     /// The workflows root, relative to the repository root, without a trailing `/`.
     pub workflows: String,
+    /// Where `workflows` was set (or deploy.toml's start, for the default).
+    pub workflows_at: Located<String>,
     pub version_scheme: VersionScheme,
     /// Paths (relative to the repository root) whose change reaches every workflow.
     pub global: Vec<Located<String>>,
@@ -347,6 +349,7 @@ impl Config {
             file: file.to_path_buf(),
             project: project.value,
             workflows: workflows_dir,
+            workflows_at: workflows,
             version_scheme: raw.version_scheme.unwrap_or(VersionScheme::Content),
             global,
             dependencies,
@@ -355,6 +358,15 @@ impl Config {
             python: Python { flytekit },
             domains,
         })
+    }
+
+    /// The error for a workflows root that is not a folder of `what` (a commit, or the
+    /// working tree): a typo there would otherwise read as "every workflow removed".
+    pub fn missing_root(&self, what: &str) -> anyhow::Error {
+        self.workflows_at.error(
+            format!("the workflows root '{}' is not a folder in {what}", self.workflows),
+            "correct `workflows` in deploy.toml, or create the folder with a workflow in it",
+        )
     }
 
     /// The domain named `name`.

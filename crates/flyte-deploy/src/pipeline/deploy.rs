@@ -45,6 +45,7 @@ use crate::workspace::{Workflow, Workspace};
 pub fn run(args: args::Deploy) -> Result<ExitCode> {
     let repo = Repo::discover()?;
     let (mut plan, ws) = plan::compute_with_workspace(&repo, &args.range)?;
+    let mass_removal = mass_removal(&plan);
     select(&mut plan, &args.workflows)?;
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
     let ci = CiContext::from_env();
@@ -67,6 +68,19 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let (Some((removed, of)), false) = (mass_removal, args.allow_mass_removal) {
+        return Err(error::user(
+            format!(
+                "the change from {:.10} to {:.10} removes {removed} of {of} workflows; deploying it would deactivate \
+                 their launch plans in {}",
+                plan.base.as_deref().unwrap_or("-"),
+                plan.head,
+                plan.domain
+            ),
+            "check the change (a renamed workflows root or a bad merge looks like this); if the removals are meant, \
+             deploy with --allow-mass-removal",
+        ));
+    }
     let address = Address::from_config(&ws.config, &repo.root)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let summary = runtime.block_on(deploy(
@@ -80,6 +94,14 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     ))?;
     report(&summary, args.format)?;
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// When the plan removes more than half of its workflows (those at head and those removed):
+/// (removed, of).
+fn mass_removal(plan: &Plan) -> Option<(usize, usize)> {
+    let removed = plan.workflows.iter().filter(|w| w.action == Action::Removed).count();
+    let of = plan.workflows.len();
+    (removed > 0 && removed * 2 > of).then_some((removed, of))
 }
 
 fn may_build(in_ci: bool, allow_local_build: bool) -> bool {

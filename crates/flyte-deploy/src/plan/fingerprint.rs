@@ -282,7 +282,9 @@ fn input_paths(config: &Config, wf: &Workflow) -> Vec<String> {
 }
 
 /// The newest commit, walking first parents from `head`, at which the workflow's inputs
-/// became what they are at `head`.
+/// became what they are at `head`. In a shallow clone whose history ends before that commit
+/// is found, the answer would depend on the clone's depth: that is a user error saying how
+/// to fetch enough history.
 pub fn last_input_change(head: &git2::Commit<'_>, config: &Config, wf: &Workflow) -> Result<Oid> {
     let paths = input_paths(config, wf);
     let inputs = |c: &git2::Commit<'_>| -> Result<Vec<Option<(Oid, i32)>>> {
@@ -298,14 +300,32 @@ pub fn last_input_change(head: &git2::Commit<'_>, config: &Config, wf: &Workflow
     };
     let at_head = inputs(head)?;
     let mut current = head.clone();
-    // A shallow clone ends the walk where history ends: the oldest commit present is named.
-    while let Ok(parent) = current.parent(0) {
-        if inputs(&parent)? != at_head {
-            break;
+    loop {
+        match current.parent(0) {
+            Ok(parent) if inputs(&parent)? == at_head => current = parent,
+            Ok(_) => return Ok(current.id()),
+            Err(_) if has_parent(&current) => {
+                return Err(error::user(
+                    format!(
+                        "the git-sha version of '{}' is the last commit that changed its inputs, and this shallow \
+                         clone's history ends at {:.10} before reaching it: another clone depth would give \
+                         another version",
+                        wf.name,
+                        current.id()
+                    ),
+                    "fetch the whole history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout), \
+                     or use version_scheme = \"content\", which does not depend on history",
+                ))
+            }
+            // The root commit: the inputs have been what they are since the beginning.
+            Err(_) => return Ok(current.id()),
         }
-        current = parent;
     }
-    Ok(current.id())
+}
+
+/// True when the commit object names a parent (which a shallow clone may not have).
+fn has_parent(commit: &git2::Commit<'_>) -> bool {
+    commit.raw_header_bytes().split(|b| *b == b'\n').any(|line| line.starts_with(b"parent "))
 }
 
 #[cfg(test)]

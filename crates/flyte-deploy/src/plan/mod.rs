@@ -230,6 +230,9 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
         ));
     };
     let committed = caches::committed(&repo.git, &head);
+    if committed.is_none() {
+        caches::heal(&repo.root);
+    }
     let store: &'s Store = store.get_or_init(|| match committed {
         None => Store::open(&repo.root, deploy_toml),
         Some(_) => Store::default(),
@@ -328,6 +331,11 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
         }
     };
 
+    // No workflows root at head, yet workflows at base: a typo in `workflows` (or a moved
+    // root) would otherwise plan every workflow as removed.
+    if head_root.is_none() && workflows.iter().any(|w| w.action == Action::Removed) {
+        return Err(config.missing_root(&head_what));
+    }
     let mut plan = Plan {
         base: base.as_ref().map(|(c, _)| c.to_string()),
         head: head.id().to_string(),
@@ -370,9 +378,11 @@ fn shallow_cut(repo: &Repo) -> String {
 
 /// Fills `version`, `image` and `code` of every workflow present at head (`known`, sorted by
 /// name like the plan): from the versions cache when it knows the workflow's inputs, else
-/// from its fingerprint (computed in parallel, and put in the cache). A workflow that cannot
-/// be versioned (it holds a submodule, say) keeps no version and gets a note; a manifest in
-/// error fails the plan.
+/// from its fingerprint (computed in parallel, and put in the cache). Bad input in any
+/// workflow (a submodule or a symlink out of its folder in its code set, a dependency file
+/// outside it, a shallow clone too shallow for a git-sha version) fails the plan, naming
+/// each such workflow; a failure of the outside world leaves that workflow without a
+/// version, with a note.
 fn fill_versions<'s>(
     repo: &Repo,
     commit: &git2::Commit<'_>,
@@ -416,6 +426,9 @@ fn fill_versions<'s>(
     }
     let todo: Vec<&str> = misses.iter().map(|(_, k, _)| k.path()).collect();
     let outcomes = versions_of(repo, commit.id(), config, &todo)?;
+    // Bad input in a workflow (a symlink out of its folder, a submodule, ...): the plan is
+    // refused whole, naming each, so that nothing is registered from a tree with bad input.
+    let mut bad: Vec<String> = Vec::new();
     for ((i, k, inputs), outcome) in misses.into_iter().zip(outcomes) {
         let p = &mut plan.workflows[i];
         match outcome? {
@@ -427,10 +440,17 @@ fn fill_versions<'s>(
                 p.image = Some(stamp.image.into());
                 p.code = Some(stamp.code.into());
             }
-            Err(e) => plan.notes.push(format!("{}: no version: {e}", p.name)),
+            Err(e) => match e.chain().find_map(|c| c.downcast_ref::<error::UserError>()) {
+                Some(user) => bad.push(format!("{}: {}", p.name, user.to_string().replace('\n', "\n    "))),
+                None => plan.notes.push(format!("{}: no version: {e:#}", p.name)),
+            },
         }
     }
-    Ok(())
+    match bad.len() {
+        0 => Ok(()),
+        1 => Err(error::user(bad.remove(0), "")),
+        n => Err(error::user(format!("{n} workflows have bad input:\n  {}", bad.join("\n  ")), "")),
+    }
 }
 
 /// The ids at head of a workflow's inputs outside its folder: its shared paths, and its
