@@ -538,6 +538,7 @@ fn fields_of(lines: &[u8]) -> Result<(&str, Vec<Vec<&str>>)> {
 /// The versions cache in SQLite: one table, a row per line, read in key order.
 mod sqlite {
     use super::*;
+    use std::io::Write as _;
 
     const COLUMNS: &str =
         "path, tree, name, project, dockerfile, shared, packages, inputs, head, version, image, code, age";
@@ -560,8 +561,7 @@ mod sqlite {
                 out.push(b'\t');
             }
             let age: i64 = row.get(FIELDS - 1).ok()?;
-            out.extend_from_slice(age.to_string().as_bytes());
-            out.push(b'\n');
+            writeln!(out, "{age}").ok()?;
         }
         Some(out)
     }
@@ -602,6 +602,7 @@ mod sqlite {
 mod postcard_format {
     use super::*;
     use serde::{Deserialize, Serialize};
+    use std::io::Write as _;
 
     #[derive(Serialize, Deserialize)]
     struct Row<'a> {
@@ -631,16 +632,25 @@ mod postcard_format {
         let mut out = Vec::with_capacity(map.len() + rows.len() * 16);
         out.extend_from_slice(header.as_bytes());
         out.push(b'\n');
-        let item = ITEM.to_string();
-        for r in &rows {
-            let (shared, packages) = (r.shared.join(&item), r.packages.join(&item));
-            let fields = [r.path, r.tree, r.name, r.project, r.dockerfile, &shared, &packages];
-            for f in fields.iter().chain(&[r.inputs, r.head, r.version, r.image, r.code]) {
-                out.extend_from_slice(f.as_bytes());
-                out.push(b'\t');
+        let field = |out: &mut Vec<u8>, f: &str| {
+            out.extend_from_slice(f.as_bytes());
+            out.push(b'\t');
+        };
+        let list = |out: &mut Vec<u8>, items: &[&str]| {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(ITEM as u8);
+                }
+                out.extend_from_slice(item.as_bytes());
             }
-            out.extend_from_slice(r.age.to_string().as_bytes());
-            out.push(b'\n');
+            out.push(b'\t');
+        };
+        for r in &rows {
+            [r.path, r.tree, r.name, r.project, r.dockerfile].iter().for_each(|f| field(&mut out, f));
+            list(&mut out, &r.shared);
+            list(&mut out, &r.packages);
+            [r.inputs, r.head, r.version, r.image, r.code].iter().for_each(|f| field(&mut out, f));
+            writeln!(out, "{}", r.age).ok()?;
         }
         Some(out)
     }
