@@ -119,9 +119,8 @@ vars! {
     CARGO;
     /// Cargo's target folder.
     CARGO_TARGET_DIR;
-    /// `bench plan` only: the alternatives a plan runs with, comma-separated (`git2-trees`:
-    /// trees through libgit2's parser, no tree cache; `sqlite-versions`, `postcard-versions`:
-    /// the versions cache in that format).
+    /// `bench plan` only: the alternative a plan runs with (`sqlite-versions`,
+    /// `postcard-versions`: the versions cache in that format).
     FLYTE_DEPLOY_BENCH_PLAN;
 }
 

@@ -8,7 +8,7 @@
 pub(crate) mod base;
 pub(crate) mod diff;
 pub mod fingerprint;
-pub(crate) mod rawtree;
+pub(crate) mod trees;
 pub mod versions;
 
 use std::borrow::Cow;
@@ -28,7 +28,7 @@ use crate::error;
 use crate::plan::base::{Base, CiContext};
 use crate::plan::diff::Change;
 use crate::plan::fingerprint::Fingerprint;
-use crate::plan::rawtree::Trees;
+use crate::plan::trees::Trees;
 use crate::plan::versions::{Input, Learnt, Stamp, Store};
 use crate::workspace::catalog::{self, Known};
 use crate::workspace::deps;
@@ -272,12 +272,7 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
         }
     };
 
-    let odb = repo.git.odb().context("opening the object database")?;
-    let trees = match committed {
-        _ if crate::settings::bench_plan_variant("git2-trees") => Trees::git2(&odb, &repo.git),
-        None => Trees::with_cache(&odb, repo.root.join(rawtree::CACHE_DIR)),
-        Some(_) => Trees::new(&odb),
-    };
+    let trees = Trees::new(&repo.git);
     let head_root = catalog::root(&trees, head_tree.id(), &config)?;
     let head_folders = catalog::folders(head_root.as_ref(), &config)?;
     // What changed between base and head, when there is a base.
