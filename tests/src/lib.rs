@@ -174,6 +174,22 @@ impl TempRepo {
         self
     }
 
+    /// Writes a file of any bytes (creating folders).
+    pub fn write_bytes(&self, rel: &str, contents: &[u8]) -> &Self {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        self
+    }
+
+    /// Makes `rel` a symbolic link to `target` (creating folders).
+    pub fn symlink(&self, target: &str, rel: &str) -> &Self {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        self
+    }
+
     /// Removes a file or folder.
     pub fn remove(&self, rel: &str) -> &Self {
         let path = self.path().join(rel);

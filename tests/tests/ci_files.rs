@@ -1,8 +1,11 @@
-//! The pipelines teams copy from ci/: every GitHub workflow passes actionlint and keeps the
-//! rules of the issue (least privilege, no racing runs, secrets only in step env, no untrusted
-//! input in scripts, a matrix job per plan entry); the GitLab file parses and its plan job
-//! writes a valid child pipeline; the deploy-notes push works against real git repositories;
-//! and every `cargo xtask` command the files call exists with the flags they pass.
+//! The pipelines teams copy from ci/: every GitHub workflow passes actionlint and zizmor,
+//! pins every action by commit, and keeps the rules of the issues (least privilege, no racing
+//! runs, secrets only in the step that needs them, no untrusted input in scripts, the tool
+//! built once, a matrix job per plan entry); the GitLab file parses and its plan job writes a
+//! valid child pipeline; the deploy-notes push works against real git repositories; every
+//! xtask command the files call exists with the flags they pass; and the pull-request
+//! pipeline, replayed step by step with warm caches, compiles no Rust, shows no credential to
+//! workflow code, and reports its time per matrix job.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -183,6 +186,123 @@ fn actionlint_runs_and_finds_untrusted_input() {
 }
 
 // ---------------------------------------------------------------------------------------
+// zizmor (GitHub Actions security audits, offline, default persona)
+
+/// The target folder of this workspace (where `cargo xtask test` installs the linters).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| project_root().join(dir))
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// `FLYTE_DEPLOY_ZIZMOR` (set by `cargo xtask test`), else where `cargo xtask test` installs
+/// it (`target/zizmor/bin/zizmor`), else `zizmor` on PATH. Missing: a failure under
+/// `CI=true`, a printed skip elsewhere.
+fn zizmor() -> Option<PathBuf> {
+    let installed = target_dir().join("zizmor/bin/zizmor");
+    match std::env::var_os("FLYTE_DEPLOY_ZIZMOR").map(PathBuf::from) {
+        Some(binary) => {
+            assert!(binary.is_file(), "FLYTE_DEPLOY_ZIZMOR={} does not exist", binary.display());
+            Some(binary)
+        }
+        None if installed.is_file() => Some(installed),
+        None => require_tool("zizmor"),
+    }
+}
+
+/// zizmor's findings on some workflow files (`--offline`: no GitHub API; default persona),
+/// one line each; empty when it reports nothing.
+fn zizmor_findings(zizmor: &Path, files: &[PathBuf]) -> Vec<String> {
+    let out = Command::new(zizmor)
+        .args(["--offline", "--no-progress", "--format", "plain", "--color", "never"])
+        .args(files)
+        .env_remove("GH_TOKEN")
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .expect("running zizmor");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // 0: nothing found; 10-14: findings of the highest severity (zizmor's exit codes).
+    let code = out.status.code().unwrap_or(-1);
+    assert!(code == 0 || (10..=14).contains(&code), "zizmor failed ({code}):\n{stdout}\n{stderr}");
+    let findings: Vec<String> = stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("error[") || l.starts_with("warning[") || l.starts_with("help[") || l.starts_with("info[")
+        })
+        .map(str::to_string)
+        .collect();
+    assert_eq!(code == 0, findings.is_empty(), "zizmor's status and output disagree:\n{stdout}");
+    if findings.is_empty() {
+        Vec::new()
+    } else {
+        vec![stdout]
+    }
+}
+
+#[test]
+fn every_github_workflow_passes_zizmor() {
+    let Some(zizmor) = zizmor() else { return };
+    let findings = zizmor_findings(&zizmor, &github_files());
+    assert!(findings.is_empty(), "zizmor --offline on ci/github:\n{}", findings.join("\n"));
+}
+
+#[test]
+fn zizmor_runs_and_finds_unpinned_actions() {
+    let Some(zizmor) = zizmor() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: pull_request\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      \
+         - uses: actions/checkout@v4\n        with:\n          persist-credentials: false\n",
+    )
+    .unwrap();
+    let findings = zizmor_findings(&zizmor, &[bad]).join("\n");
+    assert!(findings.contains("unpinned-uses"), "zizmor did not flag a tag-pinned action:\n{findings}");
+}
+
+/// Every `uses:` of the GitHub files: (file, line number, the line).
+fn uses_lines() -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for file in github_files() {
+        for (i, line) in read(&file).lines().enumerate() {
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            if trimmed.starts_with("uses:") {
+                out.push((file_name(&file), i + 1, trimmed.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_action_is_pinned_by_a_full_commit_sha_with_its_version() {
+    let lines = uses_lines();
+    assert!(lines.len() > 10, "{lines:?}");
+    let mut pins: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for (file, n, line) in &lines {
+        let rest = line.trim_start_matches("uses:").trim();
+        let (reference, comment) = rest.split_once('#').unwrap_or((rest, ""));
+        let (action, sha) = reference.trim().split_once('@').unwrap_or_else(|| panic!("{file}:{n}: {line}"));
+        assert!(
+            sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{file}:{n}: `{action}` is not pinned by a full commit SHA: {line}"
+        );
+        let version = comment.trim();
+        assert!(
+            version.starts_with('v') && version[1..].split('.').all(|p| p.parse::<u32>().is_ok()),
+            "{file}:{n}: the pin of `{action}` names no version in its comment (`# v1.2.3`): {line}"
+        );
+        // One action, one pin: every file uses the same commit of it.
+        let repo: String = action.split('/').take(2).collect::<Vec<_>>().join("/");
+        let pin = (sha.to_string(), version.to_string());
+        let first = pins.entry(repo.clone()).or_insert_with(|| pin.clone());
+        assert_eq!(*first, pin, "{file}:{n}: `{repo}` is pinned to two commits");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The rules of the issue, checked on the GitHub files
 
 #[test]
@@ -249,7 +369,7 @@ fn permissions_are_least_privilege() {
                 let mut strings = Vec::new();
                 strings_with_paths(body, "", &mut strings);
                 for (path, s) in strings {
-                    assert!(!s.contains("cargo xtask"), "{name} job {job} can write and runs the project: {path}");
+                    assert!(xtask_calls("", &s).is_empty(), "{name} job {job} can write and runs the tool: {path}");
                     assert!(!s.contains("secrets."), "{name} job {job} can write and holds a secret: {path}");
                 }
                 let has_push = run_scripts(&doc)
@@ -289,6 +409,11 @@ fn two_runs_for_one_ref_never_race() {
     }
 }
 
+/// The steps of a job that run the tool (`xtask plan|deploy|promote|build`).
+fn runs_xtask(steps: &[Yaml]) -> bool {
+    steps.iter().any(|s| s["run"].as_str().is_some_and(|r| !xtask_calls("", r).is_empty()))
+}
+
 #[test]
 fn jobs_that_plan_or_deploy_fetch_the_history_the_base_needs() {
     for file in github_files() {
@@ -296,12 +421,7 @@ fn jobs_that_plan_or_deploy_fetch_the_history_the_base_needs() {
         let name = file_name(&file);
         for (job, body) in entries(&doc["jobs"]) {
             let steps = list(&body["steps"]);
-            let runs_xtask = steps.iter().any(|s| {
-                s["run"].as_str().is_some_and(|r| {
-                    ["plan", "deploy", "promote"].iter().any(|c| r.contains(&format!("cargo xtask {c}")))
-                })
-            });
-            if !runs_xtask {
+            if !runs_xtask(steps) {
                 continue;
             }
             let checkout = steps
@@ -309,14 +429,66 @@ fn jobs_that_plan_or_deploy_fetch_the_history_the_base_needs() {
                 .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/checkout@")))
                 .unwrap_or_else(|| panic!("{name} job {job}: no checkout"));
             assert_eq!(checkout["with"]["fetch-depth"].as_i64(), Some(0), "{name} job {job}: fetch-depth: 0");
-            let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
-            let position = |prefix: &str| uses.iter().position(|u| u.starts_with(prefix));
-            let (toolchain, cache) = (position("dtolnay/rust-toolchain@"), position("Swatinem/rust-cache@"));
-            assert!(
-                toolchain.is_some() && cache.is_some(),
-                "{name} job {job}: Rust toolchain and cargo cache: {uses:?}"
-            );
-            assert!(toolchain < cache, "{name} job {job}: the toolchain is set up before the cache is keyed on it");
+        }
+    }
+}
+
+#[test]
+fn the_tool_is_built_once_and_no_other_job_compiles_rust() {
+    for file in github_files() {
+        let doc = load(&file);
+        let name = file_name(&file);
+        let build = &doc["jobs"]["build"];
+        let build_script: String = list(&build["steps"]).iter().filter_map(|s| s["run"].as_str()).collect();
+        assert!(
+            build_script.contains("cargo build --release --locked --package xtask"),
+            "{name}: the build job builds the release xtask: {build_script}"
+        );
+        let upload = list(&build["steps"])
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/upload-artifact@")))
+            .unwrap_or_else(|| panic!("{name}: the build job uploads no artifact"));
+        assert_eq!(upload["with"]["name"].as_str(), Some("flyte-deploy-xtask"), "{name}");
+        for (job, body) in entries(&doc["jobs"]) {
+            let mut strings = Vec::new();
+            strings_with_paths(body, "", &mut strings);
+            if job == "build" {
+                continue;
+            }
+            for (path, text) in &strings {
+                for word in ["cargo ", "rustup", "rustc", "rust-toolchain", "rust-cache"] {
+                    assert!(!text.contains(word), "{name} job {job} compiles or sets up Rust: `{word}` at {path}");
+                }
+            }
+            let steps = list(&body["steps"]);
+            if !runs_xtask(steps) {
+                continue;
+            }
+            let needs: Vec<&str> = match &body["needs"] {
+                Yaml::String(one) => vec![one.as_str()],
+                many => list(many).iter().filter_map(Yaml::as_str).collect(),
+            };
+            assert!(!needs.is_empty(), "{name} job {job} runs the tool but needs no job");
+            let download = steps
+                .iter()
+                .position(|s| {
+                    s["uses"].as_str().is_some_and(|u| u.starts_with("actions/download-artifact@"))
+                        && s["with"]["name"].as_str() == Some("flyte-deploy-xtask")
+                })
+                .unwrap_or_else(|| panic!("{name} job {job} runs the tool without downloading it"));
+            let first_run = steps.iter().position(|s| s["run"].as_str().is_some_and(|r| r.contains("xtask ")));
+            assert!(Some(download) < first_run, "{name} job {job}: the tool is downloaded before it runs");
+        }
+        let build_key = list(&build["steps"])
+            .iter()
+            .find_map(|s| s["with"]["key"].as_str().filter(|k| k.starts_with("flyte-deploy-xtask-")));
+        if name != "production.yml" {
+            let key = build_key.unwrap_or_else(|| panic!("{name}: the binary is not cached"));
+            for input in ["steps.toolchain.outputs.rustc", "'Cargo.lock'", "'crates/**'", "'xtask/**'"] {
+                assert!(key.contains(input), "{name}: the binary's cache key misses {input}: {key}");
+            }
+        } else {
+            assert!(!read(&file).contains("actions/cache"), "{name}: production uses no cache");
         }
     }
 }
@@ -338,20 +510,61 @@ fn deploys_run_as_one_matrix_job_per_plan_entry() {
         assert_eq!(deploy["strategy"]["fail-fast"].as_bool(), Some(false), "{name}: one failure stops no other entry");
         assert_eq!(deploy["strategy"]["matrix"].as_str(), Some("${{ fromJSON(needs.plan.outputs.matrix) }}"), "{name}");
         let steps = list(&deploy["steps"]);
-        let build = steps
-            .iter()
-            .find(|s| s["run"].as_str().is_some_and(|r| r.contains("cargo xtask build")))
-            .unwrap_or_else(|| panic!("{name}: no build step"));
+        let position = |what: &str, found: &dyn Fn(&Yaml) -> bool| {
+            steps.iter().position(found).unwrap_or_else(|| panic!("{name}: no {what} step in the deploy job"))
+        };
+        let build = position("build", &|s| s["run"].as_str().is_some_and(|r| r.contains("xtask build")));
+        let serialize = position("serialize", &|s| s["name"].as_str().is_some_and(|n| n.starts_with("Serialize (")));
+        let register = position("deploy", &|s| s["name"].as_str().is_some_and(|n| n.starts_with("Deploy (")));
+        let (build, serialize, register) = (&steps[build], &steps[serialize], &steps[register]);
         assert_eq!(build["if"].as_str(), Some("matrix.action == 'rebuild'"), "{name}: build only for rebuild");
-        assert!(build["run"].as_str().unwrap().contains("--push"), "{name}");
-        let step = steps
+        let build_run = build["run"].as_str().unwrap();
+        assert!(build_run.contains("--push"), "{name}");
+        // The registry login lives and dies with the build step, before the workflow's code runs.
+        assert!(
+            build_run.contains("trap 'docker logout \"$IMAGE_REGISTRY\"' EXIT")
+                && build_run.find("trap").unwrap() < build_run.find("docker login").unwrap(),
+            "{name}: the build step logs out whatever happens: {build_run}"
+        );
+        assert!(!list(&deploy["steps"]).iter().any(|s| s["uses"].as_str().is_some_and(|u| u.contains("login"))));
+        for step in [serialize, register] {
+            let run = step["run"].as_str().unwrap();
+            assert!(run.contains("xtask deploy --workflow \"$WORKFLOW\" --base \"$BASE_SHA\""), "{name}: {run}");
+            assert_eq!(step["env"]["WORKFLOW"].as_str(), Some("${{ matrix.workflow }}"), "{name}");
+            assert_eq!(step["env"]["BASE_SHA"].as_str(), Some("${{ needs.plan.outputs.base }}"), "{name}");
+        }
+        // The step that runs the workflow's code holds no secret and registers nowhere real;
+        // the one that holds them cannot start Python.
+        let mut strings = Vec::new();
+        strings_with_paths(serialize, "", &mut strings);
+        assert!(strings.iter().all(|(_, v)| !v.contains("secrets.")), "{name}: a secret in the serialize step");
+        assert_eq!(serialize["env"]["FLYTE_ENDPOINT"].as_str(), Some("sandbox"), "{name}");
+        assert_eq!(register["env"]["FLYTE_ENDPOINT"].as_str(), Some("${{ secrets.FLYTE_ENDPOINT }}"), "{name}");
+        assert_eq!(register["env"]["FLYTE_DEPLOY_PYTHON"].as_str(), Some("/nonexistent/python3"), "{name}");
+        let order: Vec<usize> = ["Build the image", "Serialize (", "Deploy ("]
             .iter()
-            .find(|s| s["run"].as_str().is_some_and(|r| r.contains("cargo xtask deploy")))
-            .unwrap_or_else(|| panic!("{name}: no deploy step"));
-        let run = step["run"].as_str().unwrap();
-        assert!(run.contains("--workflow \"$WORKFLOW\"") && run.contains("--base \"$BASE_SHA\""), "{name}: {run}");
-        assert_eq!(step["env"]["WORKFLOW"].as_str(), Some("${{ matrix.workflow }}"), "{name}");
-        assert_eq!(step["env"]["BASE_SHA"].as_str(), Some("${{ needs.plan.outputs.base }}"), "{name}");
+            .map(|n| steps.iter().position(|s| s["name"].as_str().is_some_and(|x| x.starts_with(n))).unwrap())
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "{name}: build (and log out), then serialize, then deploy: {order:?}"
+        );
+        // The caches a matrix job restores, keyed so that a hit is never stale.
+        let keys: Vec<&str> = steps.iter().filter_map(|s| s["with"]["key"].as_str()).collect();
+        let key = |prefix: &str| {
+            *keys
+                .iter()
+                .find(|k| k.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{name}: no {prefix} cache: {keys:?}"))
+        };
+        assert_eq!(key("flyte-plan-"), "flyte-plan-${{ runner.os }}-${{ needs.plan.outputs.head }}", "{name}");
+        assert!(key("flyte-envs-").contains("steps.python.outputs.python-version"), "{name}");
+        assert!(key("flyte-envs-").contains("matrix.workflow"), "{name}: each entry saves its environments");
+        assert_eq!(
+            key("flyte-serialized-"),
+            "flyte-serialized-${{ runner.os }}-${{ matrix.workflow }}-${{ matrix.version }}",
+            "{name}: serialized specs are keyed by the version"
+        );
         let checkout = &steps[0];
         assert_eq!(
             checkout["with"]["ref"].as_str(),
@@ -371,13 +584,13 @@ fn deploys_run_as_one_matrix_job_per_plan_entry() {
     let production = load(&project_root().join("ci/github/production.yml"));
     assert_eq!(list(&production["on"]["push"]["branches"])[0].as_str(), Some("release/**"));
     let scripts: String = run_scripts(&production).into_iter().map(|(_, _, s)| s).collect();
-    assert!(scripts.contains("cargo xtask promote --from \"$FROM_DOMAIN\" --to \"$TO_DOMAIN\""), "{scripts}");
+    assert!(scripts.contains("xtask promote --from \"$FROM_DOMAIN\" --to \"$TO_DOMAIN\""), "{scripts}");
 }
 
 // ---------------------------------------------------------------------------------------
 // The commands the files call
 
-/// One `cargo xtask …` call in a pipeline: the command, its flags, and `--format`'s value.
+/// One `xtask …` call in a pipeline: the command, its flags, and `--format`'s value.
 #[derive(Debug)]
 struct XtaskCall {
     file: String,
@@ -386,13 +599,23 @@ struct XtaskCall {
     format: Option<String>,
 }
 
+/// The tool's calls in a script: `xtask COMMAND …` (the binary the build job made, on PATH)
+/// or `cargo xtask COMMAND …`, outside comments.
 fn xtask_calls(file: &str, text: &str) -> Vec<XtaskCall> {
     let mut calls = Vec::new();
-    for line in text.lines() {
-        for rest in line.split("cargo xtask ").skip(1) {
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let mut from = 0;
+        while let Some(at) = line[from..].find("xtask ") {
+            let start = from + at;
+            from = start + "xtask ".len();
+            // A word of its own (not `release/xtask`, `--package xtask`'s end of line).
+            if line[..start].chars().last().is_some_and(|c| !(c.is_whitespace() || "('\"`".contains(c))) {
+                continue;
+            }
+            let rest = &line[from..];
             let end = rest.find(['|', ';', '>', ')', '&']).unwrap_or(rest.len());
             let tokens: Vec<&str> = rest[..end].split_whitespace().collect();
-            // A mention in a message ('cargo xtask deploy') names the command too.
+            // A mention in a message ('xtask deploy') names the command too.
             let Some(command) = tokens.first().map(|t| t.trim_end_matches(['\'', '"', '`', '.', ','])) else {
                 continue;
             };
@@ -493,6 +716,35 @@ fn gitlab_file_parses_and_runs_the_child_pipeline_its_plan_job_writes() {
     assert_eq!(include["artifact"].as_str(), Some("flyte-deploy/child-pipeline.yml"));
     assert_eq!(include["job"].as_str(), Some("flyte-plan"));
     assert_eq!(trigger["trigger"]["strategy"].as_str(), Some("depend"), "the pipeline takes the child's status");
+    assert_eq!(
+        trigger["variables"]["PARENT_PIPELINE_ID"].as_str(),
+        Some("$CI_PIPELINE_ID"),
+        "the child finds the tool"
+    );
+
+    // The tool is built once; every other job runs that binary in an image without Rust.
+    let build: Vec<&str> = list(&doc[".flyte-build"]["script"]).iter().filter_map(Yaml::as_str).collect();
+    assert!(build.iter().any(|s| s.contains("cargo build --release --locked --package xtask")), "{build:?}");
+    assert_eq!(list(&doc[".flyte-build"]["artifacts"]["paths"])[0].as_str(), Some("flyte-deploy-bin/xtask"));
+    for job in ["flyte-build", "flyte-build-release"] {
+        assert_eq!(doc[job]["extends"].as_str(), Some(".flyte-build"), "{job}");
+    }
+    assert!(doc["flyte-build-release"]["cache"].is_badvalue(), "release branches build without a cache");
+    let key = &doc["flyte-build"]["cache"]["key"];
+    assert_eq!(list(&key["files"])[0].as_str(), Some("Cargo.lock"));
+    assert!(key["prefix"].as_str().unwrap_or("").contains("$RUST_VERSION"), "the cargo cache names the compiler");
+    assert_eq!(plan["image"].as_str(), Some("$FLYTE_DEPLOY_IMAGE"));
+    assert!(doc["variables"]["FLYTE_DEPLOY_IMAGE"].as_str().is_some_and(|i| i.starts_with("python:")));
+    for (job, body) in entries(&doc) {
+        if job.starts_with(".flyte-build") || job == "variables" {
+            continue;
+        }
+        let mut strings = Vec::new();
+        strings_with_paths(body, "", &mut strings);
+        for (path, text) in strings {
+            assert!(!text.contains("cargo ") && !text.contains("rust:"), "{job} compiles Rust: {path}");
+        }
+    }
 }
 
 /// The plan job's script item that writes the child pipeline.
@@ -511,7 +763,7 @@ fn generate_child(matrix: &str, env: &[(&str, &str)]) -> Option<Yaml> {
     require_tool("python3")?;
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("flyte-deploy")).unwrap();
-    // As the plan job leaves them: chunks of the matrix, the last one empty.
+    // As the plan job leaves them: chunks of the matrix (an empty one adds no job).
     std::fs::write(dir.path().join("flyte-deploy/matrix-0.json"), matrix).unwrap();
     std::fs::write(dir.path().join("flyte-deploy/matrix-1.json"), r#"{"include":[]}"#).unwrap();
     let out = Command::new("bash")
@@ -546,36 +798,98 @@ fn gitlab_child_pipeline_has_one_job_per_matrix_entry() {
     let Some(child) = generate_child(matrix, &[("FLYTE_DOMAIN", "development"), ("BASE_SHA", "0123abc")]) else {
         return;
     };
-    assert_eq!(job_names(&child), ["deploy etl (rebuild)", "deploy hello: \"x\" (fast)"]);
+    assert_eq!(
+        job_names(&child),
+        [
+            "image etl",
+            "serialize etl",
+            "deploy etl (rebuild)",
+            "serialize hello: \"x\"",
+            "deploy hello: \"x\" (fast)",
+            "record"
+        ]
+    );
+    let tool = r#"{"pipeline":"$PARENT_PIPELINE_ID","job":"flyte-build"}"#;
+    let json = |y: &Yaml| {
+        let mut out = String::new();
+        yaml_rust2::YamlEmitter::new(&mut out).dump(y).unwrap();
+        out
+    };
     let etl = &child["deploy etl (rebuild)"];
     assert_eq!(etl["extends"].as_str(), Some(".flyte-deploy-entry"));
     assert_eq!(etl["resource_group"].as_str(), Some("flyte-deploy-development-feature-x-etl"));
+    let needs = list(&etl["needs"]);
+    assert_eq!(needs.len(), 2, "{}", json(&etl["needs"]));
+    assert_eq!(needs[0]["pipeline"].as_str(), Some("$PARENT_PIPELINE_ID"), "{tool}");
+    assert_eq!(needs[0]["job"].as_str(), Some("flyte-build"));
+    assert_eq!(needs[1]["job"].as_str(), Some("serialize etl"), "the deploy job takes the serialized specs");
     for (key, value) in
         [("WORKFLOW", "etl"), ("ACTION", "rebuild"), ("BASE_SHA", "0123abc"), ("FLYTE_DOMAIN", "development")]
     {
-        assert_eq!(etl["variables"][key].as_str(), Some(value), "{key}");
+        for job in ["image etl", "serialize etl", "deploy etl (rebuild)"] {
+            assert_eq!(child[job]["variables"][key].as_str(), Some(value), "{job}: {key}");
+        }
     }
+    // The image is pushed before the workflow's code runs: serialize needs it.
+    let serialize_needs = list(&child["serialize etl"]["needs"]);
+    assert_eq!(serialize_needs.last().unwrap()["job"].as_str(), Some("image etl"));
+    assert_eq!(list(&child["serialize hello: \"x\""]["needs"]).len(), 1, "a fast entry builds no image");
+    let image: Vec<&str> = list(&child[".flyte-image-entry"]["script"]).iter().filter_map(Yaml::as_str).collect();
+    let at = |what: &str| image.iter().position(|s| s.contains(what)).unwrap_or_else(|| panic!("{what}: {image:?}"));
+    assert!(at("buildah login") < at("xtask build \"$WORKFLOW\" --push") && at("--push") < at("buildah logout"));
+    assert_eq!(image.last(), Some(&"exit $status"), "the login ends even when the build failed");
     assert_eq!(child["deploy hello: \"x\" (fast)"]["variables"]["WORKFLOW"].as_str(), Some("hello: \"x\""));
+
+    // Serialize: the workflow's code, into a throwaway sandbox, with no environment (so no
+    // domain credentials) and its specs handed on.
+    let serialize = &child[".flyte-serialize-entry"];
+    assert!(serialize["environment"].is_badvalue(), "the serialize job names no environment");
+    let script: Vec<&str> = list(&serialize["script"]).iter().filter_map(Yaml::as_str).collect();
+    assert!(script.iter().any(|s| s.starts_with("FLYTE_ENDPOINT=sandbox xtask deploy --workflow \"$WORKFLOW\"")));
+    assert_eq!(list(&serialize["artifacts"]["paths"])[0].as_str(), Some(".flyte/cache/serialized/"));
+    let caches: Vec<&str> = list(&serialize["cache"]).iter().filter_map(|c| c["key"].as_str()).collect();
+    assert_eq!(caches, ["flyte-deploy-envs-$WORKFLOW", "flyte-deploy-cache-$WORKFLOW"]);
+
+    // Deploy: the domain's environment, no Python, no login.
     let entry = &child[".flyte-deploy-entry"];
-    assert_eq!(entry["extends"].as_str(), Some(".flyte-job"));
+    assert_eq!(entry["extends"].as_str(), Some(".flyte-tool"));
+    assert_eq!(entry["environment"]["name"].as_str(), Some("$FLYTE_DOMAIN"));
+    assert_eq!(entry["variables"]["FLYTE_DEPLOY_PYTHON"].as_str(), Some("/nonexistent/python3"));
     let script: Vec<&str> = list(&entry["script"]).iter().filter_map(Yaml::as_str).collect();
-    assert!(script
-        .iter()
-        .any(|s| s.contains("if [ \"$ACTION\" = rebuild ]") && s.contains("cargo xtask build \"$WORKFLOW\" --push")));
-    assert!(script.iter().any(|s| s.contains("cargo xtask deploy --workflow \"$WORKFLOW\" --base \"$BASE_SHA\"")));
-    assert_eq!(script.last(), Some(&"exit $status"), "the job fails when the deploy failed, after pushing notes");
-    assert_eq!(child[".flyte-job"]["environment"]["name"].as_str(), Some("$FLYTE_DOMAIN"));
+    assert!(script.iter().all(|s| !s.contains("buildah") && !s.contains("xtask build")), "{script:?}");
+    assert!(script.iter().any(|s| s.contains("xtask deploy --workflow \"$WORKFLOW\" --base \"$BASE_SHA\"")));
+    assert_eq!(script.last(), Some(&"exit $status"), "the job fails when the deploy failed, after keeping notes");
+    assert_eq!(list(&entry["artifacts"]["paths"])[0].as_str(), Some("flyte-deploy-notes/"));
+    assert_eq!(child[".flyte-tool"]["image"].as_str(), Some("$FLYTE_DEPLOY_IMAGE"));
+
+    // Record: the only job with the push token, in an environment of its own, running no tool.
+    let record = &child[".flyte-record"];
+    assert_eq!(record["environment"]["name"].as_str(), Some("flyte-deploy-notes"));
+    assert_eq!(record["when"].as_str(), Some("always"), "failures are recorded too");
+    for (job, body) in entries(&child) {
+        let mut strings = Vec::new();
+        strings_with_paths(body, "", &mut strings);
+        for (path, text) in strings {
+            if job != ".flyte-record" {
+                assert!(!text.contains("FLYTE_DEPLOY_PUSH_TOKEN"), "{job} mentions the push token: {path}");
+            } else {
+                assert!(xtask_calls("", &text).is_empty(), "the record job runs the tool: {path}");
+            }
+            assert!(!text.contains("cargo "), "{job} compiles Rust: {path}");
+        }
+    }
 }
 
 #[test]
 fn gitlab_child_pipeline_promotes_on_release_branches_and_says_when_nothing_needs_work() {
     let env = [("FLYTE_DOMAIN", "production"), ("FLYTE_PROMOTE_FROM", "staging"), ("BASE_SHA", "")];
     let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
-    assert_eq!(job_names(&child), ["promote staging to production"]);
+    assert_eq!(job_names(&child), ["promote staging to production", "record"]);
     let promote = &child["promote staging to production"];
     assert_eq!(promote["extends"].as_str(), Some(".flyte-promote"));
     assert_eq!(promote["resource_group"].as_str(), Some("flyte-deploy-production"));
     assert_eq!(promote["variables"]["FLYTE_PROMOTE_FROM"].as_str(), Some("staging"));
+    assert_eq!(list(&promote["needs"])[0]["job"].as_str(), Some("flyte-build-release"), "built without a cache");
 
     let env = [("FLYTE_DOMAIN", "staging"), ("BASE_SHA", "0123abc")];
     let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
@@ -715,22 +1029,35 @@ fn gitlab_jobs_push_their_deploy_notes_with_a_retry() {
         return;
     }
     let env = [("FLYTE_DOMAIN", "staging"), ("BASE_SHA", "0123abc")];
-    let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
-    let script =
-        list(&child[".flyte-push-notes"]["script"]).iter().filter_map(Yaml::as_str).collect::<Vec<_>>().join("\n");
+    let matrix = r#"{"include":[{"workflow":"etl","action":"fast","project":"p","domain":"staging","version":"v"}]}"#;
+    let Some(child) = generate_child(matrix, &env) else { return };
+    let script_of =
+        |job: &str| list(&child[job]["script"]).iter().filter_map(Yaml::as_str).collect::<Vec<_>>().join("\n");
+    let (keep, record) = (script_of(".flyte-keep-notes"), script_of(".flyte-record"));
     let tmp = tempfile::tempdir().unwrap();
     let origin = origin_with_notes(tmp.path());
-    let job = tmp.path().join("etl");
-    job_with_note(&origin, &job, "etl");
+
+    // The record job's checkout, with the notes two deploy jobs kept as artifacts.
+    let record_dir = tmp.path().join("record");
+    clone(&origin, &record_dir, &[]);
+    let notes = record_dir.join("flyte-deploy-notes");
+    std::fs::create_dir(&notes).unwrap();
+    for (id, workflow) in [("101", "etl"), ("102", "hello")] {
+        let job = tmp.path().join(workflow);
+        job_with_note(&origin, &job, workflow);
+        run_script(&keep, &job, &[("CI_JOB_ID", id)]);
+        let bundle = format!("{id}.bundle");
+        std::fs::copy(job.join("flyte-deploy-notes").join(&bundle), notes.join(&bundle)).unwrap();
+    }
 
     // Without the token: said, not pushed, not failed.
-    let stdout = run_script(&script, &job, &[]);
+    let stdout = run_script(&record, &record_dir, &[]);
     assert!(stdout.contains("FLYTE_DEPLOY_PUSH_TOKEN is not set"), "{stdout}");
     assert!(!note(&origin, "main").contains("etl"));
 
     // The project URL the job builds from GitLab's variables, pointed at the test's origin.
     let url = "https://oauth2:secret-token@gitlab.example.com:443/team/monorepo.git";
-    git(&job, &["config", &format!("url.file://{}.insteadOf", origin.display()), url]);
+    git(&record_dir, &["config", &format!("url.file://{}.insteadOf", origin.display()), url]);
     let gitlab = [
         ("FLYTE_DEPLOY_PUSH_TOKEN", "secret-token"),
         ("CI_SERVER_PROTOCOL", "https"),
@@ -738,16 +1065,474 @@ fn gitlab_jobs_push_their_deploy_notes_with_a_retry() {
         ("CI_SERVER_PORT", "443"),
         ("CI_PROJECT_PATH", "team/monorepo"),
     ];
-    let stdout = run_script(&script, &job, &gitlab);
+    let stdout = run_script(&record, &record_dir, &gitlab);
     assert!(origin.join("rejected-once").exists() && stdout.contains("rejected (attempt 1)"), "no retry:\n{stdout}");
     let head = note(&origin, "main");
-    assert!(head.contains(r#""workflow":"earlier""#) && head.contains(r#""workflow":"etl""#), "{head}");
-    assert_eq!(note(&origin, "main~1"), r#"{"workflow":"parent"}"#);
+    for workflow in ["earlier", "etl", "hello"] {
+        assert!(head.contains(&format!(r#""workflow":"{workflow}""#)), "{workflow} missing from the note:\n{head}");
+    }
+    assert_eq!(note(&origin, "main~1"), r#"{"workflow":"parent"}"#, "a note of another commit was lost");
 
-    // A second job of the same pipeline adds its record to the same note.
-    let other = tmp.path().join("hello");
-    job_with_note(&origin, &other, "hello");
-    git(&other, &["config", &format!("url.file://{}.insteadOf", origin.display()), url]);
-    run_script(&script, &other, &gitlab);
+    // Re-running changes nothing: each record appears once.
+    run_script(&record, &record_dir, &gitlab);
     assert_eq!(note(&origin, "main").lines().count(), 3, "{}", note(&origin, "main"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The pull-request pipeline replayed on this machine, step by step
+
+/// `cargo xtask sandbox` on a free loopback port: the FlyteAdmin the replay deploys to.
+struct Sandbox {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Sandbox {
+    fn start(data: &Path) -> Sandbox {
+        use std::io::BufRead;
+        let mut child = Command::new(xtask_bin())
+            .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("starting the sandbox");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+        let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "the sandbox prints its address: {first:?}");
+        Sandbox { child, endpoint }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the replay stands in for: the repository, the build job's binary, the caches
+/// GitHub keeps between runs, and PATH without any Rust toolchain.
+struct Replay<'d> {
+    doc: &'d Yaml,
+    origin: PathBuf,
+    dir: PathBuf,
+    /// `actions/cache`: the last saved copy of each path (what a restore-keys prefix gets).
+    caches: PathBuf,
+    /// PATH with no folder holding cargo or rustc: a step that compiled Rust would fail.
+    path: String,
+    secrets: Vec<(&'static str, String)>,
+    jobs: usize,
+}
+
+/// One replayed job: its wall time, each step's, and the tool's own share.
+struct JobTime {
+    name: String,
+    total: f64,
+    tool: f64,
+    steps: Vec<(String, f64)>,
+    stdout: String,
+    workspace: PathBuf,
+}
+
+type Values = std::collections::BTreeMap<String, String>;
+
+/// `${{ expr }}` replaced by the values the runner would give; an unknown one is a failure.
+fn substitute(text: &str, values: &Values) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${{") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find("}}").map(|e| at + e).unwrap_or_else(|| panic!("unclosed expression: {text}"));
+        let expr = rest[at + 3..end].trim();
+        let value = values.get(expr).unwrap_or_else(|| panic!("the replay has no value for `{expr}`"));
+        out.push_str(value);
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A step's or job's `if:`, for the forms the files use.
+fn condition(cond: &Yaml, values: &Values) -> bool {
+    let Some(cond) = cond.as_str() else { return true };
+    let c = cond.trim().trim_start_matches("${{").trim_end_matches("}}").trim();
+    if c == "!cancelled()" {
+        return true;
+    }
+    let (left, right, equal) = match (c.split_once("!="), c.split_once("==")) {
+        (Some((l, r)), _) => (l, r, false),
+        (None, Some((l, r))) => (l, r, true),
+        _ => panic!("the replay cannot evaluate `if: {cond}`"),
+    };
+    let value = values.get(left.trim()).unwrap_or_else(|| panic!("the replay has no value for `{left}`"));
+    (value == right.trim().trim_matches('\'')) == equal
+}
+
+/// `name=value` lines (and `name<<DELIMITER` blocks) of a `$GITHUB_OUTPUT` file.
+fn outputs(file: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+            out.push((name.to_string(), value.join("\n")));
+        } else if let Some((name, value)) = line.split_once('=') {
+            out.push((name.to_string(), value.to_string()));
+        }
+    }
+    out
+}
+
+impl Replay<'_> {
+    /// Replays one job of the file: `uses:` steps by what they do here, `run:` steps by bash
+    /// as the runner runs them, with the workflow's and the step's `env:`.
+    fn job(&mut self, job: &str, values: &mut Values) -> JobTime {
+        let body = &self.doc["jobs"][job];
+        self.jobs += 1;
+        let workspace = self.dir.join(format!("job-{}-{job}", self.jobs));
+        let temp = self.dir.join(format!("job-{}-temp", self.jobs));
+        std::fs::create_dir_all(&temp).unwrap();
+        let mut path = self.path.clone();
+        let mut time = JobTime {
+            name: job.to_string(),
+            total: 0.0,
+            tool: 0.0,
+            steps: Vec::new(),
+            stdout: String::new(),
+            workspace: workspace.clone(),
+        };
+        let mut saves: Vec<String> = Vec::new();
+        values.insert("runner.temp".into(), temp.to_string_lossy().into_owned());
+        values.insert("runner.os".into(), "Linux".into());
+        for (name, secret) in &self.secrets {
+            values.insert(format!("secrets.{name}"), secret.clone());
+        }
+        let started = std::time::Instant::now();
+        for (i, step) in list(&body["steps"]).iter().enumerate() {
+            if !condition(&step["if"], values) {
+                continue;
+            }
+            let label = step["name"].as_str().or(step["uses"].as_str()).unwrap_or("run").to_string();
+            let step_started = std::time::Instant::now();
+            let with = |key: &str| step["with"][key].as_str().map(|v| substitute(v, values));
+            if let Some(action) = step["uses"].as_str() {
+                let action = action.split('@').next().unwrap();
+                match action {
+                    "actions/checkout" => {
+                        let head = with("ref").unwrap_or_else(|| values["github.sha"].clone());
+                        clone(&self.origin, &workspace, &[]);
+                        git(&workspace, &["checkout", "--quiet", "--detach", &head]);
+                    }
+                    "actions/download-artifact" => {
+                        if with("name").as_deref() == Some("flyte-deploy-xtask") {
+                            // The build job's artifact; artifacts do not keep the exec bit.
+                            let dir = PathBuf::from(with("path").unwrap());
+                            std::fs::create_dir_all(&dir).unwrap();
+                            std::fs::copy(xtask_bin(), dir.join("xtask")).unwrap();
+                            use std::os::unix::fs::PermissionsExt;
+                            std::fs::set_permissions(dir.join("xtask"), std::fs::Permissions::from_mode(0o644))
+                                .unwrap();
+                        }
+                    }
+                    "actions/setup-python" => {
+                        let id = step["id"].as_str().unwrap_or("python");
+                        values.insert(format!("steps.{id}.outputs.python-version"), "3.11".into());
+                    }
+                    "actions/cache" | "actions/cache/restore" => {
+                        for p in with("path").unwrap().lines().map(str::trim).filter(|p| !p.is_empty()) {
+                            // `~/…`: this machine's own folders (uv, the tool's home), warm by
+                            // construction; `.flyte/cache/envs`: FLYTE_DEPLOY_ENVS below.
+                            if p.starts_with('~') || p.starts_with(".flyte/cache/envs") {
+                                continue;
+                            }
+                            let saved = self.caches.join(p);
+                            if saved.exists() {
+                                copy_dir(&saved, &workspace.join(p));
+                            }
+                            if action == "actions/cache" {
+                                saves.push(p.to_string());
+                            }
+                        }
+                    }
+                    "actions/upload-artifact" => {}
+                    other => panic!("the replay does not know the action {other}"),
+                }
+            } else if let Some(script) = step["run"].as_str() {
+                let files: Vec<PathBuf> = ["output", "path", "env", "summary"]
+                    .iter()
+                    .map(|f| {
+                        let file = temp.join(format!("{i}-{f}"));
+                        std::fs::write(&file, "").unwrap();
+                        file
+                    })
+                    .collect();
+                let mut cmd = Command::new("bash");
+                cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script]).current_dir(&workspace);
+                for (key, _) in std::env::vars_os() {
+                    let key = key.to_string_lossy().into_owned();
+                    if ["GITHUB_", "CI", "FLYTE_", "CARGO", "RUST"].iter().any(|p| key.starts_with(p)) {
+                        cmd.env_remove(&key);
+                    }
+                }
+                cmd.env("PATH", &path)
+                    .env("CI", "true")
+                    .env("GITHUB_ACTIONS", "true")
+                    .env("GITHUB_WORKSPACE", &workspace)
+                    .env("RUNNER_TEMP", &temp)
+                    .env("RUNNER_OS", "Linux")
+                    .env("GITHUB_OUTPUT", &files[0])
+                    .env("GITHUB_PATH", &files[1])
+                    .env("GITHUB_ENV", &files[2])
+                    .env("GITHUB_STEP_SUMMARY", &files[3])
+                    // The environments cache: the folder every test shares, warm after the
+                    // first run (as a restored cache is).
+                    .env("FLYTE_DEPLOY_ENVS", tests::envs_dir());
+                for scope in [&self.doc["env"], &body["env"], &step["env"]] {
+                    for (key, value) in entries(scope) {
+                        let value = value.as_str().map(str::to_string).unwrap_or_else(|| format!("{value:?}"));
+                        cmd.env(key, substitute(&value, values));
+                    }
+                }
+                let out = cmd.output().expect("running bash");
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(out.status.success(), "job {job}, step `{label}` failed:\n{stdout}\n{stderr}");
+                time.stdout.push_str(&format!("## {label}\n{stdout}"));
+                if let Some(id) = step["id"].as_str() {
+                    for (name, value) in outputs(&files[0]) {
+                        values.insert(format!("steps.{id}.outputs.{name}"), value);
+                    }
+                }
+                for dir in std::fs::read_to_string(&files[1]).unwrap().lines().filter(|l| !l.is_empty()) {
+                    path = format!("{dir}:{path}");
+                }
+                if !xtask_calls("", script).is_empty() {
+                    time.tool += step_started.elapsed().as_secs_f64();
+                }
+            } else {
+                panic!("job {job} step {i} neither uses an action nor runs a script");
+            }
+            time.steps.push((label, step_started.elapsed().as_secs_f64()));
+        }
+        // The post-job steps of actions/cache.
+        for p in saves {
+            let from = workspace.join(&p);
+            if from.exists() {
+                let to = self.caches.join(&p);
+                let _ = std::fs::remove_dir_all(&to);
+                copy_dir(&from, &to);
+            }
+        }
+        time.total = started.elapsed().as_secs_f64();
+        for (name, value) in entries(&body["outputs"]) {
+            let value = substitute(value.as_str().unwrap(), values);
+            values.insert(format!("needs.{job}.outputs.{name}"), value);
+        }
+        time
+    }
+
+    /// The plan job, then one deploy job per matrix entry, for the commit `head`.
+    fn pull_request(&mut self, base: &str, head: &str) -> (serde_json::Value, Vec<JobTime>) {
+        let mut values = Values::new();
+        values.insert("github.event.pull_request.base.sha".into(), base.into());
+        values.insert("github.event.pull_request.head.sha".into(), head.into());
+        values.insert("github.sha".into(), head.into());
+        let plan = self.job("plan", &mut values);
+        let matrix: serde_json::Value = serde_json::from_str(&values["needs.plan.outputs.matrix"]).unwrap();
+        let mut times = vec![plan];
+        if values["needs.plan.outputs.any"] != "true" {
+            return (matrix, times);
+        }
+        for entry in matrix["include"].as_array().unwrap() {
+            let mut values = values.clone();
+            for (key, value) in entry.as_object().unwrap() {
+                // A removed workflow's version is null: an empty string in an expression.
+                values.insert(format!("matrix.{key}"), value.as_str().unwrap_or_default().to_string());
+            }
+            let mut time = self.job("deploy", &mut values);
+            time.name = format!("deploy {}", entry["workflow"].as_str().unwrap());
+            times.push(time);
+        }
+        (matrix, times)
+    }
+}
+
+/// Copies a folder (or file) recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    tests::copy_tree(from, to);
+}
+
+/// PATH without the folders that hold cargo or rustc.
+fn path_without_rust() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|dir| !["cargo", "rustc", "rustup"].iter().any(|tool| dir.join(tool).exists()))
+        .collect();
+    std::env::join_paths(kept).unwrap().to_string_lossy().into_owned()
+}
+
+/// A workflow whose module-level code writes its environment, and every ancestor process's,
+/// to `dump`: what workflow code could read of the job's credentials.
+fn probe_workflow(dump: &Path, n: u32) -> String {
+    format!(
+        r#"import os
+
+VERSION = {n}
+
+
+def _ancestors():
+    pid, seen = os.getpid(), []
+    while pid > 1:
+        try:
+            with open(f"/proc/{{pid}}/environ", "rb") as f:
+                seen.append((pid, f.read().decode("utf-8", "replace")))
+            with open(f"/proc/{{pid}}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+    return seen
+
+
+with open({dump:?}, "a") as out:
+    out.write(f"probe {{VERSION}} ran\n")
+    out.write(repr(sorted(os.environ.items())) + "\n")
+    for pid, environ in _ancestors():
+        out.write(f"ancestor {{pid}}: " + environ.replace("\0", " ") + "\n")
+
+from flytekit import task, workflow
+
+
+@task
+def echo(x: int) -> int:
+    return x + VERSION
+
+
+@workflow
+def probe(x: int = 1) -> int:
+    return echo(x=x)
+"#
+    )
+}
+
+const CANARY_TOKEN: &str = "flyte-token-CANARY-7f3a";
+const CANARY_REGISTRY: &str = "registry-password-CANARY-91c2";
+
+#[test]
+fn pull_request_pipeline_replayed_with_warm_caches_compiles_no_rust_and_shows_no_credential() {
+    if tests::flytekit_python().is_none() || ["git", "bash", "jq"].iter().any(|t| require_tool(t).is_none()) {
+        return;
+    }
+    let doc = load(&project_root().join("ci/github/pull-request.yml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("probe-environment.txt");
+    let origin = tests::TempRepo::with_examples();
+    origin.write("workflows/probe/probe/__init__.py", &probe_workflow(&dump, 0));
+    let base = origin.commit("the probe");
+    origin.git(&["checkout", "--quiet", "-b", "feature"]);
+    let sandbox = Sandbox::start(&tmp.path().join("sandbox"));
+    let path = path_without_rust();
+    assert!(
+        std::env::split_paths(&path).all(|d| !d.join("cargo").exists()),
+        "cargo is still on the replay's PATH: {path}"
+    );
+    let mut replay = Replay {
+        doc: &doc,
+        origin: origin.path().to_path_buf(),
+        dir: tmp.path().join("runs"),
+        caches: tmp.path().join("caches"),
+        path,
+        secrets: vec![
+            ("FLYTE_ENDPOINT", sandbox.endpoint.clone()),
+            ("FLYTE_TOKEN", CANARY_TOKEN.into()),
+            ("FLYTE_CLIENT_ID", String::new()),
+            ("FLYTE_CLIENT_SECRET", String::new()),
+            ("REGISTRY_USERNAME", "ci-bot".into()),
+            ("REGISTRY_PASSWORD", CANARY_REGISTRY.into()),
+        ],
+        jobs: 0,
+    };
+
+    // A first push to the pull request warms the caches; the second, a code-only change of
+    // one workflow, is measured.
+    let mut runs = Vec::new();
+    for n in [1, 2] {
+        origin.write("workflows/probe/probe/__init__.py", &probe_workflow(&dump, n));
+        let head = origin.commit(&format!("probe {n}"));
+        let (matrix, times) = replay.pull_request(&base, &head);
+        let entries = matrix["include"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{matrix}");
+        assert_eq!((entries[0]["workflow"].as_str(), entries[0]["action"].as_str()), (Some("probe"), Some("fast")));
+        let version = entries[0]["version"].as_str().unwrap().to_string();
+        // The deploy step (the last output of the job) registered the version at FlyteAdmin.
+        let deploy = times.last().unwrap();
+        let registered = deploy.stdout.rsplit("## Deploy (").next().unwrap();
+        assert!(
+            registered.contains(&version) && registered.contains("registered"),
+            "the deploy step registered no {version}:\n{}",
+            deploy.stdout
+        );
+        runs.push(times);
+    }
+
+    // The probe ran (in the serialize step of each run) and saw no credential.
+    let seen = std::fs::read_to_string(&dump).expect("the probe workflow's code never ran");
+    assert!(seen.contains("probe 1 ran") && seen.contains("probe 2 ran"), "{seen}");
+    for canary in [CANARY_TOKEN, CANARY_REGISTRY] {
+        assert!(!seen.contains(canary), "workflow code saw a credential ({canary}):\n{seen}");
+    }
+    // No job compiled Rust: none could (no cargo on PATH), and no checkout has a target/.
+    for time in runs.iter().flatten() {
+        assert!(!time.workspace.join("target").exists(), "{} built Rust", time.name);
+    }
+
+    let mut report = String::from("\npull-request pipeline replayed, warm caches, code-only change of one workflow\n");
+    for time in &runs[1] {
+        report.push_str(&format!(
+            "  job {:<14} {:>6.1} s   the tool's own work {:>6.1} s\n",
+            time.name, time.total, time.tool
+        ));
+        for (step, seconds) in &time.steps {
+            report.push_str(&format!("      {seconds:>6.2} s  {step}\n"));
+        }
+    }
+    println!("{report}");
+    for time in &runs[1] {
+        assert!(time.total < 30.0, "{} took {:.1} s, over the 30 s target:{report}", time.name, time.total);
+    }
+
+    // With nothing serialized (a fresh sandbox, no cached specs), the deploy step's
+    // environment cannot start the workflow's code: it fails instead.
+    let deploy = runs[1].last().unwrap();
+    std::fs::remove_dir_all(deploy.workspace.join(".flyte/cache/serialized")).unwrap();
+    let _ = std::fs::remove_dir_all(deploy.workspace.join(".flyte/sandbox"));
+    let redeploy = |env: &[(&str, &str)]| {
+        Command::new(xtask_bin())
+            .args(["deploy", "--workflow", "probe", "--base", &base, "--domain", "development"])
+            .current_dir(&deploy.workspace)
+            .env("FLYTE_ENDPOINT", "sandbox")
+            .env("FLYTE_TOKEN", CANARY_TOKEN)
+            .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let runs_before = std::fs::read_to_string(&dump).unwrap().matches("probe 2 ran").count();
+    let guarded = redeploy(&[("FLYTE_DEPLOY_PYTHON", "/nonexistent/python3")]);
+    assert!(!guarded.status.success(), "the deploy step serialized without an interpreter");
+    assert_eq!(std::fs::read_to_string(&dump).unwrap().matches("probe 2 ran").count(), runs_before);
+
+    // The probe does see a credential when workflow code runs where one is: the same deploy
+    // with the token in its environment and an interpreter (what the templates used to do).
+    let out = redeploy(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = std::fs::read_to_string(&dump).unwrap();
+    assert!(seen.matches("probe 2 ran").count() > runs_before, "the probe did not run again");
+    assert!(seen.contains(CANARY_TOKEN), "the probe cannot see a credential even when one is there");
+    drop(sandbox);
 }

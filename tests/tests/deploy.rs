@@ -128,17 +128,26 @@ fn shared_library_change_reaches_all_its_users() {
 }
 
 #[test]
-fn deleted_workflow_has_its_launch_plans_deactivated() {
-    let Some((repo, python, _)) = deployed() else { return };
+fn deleted_workflow_has_its_launch_plans_deactivated_where_the_domain_activates() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    // main's pipeline: staging activates (development, where pull requests deploy, does not).
+    let staging = |repo: &TempRepo, args: &[&str]| {
+        let mut all = vec!["deploy", "--format", "json"];
+        all.extend_from_slice(args);
+        repo.xtask_env(&all, &[("FLYTE_DEPLOY_PYTHON", &python), ("CI", "true"), ("GITHUB_REF_NAME", "main")]).json()
+    };
+    staging(&repo, &["--all"]);
     let base = repo.git(&["rev-parse", "HEAD"]);
     repo.remove("workflows/training");
     repo.commit("retire training");
-    let json = deploy_with(&repo, &python, &["--base", &base]).json();
+    let json = staging(&repo, &["--base", &base]);
     let training = json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "training").unwrap().clone();
     assert_eq!((training["action"].as_str(), training["outcome"].as_str()), (Some("removed"), Some("deactivated")));
     assert!(training["warnings"][0].as_str().unwrap().starts_with("2 launch plan(s) deactivated"), "{training}");
     // A second run finds nothing left active.
-    let again = deploy_with(&repo, &python, &["--base", &base]).json();
+    let again = staging(&repo, &["--base", &base]);
     let training = again["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "training").unwrap().clone();
     assert!(training["warnings"][0].as_str().unwrap().starts_with("0 launch plan(s) deactivated"), "{training}");
 }
@@ -341,20 +350,29 @@ fn pull_request_pipeline_matrix_equals_a_single_deploy() {
 
 #[test]
 fn removing_most_workflows_at_once_is_refused_unless_allowed() {
-    let Some((repo, python, _)) = deployed() else { return };
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::with_examples();
+    // main's pipeline: staging activates, so a removal there deactivates.
+    let staging = |repo: &TempRepo, args: &[&str]| {
+        let mut all = vec!["deploy", "--format", "json"];
+        all.extend_from_slice(args);
+        repo.xtask_env(&all, &[("FLYTE_DEPLOY_PYTHON", &python), ("CI", "true"), ("GITHUB_REF_NAME", "main")])
+    };
+    staging(&repo, &["--all"]).json();
     let base = repo.git(&["rev-parse", "HEAD"]);
     for name in ["etl", "features", "training"] {
         repo.remove(&format!("workflows/{name}"));
     }
     repo.commit("remove three of four workflows");
-    let refused = deploy_with(&repo, &python, &["--base", &base]);
+    let refused = staging(&repo, &["--base", &base]);
     let message = refused.user_error();
     assert!(message.contains("removes 3 of 4 workflows"), "{message}");
     assert!(message.contains("--allow-mass-removal"), "{message}");
     assert!(refused.stdout.is_empty(), "nothing reported as done: {}", refused.stdout);
     // Nothing was deactivated by the refused run: the allowed one still finds training's
     // two active launch plans.
-    let json = deploy_with(&repo, &python, &["--base", &base, "--allow-mass-removal"]).json();
+    let json = staging(&repo, &["--base", &base, "--allow-mass-removal"]).json();
     let training = json["workflows"].as_array().unwrap().iter().find(|w| w["name"] == "training").unwrap().clone();
     assert_eq!((training["action"].as_str(), training["outcome"].as_str()), (Some("removed"), Some("deactivated")));
     assert!(training["warnings"][0].as_str().unwrap().starts_with("2 launch plan(s) deactivated"), "{training}");

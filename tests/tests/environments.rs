@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use prost::Message;
+use flyte_api::{Kind, Message};
 use serde_json::Value;
 use tests::{flytekit_python, Run, TempRepo};
 
@@ -164,7 +164,7 @@ fn a_workflow_pinning_another_flytekit_is_serialized_by_it() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "tgz") {
             let package = flyte_deploy::artifacts::specs::read_package_file(&path).unwrap();
-            for e in package.entities.iter().filter(|e| e.kind == flyte_deploy::registration::hydrate::Kind::Task) {
+            for e in package.entities.iter().filter(|e| e.kind == Kind::Task) {
                 let spec = flyte_api::admin::TaskSpec::decode(e.bytes.as_slice()).unwrap();
                 let template = spec.template.unwrap();
                 let runtime = template.metadata.unwrap().runtime.unwrap();

@@ -598,6 +598,17 @@ fn all_plans_every_workflow() {
 }
 
 #[test]
+fn all_with_a_base_reports_the_merge_base() {
+    let repo = monorepo();
+    workflow(&repo, "d");
+    repo.commit("d on the feature branch");
+    let main = repo.git(&["rev-parse", "main"]);
+    let json = plan(&repo, &["--all", "--base", "main"]);
+    assert_eq!(json["base"], json!(main), "the merge-base of main and head, as without --all");
+    assert_eq!(json["workflows"].as_array().unwrap().len(), 4, "every workflow planned");
+}
+
+#[test]
 fn domain_from_flag_branch_or_detached_head() {
     let repo = monorepo();
     assert_eq!(plan(&repo, &[])["domain"], "development");
@@ -1047,4 +1058,19 @@ fn a_workflows_root_that_is_not_there_is_bad_input_not_every_workflow_removed() 
         assert!(message.contains("correct `workflows` in deploy.toml"), "{args:?}: {message}");
         assert!(run.stdout.is_empty(), "{args:?} printed a plan: {}", run.stdout);
     }
+}
+
+#[test]
+fn a_folder_name_with_a_newline_is_shown_escaped() {
+    let repo = monorepo();
+    workflow(&repo, "new\nline");
+    repo.commit("a folder whose name holds a newline");
+    let run = repo.xtask(&["plan", "--format", "json"]);
+    let message = run.user_error();
+    assert!(
+        message
+            .starts_with("error: workflows/new\\nline/workflow.toml:1:1: the folder name 'new\\nline' is not a valid"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 2, "one line, then its help: {message}");
 }

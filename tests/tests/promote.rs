@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use flyte_api::core::{self, ResourceType};
-use flyte_api::wire;
+use flyte_api::{wire, Identifier, Kind};
 use flyte_deploy::artifacts::codeset::CodeSet;
 use flyte_deploy::artifacts::{serialize, specs};
 use flyte_deploy::config::Config;
@@ -22,7 +21,6 @@ use flyte_deploy::workspace::Workspace;
 use tests::{flytekit_python, TempRepo};
 
 const PROJECT: &str = "flytesnacks";
-const KINDS: [ResourceType; 3] = [ResourceType::Task, ResourceType::Workflow, ResourceType::LaunchPlan];
 /// Environment of a release pipeline.
 const RELEASE_CI: &[(&str, &str)] = &[("CI", "true")];
 
@@ -83,28 +81,21 @@ fn config(repo: &TempRepo) -> Config {
 /// Every entity of `domain` at `version` (a content version is one workflow's, so every
 /// entity at it belongs to that workflow), by (kind, name): the registered spec in the form
 /// pyflyte writes it.
-async fn entities(admin: &Admin, domain: &str, version: &str) -> BTreeMap<(i32, String), Vec<u8>> {
+async fn entities(admin: &Admin, domain: &str, version: &str) -> BTreeMap<(Kind, String), Vec<u8>> {
     let mut out = BTreeMap::new();
-    for kind in KINDS {
+    for kind in Kind::ALL {
         for name in admin.list_names(kind, PROJECT, domain).await.unwrap() {
             let id = ident(kind, domain, &name, version);
             if let Some(entity) = admin.get(kind, &id).await.unwrap() {
-                out.insert((kind as i32, name), spec_of(kind, &entity));
+                out.insert((kind, name), spec_of(kind, &entity));
             }
         }
     }
     out
 }
 
-fn ident(kind: ResourceType, domain: &str, name: &str, version: &str) -> core::Identifier {
-    core::Identifier {
-        resource_type: kind as i32,
-        project: PROJECT.into(),
-        domain: domain.into(),
-        name: name.into(),
-        version: version.into(),
-        org: String::new(),
-    }
+fn ident(kind: Kind, domain: &str, name: &str, version: &str) -> Identifier {
+    Identifier::new(kind, PROJECT, domain, name, version)
 }
 
 /// Rewrites every length-delimited field that is exactly one of `swaps`' keys into its
@@ -143,7 +134,7 @@ fn production_entities(repo: &TempRepo) -> usize {
     runtime().block_on(async {
         let admin = Admin::connect(&config, repo.path()).await.unwrap();
         let mut n = 0;
-        for kind in KINDS {
+        for kind in Kind::ALL {
             n += admin.list(kind, PROJECT, "production", "").await.unwrap().len();
         }
         admin.close().await.unwrap();
@@ -181,12 +172,12 @@ fn assert_production_mirrors_staging(repo: &TempRepo, versions: &BTreeMap<String
             );
             let staging_url = staging
                 .iter()
-                .filter(|((k, _), _)| *k == ResourceType::Task as i32)
+                .filter(|((k, _), _)| *k == Kind::Task)
                 .find_map(|(_, spec)| code_url(spec))
                 .expect("a fast-registered task");
             let production_url = production
                 .iter()
-                .filter(|((k, _), _)| *k == ResourceType::Task as i32)
+                .filter(|((k, _), _)| *k == Kind::Task)
                 .find_map(|(_, spec)| code_url(spec))
                 .expect("a fast-registered task");
             let swaps: BTreeMap<Vec<u8>, Vec<u8>> = [
@@ -206,10 +197,10 @@ fn assert_production_mirrors_staging(repo: &TempRepo, versions: &BTreeMap<String
                 assert_ne!(spec, &production[key], "{key:?}: production has its own domain");
             }
             // What is active in staging is active in production.
-            for ((kind, lp), _) in staging.iter().filter(|((k, _), _)| *k == ResourceType::LaunchPlan as i32) {
+            for ((kind, lp), _) in staging.iter().filter(|((k, _), _)| *k == Kind::LaunchPlan) {
                 let _ = kind;
-                let s = admin.launch_plan_active(&ident(ResourceType::LaunchPlan, "staging", lp, version)).await;
-                let p = admin.launch_plan_active(&ident(ResourceType::LaunchPlan, "production", lp, version)).await;
+                let s = admin.launch_plan_active(&ident(Kind::LaunchPlan, "staging", lp, version)).await;
+                let p = admin.launch_plan_active(&ident(Kind::LaunchPlan, "production", lp, version)).await;
                 assert_eq!(s.unwrap(), Some(true), "{lp} is active in staging");
                 assert_eq!(p.unwrap(), Some(true), "{lp} is activated in production");
             }
@@ -330,7 +321,7 @@ fn a_version_staging_lacks_is_refused_and_nothing_of_it_is_registered() {
     let config = config(&repo);
     runtime().block_on(async {
         let admin = Admin::connect(&config, repo.path()).await.unwrap();
-        for kind in KINDS {
+        for kind in Kind::ALL {
             for name in admin.list_names(kind, PROJECT, "production").await.unwrap() {
                 assert!(!name.starts_with("hello."), "{name} was registered in production");
             }

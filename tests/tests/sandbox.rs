@@ -10,9 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use flyte_api::admin;
-use flyte_api::core::{self, ResourceType};
-use flyte_api::wire;
+use flyte_api::{admin, core, method, wire, Identifier, Kind, Message};
 use flyte_deploy::artifacts::specs::{self, Package};
 use flyte_deploy::config::DomainSettings;
 use flyte_deploy::registration::admin::{is_different_structure, Admin, Created, Retry};
@@ -20,33 +18,24 @@ use flyte_deploy::registration::hydrate::{self, Hydrated, Target};
 use flyte_deploy::registration::register::{self, Archive, Options, Outcome};
 use flyte_sandbox as sandbox;
 use md5::{Digest as _, Md5};
-use prost::Message;
 use tests::{flytekit_python, project_root};
 
 const PROJECT: &str = "flytesnacks";
 const DOMAIN: &str = "development";
 
-fn id(kind: ResourceType, name: &str, version: &str) -> core::Identifier {
-    core::Identifier {
-        resource_type: kind as i32,
-        project: PROJECT.into(),
-        domain: DOMAIN.into(),
-        name: name.into(),
-        version: version.into(),
-        org: String::new(),
-    }
+fn id(kind: Kind, name: &str, version: &str) -> Identifier {
+    Identifier::new(kind, PROJECT, DOMAIN, name, version)
 }
 
 /// A TaskSpec whose TaskMetadata carries field 14 (`is_eager` in flyteidl 1.16), which
-/// the `flyteidl` crate does not know.
+/// the bindings do not declare.
 fn task_spec(name: &str, version: &str, arg: &str) -> Vec<u8> {
     let template = core::TaskTemplate {
-        id: Some(id(ResourceType::Task, name, version)),
+        id: Some(id(Kind::Task, name, version)),
         r#type: "python-task".into(),
         target: Some(core::task_template::Target::Container(core::Container {
             image: "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31".into(),
             args: vec!["pyflyte-fast-execute".into(), arg.into()],
-            ..Default::default()
         })),
         ..Default::default()
     };
@@ -59,7 +48,7 @@ fn task_spec(name: &str, version: &str, arg: &str) -> Vec<u8> {
     spec
 }
 
-fn workflow_spec(name: &str, version: &str, tasks: &[core::Identifier]) -> Vec<u8> {
+fn workflow_spec(name: &str, version: &str, tasks: &[Identifier]) -> Vec<u8> {
     let nodes = tasks
         .iter()
         .enumerate()
@@ -67,18 +56,15 @@ fn workflow_spec(name: &str, version: &str, tasks: &[core::Identifier]) -> Vec<u
             id: format!("n{i}"),
             target: Some(core::node::Target::TaskNode(core::TaskNode {
                 reference: Some(core::task_node::Reference::ReferenceId(task.clone())),
-                ..Default::default()
             })),
-            ..Default::default()
         })
         .collect();
-    let template =
-        core::WorkflowTemplate { id: Some(id(ResourceType::Workflow, name, version)), nodes, ..Default::default() };
+    let template = core::WorkflowTemplate { id: Some(id(Kind::Workflow, name, version)), nodes, ..Default::default() };
     admin::WorkflowSpec { template: Some(template), ..Default::default() }.encode_to_vec()
 }
 
-/// A LaunchPlanSpec carrying field 24, unknown to the crate.
-fn launch_plan_spec(workflow: &core::Identifier, label: &str) -> Vec<u8> {
+/// A LaunchPlanSpec carrying field 24, which the bindings do not declare.
+fn launch_plan_spec(workflow: &Identifier, label: &str) -> Vec<u8> {
     let mut spec = admin::LaunchPlanSpec {
         workflow_id: Some(workflow.clone()),
         labels: Some(admin::Labels { values: [("env".to_string(), label.to_string())].into_iter().collect() }),
@@ -89,7 +75,7 @@ fn launch_plan_spec(workflow: &core::Identifier, label: &str) -> Vec<u8> {
     spec
 }
 
-fn create_request(id: &core::Identifier, spec: &[u8]) -> Vec<u8> {
+fn create_request(id: &Identifier, spec: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend(wire::len_field(1, &id.encode_to_vec()));
     out.extend(wire::len_field(2, spec));
@@ -118,76 +104,66 @@ async fn entities_come_back_byte_for_byte_with_fields_the_crate_does_not_know() 
     let (_data, running, admin) = sandbox_and_client().await;
     assert!(admin.is_sandbox().await.unwrap(), "GetVersion names the sandbox");
 
-    let task = id(ResourceType::Task, "wf.say_hello", "v1");
+    let task = id(Kind::Task, "wf.say_hello", "v1");
     let task_bytes = task_spec("wf.say_hello", "v1", "{{ .remote_package_path }}");
-    let workflow = id(ResourceType::Workflow, "wf.hello", "v1");
+    let workflow = id(Kind::Workflow, "wf.hello", "v1");
     let workflow_bytes = workflow_spec("wf.hello", "v1", std::slice::from_ref(&task));
-    let plan = id(ResourceType::LaunchPlan, "wf.hello", "v1");
+    let plan = id(Kind::LaunchPlan, "wf.hello", "v1");
     let plan_bytes = launch_plan_spec(&workflow, "development");
 
-    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::New);
-    assert_eq!(
-        admin.create(ResourceType::Workflow, &create_request(&workflow, &workflow_bytes)).await.unwrap(),
-        Created::New
-    );
-    assert_eq!(
-        admin.create(ResourceType::LaunchPlan, &create_request(&plan, &plan_bytes)).await.unwrap(),
-        Created::New
-    );
+    assert_eq!(admin.create(Kind::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::New);
+    assert_eq!(admin.create(Kind::Workflow, &create_request(&workflow, &workflow_bytes)).await.unwrap(), Created::New);
+    assert_eq!(admin.create(Kind::LaunchPlan, &create_request(&plan, &plan_bytes)).await.unwrap(), Created::New);
 
     // Task{closure{compiled_task{template}}}: the template exactly as sent, field 14 included.
-    let got = admin.get(ResourceType::Task, &task).await.unwrap().expect("the task exists");
+    let got = admin.get(Kind::Task, &task).await.unwrap().expect("the task exists");
     let template = at(&got, &[2, 1, 1]);
     assert_eq!(template, at(&task_bytes, &[1]));
     assert_eq!(wire::fields(at(template, &[3])).unwrap().last().unwrap().number, 14);
     // Workflow{closure{compiled_workflow{primary{template}}}} plus the referenced task.
-    let got = admin.get(ResourceType::Workflow, &workflow).await.unwrap().expect("the workflow exists");
+    let got = admin.get(Kind::Workflow, &workflow).await.unwrap().expect("the workflow exists");
     assert_eq!(at(&got, &[2, 1, 1, 1]), at(&workflow_bytes, &[1]));
     let tasks = wire::all_len(at(&got, &[2, 1]), 3).unwrap_or_default();
     assert_eq!(tasks.len(), 1);
     assert_eq!(at(tasks[0], &[1]), at(&task_bytes, &[1]));
     // LaunchPlan{spec}: the spec exactly, field 24 included; new launch plans are inactive.
-    let got = admin.get(ResourceType::LaunchPlan, &plan).await.unwrap().expect("the launch plan exists");
+    let got = admin.get(Kind::LaunchPlan, &plan).await.unwrap().expect("the launch plan exists");
     assert_eq!(at(&got, &[2]), plan_bytes.as_slice());
     assert_eq!(admin.launch_plan_active(&plan).await.unwrap(), Some(false));
 
-    let listed = admin.list(ResourceType::Task, PROJECT, DOMAIN, "wf.say_hello").await.unwrap();
+    let listed = admin.list(Kind::Task, PROJECT, DOMAIN, "wf.say_hello").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(at(&listed[0], &[2, 1, 1]), at(&task_bytes, &[1]));
-    let listed = admin.list(ResourceType::LaunchPlan, PROJECT, DOMAIN, "").await.unwrap();
+    let listed = admin.list(Kind::LaunchPlan, PROJECT, DOMAIN, "").await.unwrap();
     assert_eq!(at(&listed[0], &[2]), plan_bytes.as_slice());
-    assert_eq!(admin.list_names(ResourceType::Workflow, PROJECT, DOMAIN).await.unwrap(), vec!["wf.hello"]);
-    assert!(admin.get(ResourceType::Task, &id(ResourceType::Task, "wf.say_hello", "v2")).await.unwrap().is_none());
+    assert_eq!(admin.list_names(Kind::Workflow, PROJECT, DOMAIN).await.unwrap(), vec!["wf.hello"]);
+    assert!(admin.get(Kind::Task, &id(Kind::Task, "wf.say_hello", "v2")).await.unwrap().is_none());
     running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flyteadmin_rules_order_identity_and_immutability() {
     let (_data, running, admin) = sandbox_and_client().await;
-    let task = id(ResourceType::Task, "wf.t", "v1");
+    let task = id(Kind::Task, "wf.t", "v1");
     let task_bytes = task_spec("wf.t", "v1", "s3://bucket/one.tar.gz");
-    let workflow = id(ResourceType::Workflow, "wf.w", "v1");
+    let workflow = id(Kind::Workflow, "wf.w", "v1");
     let workflow_bytes = workflow_spec("wf.w", "v1", std::slice::from_ref(&task));
-    let plan = id(ResourceType::LaunchPlan, "wf.w", "v1");
+    let plan = id(Kind::LaunchPlan, "wf.w", "v1");
 
     // A launch plan needs its workflow; a workflow needs its tasks.
-    let refused =
-        admin.create(ResourceType::LaunchPlan, &create_request(&plan, &launch_plan_spec(&workflow, "x"))).await;
+    let refused = admin.create(Kind::LaunchPlan, &create_request(&plan, &launch_plan_spec(&workflow, "x"))).await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::NotFound);
-    let refused = admin.create(ResourceType::Workflow, &create_request(&workflow, &workflow_bytes)).await.unwrap_err();
+    let refused = admin.create(Kind::Workflow, &create_request(&workflow, &workflow_bytes)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::NotFound);
     assert!(refused.message().contains("wf.t"), "names the missing task: {}", refused.message());
 
     // Identical again: ALREADY_EXISTS, which the client reports as already there.
-    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::New);
-    assert_eq!(
-        admin.create(ResourceType::Task, &create_request(&task, &task_bytes)).await.unwrap(),
-        Created::AlreadyThere
-    );
+    assert_eq!(admin.create(Kind::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::New);
+    assert_eq!(admin.create(Kind::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::AlreadyThere);
 
     // Different content under the same version: refused, saying what differs; stored unchanged.
     let changed = task_spec("wf.t", "v1", "s3://bucket/two.tar.gz");
-    let refused = admin.create(ResourceType::Task, &create_request(&task, &changed)).await.unwrap_err();
+    let refused = admin.create(Kind::Task, &create_request(&task, &changed)).await.unwrap_err();
     assert!(is_different_structure(&refused), "{refused:?}");
     assert!(refused.message().contains("wf.t task with different structure already exists"), "{}", refused.message());
     assert!(
@@ -195,23 +171,23 @@ async fn flyteadmin_rules_order_identity_and_immutability() {
         "{}",
         refused.message()
     );
-    let stored = admin.get(ResourceType::Task, &task).await.unwrap().unwrap();
+    let stored = admin.get(Kind::Task, &task).await.unwrap().unwrap();
     assert_eq!(at(&stored, &[2, 1, 1]), at(&task_bytes, &[1]));
 
     // Unknown project or domain.
     let mut elsewhere = task.clone();
     elsewhere.project = "nobody".into();
-    let refused = admin.create(ResourceType::Task, &create_request(&elsewhere, &task_bytes)).await.unwrap_err();
+    let refused = admin.create(Kind::Task, &create_request(&elsewhere, &task_bytes)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert!(refused.message().contains("nobody"), "{}", refused.message());
     let mut elsewhere = task.clone();
     elsewhere.domain = "qa".into();
-    let refused = admin.create(ResourceType::Task, &create_request(&elsewhere, &task_bytes)).await.unwrap_err();
+    let refused = admin.create(Kind::Task, &create_request(&elsewhere, &task_bytes)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 
     // The template id must be the request id.
-    let mismatched = id(ResourceType::Task, "wf.t", "v2");
-    let refused = admin.create(ResourceType::Task, &create_request(&mismatched, &task_bytes)).await.unwrap_err();
+    let mismatched = id(Kind::Task, "wf.t", "v2");
+    let refused = admin.create(Kind::Task, &create_request(&mismatched, &task_bytes)).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     running.stop().await.unwrap();
 }
@@ -219,23 +195,20 @@ async fn flyteadmin_rules_order_identity_and_immutability() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activating_a_launch_plan_deactivates_the_previous_version() {
     let (_data, running, admin) = sandbox_and_client().await;
-    let task = id(ResourceType::Task, "wf.t", "v1");
-    admin.create(ResourceType::Task, &create_request(&task, &task_spec("wf.t", "v1", "a"))).await.unwrap();
+    let task = id(Kind::Task, "wf.t", "v1");
+    admin.create(Kind::Task, &create_request(&task, &task_spec("wf.t", "v1", "a"))).await.unwrap();
     let mut plans = Vec::new();
     for version in ["v1", "v2"] {
-        let workflow = id(ResourceType::Workflow, "wf.w", version);
+        let workflow = id(Kind::Workflow, "wf.w", version);
         admin
             .create(
-                ResourceType::Workflow,
+                Kind::Workflow,
                 &create_request(&workflow, &workflow_spec("wf.w", version, std::slice::from_ref(&task))),
             )
             .await
             .unwrap();
-        let plan = id(ResourceType::LaunchPlan, "wf.w", version);
-        admin
-            .create(ResourceType::LaunchPlan, &create_request(&plan, &launch_plan_spec(&workflow, version)))
-            .await
-            .unwrap();
+        let plan = id(Kind::LaunchPlan, "wf.w", version);
+        admin.create(Kind::LaunchPlan, &create_request(&plan, &launch_plan_spec(&workflow, version))).await.unwrap();
         assert_eq!(admin.launch_plan_active(&plan).await.unwrap(), Some(false), "new launch plans are inactive");
         plans.push(plan);
     }
@@ -247,7 +220,7 @@ async fn activating_a_launch_plan_deactivates_the_previous_version() {
     // Activating again is harmless.
     admin.set_launch_plan_active(&plans[1], true).await.unwrap();
     assert_eq!(admin.launch_plan_active(&plans[1]).await.unwrap(), Some(true));
-    let missing = id(ResourceType::LaunchPlan, "wf.w", "v9");
+    let missing = id(Kind::LaunchPlan, "wf.w", "v9");
     assert_eq!(admin.set_launch_plan_active(&missing, true).await.unwrap_err().code(), tonic::Code::NotFound);
     running.stop().await.unwrap();
 }
@@ -290,10 +263,7 @@ async fn uploads_are_content_addressed_and_checked_by_md5() {
         filename: "x.tar.gz".into(),
         ..Default::default()
     };
-    let refused = admin
-        .call_raw("/flyteidl.service.DataProxyService/CreateUploadLocation", &request.encode_to_vec())
-        .await
-        .unwrap_err();
+    let refused = admin.call_raw(method::CREATE_UPLOAD_LOCATION, &request.encode_to_vec()).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     running.stop().await.unwrap();
 }
@@ -316,7 +286,7 @@ async fn the_client_retries_until_a_late_sandbox_answers() {
 
     // With nobody listening the retries run out and UNAVAILABLE is returned.
     let gone = Admin::remote(&format!("http://127.0.0.1:{port}"), None).unwrap();
-    let refused = gone.call_raw("/flyteidl.service.AdminService/GetVersion", &[]).await.unwrap_err();
+    let refused = gone.call_raw(method::GET_VERSION, &[]).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "stopped means unavailable, after the retries");
 }
 
@@ -374,21 +344,21 @@ impl Drop for SandboxProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_command_keeps_its_state_across_restarts_and_stops_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let task = id(ResourceType::Task, "wf.t", "v1");
+    let task = id(Kind::Task, "wf.t", "v1");
     let spec = task_spec("wf.t", "v1", "a");
 
     let first = SandboxProcess::start(data.path());
     let admin = Admin::remote(&first.endpoint, None).unwrap();
     assert!(admin.is_sandbox().await.unwrap());
     admin.ensure_project(PROJECT).await.unwrap();
-    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &spec)).await.unwrap(), Created::New);
+    assert_eq!(admin.create(Kind::Task, &create_request(&task, &spec)).await.unwrap(), Created::New);
     first.kill(); // no chance to clean up: what it answered must be on disk
 
     let second = SandboxProcess::start(data.path());
     let admin = Admin::remote(&second.endpoint, None).unwrap();
     assert!(!admin.ensure_project(PROJECT).await.unwrap(), "the project survived");
-    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &spec)).await.unwrap(), Created::AlreadyThere);
-    let got = admin.get(ResourceType::Task, &task).await.unwrap().unwrap();
+    assert_eq!(admin.create(Kind::Task, &create_request(&task, &spec)).await.unwrap(), Created::AlreadyThere);
+    let got = admin.get(Kind::Task, &task).await.unwrap().unwrap();
     assert_eq!(at(&got, &[2, 1, 1]), at(&spec, &[1]));
     let (status, rest) = second.terminate();
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
@@ -454,28 +424,28 @@ async fn hydrated(admin: &Admin, package: &Package, base: &Target) -> Vec<Hydrat
 /// Asserts FlyteAdmin returns exactly the hydrated bytes of every entity (Get and List).
 async fn assert_stored_exactly(admin: &Admin, hydrated: &[Hydrated]) {
     for h in hydrated {
-        let kind = register::resource_type(h.kind);
-        let id = h.id.to_prost();
+        let kind = h.kind;
+        let id = h.id.clone();
         let got = admin.get(kind, &id).await.unwrap().unwrap_or_else(|| panic!("{} is registered", h.id));
         let (got, sent) = match kind {
-            ResourceType::Task => (at(&got, &[2, 1, 1]).to_vec(), at(&h.spec, &[1]).to_vec()),
-            ResourceType::Workflow => (at(&got, &[2, 1, 1, 1]).to_vec(), at(&h.spec, &[1]).to_vec()),
+            Kind::Task => (at(&got, &[2, 1, 1]).to_vec(), at(&h.spec, &[1]).to_vec()),
+            Kind::Workflow => (at(&got, &[2, 1, 1, 1]).to_vec(), at(&h.spec, &[1]).to_vec()),
             _ => (at(&got, &[2]).to_vec(), h.spec.clone()),
         };
         assert!(got == sent, "{}: the stored bytes differ from the hydrated ones", h.id);
         let spec = admin.get_spec(kind, &id).await.unwrap().unwrap();
-        if kind != ResourceType::LaunchPlan {
+        if kind != Kind::LaunchPlan {
             assert_eq!(wire::last_len(&spec, 1).unwrap().unwrap(), sent.as_slice(), "{}: get_spec", h.id);
         }
         let listed = admin.list(kind, PROJECT, DOMAIN, &id.name).await.unwrap();
         let versions: Vec<&[u8]> = listed.iter().map(|e| at(e, &[1])).collect();
         let position = versions
             .iter()
-            .position(|v| core::Identifier::decode(*v).unwrap().version == id.version)
+            .position(|v| Identifier::decode(*v).unwrap().version == id.version)
             .unwrap_or_else(|| panic!("{} is listed", h.id));
         let listed_bytes = match kind {
-            ResourceType::Task => at(&listed[position], &[2, 1, 1]),
-            ResourceType::Workflow => at(&listed[position], &[2, 1, 1, 1]),
+            Kind::Task => at(&listed[position], &[2, 1, 1]),
+            Kind::Workflow => at(&listed[position], &[2, 1, 1, 1]),
             _ => at(&listed[position], &[2]),
         };
         assert!(listed_bytes == sent.as_slice(), "{}: List returns other bytes", h.id);
@@ -497,11 +467,11 @@ async fn real_packages_register_exactly_and_a_rerun_finds_everything_there() {
         assert_eq!(summary.created(), package.entities.len(), "{name}: every entity created");
         let hydrated = hydrated(&admin, package, &target).await;
         assert_stored_exactly(&admin, &hydrated).await;
-        let plans: Vec<&Hydrated> = hydrated.iter().filter(|h| h.kind == hydrate::Kind::LaunchPlan).collect();
+        let plans: Vec<&Hydrated> = hydrated.iter().filter(|h| h.kind == Kind::LaunchPlan).collect();
         assert!(!plans.is_empty(), "{name}: pyflyte writes a default launch plan per workflow");
         assert_eq!(summary.activated, plans.len(), "{name}: every launch plan activated");
         for plan in plans {
-            assert_eq!(admin.launch_plan_active(&plan.id.to_prost()).await.unwrap(), Some(true), "{}", plan.id);
+            assert_eq!(admin.launch_plan_active(&plan.id).await.unwrap(), Some(true), "{}", plan.id);
         }
 
         let again = register::register_package(&admin, package, &target, Some(archive(package)), &Options::default())
@@ -542,7 +512,7 @@ async fn changed_content_under_a_registered_version_is_refused_and_nothing_chang
         "names entity and version: {first_error}"
     );
     // What depends on a refused task is not sent.
-    assert!(summary.entities.iter().any(|(kind, _, o)| *kind == ResourceType::Workflow
+    assert!(summary.entities.iter().any(|(kind, _, o)| *kind == Kind::Workflow
         && matches!(o, Outcome::Failed(m) if m.contains("not registered because"))));
     assert_eq!(summary.activated, 0, "a failed registration activates nothing");
     assert_stored_exactly(&admin, &registered).await;
@@ -570,7 +540,7 @@ async fn registration_activates_the_deployed_version_also_when_it_existed() {
     let data = tempfile::tempdir().unwrap();
     let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
     let admin = Admin::remote(&running.endpoint(), None).unwrap();
-    let plan_of = |h: &[Hydrated]| h.iter().find(|h| h.kind == hydrate::Kind::LaunchPlan).unwrap().id.to_prost();
+    let plan_of = |h: &[Hydrated]| h.iter().find(|h| h.kind == Kind::LaunchPlan).unwrap().id.clone();
     let (v1, v2) = (base("v1", "development"), base("v2", "development"));
     register::register_package(&admin, package, &v1, Some(archive(package)), &Options::default()).await.unwrap();
     let plan_v1 = plan_of(&hydrated(&admin, package, &v1).await);
@@ -611,7 +581,7 @@ async fn a_sandbox_killed_mid_registration_and_restarted_lets_a_rerun_finish() {
     let watcher = Admin::remote(&first.endpoint, None).unwrap();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let names = watcher.list_names(ResourceType::Task, PROJECT, DOMAIN).await.unwrap_or_default();
+        let names = watcher.list_names(Kind::Task, PROJECT, DOMAIN).await.unwrap_or_default();
         if !names.is_empty() {
             break;
         }
@@ -636,7 +606,7 @@ async fn a_sandbox_killed_mid_registration_and_restarted_lets_a_rerun_finish() {
     assert!(summary.existing() >= interrupted.created(), "what was created before the kill is found");
     // Nothing duplicated: one version per name, and exactly the package's entities.
     let mut stored = 0;
-    for kind in [ResourceType::Task, ResourceType::Workflow, ResourceType::LaunchPlan] {
+    for kind in [Kind::Task, Kind::Workflow, Kind::LaunchPlan] {
         for name in admin.list_names(kind, PROJECT, DOMAIN).await.unwrap() {
             assert_eq!(admin.list(kind, PROJECT, DOMAIN, &name).await.unwrap().len(), 1, "{name}");
             stored += 1;
@@ -728,12 +698,12 @@ async fn endpoint_sandbox_starts_one_in_process_under_the_repository() {
     assert!(repo.path().join(".flyte/sandbox/sandbox.sqlite").is_file(), "state under the repository");
     // A configured domain beyond FlyteAdmin's three is accepted by the embedded sandbox.
     admin.ensure_project(PROJECT).await.unwrap();
-    let mut task = id(ResourceType::Task, "wf.t", "v1");
+    let mut task = id(Kind::Task, "wf.t", "v1");
     task.domain = "qa".into();
     let mut template = core::TaskTemplate::decode(at(&task_spec("wf.t", "v1", "a"), &[1])).unwrap();
     template.id = Some(task.clone());
-    let spec = admin::TaskSpec { template: Some(template), ..Default::default() }.encode_to_vec();
-    assert_eq!(admin.create(ResourceType::Task, &create_request(&task, &spec)).await.unwrap(), Created::New);
+    let spec = admin::TaskSpec { template: Some(template) }.encode_to_vec();
+    assert_eq!(admin.create(Kind::Task, &create_request(&task, &spec)).await.unwrap(), Created::New);
     admin.close().await.unwrap();
 
     // FLYTE_ENDPOINT wins over deploy.toml.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use flyte_deploy::args::{Build, Deploy, History, List, Package, Plan, Promote};
+use flyte_deploy::args::{Build, Deploy, History, List, Package, Plan, Promote, Rollback};
 
 /// flyte-deploy: CI/CD for a monorepo of Flyte workflows.
 ///
@@ -28,6 +28,7 @@ pub(crate) enum Command {
     Build(Build),
     Deploy(Deploy),
     Promote(Promote),
+    Rollback(Rollback),
     History(History),
     Sandbox(Sandbox),
     Test(Test),

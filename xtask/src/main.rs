@@ -44,6 +44,7 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Build(args) => commands::build::run(args),
         Command::Deploy(args) => commands::deploy::run(args),
         Command::Promote(args) => commands::promote::run(args),
+        Command::Rollback(args) => commands::rollback::run(args),
         Command::History(args) => commands::history::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
         Command::Test(args) => commands::test::run(args),

@@ -1,13 +1,13 @@
-//! The pass-through gRPC codec: a request goes out as the exact bytes given and an answer
-//! comes back undecoded, so specs travel without being decoded and re-encoded (which would
-//! drop the fields a message type does not know).
+//! The pass-through gRPC codec: a message travels as the bytes it already is, so specs and
+//! create requests reach FlyteAdmin (and the sandbox's store) exactly as they were written,
+//! fields these bindings do not declare included. Client and server use it alike.
 
 use prost::bytes::{Buf, BufMut};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
 /// A gRPC codec that sends a `Vec<u8>` as the message bytes, verbatim, and hands back the
-/// response bytes undecoded. Nothing passes through the stale generated types.
+/// received message bytes undecoded.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawCodec;
 
@@ -24,9 +24,11 @@ impl Codec for RawCodec {
     type Decode = Vec<u8>;
     type Encoder = RawEncoder;
     type Decoder = RawDecoder;
+
     fn encoder(&mut self) -> RawEncoder {
         RawEncoder
     }
+
     fn decoder(&mut self) -> RawDecoder {
         RawDecoder
     }
@@ -35,6 +37,7 @@ impl Codec for RawCodec {
 impl Encoder for RawEncoder {
     type Item = Vec<u8>;
     type Error = Status;
+
     fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.put_slice(&item);
         Ok(())
@@ -44,6 +47,7 @@ impl Encoder for RawEncoder {
 impl Decoder for RawDecoder {
     type Item = Vec<u8>;
     type Error = Status;
+
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
         let mut out = vec![0; src.remaining()];
         src.copy_to_slice(&mut out);

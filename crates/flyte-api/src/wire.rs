@@ -2,9 +2,9 @@
 //! (field number, wire type, byte span), and rewrites chosen fields while copying every
 //! other byte verbatim — unknown fields, their order and their encoding included.
 //!
-//! It knows no schema: callers name fields by number (see `hydrate.rs`). It must never
-//! decode and re-encode a whole message, which is what loses fields the stale `flyteidl`
-//! bindings do not know (FLYTE-FACTS.md).
+//! It knows no schema: callers name fields by number, through [`crate::fields`]. It must
+//! never decode and re-encode a whole message, which is what loses the fields a message
+//! type does not declare (this crate's declare only what the tool reads; FLYTE-FACTS.md).
 
 use std::ops::Range;
 

@@ -137,6 +137,11 @@ pub struct Deploy {
     /// Build missing images on this machine even outside CI (images are built in CI by default).
     #[arg(long)]
     pub allow_local_build: bool,
+    /// Deploy the working tree's tracked files instead of the commit (as `package --dirty`):
+    /// a workflow with uncommitted changes gets a version ending in `-dirty`. Development
+    /// only; refused elsewhere (exit 2).
+    #[arg(long)]
+    pub dirty: bool,
     /// Serialize with at most N workers at once (one long-lived serializer per environment;
     /// environments are built by the same workers). Default: the number of cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -169,6 +174,27 @@ pub struct Promote {
     pub format: ReportFormat,
 }
 
+/// Make an earlier version that a domain had the active one again: its launch plans are
+/// activated (their schedules move to them), anything of it missing in the domain is
+/// registered again from the serialization cache, and the rollback is recorded in history.
+/// Refused (exit 2) for a version the domain never had.
+#[derive(Debug, Parser)]
+pub struct Rollback {
+    /// The domain to roll back (one that activates launch plans).
+    #[arg(long, value_name = "D")]
+    pub domain: String,
+    /// A commit (each workflow goes back to its version at that commit) or a version
+    /// (as `history` shows it).
+    #[arg(long, value_name = "COMMIT|VERSION")]
+    pub to: String,
+    /// Workflows to roll back (default: every workflow the domain has records of).
+    #[arg(value_name = "WORKFLOW")]
+    pub workflows: Vec<String>,
+    /// `text` (a table) or `json` (the deploy JSON, action `rollback`).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
 /// Show what was registered where, from which commit.
 #[derive(Debug, Parser)]
 pub struct History {
@@ -178,4 +204,9 @@ pub struct History {
     /// Only this domain.
     #[arg(long, value_name = "D")]
     pub domain: Option<String>,
+    /// `text` (a table, and with a workflow each version's path through the domains) or
+    /// `json` (an array of records, oldest first: commit, workflow, domain, version, image,
+    /// actor, time, outcome, and promoted_from and launch_plans where known).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }

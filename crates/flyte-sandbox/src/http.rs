@@ -8,8 +8,13 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use base64::Engine as _;
-use hyper::service::{make_service_fn, service_fn};
-use hyper::{Body, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
@@ -31,22 +36,39 @@ pub(crate) fn signature(secret: &str, path: &str, md5_hex: &str, expires: i64) -
     hex::encode(sha2::Digest::finalize(hasher))
 }
 
-/// Serves uploads on `listener` until `shutdown` resolves.
+/// Serves uploads on `listener` (non-blocking) until `shutdown` resolves, then waits for the
+/// requests under way (idle connections are closed).
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
     store: Arc<Store>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let make = make_service_fn(move |_conn| {
+    let listener = tokio::net::TcpListener::from_std(listener).context("serving the sandbox's upload endpoint")?;
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors or a connection reset before it was accepted: the
+                // listener itself is fine, try again shortly.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         let store = store.clone();
-        async move { Ok::<_, Infallible>(service_fn(move |req| answer(store.clone(), req))) }
-    });
-    hyper::Server::from_tcp(listener)
-        .context("serving the sandbox's upload endpoint")?
-        .serve(make)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving the sandbox's upload endpoint")
+        let service = service_fn(move |req| answer(store.clone(), req));
+        let connection = connections.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that goes away mid-request is its own problem, not the server's.
+            let _ = connection.await;
+        });
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// The address the endpoint is bound to, as a URL base.
@@ -54,17 +76,28 @@ pub(crate) fn base_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-async fn answer(store: Arc<Store>, req: Request<Body>) -> Result<Response<Body>, Infallible> {
+async fn answer(store: Arc<Store>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let result = match *req.method() {
         Method::PUT => put(&store, req).await,
         Method::GET | Method::HEAD => get(&store, req).await,
         _ => Err((StatusCode::METHOD_NOT_ALLOWED, "only PUT and GET are served".to_string())),
     };
     Ok(result.unwrap_or_else(|(status, message)| {
-        let mut response = Response::new(Body::from(format!("{message}\n")));
+        let mut response = Response::new(text(format!("{message}\n")));
         *response.status_mut() = status;
         response
     }))
+}
+
+/// A response body: the whole of it at once.
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn text(message: String) -> Body {
+    Full::new(Bytes::from(message)).boxed()
+}
+
+fn empty() -> Body {
+    Empty::new().boxed()
 }
 
 type Answer = Result<Response<Body>, (StatusCode, String)>;
@@ -83,7 +116,7 @@ fn parts(path: &str) -> Option<[&str; 4]> {
     ok.then(|| [parts[0], parts[1], parts[2], parts[3]])
 }
 
-async fn put(store: &Store, req: Request<Body>) -> Answer {
+async fn put(store: &Store, req: Request<Incoming>) -> Answer {
     let bad = |m: &str| (StatusCode::BAD_REQUEST, m.to_string());
     let path = req.uri().path().to_string();
     let [project, domain, root, filename] = parts(&path).ok_or_else(|| bad("not an upload path"))?;
@@ -121,7 +154,7 @@ async fn put(store: &Store, req: Request<Body>) -> Answer {
     if hex::encode(&claimed) != md5_hex {
         return Err(bad("Content-MD5 differs from the MD5 this upload URL was made for"));
     }
-    let body = hyper::body::to_bytes(req.into_body()).await.map_err(|e| bad(&format!("reading the body: {e}")))?;
+    let body = req.into_body().collect().await.map_err(|e| bad(&format!("reading the body: {e}")))?.to_bytes();
     if body.len() as u64 != length {
         return Err(bad(&format!("Content-Length is {length} but {} bytes arrived", body.len())));
     }
@@ -130,19 +163,19 @@ async fn put(store: &Store, req: Request<Body>) -> Answer {
     }
     let dest = store.upload_path(project, domain, root, filename);
     write_atomically(&dest, &body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
-    let mut response = Response::new(Body::empty());
+    let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
 }
 
-async fn get(store: &Store, req: Request<Body>) -> Answer {
+async fn get(store: &Store, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().to_string();
     let not_found = || (StatusCode::NOT_FOUND, format!("{path}: no such upload"));
     let [project, domain, root, filename] = parts(&path).ok_or_else(not_found)?;
     let file = store.upload_path(project, domain, root, filename);
     let bytes = std::fs::read(&file).map_err(|_| not_found())?;
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&bytes));
-    let body = if req.method() == Method::HEAD { Body::empty() } else { Body::from(bytes) };
+    let body = if req.method() == Method::HEAD { empty() } else { Full::new(Bytes::from(bytes)).boxed() };
     let mut response = Response::new(body);
     response.headers_mut().insert("content-md5", md5.parse().expect("base64 is a valid header value"));
     Ok(response)

@@ -105,18 +105,12 @@ pub async fn start(options: Options) -> Result<Running> {
     let (http_tx, http_rx) = oneshot::channel::<()>();
     grpc_listener.set_nonblocking(true)?;
     http_listener.set_nonblocking(true)?;
-    let incoming = tonic::transport::server::TcpIncoming::from_listener(
-        tokio::net::TcpListener::from_std(grpc_listener)?,
-        true,
-        None,
-    )
-    .map_err(|e| anyhow::anyhow!("serving gRPC on {grpc}: {e}"))?;
-    let delay = options.delay;
+    let incoming = tonic::transport::server::TcpIncoming::from(tokio::net::TcpListener::from_std(grpc_listener)?)
+        .with_nodelay(Some(true));
+    let served = service::Delayed { inner: flyte_api::server::BytesServer::new(sandbox), delay: options.delay };
     let grpc_task = tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(service::Delayed { inner: service::AdminRoutes::new(sandbox.clone()), delay })
-            .add_service(service::Delayed { inner: service::data_proxy(sandbox), delay })
-            .serve_with_incoming_shutdown(incoming, async {
+            .serve_with_incoming_shutdown(served, incoming, async {
                 let _ = grpc_rx.await;
             })
             .await

@@ -1,7 +1,7 @@
-//! The sandbox's gRPC services: FlyteAdmin's rules over the store. Entity create/get/list
-//! and project-domain attributes are served with the pass-through codec (spec bytes are
-//! stored and returned exactly as received); everything else through the `flyteidl` crate's
-//! generated traits, and what registration does not use answers UNIMPLEMENTED.
+//! The sandbox's gRPC services: FlyteAdmin's rules over the store. Every call is routed by
+//! its method path to a handler over bytes: entity create/get/list and project-domain
+//! attributes keep the spec bytes exactly as received; the rest decode their requests and
+//! encode their answers with `flyte-api`'s messages; any other method answers UNIMPLEMENTED.
 
 // gRPC answers are `tonic::Status`, the error type every tonic service and client uses.
 #![allow(clippy::result_large_err)]
@@ -11,21 +11,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flyte_api::admin;
-use flyte_api::core;
-use flyte_api::service;
-use flyte_api::service::admin_service_server::{AdminService, AdminServiceServer};
-use flyte_api::service::data_proxy_service_server::{DataProxyService, DataProxyServiceServer};
-use prost::Message;
-use tonic::body::BoxBody;
+use flyte_api::core::{self, Identifier};
+use flyte_api::fields;
+use flyte_api::server::Handler;
+use flyte_api::{admin, method, prost, prost_types, service, wire, Kind, Message};
+use tonic::body::Body;
 use tonic::codegen::{http, BoxFuture, Service};
-use tonic::server::NamedService;
-use tonic::transport::Body;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Status};
 
-use super::store::{Inserted, Key, Kind, Store, Stored};
-use flyte_api::codec::RawCodec;
-use flyte_api::wire;
+use super::store::{Inserted, Key, Store, Stored};
 
 /// What the sandbox answers to GetVersion in `Version.build`, so clients know it is one.
 pub const SANDBOX_BUILD: &str = "flyte-deploy-sandbox";
@@ -38,23 +32,6 @@ pub(crate) struct Sandbox {
     /// Base URL of the HTTP endpoint for uploads (`http://127.0.0.1:PORT`).
     pub http_base: String,
 }
-
-/// The AdminService methods served with the pass-through codec.
-const RAW_METHODS: &[&str] = &[
-    "CreateTask",
-    "GetTask",
-    "ListTasks",
-    "CreateWorkflow",
-    "GetWorkflow",
-    "ListWorkflows",
-    "CreateLaunchPlan",
-    "GetLaunchPlan",
-    "ListLaunchPlans",
-    "GetActiveLaunchPlan",
-    "ListActiveLaunchPlans",
-    "UpdateProjectDomainAttributes",
-    "GetProjectDomainAttributes",
-];
 
 impl Sandbox {
     fn check_project_domain(&self, project: &str, domain: &str) -> Result<(), Status> {
@@ -74,31 +51,45 @@ impl Sandbox {
         Ok(())
     }
 
-    /// One call of a pass-through method: request bytes in, response bytes out.
-    pub(crate) fn raw_call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        match method {
-            "CreateTask" => self.create(Kind::Task, request),
-            "CreateWorkflow" => self.create(Kind::Workflow, request),
-            "CreateLaunchPlan" => self.create(Kind::LaunchPlan, request),
-            "GetTask" => self.get(Kind::Task, request),
-            "GetWorkflow" => self.get(Kind::Workflow, request),
-            "GetLaunchPlan" => self.get(Kind::LaunchPlan, request),
-            "ListTasks" => self.list(Kind::Task, request),
-            "ListWorkflows" => self.list(Kind::Workflow, request),
-            "ListLaunchPlans" => self.list(Kind::LaunchPlan, request),
-            "GetActiveLaunchPlan" => self.get_active_launch_plan(request),
-            "ListActiveLaunchPlans" => self.list_active_launch_plans(request),
-            "UpdateProjectDomainAttributes" => self.update_attributes(request),
-            "GetProjectDomainAttributes" => self.get_attributes(request),
-            other => Err(Status::unimplemented(format!("{other} is not served by the sandbox"))),
+    /// One call: the method's path and request bytes in, the answer's bytes out.
+    pub(crate) fn answer(&self, path: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        match path {
+            method::CREATE_TASK => self.create(Kind::Task, request),
+            method::CREATE_WORKFLOW => self.create(Kind::Workflow, request),
+            method::CREATE_LAUNCH_PLAN => self.create(Kind::LaunchPlan, request),
+            method::GET_TASK => self.get(Kind::Task, request),
+            method::GET_WORKFLOW => self.get(Kind::Workflow, request),
+            method::GET_LAUNCH_PLAN => self.get(Kind::LaunchPlan, request),
+            method::LIST_TASKS => self.list(Kind::Task, request),
+            method::LIST_WORKFLOWS => self.list(Kind::Workflow, request),
+            method::LIST_LAUNCH_PLANS => self.list(Kind::LaunchPlan, request),
+            method::LIST_TASK_IDS => self.ids(Kind::Task, request),
+            method::LIST_WORKFLOW_IDS => self.ids(Kind::Workflow, request),
+            method::LIST_LAUNCH_PLAN_IDS => self.ids(Kind::LaunchPlan, request),
+            method::GET_ACTIVE_LAUNCH_PLAN => self.get_active_launch_plan(request),
+            method::LIST_ACTIVE_LAUNCH_PLANS => self.list_active_launch_plans(request),
+            method::UPDATE_LAUNCH_PLAN => self.update_launch_plan(request),
+            method::UPDATE_PROJECT_DOMAIN_ATTRIBUTES => self.update_attributes(request),
+            method::GET_PROJECT_DOMAIN_ATTRIBUTES => self.get_attributes(request),
+            method::REGISTER_PROJECT => self.register_project(request),
+            method::GET_PROJECT => self.get_project(request),
+            method::LIST_PROJECTS => self.list_projects(),
+            method::GET_VERSION => Ok(version()),
+            method::CREATE_UPLOAD_LOCATION => self.create_upload_location(request),
+            other => Err(unimplemented(method::name(other))),
         }
     }
 
     fn create(&self, kind: Kind, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let id_bytes =
-            wire::last_len(request, 1).ok().flatten().ok_or_else(|| Status::invalid_argument("missing id"))?;
-        let spec = wire::last_len(request, 2).ok().flatten().ok_or_else(|| Status::invalid_argument("missing spec"))?;
-        let id = core::Identifier::decode(id_bytes).map_err(|e| Status::invalid_argument(format!("bad id: {e}")))?;
+        let id_bytes = wire::last_len(request, fields::create_request::ID)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Status::invalid_argument("missing id"))?;
+        let spec = wire::last_len(request, fields::create_request::SPEC)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Status::invalid_argument("missing spec"))?;
+        let id = Identifier::decode(id_bytes).map_err(|e| Status::invalid_argument(format!("bad id: {e}")))?;
         let key = key_of(kind, &id)?;
         self.check_project_domain(&key.project, &key.domain)?;
         match kind {
@@ -137,7 +128,7 @@ impl Sandbox {
         for t in std::iter::once(template).chain(&spec.sub_workflows) {
             refs.collect(t);
         }
-        let local: Vec<&core::Identifier> = spec.sub_workflows.iter().filter_map(|t| t.id.as_ref()).collect();
+        let local: Vec<&Identifier> = spec.sub_workflows.iter().filter_map(|t| t.id.as_ref()).collect();
         for (kind, id) in refs.found {
             if kind == Kind::Workflow && local.iter().any(|l| same_id(l, &id)) {
                 continue;
@@ -146,7 +137,7 @@ impl Sandbox {
             if self.store.get(&key).map_err(internal)?.is_none() {
                 return Err(Status::not_found(format!(
                     "missing entity of type {} with identifier {}",
-                    kind_word(kind),
+                    kind.proto_name(),
                     show_id(&id)
                 )));
             }
@@ -201,69 +192,64 @@ impl Sandbox {
         self.page(all, request.limit, &request.token)
     }
 
-    /// A list response (`TaskList`, `WorkflowList`, `LaunchPlanList`: entities in field 1,
-    /// next-page token in field 2). As FlyteAdmin, a limit of 0 is refused.
+    /// A list response (`TaskList`, `WorkflowList`, `LaunchPlanList`: entities and the
+    /// next page's token). As FlyteAdmin, a limit of 0 is refused.
     fn page(&self, all: Vec<Stored>, limit: u32, token: &str) -> Result<Vec<u8>, Status> {
         let (start, end, next) = page_bounds(all.len(), limit, token)?;
         let mut out = Vec::new();
         for stored in &all[start..end] {
-            out.extend(wire::len_field(1, &self.entity_message(stored)));
+            out.extend(wire::len_field(fields::entity_list::ENTITIES, &self.entity_message(stored)));
         }
         if let Some(next) = next {
-            out.extend(wire::len_field(2, next.as_bytes()));
+            out.extend(wire::len_field(fields::entity_list::TOKEN, next.as_bytes()));
         }
         Ok(out)
     }
 
     /// `admin.Task`, `admin.Workflow` or `admin.LaunchPlan` around the stored spec bytes.
     fn entity_message(&self, stored: &Stored) -> Vec<u8> {
+        use fields::{compiled, compiled_workflow_closure as closure, entity, entity_closure, launch_plan};
         let key = &stored.key;
-        let id = identifier(key).encode_to_vec();
         let created = prost_types::Timestamp { seconds: stored.created_at, nanos: 0 }.encode_to_vec();
-        let mut out = Vec::new();
-        out.extend(wire::len_field(1, &id));
+        // The template of a stored TaskSpec or WorkflowSpec.
+        let template = wire::last_len(&stored.spec, fields::task_spec::TEMPLATE).ok().flatten().unwrap_or_default();
+        let mut out = wire::len_field(entity::ID, &identifier(key).encode_to_vec());
         match key.kind {
             Kind::Task => {
                 // Task{closure: TaskClosure{compiled_task: CompiledTask{template}, created_at}}
-                let mut compiled = Vec::new();
-                compiled.extend(wire::len_field(1, wire::last_len(&stored.spec, 1).ok().flatten().unwrap_or_default()));
-                let mut closure = Vec::new();
-                closure.extend(wire::len_field(1, &compiled));
-                closure.extend(wire::len_field(2, &created));
-                out.extend(wire::len_field(2, &closure));
+                let mut task_closure =
+                    wire::len_field(entity_closure::COMPILED, &wire::len_field(compiled::TEMPLATE, template));
+                task_closure.extend(wire::len_field(entity_closure::CREATED_AT, &created));
+                out.extend(wire::len_field(entity::CLOSURE, &task_closure));
             }
             Kind::Workflow => {
                 // Workflow{closure: WorkflowClosure{compiled_workflow: CompiledWorkflowClosure{
                 //   primary: CompiledWorkflow{template}, sub_workflows, tasks}, created_at}}
-                let mut compiled = Vec::new();
-                let mut primary = Vec::new();
-                primary.extend(wire::len_field(1, wire::last_len(&stored.spec, 1).ok().flatten().unwrap_or_default()));
-                compiled.extend(wire::len_field(1, &primary));
-                for sub in wire::all_len(&stored.spec, 2).unwrap_or_default() {
-                    let mut sub_compiled = Vec::new();
-                    sub_compiled.extend(wire::len_field(1, sub));
-                    compiled.extend(wire::len_field(2, &sub_compiled));
+                let mut compiled_closure =
+                    wire::len_field(closure::PRIMARY, &wire::len_field(compiled::TEMPLATE, template));
+                for sub in wire::all_len(&stored.spec, fields::workflow_spec::SUB_WORKFLOWS).unwrap_or_default() {
+                    compiled_closure
+                        .extend(wire::len_field(closure::SUB_WORKFLOWS, &wire::len_field(compiled::TEMPLATE, sub)));
                 }
                 for task in self.referenced_task_templates(&stored.spec) {
-                    let mut task_compiled = Vec::new();
-                    task_compiled.extend(wire::len_field(1, &task));
-                    compiled.extend(wire::len_field(3, &task_compiled));
+                    compiled_closure
+                        .extend(wire::len_field(closure::TASKS, &wire::len_field(compiled::TEMPLATE, &task)));
                 }
-                let mut closure = Vec::new();
-                closure.extend(wire::len_field(1, &compiled));
-                closure.extend(wire::len_field(2, &created));
-                out.extend(wire::len_field(2, &closure));
+                let mut workflow_closure = wire::len_field(entity_closure::COMPILED, &compiled_closure);
+                workflow_closure.extend(wire::len_field(entity_closure::CREATED_AT, &created));
+                out.extend(wire::len_field(entity::CLOSURE, &workflow_closure));
             }
             Kind::LaunchPlan => {
                 // LaunchPlan{spec, closure: LaunchPlanClosure{state, created_at, updated_at}}
-                out.extend(wire::len_field(2, &stored.spec));
-                let mut closure = Vec::new();
+                out.extend(wire::len_field(launch_plan::SPEC, &stored.spec));
+                let mut plan_closure = Vec::new();
                 if stored.active {
-                    closure.extend(wire::varint_field(1, admin::LaunchPlanState::Active as u64));
+                    let active = admin::LaunchPlanState::Active as u64;
+                    plan_closure.extend(wire::varint_field(fields::launch_plan_closure::STATE, active));
                 }
-                closure.extend(wire::len_field(4, &created));
-                closure.extend(wire::len_field(5, &created));
-                out.extend(wire::len_field(3, &closure));
+                plan_closure.extend(wire::len_field(fields::launch_plan_closure::CREATED_AT, &created));
+                plan_closure.extend(wire::len_field(fields::launch_plan_closure::UPDATED_AT, &created));
+                out.extend(wire::len_field(launch_plan::CLOSURE, &plan_closure));
             }
         }
         out
@@ -284,7 +270,8 @@ impl Sandbox {
             }
             let Ok(key) = key_of(kind, &id) else { continue };
             if let Ok(Some(task)) = self.store.get(&key) {
-                let template = wire::last_len(&task.spec, 1).ok().flatten().unwrap_or_default().to_vec();
+                let template =
+                    wire::last_len(&task.spec, fields::task_spec::TEMPLATE).ok().flatten().unwrap_or_default().to_vec();
                 if !out.contains(&template) {
                     out.push(template);
                 }
@@ -294,8 +281,11 @@ impl Sandbox {
     }
 
     fn update_attributes(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let attributes =
-            wire::last_len(request, 1).ok().flatten().ok_or_else(|| Status::invalid_argument("missing attributes"))?;
+        use fields::project_domain_attributes as pda;
+        let attributes = wire::last_len(request, fields::project_domain_attributes_update_request::ATTRIBUTES)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Status::invalid_argument("missing attributes"))?;
         let text = |n| {
             wire::last_len(attributes, n)
                 .ok()
@@ -303,9 +293,9 @@ impl Sandbox {
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
-        let (project, domain) = (text(1), text(2));
+        let (project, domain) = (text(pda::PROJECT), text(pda::DOMAIN));
         self.check_project_domain(&project, &domain)?;
-        let matching = wire::last_len(attributes, 3)
+        let matching = wire::last_len(attributes, pda::MATCHING_ATTRIBUTES)
             .ok()
             .flatten()
             .ok_or_else(|| Status::invalid_argument("missing matching_attributes"))?;
@@ -331,9 +321,7 @@ impl Sandbox {
                     request.project, request.domain, request.resource_type
                 ))
             })?;
-        let mut out = Vec::new();
-        out.extend(wire::len_field(1, &stored));
-        Ok(out)
+        Ok(wire::len_field(fields::project_domain_attributes_get_response::ATTRIBUTES, &stored))
     }
 
     fn project_message(&self, project: &super::store::Project) -> admin::Project {
@@ -342,18 +330,15 @@ impl Sandbox {
             name: project.name.clone(),
             description: project.description.clone(),
             domains: self.domains.iter().map(|d| admin::Domain { id: d.clone(), name: d.clone() }).collect(),
-            ..Default::default()
         }
     }
 
-    fn ids(
-        &self,
-        kind: Kind,
-        request: admin::NamedEntityIdentifierListRequest,
-    ) -> Result<admin::NamedEntityIdentifierList, Status> {
+    /// ListTaskIds, ListWorkflowIds, ListLaunchPlanIds: one page of names.
+    fn ids(&self, kind: Kind, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let request = admin::NamedEntityIdentifierListRequest::decode(request).map_err(bad_request)?;
         let names = self.store.names(kind, &request.project, &request.domain).map_err(internal)?;
         let (start, end, next) = page_bounds(names.len(), request.limit, &request.token)?;
-        Ok(admin::NamedEntityIdentifierList {
+        let page = admin::NamedEntityIdentifierList {
             entities: names[start..end]
                 .iter()
                 .map(|name| admin::NamedEntityIdentifier {
@@ -364,8 +349,98 @@ impl Sandbox {
                 })
                 .collect(),
             token: next.unwrap_or_default(),
-        })
+        };
+        Ok(page.encode_to_vec())
     }
+
+    fn update_launch_plan(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let request = admin::LaunchPlanUpdateRequest::decode(request).map_err(bad_request)?;
+        let id = request.id.ok_or_else(|| Status::invalid_argument("missing id"))?;
+        let key = key_of(Kind::LaunchPlan, &id)?;
+        let active = match admin::LaunchPlanState::try_from(request.state) {
+            Ok(admin::LaunchPlanState::Active) => true,
+            Ok(admin::LaunchPlanState::Inactive) => false,
+            Err(_) => return Err(Status::invalid_argument(format!("unknown launch plan state {}", request.state))),
+        };
+        if !self.store.set_launch_plan_active(&key, active).map_err(internal)? {
+            return Err(not_found(&key));
+        }
+        Ok(admin::LaunchPlanUpdateResponse {}.encode_to_vec())
+    }
+
+    fn register_project(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let request = admin::ProjectRegisterRequest::decode(request).map_err(bad_request)?;
+        let project = request.project.ok_or_else(|| Status::invalid_argument("missing project"))?;
+        if project.id.is_empty() {
+            return Err(Status::invalid_argument("missing project id"));
+        }
+        let stored = super::store::Project {
+            name: if project.name.is_empty() { project.id.clone() } else { project.name },
+            id: project.id,
+            description: project.description,
+        };
+        if !self.store.register_project(&stored).map_err(internal)? {
+            return Err(Status::already_exists(format!("project with id {} already exists", stored.id)));
+        }
+        Ok(admin::ProjectRegisterResponse {}.encode_to_vec())
+    }
+
+    fn get_project(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let id = admin::ProjectGetRequest::decode(request).map_err(bad_request)?.id;
+        let project = self
+            .store
+            .project(&id)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found(format!("project {id} not found")))?;
+        Ok(self.project_message(&project).encode_to_vec())
+    }
+
+    /// Every project, in one page (the request's paging and filters are not read).
+    fn list_projects(&self) -> Result<Vec<u8>, Status> {
+        let projects = self.store.projects().map_err(internal)?;
+        let answer = admin::Projects {
+            projects: projects.iter().map(|p| self.project_message(p)).collect(),
+            token: String::new(),
+        };
+        Ok(answer.encode_to_vec())
+    }
+
+    /// DataProxyService.CreateUploadLocation: a signed URL of the HTTP endpoint, good for
+    /// the bytes with this MD5 only.
+    fn create_upload_location(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let request = service::CreateUploadLocationRequest::decode(request).map_err(bad_request)?;
+        self.check_project_domain(&request.project, &request.domain)?;
+        if request.content_md5.len() != 16 {
+            return Err(Status::invalid_argument("content_md5 is required: the 16-byte MD5 of the bytes to upload"));
+        }
+        check_path_part("filename", &request.filename)?;
+        let md5 = hex::encode(&request.content_md5);
+        let root = if request.filename_root.is_empty() { md5.clone() } else { request.filename_root.clone() };
+        check_path_part("filename_root", &root)?;
+        let ttl = request.expires_in.map_or(3600, |d| d.seconds.clamp(1, 7 * 24 * 3600));
+        let expires = now() + ttl;
+        let path = super::http::upload_path(&request.project, &request.domain, &root, &request.filename);
+        let signature = super::http::signature(self.store.secret(), &path, &md5, expires);
+        use base64::Engine as _;
+        let md5_b64 = base64::engine::general_purpose::STANDARD.encode(&request.content_md5);
+        let answer = service::CreateUploadLocationResponse {
+            signed_url: format!("{}{path}?md5={md5}&expires={expires}&signature={signature}", self.http_base),
+            native_url: native_url(&request.project, &request.domain, &root, &request.filename),
+            expires_at: Some(prost_types::Timestamp { seconds: expires, nanos: 0 }),
+            headers: [("Content-MD5".to_string(), md5_b64)].into_iter().collect(),
+        };
+        Ok(answer.encode_to_vec())
+    }
+}
+
+/// GetVersion's answer: the sandbox names itself in `build`.
+fn version() -> Vec<u8> {
+    let version = admin::Version {
+        build: SANDBOX_BUILD.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        build_time: String::new(),
+    };
+    admin::GetVersionResponse { control_plane_version: Some(version) }.encode_to_vec()
 }
 
 /// Start, end and next-page token of a page; the token is the offset, as a string.
@@ -387,7 +462,7 @@ fn page_bounds(len: usize, limit: u32, token: &str) -> Result<(usize, usize, Opt
 /// inside branch, array and failure nodes too.
 #[derive(Default)]
 struct References {
-    found: Vec<(Kind, core::Identifier)>,
+    found: Vec<(Kind, Identifier)>,
 }
 
 impl References {
@@ -416,7 +491,7 @@ impl References {
             },
             Some(Target::BranchNode(branch)) => {
                 if let Some(block) = &branch.if_else {
-                    let cases = block.case.iter().map(|c| c.as_ref()).chain(&block.other);
+                    let cases = block.case.iter().chain(&block.other);
                     for case in cases {
                         if let Some(then) = &case.then_node {
                             self.node(then);
@@ -432,7 +507,7 @@ impl References {
                     self.node(inner);
                 }
             }
-            Some(Target::GateNode(_)) | None => {}
+            None => {}
         }
     }
 }
@@ -476,7 +551,7 @@ fn line_difference(old: &str, new: &str) -> String {
     out
 }
 
-fn key_of(kind: Kind, id: &core::Identifier) -> Result<Key, Status> {
+fn key_of(kind: Kind, id: &Identifier) -> Result<Key, Status> {
     for (field, value) in
         [("project", &id.project), ("domain", &id.domain), ("name", &id.name), ("version", &id.version)]
     {
@@ -493,7 +568,7 @@ fn key_of(kind: Kind, id: &core::Identifier) -> Result<Key, Status> {
     })
 }
 
-fn check_template_id(key: &Key, template: Option<&core::Identifier>) -> Result<(), Status> {
+fn check_template_id(key: &Key, template: Option<&Identifier>) -> Result<(), Status> {
     let template = template.ok_or_else(|| Status::invalid_argument("missing template id"))?;
     let same = template.project == key.project
         && template.domain == key.domain
@@ -512,37 +587,22 @@ fn check_template_id(key: &Key, template: Option<&core::Identifier>) -> Result<(
     Ok(())
 }
 
-fn same_id(a: &core::Identifier, b: &core::Identifier) -> bool {
+fn same_id(a: &Identifier, b: &Identifier) -> bool {
     (&a.project, &a.domain, &a.name, &a.version) == (&b.project, &b.domain, &b.name, &b.version)
 }
 
-fn identifier(key: &Key) -> core::Identifier {
-    core::Identifier {
-        resource_type: key.kind as i32,
-        project: key.project.clone(),
-        domain: key.domain.clone(),
-        name: key.name.clone(),
-        version: key.version.clone(),
-        org: String::new(),
-    }
+fn identifier(key: &Key) -> Identifier {
+    Identifier::new(key.kind, &key.project, &key.domain, &key.name, &key.version)
 }
 
-fn show_id(id: &core::Identifier) -> String {
+fn show_id(id: &Identifier) -> String {
     format!("{}/{}/{}/{}", id.project, id.domain, id.name, id.version)
-}
-
-fn kind_word(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Task => "TASK",
-        Kind::Workflow => "WORKFLOW",
-        Kind::LaunchPlan => "LAUNCH_PLAN",
-    }
 }
 
 fn not_found(key: &Key) -> Status {
     Status::not_found(format!(
         "missing entity of type {} with identifier {}/{}/{}/{}",
-        kind_word(key.kind),
+        key.kind.proto_name(),
         key.project,
         key.domain,
         key.name,
@@ -560,205 +620,6 @@ fn bad_request(err: prost::DecodeError) -> Status {
 
 fn unimplemented(method: &str) -> Status {
     Status::new(Code::Unimplemented, format!("{method} is not served by the flyte-deploy sandbox"))
-}
-
-/// The typed AdminService: implements what registration uses besides the pass-through
-/// methods; the rest answers UNIMPLEMENTED.
-macro_rules! admin_service {
-    ({ $($implemented:tt)* } unimplemented { $($name:ident($req:ty) -> $resp:ty;)* }) => {
-        #[tonic::async_trait]
-        impl AdminService for Sandbox {
-            $($implemented)*
-            $(
-                async fn $name(&self, _request: Request<$req>) -> Result<Response<$resp>, Status> {
-                    Err(unimplemented(stringify!($name)))
-                }
-            )*
-        }
-    };
-}
-
-admin_service!({
-    async fn get_version(&self, _request: Request<admin::GetVersionRequest>) -> Result<Response<admin::GetVersionResponse>, Status> {
-        Ok(Response::new(admin::GetVersionResponse {
-            control_plane_version: Some(admin::Version {
-                build: SANDBOX_BUILD.into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                build_time: String::new(),
-            }),
-        }))
-    }
-
-    async fn list_task_ids(
-        &self,
-        request: Request<admin::NamedEntityIdentifierListRequest>,
-    ) -> Result<Response<admin::NamedEntityIdentifierList>, Status> {
-        self.ids(Kind::Task, request.into_inner()).map(Response::new)
-    }
-
-    async fn list_workflow_ids(
-        &self,
-        request: Request<admin::NamedEntityIdentifierListRequest>,
-    ) -> Result<Response<admin::NamedEntityIdentifierList>, Status> {
-        self.ids(Kind::Workflow, request.into_inner()).map(Response::new)
-    }
-
-    async fn list_launch_plan_ids(
-        &self,
-        request: Request<admin::NamedEntityIdentifierListRequest>,
-    ) -> Result<Response<admin::NamedEntityIdentifierList>, Status> {
-        self.ids(Kind::LaunchPlan, request.into_inner()).map(Response::new)
-    }
-
-    async fn update_launch_plan(
-        &self,
-        request: Request<admin::LaunchPlanUpdateRequest>,
-    ) -> Result<Response<admin::LaunchPlanUpdateResponse>, Status> {
-        let request = request.into_inner();
-        let id = request.id.ok_or_else(|| Status::invalid_argument("missing id"))?;
-        let key = key_of(Kind::LaunchPlan, &id)?;
-        let active = match admin::LaunchPlanState::try_from(request.state) {
-            Ok(admin::LaunchPlanState::Active) => true,
-            Ok(admin::LaunchPlanState::Inactive) => false,
-            Err(_) => return Err(Status::invalid_argument(format!("unknown launch plan state {}", request.state))),
-        };
-        if !self.store.set_launch_plan_active(&key, active).map_err(internal)? {
-            return Err(not_found(&key));
-        }
-        Ok(Response::new(admin::LaunchPlanUpdateResponse {}))
-    }
-
-    async fn register_project(
-        &self,
-        request: Request<admin::ProjectRegisterRequest>,
-    ) -> Result<Response<admin::ProjectRegisterResponse>, Status> {
-        let project = request.into_inner().project.ok_or_else(|| Status::invalid_argument("missing project"))?;
-        if project.id.is_empty() {
-            return Err(Status::invalid_argument("missing project id"));
-        }
-        let stored = super::store::Project {
-            name: if project.name.is_empty() { project.id.clone() } else { project.name },
-            id: project.id,
-            description: project.description,
-        };
-        if !self.store.register_project(&stored).map_err(internal)? {
-            return Err(Status::already_exists(format!("project with id {} already exists", stored.id)));
-        }
-        Ok(Response::new(admin::ProjectRegisterResponse {}))
-    }
-
-    async fn get_project(&self, request: Request<admin::ProjectGetRequest>) -> Result<Response<admin::Project>, Status> {
-        let id = request.into_inner().id;
-        let project = self.store.project(&id).map_err(internal)?.ok_or_else(|| Status::not_found(format!("project {id} not found")))?;
-        Ok(Response::new(self.project_message(&project)))
-    }
-
-    async fn list_projects(&self, _request: Request<admin::ProjectListRequest>) -> Result<Response<admin::Projects>, Status> {
-        let projects = self.store.projects().map_err(internal)?;
-        Ok(Response::new(admin::Projects {
-            projects: projects.iter().map(|p| self.project_message(p)).collect(),
-            token: String::new(),
-        }))
-    }
-} unimplemented {
-    create_task(admin::TaskCreateRequest) -> admin::TaskCreateResponse;
-    get_task(admin::ObjectGetRequest) -> admin::Task;
-    list_tasks(admin::ResourceListRequest) -> admin::TaskList;
-    create_workflow(admin::WorkflowCreateRequest) -> admin::WorkflowCreateResponse;
-    get_workflow(admin::ObjectGetRequest) -> admin::Workflow;
-    list_workflows(admin::ResourceListRequest) -> admin::WorkflowList;
-    create_launch_plan(admin::LaunchPlanCreateRequest) -> admin::LaunchPlanCreateResponse;
-    get_launch_plan(admin::ObjectGetRequest) -> admin::LaunchPlan;
-    get_active_launch_plan(admin::ActiveLaunchPlanRequest) -> admin::LaunchPlan;
-    list_active_launch_plans(admin::ActiveLaunchPlanListRequest) -> admin::LaunchPlanList;
-    list_launch_plans(admin::ResourceListRequest) -> admin::LaunchPlanList;
-    create_execution(admin::ExecutionCreateRequest) -> admin::ExecutionCreateResponse;
-    relaunch_execution(admin::ExecutionRelaunchRequest) -> admin::ExecutionCreateResponse;
-    recover_execution(admin::ExecutionRecoverRequest) -> admin::ExecutionCreateResponse;
-    get_execution(admin::WorkflowExecutionGetRequest) -> admin::Execution;
-    update_execution(admin::ExecutionUpdateRequest) -> admin::ExecutionUpdateResponse;
-    get_execution_data(admin::WorkflowExecutionGetDataRequest) -> admin::WorkflowExecutionGetDataResponse;
-    list_executions(admin::ResourceListRequest) -> admin::ExecutionList;
-    terminate_execution(admin::ExecutionTerminateRequest) -> admin::ExecutionTerminateResponse;
-    get_node_execution(admin::NodeExecutionGetRequest) -> admin::NodeExecution;
-    get_dynamic_node_workflow(admin::GetDynamicNodeWorkflowRequest) -> admin::DynamicNodeWorkflowResponse;
-    list_node_executions(admin::NodeExecutionListRequest) -> admin::NodeExecutionList;
-    list_node_executions_for_task(admin::NodeExecutionForTaskListRequest) -> admin::NodeExecutionList;
-    get_node_execution_data(admin::NodeExecutionGetDataRequest) -> admin::NodeExecutionGetDataResponse;
-    update_project(admin::Project) -> admin::ProjectUpdateResponse;
-    create_workflow_event(admin::WorkflowExecutionEventRequest) -> admin::WorkflowExecutionEventResponse;
-    create_node_event(admin::NodeExecutionEventRequest) -> admin::NodeExecutionEventResponse;
-    create_task_event(admin::TaskExecutionEventRequest) -> admin::TaskExecutionEventResponse;
-    get_task_execution(admin::TaskExecutionGetRequest) -> admin::TaskExecution;
-    list_task_executions(admin::TaskExecutionListRequest) -> admin::TaskExecutionList;
-    get_task_execution_data(admin::TaskExecutionGetDataRequest) -> admin::TaskExecutionGetDataResponse;
-    update_project_domain_attributes(admin::ProjectDomainAttributesUpdateRequest) -> admin::ProjectDomainAttributesUpdateResponse;
-    get_project_domain_attributes(admin::ProjectDomainAttributesGetRequest) -> admin::ProjectDomainAttributesGetResponse;
-    delete_project_domain_attributes(admin::ProjectDomainAttributesDeleteRequest) -> admin::ProjectDomainAttributesDeleteResponse;
-    update_project_attributes(admin::ProjectAttributesUpdateRequest) -> admin::ProjectAttributesUpdateResponse;
-    get_project_attributes(admin::ProjectAttributesGetRequest) -> admin::ProjectAttributesGetResponse;
-    delete_project_attributes(admin::ProjectAttributesDeleteRequest) -> admin::ProjectAttributesDeleteResponse;
-    update_workflow_attributes(admin::WorkflowAttributesUpdateRequest) -> admin::WorkflowAttributesUpdateResponse;
-    get_workflow_attributes(admin::WorkflowAttributesGetRequest) -> admin::WorkflowAttributesGetResponse;
-    delete_workflow_attributes(admin::WorkflowAttributesDeleteRequest) -> admin::WorkflowAttributesDeleteResponse;
-    list_matchable_attributes(admin::ListMatchableAttributesRequest) -> admin::ListMatchableAttributesResponse;
-    list_named_entities(admin::NamedEntityListRequest) -> admin::NamedEntityList;
-    get_named_entity(admin::NamedEntityGetRequest) -> admin::NamedEntity;
-    update_named_entity(admin::NamedEntityUpdateRequest) -> admin::NamedEntityUpdateResponse;
-    get_description_entity(admin::ObjectGetRequest) -> admin::DescriptionEntity;
-    list_description_entities(admin::DescriptionEntityListRequest) -> admin::DescriptionEntityList;
-    get_execution_metrics(admin::WorkflowExecutionGetMetricsRequest) -> admin::WorkflowExecutionGetMetricsResponse;
-});
-
-#[tonic::async_trait]
-impl DataProxyService for Sandbox {
-    async fn create_upload_location(
-        &self,
-        request: Request<service::CreateUploadLocationRequest>,
-    ) -> Result<Response<service::CreateUploadLocationResponse>, Status> {
-        let request = request.into_inner();
-        self.check_project_domain(&request.project, &request.domain)?;
-        if request.content_md5.len() != 16 {
-            return Err(Status::invalid_argument("content_md5 is required: the 16-byte MD5 of the bytes to upload"));
-        }
-        check_path_part("filename", &request.filename)?;
-        let md5 = hex::encode(&request.content_md5);
-        let root = if request.filename_root.is_empty() { md5.clone() } else { request.filename_root.clone() };
-        check_path_part("filename_root", &root)?;
-        let ttl = request.expires_in.map_or(3600, |d| d.seconds.clamp(1, 7 * 24 * 3600));
-        let expires = now() + ttl;
-        let path = super::http::upload_path(&request.project, &request.domain, &root, &request.filename);
-        let signature = super::http::signature(self.store.secret(), &path, &md5, expires);
-        use base64::Engine as _;
-        let md5_b64 = base64::engine::general_purpose::STANDARD.encode(&request.content_md5);
-        Ok(Response::new(service::CreateUploadLocationResponse {
-            signed_url: format!("{}{path}?md5={md5}&expires={expires}&signature={signature}", self.http_base),
-            native_url: native_url(&request.project, &request.domain, &root, &request.filename),
-            expires_at: Some(prost_types::Timestamp { seconds: expires, nanos: 0 }),
-            headers: [("Content-MD5".to_string(), md5_b64)].into_iter().collect(),
-        }))
-    }
-
-    async fn create_download_location(
-        &self,
-        _request: Request<service::CreateDownloadLocationRequest>,
-    ) -> Result<Response<service::CreateDownloadLocationResponse>, Status> {
-        Err(unimplemented("create_download_location"))
-    }
-
-    async fn create_download_link(
-        &self,
-        _request: Request<service::CreateDownloadLinkRequest>,
-    ) -> Result<Response<service::CreateDownloadLinkResponse>, Status> {
-        Err(unimplemented("create_download_link"))
-    }
-
-    async fn get_data(
-        &self,
-        _request: Request<service::GetDataRequest>,
-    ) -> Result<Response<service::GetDataResponse>, Status> {
-        Err(unimplemented("get_data"))
-    }
 }
 
 /// The stable name of an uploaded archive, independent of the sandbox's address (it goes
@@ -783,70 +644,13 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// AdminService as served: the pass-through methods by path, the rest by the generated
-/// server.
-#[derive(Clone)]
-pub(crate) struct AdminRoutes {
-    sandbox: Arc<Sandbox>,
-    typed: AdminServiceServer<Sandbox>,
-}
-
-impl AdminRoutes {
-    pub(crate) fn new(sandbox: Arc<Sandbox>) -> AdminRoutes {
-        AdminRoutes { typed: AdminServiceServer::from_arc(sandbox.clone()), sandbox }
+impl Handler for Sandbox {
+    /// Answers on a blocking thread: the store is SQLite behind a mutex.
+    async fn call(self: Arc<Self>, method: String, request: Vec<u8>) -> Result<Vec<u8>, Status> {
+        tokio::task::spawn_blocking(move || self.answer(&method, &request))
+            .await
+            .map_err(|e| Status::internal(format!("sandbox worker: {e}")))?
     }
-}
-
-impl NamedService for AdminRoutes {
-    const NAME: &'static str = "flyteidl.service.AdminService";
-}
-
-impl Service<http::Request<Body>> for AdminRoutes {
-    type Response = http::Response<BoxBody>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let method = req.uri().path().strip_prefix("/flyteidl.service.AdminService/").unwrap_or_default();
-        if let Some(method) = RAW_METHODS.iter().copied().find(|m| *m == method) {
-            let handler = RawMethod { sandbox: self.sandbox.clone(), method };
-            Box::pin(async move { Ok(tonic::server::Grpc::new(RawCodec).unary(handler, req).await) })
-        } else {
-            let mut typed = self.typed.clone();
-            Box::pin(async move { typed.call(req).await })
-        }
-    }
-}
-
-struct RawMethod {
-    sandbox: Arc<Sandbox>,
-    method: &'static str,
-}
-
-impl tonic::server::UnaryService<Vec<u8>> for RawMethod {
-    type Response = Vec<u8>;
-    type Future = BoxFuture<Response<Vec<u8>>, Status>;
-
-    fn call(&mut self, request: Request<Vec<u8>>) -> Self::Future {
-        let sandbox = self.sandbox.clone();
-        let method = self.method;
-        Box::pin(async move {
-            let body = request.into_inner();
-            let answer = tokio::task::spawn_blocking(move || sandbox.raw_call(method, &body))
-                .await
-                .map_err(|e| Status::internal(format!("sandbox worker: {e}")))?;
-            answer.map(Response::new)
-        })
-    }
-}
-
-/// The DataProxyService as served.
-pub(crate) fn data_proxy(sandbox: Arc<Sandbox>) -> DataProxyServiceServer<Sandbox> {
-    DataProxyServiceServer::from_arc(sandbox)
 }
 
 /// A service whose every call waits `delay` first (the benchmark's stand-in for network
@@ -857,16 +661,12 @@ pub(crate) struct Delayed<S> {
     pub delay: Duration,
 }
 
-impl<S: NamedService> NamedService for Delayed<S> {
-    const NAME: &'static str = S::NAME;
-}
-
 impl<S> Service<http::Request<Body>> for Delayed<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<BoxBody>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    type Response = http::Response<BoxBody>;
+    type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Self::Error>;
 

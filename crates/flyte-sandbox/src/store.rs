@@ -7,26 +7,8 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use flyte_api::Kind;
 use rusqlite::{params, Connection, OptionalExtension};
-
-/// The entity kinds, numbered as `flyteidl.core.ResourceType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kind {
-    Task = 1,
-    Workflow = 2,
-    LaunchPlan = 3,
-}
-
-impl Kind {
-    /// The word FlyteAdmin uses in its messages.
-    pub(crate) fn noun(self) -> &'static str {
-        match self {
-            Kind::Task => "task",
-            Kind::Workflow => "workflow",
-            Kind::LaunchPlan => "launch plan",
-        }
-    }
-}
 
 /// Identifies one registered entity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -160,7 +142,7 @@ impl Store {
         let existing: Option<Vec<u8>> = tx
             .query_row(
                 "SELECT spec FROM entities WHERE kind=?1 AND project=?2 AND domain=?3 AND name=?4 AND version=?5",
-                params![key.kind as i64, key.project, key.domain, key.name, key.version],
+                params![key.kind.resource_type(), key.project, key.domain, key.name, key.version],
                 |r| r.get(0),
             )
             .optional()?;
@@ -170,7 +152,7 @@ impl Store {
         tx.execute(
             "INSERT INTO entities (kind, project, domain, name, version, spec, created_at, active)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)",
-            params![key.kind as i64, key.project, key.domain, key.name, key.version, spec, now()],
+            params![key.kind.resource_type(), key.project, key.domain, key.name, key.version, spec, now()],
         )?;
         tx.commit()?;
         Ok(Inserted::New)
@@ -182,7 +164,7 @@ impl Store {
             .query_row(
                 "SELECT spec, created_at, active FROM entities
                  WHERE kind=?1 AND project=?2 AND domain=?3 AND name=?4 AND version=?5",
-                params![key.kind as i64, key.project, key.domain, key.name, key.version],
+                params![key.kind.resource_type(), key.project, key.domain, key.name, key.version],
                 |r| Ok(Stored { key: key.clone(), spec: r.get(0)?, created_at: r.get(1)?, active: r.get(2)? }),
             )
             .optional()?)
@@ -204,7 +186,7 @@ impl Store {
              WHERE kind=?1 AND project=?2 AND domain=?3 AND (?4 IS NULL OR name=?4) AND (?5 = 0 OR active = 1)
              ORDER BY created_at DESC, name, version",
         )?;
-        let rows = stmt.query_map(params![kind as i64, project, domain, name, active_only], |r| {
+        let rows = stmt.query_map(params![kind.resource_type(), project, domain, name, active_only], |r| {
             Ok(Stored {
                 key: Key {
                     kind,
@@ -226,7 +208,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT DISTINCT name FROM entities WHERE kind=?1 AND project=?2 AND domain=?3 ORDER BY name")?;
-        let rows = stmt.query_map(params![kind as i64, project, domain], |r| r.get(0))?;
+        let rows = stmt.query_map(params![kind.resource_type(), project, domain], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -238,12 +220,12 @@ impl Store {
         if active {
             tx.execute(
                 "UPDATE entities SET active = 0 WHERE kind=?1 AND project=?2 AND domain=?3 AND name=?4 AND version<>?5",
-                params![Kind::LaunchPlan as i64, key.project, key.domain, key.name, key.version],
+                params![Kind::LaunchPlan.resource_type(), key.project, key.domain, key.name, key.version],
             )?;
         }
         let n = tx.execute(
             "UPDATE entities SET active = ?6 WHERE kind=?1 AND project=?2 AND domain=?3 AND name=?4 AND version=?5",
-            params![Kind::LaunchPlan as i64, key.project, key.domain, key.name, key.version, active],
+            params![Kind::LaunchPlan.resource_type(), key.project, key.domain, key.name, key.version, active],
         )?;
         if n == 0 {
             return Ok(false);

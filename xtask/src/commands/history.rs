@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use flyte_deploy::args::History;
+use flyte_deploy::args::{History, ReportFormat};
 use flyte_deploy::registration::admin::Address;
-use flyte_deploy::registration::record::{Record, Store};
+use flyte_deploy::registration::record::{self, Record, Store};
 use flyte_deploy::report::columns;
 use flyte_deploy::workspace::repo::Repo;
 use flyte_deploy::workspace::source::WorkDir;
@@ -35,7 +35,13 @@ pub(crate) fn run(args: History) -> Result<ExitCode> {
         .filter(|r| args.workflow.as_ref().is_none_or(|w| &r.workflow == w))
         .filter(|r| args.domain.as_ref().is_none_or(|d| &r.domain == d))
         .collect();
-    print!("{}", text(&records, args.workflow.is_some()));
+    if let Some(hint) = record::missing_notes_hint(&store, &repo.git) {
+        eprintln!("note: {hint}");
+    }
+    match args.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+        ReportFormat::Text => print!("{}", text(&records, args.workflow.is_some())),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -77,7 +83,7 @@ pub(crate) fn text(records: &[Record], paths: bool) -> String {
         for v in versions {
             let steps: Vec<String> = records
                 .iter()
-                .filter(|r| r.version == v && matches!(r.outcome.as_str(), "registered" | "already-registered"))
+                .filter(|r| r.version == v && record::reached(r))
                 .map(|r| format!("{} ({}, {:.12})", r.domain, r.time, r.commit))
                 .collect();
             if !steps.is_empty() {

@@ -8,5 +8,6 @@ pub(crate) mod list;
 pub(crate) mod package;
 pub(crate) mod plan;
 pub(crate) mod promote;
+pub(crate) mod rollback;
 pub(crate) mod sandbox;
 pub(crate) mod test;

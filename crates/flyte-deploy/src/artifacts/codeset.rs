@@ -159,6 +159,7 @@ impl CodeSet {
     pub fn work_tree(repo: &Repository, root: &Path, wf: &Workflow) -> Result<CodeSet> {
         let index = repo.index().context("reading the git index")?;
         let mut tracked = Vec::new();
+        let mut real = std::collections::HashMap::new();
         for e in index.iter() {
             let stage = (e.flags >> 12) & 0x3;
             if stage != 0 {
@@ -166,6 +167,11 @@ impl CodeSet {
                     format!("{} has merge conflicts", String::from_utf8_lossy(&e.path)),
                     "resolve the conflict and `git add` the file",
                 ));
+            }
+            // A tracked file under a folder that is now a link (to anywhere, `/etc` say) is
+            // not in the working tree any more: its path would read through the link.
+            if !folders_are_real(root, &e.path, &mut real) {
+                continue;
             }
             let full = root.join(std::ffi::OsStr::from_bytes(&e.path));
             let meta = match std::fs::symlink_metadata(&full) {
@@ -196,7 +202,7 @@ impl CodeSet {
         let folder = under(&wf.path);
         let shared: Vec<(String, Vec<Tracked>)> = wf.shared.iter().map(|s| (s.clone(), under(s))).collect();
         let read = |t: &Tracked| -> Result<Vec<u8>> {
-            let full = root.join(std::ffi::OsStr::from_bytes(&t.path));
+            let full = work_tree_path(root, &t.path)?;
             if t.mode == 0o120000 {
                 let target = std::fs::read_link(&full).with_context(|| format!("reading link {}", full.display()))?;
                 Ok(target.as_os_str().as_bytes().to_vec())
@@ -231,7 +237,7 @@ impl CodeSet {
                 Ok(blob.content().to_vec())
             }
             Origin::WorkTree(root) => {
-                let full = root.join(std::ffi::OsStr::from_bytes(&entry.source));
+                let full = work_tree_path(root, &entry.source)?;
                 if entry.mode == Mode::Symlink {
                     let t = std::fs::read_link(&full).with_context(|| format!("reading link {}", full.display()))?;
                     Ok(t.as_os_str().as_bytes().to_vec())
@@ -273,6 +279,28 @@ impl CodeSet {
         }
         Ok(())
     }
+}
+
+/// True when every folder on the way from the working tree `root` to `rel` is a folder, not
+/// a link (`real` remembers the folders already looked at).
+fn folders_are_real(root: &Path, rel: &[u8], real: &mut std::collections::HashMap<Vec<u8>, bool>) -> bool {
+    ancestors(rel).all(|dir| {
+        *real.entry(dir.to_vec()).or_insert_with(|| {
+            std::fs::symlink_metadata(root.join(std::ffi::OsStr::from_bytes(dir))).is_ok_and(|m| m.is_dir())
+        })
+    })
+}
+
+/// The path of the tracked file `rel` in the working tree `root`, checked again when it is
+/// read: a folder on the way that became a link since is refused, not read through.
+fn work_tree_path(root: &Path, rel: &[u8]) -> Result<PathBuf> {
+    if !folders_are_real(root, rel, &mut std::collections::HashMap::new()) {
+        return Err(error::user(
+            format!("{}: a folder on its way became a link while it was read", String::from_utf8_lossy(rel)),
+            "leave the working tree alone while the tool runs, and run it again",
+        ));
+    }
+    Ok(root.join(std::ffi::OsStr::from_bytes(rel)))
 }
 
 /// Every non-folder entry below `dir` in `tree` (or `dir` itself when it is a file).
@@ -405,10 +433,14 @@ fn check_symlinks(wf: &Workflow, entries: &[CodeEntry], read: &dyn Fn(&Tracked) 
     for e in entries {
         places.extend(ancestors(&e.path));
     }
+    let mut links: std::collections::HashMap<&[u8], Vec<u8>> = std::collections::HashMap::new();
     for e in entries.iter().filter(|e| e.mode == Mode::Symlink) {
-        let target = read(&Tracked { path: e.source.clone(), mode: 0o120000, oid: e.oid })?;
+        links.insert(&e.path, read(&Tracked { path: e.source.clone(), mode: 0o120000, oid: e.oid })?);
+    }
+    for e in entries.iter().filter(|e| e.mode == Mode::Symlink) {
+        let target = &links[&e.path[..]];
         let parent = e.path.rsplit_once_byte().map(|(p, _)| p).unwrap_or(&[]);
-        let inside = match resolve(parent, &target) {
+        let inside = match resolve(parent, target, &links) {
             Some(resolved) => resolved.is_empty() || places.contains(&resolved[..]),
             None => false,
         };
@@ -418,7 +450,7 @@ fn check_symlinks(wf: &Workflow, entries: &[CodeEntry], read: &dyn Fn(&Tracked) 
                     "workflow '{}': symlink {} points to '{}', outside the code set",
                     wf.name,
                     String::from_utf8_lossy(&e.source),
-                    String::from_utf8_lossy(&target)
+                    String::from_utf8_lossy(target)
                 ),
                 "a link must point to a file or folder of the workflow's code set (not absolute, not above it, \
                  not at an ignored or dependency file): copy the file in, or change the link",
@@ -428,20 +460,36 @@ fn check_symlinks(wf: &Workflow, entries: &[CodeEntry], read: &dyn Fn(&Tracked) 
     Ok(())
 }
 
-/// Lexical resolution of a link target from the folder holding the link; `None` when the
-/// target is absolute or climbs above the root.
-fn resolve(parent: &[u8], target: &[u8]) -> Option<Vec<u8>> {
+/// Resolves a link target from the folder holding the link as the kernel will once the set
+/// is on disk: component by component, following the set's own `links` wherever a component
+/// is one (so `x/up/../..` through `x/up -> ..` climbs from where `x/up` leads, not from
+/// `x`). `None` when the target is absolute, climbs above the set's root, or loops.
+fn resolve(parent: &[u8], target: &[u8], links: &std::collections::HashMap<&[u8], Vec<u8>>) -> Option<Vec<u8>> {
     if target.first() == Some(&b'/') || target.is_empty() {
         return None;
     }
-    let mut parts: Vec<&[u8]> = parent.split(|b| *b == b'/').filter(|p| !p.is_empty()).collect();
-    for part in target.split(|b| *b == b'/') {
-        match part {
+    let mut parts: Vec<Vec<u8>> = parent.split(|b| *b == b'/').filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect();
+    let mut pending: std::collections::VecDeque<Vec<u8>> = target.split(|b| *b == b'/').map(<[u8]>::to_vec).collect();
+    // As the kernel's limit on links followed while resolving one path.
+    let mut hops = 0;
+    while let Some(part) = pending.pop_front() {
+        match &part[..] {
             b"" | b"." => {}
             b".." => {
                 parts.pop()?;
             }
-            p => parts.push(p),
+            _ => {
+                parts.push(part);
+                let Some(next) = links.get(&parts.join(&b'/')[..]) else { continue };
+                hops += 1;
+                if hops > 40 || next.first() == Some(&b'/') || next.is_empty() {
+                    return None;
+                }
+                parts.pop();
+                for p in next.split(|b| *b == b'/').rev() {
+                    pending.push_front(p.to_vec());
+                }
+            }
         }
     }
     Some(parts.join(&b'/'))
@@ -675,6 +723,28 @@ mod tests {
     }
 
     #[test]
+    fn a_link_through_an_inner_link_is_resolved_where_that_link_leads() {
+        let f = Fixture::new();
+        // `a/x/up` leads to the set's root; `leak` climbs two more folders from there, which
+        // read lexically (from `a/x`) would land on the set's own `a/wf.py`.
+        std::fs::create_dir_all(f.dir.path().join("workflows/a/a/x")).unwrap();
+        std::os::unix::fs::symlink("../..", f.dir.path().join("workflows/a/a/x/up")).unwrap();
+        let (paths, _) = f.set().unwrap();
+        assert!(paths.contains(&"a/x/up".to_string()), "a link to the root is kept: {paths:?}");
+        std::os::unix::fs::symlink("x/up/../../wf.py", f.dir.path().join("workflows/a/a/leak.py")).unwrap();
+        let m = f.set().unwrap_err().to_string();
+        assert!(m.contains("symlink workflows/a/a/leak.py points to 'x/up/../../wf.py'"), "{m}");
+        // Through the inner link without climbing out, it is inside.
+        std::fs::remove_file(f.dir.path().join("workflows/a/a/leak.py")).unwrap();
+        std::os::unix::fs::symlink("x/up/a/wf.py", f.dir.path().join("workflows/a/a/ok.py")).unwrap();
+        f.set().unwrap();
+        // A loop of links is refused, not followed forever.
+        std::os::unix::fs::symlink("loop2", f.dir.path().join("workflows/a/a/loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", f.dir.path().join("workflows/a/a/loop2")).unwrap();
+        assert!(f.set().unwrap_err().to_string().contains("symlink workflows/a/a/loop1"));
+    }
+
+    #[test]
     fn hash_follows_content_mode_and_name_only() {
         let f = Fixture::new();
         let (_, h1) = f.set().unwrap();
@@ -720,9 +790,9 @@ mod tests {
 
     #[test]
     fn resolve_is_lexical_and_bounded() {
-        assert_eq!(resolve(b"a/b", b"../c").unwrap(), b"a/c");
-        assert_eq!(resolve(b"", b"./x/./y").unwrap(), b"x/y");
-        assert!(resolve(b"a", b"../../x").is_none());
-        assert!(resolve(b"a", b"/etc/passwd").is_none());
+        assert_eq!(resolve(b"a/b", b"../c", &Default::default()).unwrap(), b"a/c");
+        assert_eq!(resolve(b"", b"./x/./y", &Default::default()).unwrap(), b"x/y");
+        assert!(resolve(b"a", b"../../x", &Default::default()).is_none());
+        assert!(resolve(b"a", b"/etc/passwd", &Default::default()).is_none());
     }
 }

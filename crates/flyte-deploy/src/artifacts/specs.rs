@@ -10,7 +10,7 @@ use std::io::Read;
 
 use anyhow::{bail, Context, Result};
 
-use crate::registration::hydrate::Kind;
+use flyte_api::Kind;
 
 /// One spec file of a package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,8 +107,7 @@ fn parse_spec_name(name: &str) -> Result<(u64, Kind)> {
 /// The name of every entity of the package, with its kind, in index order. Sub-workflows
 /// count as workflows (they are registered under their own names too).
 pub fn entity_names(package: &Package) -> Vec<(Kind, String)> {
-    use flyte_api::admin as pb;
-    use prost::Message;
+    use flyte_api::{admin as pb, Message};
     let mut names = Vec::new();
     for e in &package.entities {
         match e.kind {
@@ -134,8 +133,8 @@ pub fn entity_names(package: &Package) -> Vec<(Kind, String)> {
 /// pod spec's containers), sorted, once each.
 pub fn task_images(package: &Package) -> Vec<String> {
     use flyte_api::core::task_template::Target;
-    use prost::Message;
-    use prost_types::value::Kind as V;
+    use flyte_api::prost_types::value::Kind as V;
+    use flyte_api::Message;
     let mut images = Vec::new();
     for entity in package.entities.iter().filter(|e| e.kind == Kind::Task) {
         let Ok(spec) = flyte_api::admin::TaskSpec::decode(entity.bytes.as_slice()) else { continue };

@@ -152,6 +152,10 @@ pub struct Domain {
     pub branches: Vec<Located<String>>,
     /// When set, the domain takes only promotions from this domain, no direct deploys.
     pub promote_from: Option<Located<String>>,
+    /// Whether deploys and promotions activate launch plans (and so schedules) here. Where
+    /// false, launch plans are registered inactive and a removed workflow's are left alone:
+    /// pull requests sharing the domain never flip each other's state.
+    pub activate: bool,
     pub settings: DomainSettings,
 }
 
@@ -204,7 +208,7 @@ struct RawDeploy {
     images: RawImages,
     #[serde(default)]
     python: RawPython,
-    domains: Option<Vec<RawDomain>>,
+    domains: Option<Spanned<Vec<RawDomain>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -230,6 +234,7 @@ struct RawDomain {
     #[serde(default)]
     branches: Vec<Spanned<String>>,
     promote_from: Option<Spanned<String>>,
+    activate: Option<bool>,
     #[serde(default)]
     settings: DomainSettings,
 }
@@ -318,12 +323,20 @@ impl Config {
             None => DEFAULT_DEPENDENCIES.iter().map(|p| at.default(p.to_string())).collect(),
         };
         let domains = match raw.domains {
+            Some(list) if list.get_ref().is_empty() => {
+                return Err(at.locate(list).error(
+                    "`domains` is empty",
+                    "declare at least one [[domains]] table, or remove `domains` to get the defaults",
+                ));
+            }
             Some(list) => list
+                .into_inner()
                 .into_iter()
                 .map(|d| Domain {
                     name: at.locate(d.name),
                     branches: at.all(d.branches),
                     promote_from: d.promote_from.map(|p| at.locate(p)),
+                    activate: d.activate.unwrap_or(true),
                     settings: d.settings,
                 })
                 .collect(),
@@ -461,6 +474,8 @@ fn default_domains(at: &Locator) -> Vec<Domain> {
         name: at.default(name.to_string()),
         branches: branches.iter().map(|b| at.default(b.to_string())).collect(),
         promote_from: promote_from.map(|p| at.default(p.to_string())),
+        // Development is shared by every pull request: none of them activates there.
+        activate: name != "development",
         settings: DomainSettings::default(),
     };
     vec![
@@ -522,12 +537,6 @@ fn check_identifier(value: &Located<String>, what: &str) -> Result<()> {
 }
 
 fn check_domains(domains: &[Domain]) -> Result<()> {
-    if domains.is_empty() {
-        return Err(error::user(
-            "deploy.toml: `domains` is empty",
-            "declare at least one [[domains]] table, or remove `domains` to get the defaults",
-        ));
-    }
     for (i, d) in domains.iter().enumerate() {
         check_identifier(&d.name, "domain name")?;
         if let Some(first) = domains[..i].iter().find(|o| o.name.value == d.name.value) {
@@ -764,6 +773,19 @@ mod tests {
     }
 
     #[test]
+    fn activation_defaults_to_true_but_not_in_the_builtin_development_domain() {
+        let c = parse("").unwrap();
+        let active: Vec<(&str, bool)> = c.domains.iter().map(|d| (d.name.value.as_str(), d.activate)).collect();
+        assert_eq!(active, [("development", false), ("staging", true), ("production", true)]);
+        let c = parse("[[domains]]\nname = \"development\"\nbranches = [\"*\"]\n[[domains]]\nname = \"s\"\nbranches = [\"main\"]\nactivate = false\n").unwrap();
+        assert!(c.domain("development").unwrap().activate, "a declared domain activates unless it says not to");
+        assert!(!c.domain("s").unwrap().activate);
+        let m = message(parse("[[domains]]\nname = \"d\"\nactivate = \"no\"\n"));
+        assert!(m.starts_with("deploy.toml:3:12:"), "{m}");
+        assert!(m.contains("boolean"), "{m}");
+    }
+
+    #[test]
     fn unknown_promote_source_is_refused() {
         let m = message(parse("[[domains]]\nname = \"p\"\npromote_from = \"q\"\n"));
         assert!(m.contains("promote_from names domain 'q'"), "{m}");
@@ -797,5 +819,12 @@ mod tests {
             let at = Located { value: p.to_string(), file: "deploy.toml".into(), line: 1, col: 1 };
             pattern(&at, "dependency pattern").unwrap();
         }
+    }
+
+    #[test]
+    fn empty_domains_are_refused_where_written() {
+        let m = message(parse("project = \"p\"\ndomains = []\n"));
+        assert!(m.starts_with("deploy.toml:2:11: `domains` is empty"), "{m}");
+        assert!(m.contains("help: declare at least one [[domains]] table"), "{m}");
     }
 }

@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use flyte_api::admin as pb;
-use flyte_api::core::{self, ResourceType};
-use prost::Message;
+use flyte_api::{Identifier, Kind, Message};
 
 use crate::args::{self, ReportFormat};
 use crate::artifacts::build::ImageBuilder;
@@ -31,7 +30,7 @@ use crate::error;
 use crate::plan::base::{self, CiContext};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
 use crate::registration::admin::{Address, Admin};
-use crate::registration::hydrate::{Kind, Target};
+use crate::registration::hydrate::{self, Target};
 use crate::registration::policy;
 use crate::registration::record::{self, Record, Store};
 use crate::registration::register::{self, Archive};
@@ -44,7 +43,17 @@ use crate::workspace::{Workflow, Workspace};
 
 pub fn run(args: args::Deploy) -> Result<ExitCode> {
     let repo = Repo::discover()?;
-    let (mut plan, ws) = plan::compute_with_workspace(&repo, &args.range)?;
+    let mut range = args.range.clone();
+    if args.dirty {
+        if range.head != "HEAD" {
+            return Err(error::user(
+                format!("--dirty deploys the working tree, not '{}'", range.head),
+                "drop --head, or drop --dirty to deploy that commit",
+            ));
+        }
+        range.head = snapshot(&repo)?.to_string();
+    }
+    let (mut plan, ws) = plan::compute_with_workspace(&repo, &range)?;
     let mass_removal = mass_removal(&plan);
     select(&mut plan, &args.workflows)?;
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
@@ -54,12 +63,20 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     policy::check(
         &ws.config,
         &domain,
-        policy::Operation::Deploy { dirty: false },
+        policy::Operation::Deploy { dirty: args.dirty },
         policy::Context { branch: branch.as_deref(), ci: in_ci },
     )?;
+    if args.dirty {
+        mark_dirty(&repo, &args.range, &mut plan)?;
+    }
     let options = serialize::Options::new(args.jobs.map(usize::from))?;
     for note in &plan.notes {
         eprintln!("note: {note}");
+    }
+    let deployed: Vec<&Workflow> =
+        plan.workflows.iter().filter(|p| p.action != Action::Removed).filter_map(|p| ws.workflow(&p.name)).collect();
+    if let Some(warning) = uncommitted(&repo, &args.range.head, &deployed, "deployed").filter(|_| !args.dirty) {
+        eprintln!("warning: {warning}");
     }
     if args.dry_run {
         match args.format {
@@ -102,6 +119,81 @@ fn mass_removal(plan: &Plan) -> Option<(usize, usize)> {
     let removed = plan.workflows.iter().filter(|w| w.action == Action::Removed).count();
     let of = plan.workflows.len();
     (removed > 0 && removed * 2 > of).then_some((removed, of))
+}
+
+/// A commit object (on no branch) of the working tree's tracked files, its parent the
+/// checked-out commit: what `--dirty` deploys. Untracked files never enter; the index file
+/// and every ref stay as they are.
+fn snapshot(repo: &Repo) -> Result<git2::Oid> {
+    let head = repo.commit("HEAD")?;
+    let mut index = repo.git.index().context("reading the git index")?;
+    index.update_all(["*"], None).context("reading the working tree's tracked files")?;
+    let tree_id = index.write_tree().context("writing the working tree's files to the object database")?;
+    let tree = repo.git.find_tree(tree_id)?;
+    let sig = repo
+        .git
+        .signature()
+        .or_else(|_| git2::Signature::now("flyte-deploy", "flyte-deploy@localhost"))
+        .context("making a signature")?;
+    let id = repo
+        .git
+        .commit(None, &sig, &sig, "flyte-deploy --dirty: the working tree's tracked files", &tree, &[&head])
+        .context("writing the working tree's snapshot commit")?;
+    Ok(id)
+}
+
+/// Every workflow whose version from the working tree differs from the checked-out commit's
+/// gets the `-dirty` suffix (as `package --dirty` versions); the others are as committed.
+fn mark_dirty(repo: &Repo, range: &args::Range, plan: &mut Plan) -> Result<()> {
+    let (committed, _) = plan::compute_with_workspace(repo, range)?;
+    for w in plan.workflows.iter_mut() {
+        let before = committed.workflows.iter().find(|c| c.name == w.name).and_then(|c| c.version.clone());
+        if w.version.as_deref() == before.as_deref() {
+            continue;
+        }
+        if let Some(v) = w.version.as_mut() {
+            *v = format!("{v}{}", plan::fingerprint::DIRTY_SUFFIX).into();
+        }
+    }
+    Ok(())
+}
+
+/// When `head` is the checked-out commit and the working tree has uncommitted changes
+/// (tracked files, staged or not) in the folders or shared paths of workflows being
+/// deployed: one warning naming them, since only the commit is taken. `what`: what the
+/// command does with the commit ("deployed", "packaged", "promoted").
+pub fn uncommitted(repo: &Repo, head: &str, workflows: &[&Workflow], what: &str) -> Option<String> {
+    let checked_out = repo.git.head().ok()?.peel_to_commit().ok()?.id();
+    if repo.commit(head).ok()?.id() != checked_out || repo.git.is_bare() {
+        return None;
+    }
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(false).include_ignored(false).exclude_submodules(true);
+    let statuses = repo.git.statuses(Some(&mut options)).ok()?;
+    let changed: Vec<String> =
+        statuses.iter().filter(|e| !e.status().is_empty()).filter_map(|e| e.path().map(str::to_string)).collect();
+    let under = |path: &str, dir: &str| path == dir || path.starts_with(&format!("{dir}/"));
+    let mut named = Vec::new();
+    for wf in workflows {
+        let mine: Vec<&str> = changed
+            .iter()
+            .filter(|p| under(p, &wf.path) || wf.shared.iter().any(|s| under(p, s)))
+            .map(String::as_str)
+            .collect();
+        if let Some(first) = mine.first() {
+            let more = if mine.len() > 1 { format!(" and {} more", mine.len() - 1) } else { String::new() };
+            named.push(format!("{} ({first}{more})", wf.name));
+        }
+    }
+    if named.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "uncommitted changes to {} are not {what}: only commit {:.12} is; commit them, or take the working tree \
+         with --dirty (`deploy --dirty`: development only)",
+        named.join(", "),
+        checked_out
+    ))
 }
 
 fn may_build(in_ci: bool, allow_local_build: bool) -> bool {
@@ -178,7 +270,6 @@ async fn deploy(
     let mut packages = Packages::new(&cache_dir);
 
     let mut done: Vec<WorkflowSummary> = Vec::new();
-    let mut records: Vec<Record> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
     let mut removals = Vec::new();
 
@@ -220,11 +311,17 @@ async fn deploy(
         let known = known_launch_plans(&mut packages, &key, &history, &wf.name, &version);
         if let Some(names) = &known {
             progress.step(&wf.name, "checking the registered version");
-            match complete(&admin, &wf.project, &domain.name.value, &version, names).await {
+            match complete(&admin, &wf.project, &domain.name.value, &version, names, domain.activate).await {
                 Ok(true) => {
                     summary.outcome = Outcome::AlreadyRegistered;
                     summary.images = serialized_images(&mut packages, &key);
                     summary.seconds = started.elapsed().as_secs_f64();
+                    // A run killed after its registration but before its record left the
+                    // version in place unrecorded: the record is written now.
+                    if !recorded(&history, &wf.name, &domain.name.value, &version) {
+                        let record = record_of(repo, plan, &summary, &domain.name.value, names.clone());
+                        store.append(&repo.git, &[record]).context("recording the deploy")?;
+                    }
                     done.push(summary);
                     continue;
                 }
@@ -388,8 +485,18 @@ async fn deploy(
     let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
     done.extend(failed.into_iter().map(|j| j.summary));
 
-    // 4. Removed workflows: their launch plans deactivated.
+    // 4. Removed workflows: their launch plans deactivated, where the domain activates (where
+    // it does not, they belong to whoever activated them, and are left alone).
     for (planned, mut summary, started) in removals {
+        if !domain.activate {
+            summary.warnings.push(format!(
+                "its launch plans were left as they are: domain '{}' does not activate (activate = false)",
+                domain.name.value
+            ));
+            summary.seconds = started.elapsed().as_secs_f64();
+            done.push(summary);
+            continue;
+        }
         progress.step(&planned.name, "deactivating launch plans");
         let live: Vec<&str> = ws
             .workflows
@@ -406,87 +513,211 @@ async fn deploy(
             Err(e) => fail(&mut summary, &e),
         }
         summary.seconds = started.elapsed().as_secs_f64();
-        records.push(record_of(repo, plan, &summary, &domain.name.value, Vec::new()));
+        // Recorded as the change happens, not at the end of the run.
+        let record = record_of(repo, plan, &summary, &domain.name.value, Vec::new());
+        store.append(&repo.git, &[record]).context("recording the deactivation")?;
         done.push(summary);
     }
 
-    // 5. Package, hydrate and register, workflows concurrently.
-    let mut tasks = tokio::task::JoinSet::new();
+    // 5. Package, hydrate and register, workflows concurrently; those that reference
+    // entities of other workflows of the monorepo after the others (a second wave), so
+    // that what they reference is registered when they are checked.
+    let others = Arc::new(Others::of(ws, plan));
     let progress = Arc::new(progress);
-    for (i, job) in jobs.iter().enumerate() {
-        if job.summary.outcome == Outcome::Failed {
-            continue;
-        }
-        let Some(cached) = serialize::cached(&cache_dir, &job.key) else { continue };
-        let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tasks.spawn(async move { (i, Err(e)) });
+    let second_wave: Vec<bool> = jobs.iter().map(|j| refers_to_others(&cache_dir, j, &others)).collect();
+    for wave in [false, true] {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, job) in jobs.iter().enumerate() {
+            if job.summary.outcome == Outcome::Failed || second_wave[i] != wave {
                 continue;
             }
-        };
-        let admin = admin.clone();
-        let target = Target {
-            project: job.wf.project.clone(),
-            domain: domain.name.value.clone(),
-            version: job.planned.version.as_deref().unwrap_or_default().to_string(),
-            code_url: None,
-            dest_dir: String::new(),
-            settings: domain.settings.clone(),
-        };
-        let filename = format!("{}-{}.tar.gz", job.wf.name, target.version);
-        let progress = progress.clone();
-        let name = job.wf.name.clone();
-        tasks.spawn(async move {
-            progress.step(&name, "registering");
-            let result = async {
-                let package = specs::read_package_file(&cached.path)?;
-                let summary = register::register_package(
-                    &admin,
-                    &package,
-                    &target,
-                    Some(Archive { filename: &filename, bytes: &archive }),
-                    &register::Options::default(),
-                )
-                .await?;
-                Ok((summary, launch_plan_names(&package)))
-            }
-            .await;
-            (i, result)
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (i, result) = joined.context("a registration task panicked")?;
-        let job = &mut jobs[i];
-        match result {
-            Ok((reg, launch_plans)) => {
-                job.launch_plans = launch_plans;
-                job.summary.entities =
-                    Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
-                if reg.errors.is_empty() {
-                    job.summary.outcome =
-                        if reg.created() == 0 { Outcome::AlreadyRegistered } else { Outcome::Registered };
-                } else {
-                    job.summary.outcome = Outcome::Failed;
-                    job.summary.error = Some(reg.errors.join("; "));
+            let Some(cached) = serialize::cached(&cache_dir, &job.key) else { continue };
+            let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    tasks.spawn(async move { (i, Err(e)) });
+                    continue;
                 }
+            };
+            let admin = admin.clone();
+            let target = Target {
+                project: job.wf.project.clone(),
+                domain: domain.name.value.clone(),
+                version: job.planned.version.as_deref().unwrap_or_default().to_string(),
+                code_url: None,
+                dest_dir: String::new(),
+                settings: domain.settings.clone(),
+            };
+            let filename = format!("{}-{}.tar.gz", job.wf.name, target.version);
+            let options = register::Options { activate: domain.activate, ..register::Options::default() };
+            let progress = progress.clone();
+            let name = job.wf.name.clone();
+            let others = others.clone();
+            tasks.spawn(async move {
+                progress.step(&name, "registering");
+                let result = async {
+                    let package = specs::read_package_file(&cached.path)?;
+                    let archive = Some(Archive { filename: &filename, bytes: &archive });
+                    let summary = register_package(&admin, &package, target, archive, &options, &others, &name).await?;
+                    Ok((summary, launch_plan_names(&package)))
+                }
+                .await;
+                (i, result)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (i, result) = joined.context("a registration task panicked")?;
+            let job = &mut jobs[i];
+            match result {
+                Ok((reg, launch_plans)) => {
+                    job.launch_plans = launch_plans;
+                    job.summary.entities =
+                        Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
+                    if reg.errors.is_empty() {
+                        // Activating what existed already is a change of state too.
+                        job.summary.outcome = if reg.created() == 0 && reg.activated == 0 {
+                            Outcome::AlreadyRegistered
+                        } else {
+                            Outcome::Registered
+                        };
+                    } else {
+                        job.summary.outcome = Outcome::Failed;
+                        job.summary.error = Some(reg.errors.join("; "));
+                    }
+                }
+                Err(e) => fail(&mut job.summary, &e),
             }
-            Err(e) => fail(&mut job.summary, &e),
+            // 6. Recorded as the change happens: a run killed later keeps this record. A
+            // workflow that changed nothing is recorded only when history lacks its version.
+            let version = job.planned.version.as_deref().unwrap_or_default();
+            if job.summary.outcome != Outcome::AlreadyRegistered
+                || !recorded(&history, &job.wf.name, &domain.name.value, version)
+            {
+                job.summary.seconds = job.started.elapsed().as_secs_f64();
+                let record = record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans.clone());
+                store.append(&repo.git, &[record]).context("recording the deploy")?;
+            }
         }
     }
     for mut job in jobs {
         job.summary.seconds = job.started.elapsed().as_secs_f64();
-        records.push(record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans));
         done.push(job.summary);
     }
     progress.finish();
 
-    // 6. Record and report.
-    records.retain(|r| r.outcome != Outcome::AlreadyRegistered.as_str());
-    store.append(&repo.git, &records).context("recording the deploy")?;
+    // 7. Report.
     done.sort_by(|a, b| a.name.cmp(&b.name));
     admin.close().await.ok();
     Ok(Summary { domain: domain.name.value.clone(), base: plan.base.clone(), head: plan.head.clone(), workflows: done })
+}
+
+/// Every workflow of the plan with a version, by the Python packages that name its
+/// entities: a reference to one of them from another workflow resolves to its version.
+#[derive(Default)]
+pub(crate) struct Others {
+    /// (package, workflow, project, version)
+    owners: Vec<(String, String, String, String)>,
+}
+
+impl Others {
+    fn of(ws: &Workspace, plan: &Plan<'_>) -> Others {
+        let versions = plan
+            .workflows
+            .iter()
+            .filter(|p| p.action != Action::Removed)
+            .filter_map(|p| Some((p.name.to_string(), p.version.as_deref()?.to_string())));
+        Others::from_versions(ws, versions)
+    }
+
+    /// From (workflow, version) pairs of the workflows of `ws`.
+    pub(crate) fn from_versions(ws: &Workspace, versions: impl Iterator<Item = (String, String)>) -> Others {
+        let mut owners = Vec::new();
+        for (name, version) in versions {
+            let Some(wf) = ws.workflow(&name) else { continue };
+            for package in &wf.packages {
+                owners.push((package.clone(), wf.name.clone(), wf.project.clone(), version.clone()));
+            }
+        }
+        Others { owners }
+    }
+
+    /// `Others::owner`'s version, as the resolver hydration takes.
+    pub(crate) fn version(&self, me: &str, project: &str, entity: &str) -> Option<String> {
+        self.owner(me, project, entity).map(|(_, v)| v.to_string())
+    }
+
+    /// The workflow (other than `me`, in `project`) whose package names `entity`, and its version.
+    fn owner(&self, me: &str, project: &str, entity: &str) -> Option<(&str, &str)> {
+        self.owners
+            .iter()
+            .find(|(package, wf, p, _)| wf != me && p == project && entity.starts_with(&format!("{package}.")))
+            .map(|(_, wf, _, v)| (wf.as_str(), v.as_str()))
+    }
+}
+
+/// True when the workflow's serialized specs reference an entity of another workflow with
+/// the version left to registration (so it resolves to that workflow's version).
+fn refers_to_others(cache_dir: &Path, job: &Job, others: &Others) -> bool {
+    let Some(cached) = serialize::cached(cache_dir, &job.key) else { return false };
+    let Ok(package) = specs::read_package_file(&cached.path) else { return false };
+    let target = Target {
+        project: job.wf.project.clone(),
+        domain: "d".into(),
+        version: "\u{0}".into(),
+        code_url: Some(String::new()),
+        dest_dir: String::new(),
+        settings: Default::default(),
+    };
+    let other = |name: &str| others.owner(&job.wf.name, &job.wf.project, name).map(|(_, v)| v.to_string());
+    hydrate::hydrate_package_resolving(&package, &target, &other)
+        .is_ok_and(|all| all.iter().any(|h| h.references.iter().any(|r| r.version != target.version)))
+}
+
+/// `register::register_package`, with references to entities of other workflows of the
+/// monorepo resolved to their versions and checked to be registered in the domain before
+/// anything of this workflow is: else it fails naming both workflows.
+pub(crate) async fn register_package(
+    admin: &Admin,
+    package: &Package,
+    mut target: Target,
+    archive: Option<Archive<'_>>,
+    options: &register::Options,
+    others: &Others,
+    me: &str,
+) -> Result<register::Summary> {
+    admin.ensure_project(&target.project).await?;
+    if let Some(archive) = archive {
+        let native = admin
+            .upload(&target.project, &target.domain, archive.filename, archive.bytes)
+            .await
+            .with_context(|| format!("uploading the code archive {}", archive.filename))?;
+        target.code_url = Some(native);
+    }
+    let other = |name: &str| others.owner(me, &target.project, name).map(|(_, v)| v.to_string());
+    let hydrated = hydrate::hydrate_package_resolving(package, &target, &other)?;
+    let mut checked = HashSet::new();
+    for r in hydrated.iter().flat_map(|h| &h.references) {
+        let Some((owner, version)) = others.owner(me, &target.project, &r.name) else { continue };
+        if r.version != version || !checked.insert(r.clone()) {
+            continue;
+        }
+        let kind = r.kind().context("a reference of an unknown kind")?;
+        if admin.get(kind, r).await?.is_none() {
+            return Err(error::user(
+                format!(
+                    "workflow '{me}' references {kind} '{}' of workflow '{owner}' at {owner}'s version {version}, \
+                     which is not registered in domain '{}'; nothing of '{me}' was registered",
+                    r.name, target.domain
+                ),
+                format!(
+                    "deploy '{owner}' to '{}' first (fix what failed, or `cargo xtask deploy --domain {} --workflow \
+                     {owner}`), then deploy '{me}' again",
+                    target.domain, target.domain
+                ),
+            ));
+        }
+    }
+    Ok(register::register_entities(admin, hydrated.iter().map(register::entity).collect(), options).await)
 }
 
 fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
@@ -649,23 +880,34 @@ fn launch_plan_names(package: &Package) -> Vec<String> {
         .collect()
 }
 
-/// True when every launch plan exists at `version` in the domain and is active: they are
-/// registered last and activated after, so the whole workflow is there.
-async fn complete(admin: &Admin, project: &str, domain: &str, version: &str, names: &[String]) -> Result<bool> {
+/// True when a record says `workflow` reached `version` in `domain` (registered, promoted or
+/// rolled back there).
+fn recorded(history: &[Record], workflow: &str, domain: &str, version: &str) -> bool {
+    history.iter().any(|r| {
+        r.workflow == workflow && r.domain == domain && r.version == version && r.outcome != Outcome::Failed.as_str()
+    })
+}
+
+/// True when every launch plan exists at `version` in the domain and, where the domain
+/// activates, is active: they are registered last and activated after, so the whole
+/// workflow is there.
+async fn complete(
+    admin: &Admin,
+    project: &str,
+    domain: &str,
+    version: &str,
+    names: &[String],
+    activate: bool,
+) -> Result<bool> {
     if names.is_empty() {
         return Ok(false);
     }
     for name in names {
-        let id = core::Identifier {
-            resource_type: ResourceType::LaunchPlan as i32,
-            project: project.into(),
-            domain: domain.into(),
-            name: name.clone(),
-            version: version.into(),
-            org: String::new(),
-        };
-        if admin.launch_plan_active(&id).await? != Some(true) {
-            return Ok(false);
+        let id = Identifier::new(Kind::LaunchPlan, project, domain, name, version);
+        match admin.launch_plan_active(&id).await? {
+            Some(true) => {}
+            Some(false) if !activate => {}
+            _ => return Ok(false),
         }
     }
     Ok(true)
@@ -693,14 +935,14 @@ async fn deactivate(
     let mut count = 0;
     let mut candidates: HashMap<String, ()> = names.drain(..).map(|n| (n, ())).collect();
     if candidates.is_empty() {
-        for name in admin.list_names(ResourceType::LaunchPlan, project, domain).await? {
+        for name in admin.list_names(Kind::LaunchPlan, project, domain).await? {
             candidates.insert(name, ());
         }
     }
     for name in candidates.keys() {
-        for bytes in admin.list(ResourceType::LaunchPlan, project, domain, name).await? {
+        for bytes in admin.list(Kind::LaunchPlan, project, domain, name).await? {
             let lp = pb::LaunchPlan::decode(bytes.as_slice()).context("decoding a launch plan")?;
-            let active = lp.closure.as_ref().is_some_and(|c| c.state == pb::LaunchPlanState::Active as i32);
+            let active = lp.closure.as_ref().is_some_and(|c| c.state() == pb::LaunchPlanState::Active);
             let workflow = lp.spec.as_ref().and_then(|s| s.workflow_id.as_ref()).map(|w| w.name.clone());
             // A package that a workflow of the head still has (a renamed folder) is not ours.
             let inside = |w: &str, p: &str| w.starts_with(&format!("{p}."));

@@ -1,5 +1,7 @@
 //! The commands that run the stages end to end: `deploy` (plan, artifacts, registration,
-//! report) and `promote` (the same versions into another domain).
+//! report), `promote` (the same versions into another domain) and `rollback` (an earlier
+//! version active again).
 
 pub mod deploy;
 pub mod promote;
+pub mod rollback;

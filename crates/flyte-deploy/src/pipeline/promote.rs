@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use flyte_api::core::ResourceType;
+use flyte_api::fields::{container, task_spec, task_template};
+use flyte_api::{Identifier, Kind, Message};
 
 use crate::args::Promote;
 use crate::artifacts::codeset::CodeSet;
@@ -25,7 +26,7 @@ use crate::error;
 use crate::plan::base::{self, CiContext};
 use crate::plan::fingerprint::{self, Fingerprint};
 use crate::registration::admin::Admin;
-use crate::registration::hydrate::{self, Kind, Target};
+use crate::registration::hydrate::{self, Target};
 use crate::registration::policy::{self, Context as PolicyContext, Operation};
 use crate::registration::record::{self, Record, Store};
 use crate::registration::register::{self, Archive, Options};
@@ -64,6 +65,9 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     let workflows: Vec<&Workflow> =
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
 
+    if let Some(warning) = crate::pipeline::deploy::uncommitted(&repo, &args.commit, &workflows, "promoted") {
+        eprintln!("warning: {warning}");
+    }
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &commit)?;
     if let Some(why) = &cache_dir.committed {
         eprintln!("warning: {why}");
@@ -92,7 +96,13 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         to: &args.to,
         commit: &head,
         target_settings: target_domain.settings.clone(),
+        others: crate::pipeline::deploy::Others::from_versions(
+            &ws,
+            versions_at(&repo, &commit, &tree, &ws, &prepared)?,
+        ),
     };
+    let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
+    let existing = store.load(&repo.git)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let results = runtime.block_on(async {
         let admin = Admin::connect(config, &repo.root).await?;
@@ -101,20 +111,42 @@ pub fn run(args: Promote) -> Result<ExitCode> {
             let started = Instant::now();
             let (mut summary, launch_plans) = promotion.promote(&admin, p).await;
             summary.seconds = started.elapsed().as_secs_f64();
-            results.push((summary, launch_plans));
+            let result = (summary, launch_plans);
+            // Recorded as each workflow changes, not at the end of the run.
+            let mine = records(&existing, &repo, &promotion, std::slice::from_ref(p), std::slice::from_ref(&result));
+            store.append(&repo.git, &mine).context("recording the promotion")?;
+            results.push(result);
         }
         admin.close().await?;
         anyhow::Ok(results)
     })?;
 
-    let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
-    let records = records(&store.load(&repo.git)?, &repo, &promotion, &prepared, &results);
-    store.append(&repo.git, &records).context("recording the promotion")?;
-
     let summary =
         Summary { domain: args.to.clone(), base: None, head, workflows: results.into_iter().map(|r| r.0).collect() };
     crate::pipeline::deploy::report(&summary, args.format)?;
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Every workflow's version at the commit (those being promoted are computed already).
+fn versions_at(
+    repo: &Repo,
+    commit: &git2::Commit<'_>,
+    tree: &GitTree<'_>,
+    ws: &Workspace,
+    prepared: &[Prepared],
+) -> Result<std::vec::IntoIter<(String, String)>> {
+    let mut out = Vec::new();
+    for wf in &ws.workflows {
+        let version = match prepared.iter().find(|p| p.wf.name == wf.name) {
+            Some(p) => p.fp.version.clone(),
+            None => {
+                let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
+                fingerprint::of_commit(commit, tree, &set, &ws.config, wf)?.version
+            }
+        };
+        out.push((wf.name.clone(), version));
+    }
+    Ok(out.into_iter())
 }
 
 /// One workflow, ready to promote: its fingerprint at the commit, the cached pyflyte
@@ -134,13 +166,15 @@ struct Promotion<'a> {
     to: &'a str,
     commit: &'a str,
     target_settings: crate::config::DomainSettings,
+    /// Every workflow's version at the commit: references between workflows resolve to them.
+    others: crate::pipeline::deploy::Others,
 }
 
 /// An entity as registered in the source domain: its id there and the spec in the form
 /// pyflyte writes it (`admin::spec_of`).
 struct Fetched {
     kind: Kind,
-    id: hydrate::Identifier,
+    id: Identifier,
     spec: Vec<u8>,
 }
 
@@ -226,14 +260,16 @@ impl Promotion<'_> {
     ) -> Result<()> {
         let mut source_target = self.target(p, self.from);
         source_target.code_url = Some(String::new());
-        let source_ids = hydrate::hydrate_package(package, &source_target)?;
+        let other = |name: &str| self.others.version(&p.wf.name, &p.wf.project, name);
+        let source_ids = hydrate::hydrate_package_resolving(package, &source_target, &other)?;
         let mut missing = Vec::new();
         let mut source_tasks = Vec::new();
         for h in &source_ids {
-            match admin.get(register::resource_type(h.kind), &h.id.to_prost()).await? {
+            match admin.get(h.kind, &h.id).await? {
                 None => missing.push(h.id.to_string()),
-                Some(entity) if h.kind == Kind::Task => source_tasks
-                    .push((h.id.name.clone(), crate::registration::admin::spec_of(ResourceType::Task, &entity))),
+                Some(entity) if h.kind == Kind::Task => {
+                    source_tasks.push((h.id.name.clone(), crate::registration::admin::spec_of(Kind::Task, &entity)))
+                }
                 Some(_) => {}
             }
         }
@@ -252,8 +288,17 @@ impl Promotion<'_> {
         let target = self.target(p, self.to);
         let options = Options { activate: false, ..Options::default() };
         let archive = archive.as_ref().map(|(filename, bytes)| Archive { filename, bytes });
-        let registered = register::register_package(admin, package, &target, archive, &options).await?;
-        let lp_ids: Vec<hydrate::Identifier> =
+        let registered = crate::pipeline::deploy::register_package(
+            admin,
+            package,
+            target,
+            archive,
+            &options,
+            &self.others,
+            &p.wf.name,
+        )
+        .await?;
+        let lp_ids: Vec<Identifier> =
             source_ids.iter().filter(|h| h.kind == Kind::LaunchPlan).map(|h| h.id.clone()).collect();
         launch_plans.extend(lp_ids.iter().map(|id| id.name.clone()));
         self.finish(admin, &registered, &lp_ids, summary).await
@@ -272,22 +317,15 @@ impl Promotion<'_> {
     ) -> Result<()> {
         let project = &p.wf.project;
         let version = &p.fp.version;
-        let source_id = |kind: ResourceType, name: &str| hydrate::Identifier {
-            resource_type: kind as i32,
-            project: project.clone(),
-            domain: self.from.to_string(),
-            name: name.to_string(),
-            version: version.clone(),
-            org: String::new(),
-        };
+        let source_id = |kind: Kind, name: &str| Identifier::new(kind, project, self.from, name, version);
         // Only to read references: the source's own domain as target changes nothing.
         let mut read_target = self.target(p, self.from);
         read_target.code_url = Some(String::new());
         let mut fetched: Vec<Fetched> = Vec::new();
-        let mut queue: Vec<hydrate::Identifier> = Vec::new();
-        for name in admin.list_names(ResourceType::Workflow, project, self.from).await? {
+        let mut queue: Vec<Identifier> = Vec::new();
+        for name in admin.list_names(Kind::Workflow, project, self.from).await? {
             if p.wf.packages.iter().any(|pkg| name.starts_with(&format!("{pkg}."))) {
-                queue.push(source_id(ResourceType::Workflow, &name));
+                queue.push(source_id(Kind::Workflow, &name));
             }
         }
         let roots = queue.clone();
@@ -299,14 +337,14 @@ impl Promotion<'_> {
                 continue;
             }
             let kind = id.kind().context("a reference of an unknown kind")?;
-            let Some(entity) = admin.get(register::resource_type(kind), &id.to_prost()).await? else {
+            let Some(entity) = admin.get(kind, &id).await? else {
                 // A workflow name without this version is not ours; a missing reference is.
                 if !roots.contains(&id) {
                     missing.push(id.to_string());
                 }
                 continue;
             };
-            let spec = crate::registration::admin::spec_of(register::resource_type(kind), &entity);
+            let spec = crate::registration::admin::spec_of(kind, &entity);
             let read = hydrate::hydrate(kind, &spec, &read_target).with_context(|| format!("reading {id}"))?;
             for r in read.references {
                 if r.project == *project && r.domain == self.from && r.version == *version {
@@ -322,13 +360,13 @@ impl Promotion<'_> {
             return Err(self.not_in_source(p, ""));
         }
         // The launch plans of these workflows at this version.
-        for name in admin.list_names(ResourceType::LaunchPlan, project, self.from).await? {
-            let id = source_id(ResourceType::LaunchPlan, &name);
+        for name in admin.list_names(Kind::LaunchPlan, project, self.from).await? {
+            let id = source_id(Kind::LaunchPlan, &name);
             if fetched.iter().any(|f| f.id == id) {
                 continue;
             }
-            let Some(entity) = admin.get(ResourceType::LaunchPlan, &id.to_prost()).await? else { continue };
-            let spec = crate::registration::admin::spec_of(ResourceType::LaunchPlan, &entity);
+            let Some(entity) = admin.get(Kind::LaunchPlan, &id).await? else { continue };
+            let spec = crate::registration::admin::spec_of(Kind::LaunchPlan, &entity);
             let read = hydrate::hydrate(Kind::LaunchPlan, &spec, &read_target)?;
             if read.references.iter().any(|r| workflows.contains(r)) {
                 fetched.push(Fetched { kind: Kind::LaunchPlan, id, spec });
@@ -374,7 +412,7 @@ impl Promotion<'_> {
         admin.ensure_project(project).await?;
         let options = Options { activate: false, ..Options::default() };
         let registered = register::register_entities(admin, entities, &options).await;
-        let lp_ids: Vec<hydrate::Identifier> =
+        let lp_ids: Vec<Identifier> =
             fetched.iter().filter(|f| f.kind == Kind::LaunchPlan).map(|f| f.id.clone()).collect();
         launch_plans.extend(lp_ids.iter().map(|id| id.name.clone()));
         self.finish(admin, &registered, &lp_ids, summary).await
@@ -457,7 +495,7 @@ impl Promotion<'_> {
         &self,
         admin: &Admin,
         registered: &register::Summary,
-        source_launch_plans: &[hydrate::Identifier],
+        source_launch_plans: &[Identifier],
         summary: &mut WorkflowSummary,
     ) -> Result<()> {
         summary.entities =
@@ -466,16 +504,16 @@ impl Promotion<'_> {
             anyhow::bail!("{}", registered.errors.join("; "));
         }
         let mut activated = 0;
-        for id in source_launch_plans {
-            let source_id = id.to_prost();
-            if admin.launch_plan_active(&source_id).await? != Some(true) {
+        let activates = self.config.domain(self.to).is_none_or(|d| d.activate);
+        for id in source_launch_plans.iter().filter(|_| activates) {
+            if admin.launch_plan_active(id).await? != Some(true) {
                 summary.warnings.push(format!(
                     "launch plan {} is not active in '{}' at this version, so it was not activated in '{}'",
                     id.name, self.from, self.to
                 ));
                 continue;
             }
-            let mut target_id = source_id.clone();
+            let mut target_id = id.clone();
             target_id.domain = self.to.to_string();
             if admin.launch_plan_active(&target_id).await? == Some(true) {
                 continue;
@@ -484,7 +522,7 @@ impl Promotion<'_> {
                 .set_launch_plan_active(&target_id, true)
                 .await
                 .map_err(|s| crate::registration::admin::status_error(&admin.endpoint, "UpdateLaunchPlan", s))
-                .with_context(|| format!("activating {}", register::describe(ResourceType::LaunchPlan, &target_id)))?;
+                .with_context(|| format!("activating {}", register::describe(Some(Kind::LaunchPlan), &target_id)))?;
             activated += 1;
         }
         summary.outcome =
@@ -501,9 +539,9 @@ fn package_code_url(package: &Package, source_tasks: &[(String, Vec<u8>)]) -> Re
     for spec in package.entities.iter().filter(|e| e.kind == Kind::Task) {
         let args = container_args(&spec.bytes)?;
         let Some(position) = args.iter().position(|a| a == hydrate::REMOTE_PACKAGE_PATH) else { continue };
-        let id = hydrate::Identifier::from_wire(
-            wire::last_len(wire::last_len(&spec.bytes, 1)?.unwrap_or_default(), 1)?.unwrap_or_default(),
-        )?;
+        let template = wire::last_len(&spec.bytes, task_spec::TEMPLATE)?.unwrap_or_default();
+        let id = Identifier::decode(wire::last_len(template, task_template::ID)?.unwrap_or_default())
+            .context("reading a task's identifier")?;
         let Some((_, source_spec)) = source_tasks.iter().find(|(name, _)| *name == id.name) else { continue };
         let source_args = container_args(source_spec)?;
         let found =
@@ -526,11 +564,11 @@ fn package_code_url(package: &Package, source_tasks: &[(String, Vec<u8>)]) -> Re
     Ok(url)
 }
 
-/// The container args of an `admin.TaskSpec` (template = 1, container = 6, args = 3).
-fn container_args(task_spec: &[u8]) -> Result<Vec<String>> {
-    let template = wire::last_len(task_spec, 1)?.unwrap_or_default();
-    let Some(container) = wire::last_len(template, 6)? else { return Ok(Vec::new()) };
-    Ok(wire::all_len(container, 3)?.into_iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+/// The container args of an `admin.TaskSpec`, read on the wire.
+fn container_args(spec: &[u8]) -> Result<Vec<String>> {
+    let template = wire::last_len(spec, task_spec::TEMPLATE)?.unwrap_or_default();
+    let Some(args) = wire::last_len(template, task_template::CONTAINER)? else { return Ok(Vec::new()) };
+    Ok(wire::all_len(args, container::ARGS)?.into_iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect())
 }
 
 /// The records of this promotion: one per workflow that is now in the target domain,
@@ -587,6 +625,7 @@ mod tests {
             to: "production",
             commit: "0123456789abcdef",
             target_settings: config.domain("production").unwrap().settings.clone(),
+            others: Default::default(),
         }
     }
 

@@ -251,8 +251,16 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
     let domain =
         base::resolve_domain(&config, range.domain.as_deref(), branch.as_deref(), &mut notes)?.name.value.clone();
 
+    // With --all the change is not looked at, but a base given with it is still resolved
+    // and reported (its merge-base), as without --all.
+    let mut given_base = None;
     let base = if range.all {
         notes.push("--all: every workflow planned as changed".into());
+        if range.base.is_some() {
+            if let Base::Found { commit, how } = base::resolve_base(repo, range.base.as_deref(), head.id(), &ci)? {
+                given_base = Some((commit, how));
+            }
+        }
         None
     } else {
         match base::resolve_base(repo, range.base.as_deref(), head.id(), &ci)? {
@@ -331,6 +339,7 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
     if head_root.is_none() && workflows.iter().any(|w| w.action == Action::Removed) {
         return Err(config.missing_root(&head_what));
     }
+    let base = base.or(given_base);
     let mut plan = Plan {
         base: base.as_ref().map(|(c, _)| c.to_string()),
         head: head.id().to_string(),

@@ -19,16 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
-use flyte_api::admin;
-use flyte_api::core::{self, ResourceType};
-use flyte_api::service;
+use flyte_api::codec::RawCodec;
+use flyte_api::{admin, fields, method, service, wire, Identifier, Kind, Message};
 use md5::{Digest as _, Md5};
-use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
-
-use flyte_api::codec::RawCodec;
 
 use crate::config::Config;
 use crate::settings;
@@ -172,7 +168,7 @@ impl Admin {
         if url.starts_with("https://") {
             let host = endpoint.uri().host().unwrap_or_default().to_string();
             endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().domain_name(host))
+                .tls_config(ClientTlsConfig::new().domain_name(host).with_native_roots())
                 .with_context(|| format!("setting up TLS for {url}"))?;
         }
         Ok(Admin {
@@ -247,10 +243,8 @@ impl Admin {
 
     /// FlyteAdmin's version answer.
     pub async fn version(&self) -> Result<admin::Version> {
-        let bytes = self
-            .call_raw("/flyteidl.service.AdminService/GetVersion", &[])
-            .await
-            .map_err(|s| status_error(&self.endpoint, "GetVersion", s))?;
+        let bytes =
+            self.call_raw(method::GET_VERSION, &[]).await.map_err(|s| status_error(&self.endpoint, "GetVersion", s))?;
         let answer = admin::GetVersionResponse::decode(bytes.as_slice()).context("decoding GetVersion")?;
         Ok(answer.control_plane_version.unwrap_or_default())
     }
@@ -263,9 +257,8 @@ impl Admin {
     /// Sends a Create request (the wire bytes of `TaskCreateRequest`, `WorkflowCreateRequest`
     /// or `LaunchPlanCreateRequest`) as it is. ALREADY_EXISTS is [`Created::AlreadyThere`];
     /// any other refusal is returned as the status (see [`is_different_structure`]).
-    pub async fn create(&self, kind: ResourceType, request: &[u8]) -> Result<Created, Status> {
-        let method = format!("/flyteidl.service.AdminService/Create{}", method_noun(kind)?);
-        match self.call_raw(&method, request).await {
+    pub async fn create(&self, kind: Kind, request: &[u8]) -> Result<Created, Status> {
+        match self.call_raw(method::create(kind), request).await {
             Ok(_) => Ok(Created::New),
             Err(status) if status.code() == Code::AlreadyExists => Ok(Created::AlreadyThere),
             Err(status) => Err(status),
@@ -274,30 +267,28 @@ impl Admin {
 
     /// The registered entity (`admin.Task`, `admin.Workflow` or `admin.LaunchPlan` wire
     /// bytes, exactly as the server sent them); `None` when it does not exist.
-    pub async fn get(&self, kind: ResourceType, id: &core::Identifier) -> Result<Option<Vec<u8>>> {
-        let method = format!("/flyteidl.service.AdminService/Get{}", method_noun(kind)?);
-        let mut id = id.clone();
-        id.resource_type = kind as i32;
-        let request = admin::ObjectGetRequest { id: Some(id) }.encode_to_vec();
-        match self.call_raw(&method, &request).await {
+    pub async fn get(&self, kind: Kind, id: &Identifier) -> Result<Option<Vec<u8>>> {
+        let method = method::get(kind);
+        let request = admin::ObjectGetRequest { id: Some(id.with_kind(kind)) }.encode_to_vec();
+        match self.call_raw(method, &request).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(status) if status.code() == Code::NotFound => Ok(None),
-            Err(status) => Err(status_error(&self.endpoint, &method, status)),
+            Err(status) => Err(status_error(&self.endpoint, method, status)),
         }
     }
 
     /// A registered entity in the form pyflyte writes it (`TaskSpec`, `WorkflowSpec`,
     /// `admin.LaunchPlan` with id and spec), its bytes taken from the answer as they are:
     /// what promotion re-registers elsewhere. `None` when it does not exist.
-    pub async fn get_spec(&self, kind: ResourceType, id: &core::Identifier) -> Result<Option<Vec<u8>>> {
+    pub async fn get_spec(&self, kind: Kind, id: &Identifier) -> Result<Option<Vec<u8>>> {
         let Some(entity) = self.get(kind, id).await? else { return Ok(None) };
         Ok(Some(spec_of(kind, &entity)))
     }
 
     /// Every version of one entity name (or of all names when `name` is empty), as entity
     /// message bytes, newest first, all pages.
-    pub async fn list(&self, kind: ResourceType, project: &str, domain: &str, name: &str) -> Result<Vec<Vec<u8>>> {
-        let method = format!("/flyteidl.service.AdminService/List{}s", method_noun(kind)?);
+    pub async fn list(&self, kind: Kind, project: &str, domain: &str, name: &str) -> Result<Vec<Vec<u8>>> {
+        let method = method::list(kind);
         let mut out = Vec::new();
         let mut token = String::new();
         loop {
@@ -310,12 +301,12 @@ impl Admin {
                 }),
                 limit: 100,
                 token: token.clone(),
-                ..Default::default()
             }
             .encode_to_vec();
-            let page = self.call_raw(&method, &request).await.map_err(|s| status_error(&self.endpoint, &method, s))?;
-            out.extend(flyte_api::wire::all_len(&page, 1).unwrap_or_default().into_iter().map(<[u8]>::to_vec));
-            token = flyte_api::wire::last_len(&page, 2)
+            let page = self.call_raw(method, &request).await.map_err(|s| status_error(&self.endpoint, method, s))?;
+            let entities = wire::all_len(&page, fields::entity_list::ENTITIES).unwrap_or_default();
+            out.extend(entities.into_iter().map(<[u8]>::to_vec));
+            token = wire::last_len(&page, fields::entity_list::TOKEN)
                 .ok()
                 .flatten()
                 .map(|t| String::from_utf8_lossy(t).into_owned())
@@ -327,8 +318,8 @@ impl Admin {
     }
 
     /// The names of the entities of a kind in a project and domain, all pages.
-    pub async fn list_names(&self, kind: ResourceType, project: &str, domain: &str) -> Result<Vec<String>> {
-        let method = format!("/flyteidl.service.AdminService/List{}Ids", method_noun(kind)?);
+    pub async fn list_names(&self, kind: Kind, project: &str, domain: &str) -> Result<Vec<String>> {
+        let method = method::list_ids(kind);
         let mut out = Vec::new();
         let mut token = String::new();
         loop {
@@ -340,7 +331,7 @@ impl Admin {
                 ..Default::default()
             }
             .encode_to_vec();
-            let page = self.call_raw(&method, &request).await.map_err(|s| status_error(&self.endpoint, &method, s))?;
+            let page = self.call_raw(method, &request).await.map_err(|s| status_error(&self.endpoint, method, s))?;
             let page = admin::NamedEntityIdentifierList::decode(page.as_slice()).context("decoding an id list")?;
             out.extend(page.entities.into_iter().map(|e| e.name));
             if page.token.is_empty() {
@@ -351,27 +342,26 @@ impl Admin {
     }
 
     /// Whether a launch plan is ACTIVE; `None` when it does not exist.
-    pub async fn launch_plan_active(&self, id: &core::Identifier) -> Result<Option<bool>> {
-        let Some(bytes) = self.get(ResourceType::LaunchPlan, id).await? else { return Ok(None) };
+    pub async fn launch_plan_active(&self, id: &Identifier) -> Result<Option<bool>> {
+        let Some(bytes) = self.get(Kind::LaunchPlan, id).await? else { return Ok(None) };
         let plan = admin::LaunchPlan::decode(bytes.as_slice()).context("decoding a launch plan")?;
-        Ok(Some(plan.closure.is_some_and(|c| c.state == admin::LaunchPlanState::Active as i32)))
+        Ok(Some(plan.closure.is_some_and(|c| c.state() == admin::LaunchPlanState::Active)))
     }
 
     /// Activates (deactivating the previously active version of the name) or deactivates.
-    pub async fn set_launch_plan_active(&self, id: &core::Identifier, active: bool) -> Result<(), Status> {
-        let mut id = id.clone();
-        id.resource_type = ResourceType::LaunchPlan as i32;
+    pub async fn set_launch_plan_active(&self, id: &Identifier, active: bool) -> Result<(), Status> {
         let state = if active { admin::LaunchPlanState::Active } else { admin::LaunchPlanState::Inactive };
-        let request = admin::LaunchPlanUpdateRequest { id: Some(id), state: state as i32 }.encode_to_vec();
-        self.call_raw("/flyteidl.service.AdminService/UpdateLaunchPlan", &request).await.map(|_| ())
+        let id = Some(id.with_kind(Kind::LaunchPlan));
+        let request = admin::LaunchPlanUpdateRequest { id, state: state.into() }.encode_to_vec();
+        self.call_raw(method::UPDATE_LAUNCH_PLAN, &request).await.map(|_| ())
     }
 
     /// Registers the project unless FlyteAdmin has it; true when it was registered now. A
     /// server that will not say (no GetProject, or not allowed to this client) is left
     /// alone: the creates then say whether the project exists.
     pub async fn ensure_project(&self, project: &str) -> Result<bool> {
-        let get = admin::ProjectGetRequest { id: project.into(), ..Default::default() }.encode_to_vec();
-        match self.call_raw("/flyteidl.service.AdminService/GetProject", &get).await {
+        let get = admin::ProjectGetRequest { id: project.into() }.encode_to_vec();
+        match self.call_raw(method::GET_PROJECT, &get).await {
             Ok(_) => return Ok(false),
             Err(status) if status.code() == Code::NotFound => {}
             Err(status) if matches!(status.code(), Code::Unimplemented | Code::PermissionDenied) => return Ok(false),
@@ -381,7 +371,7 @@ impl Admin {
             project: Some(admin::Project { id: project.into(), name: project.into(), ..Default::default() }),
         }
         .encode_to_vec();
-        match self.call_raw("/flyteidl.service.AdminService/RegisterProject", &register).await {
+        match self.call_raw(method::REGISTER_PROJECT, &register).await {
             Ok(_) => Ok(true),
             Err(status) if status.code() == Code::AlreadyExists => Ok(false),
             Err(status) => Err(status_error(&self.endpoint, &format!("RegisterProject {project}"), status)),
@@ -405,7 +395,7 @@ impl Admin {
             ..Default::default()
         }
         .encode_to_vec();
-        let method = "/flyteidl.service.DataProxyService/CreateUploadLocation";
+        let method = method::CREATE_UPLOAD_LOCATION;
         let answer = self.call_raw(method, &request).await.map_err(|s| status_error(&self.endpoint, method, s))?;
         service::CreateUploadLocationResponse::decode(answer.as_slice()).context("decoding CreateUploadLocation")
     }
@@ -457,8 +447,8 @@ pub async fn put_upload(location: &service::CreateUploadLocationResponse, bytes:
 
 /// The spec inside an `admin.Task` / `admin.Workflow` / `admin.LaunchPlan` answer, in the
 /// form pyflyte writes (see [`Admin::get_spec`]).
-pub fn spec_of(kind: ResourceType, entity: &[u8]) -> Vec<u8> {
-    use flyte_api::wire;
+pub fn spec_of(kind: Kind, entity: &[u8]) -> Vec<u8> {
+    use fields::{compiled, compiled_workflow_closure as closure, entity as answer, entity_closure, launch_plan};
     let path = |mut m: &[u8], numbers: &[u32]| -> Vec<u8> {
         for n in numbers {
             m = wire::last_len(m, *n).ok().flatten().unwrap_or_default();
@@ -467,29 +457,28 @@ pub fn spec_of(kind: ResourceType, entity: &[u8]) -> Vec<u8> {
     };
     let mut out = Vec::new();
     match kind {
-        ResourceType::Task => out.extend(wire::len_field(1, &path(entity, &[2, 1, 1]))),
-        ResourceType::Workflow => {
-            let compiled = path(entity, &[2, 1]);
-            out.extend(wire::len_field(1, &path(&compiled, &[1, 1])));
-            for sub in wire::all_len(&compiled, 2).unwrap_or_default() {
-                out.extend(wire::len_field(2, &path(sub, &[1])));
+        Kind::Task => {
+            // Task{closure: TaskClosure{compiled_task: CompiledTask{template}}} → TaskSpec{template}
+            let template = path(entity, &[answer::CLOSURE, entity_closure::COMPILED, compiled::TEMPLATE]);
+            out.extend(wire::len_field(fields::task_spec::TEMPLATE, &template));
+        }
+        Kind::Workflow => {
+            // Workflow{closure: WorkflowClosure{compiled_workflow: {primary, sub_workflows}}}
+            //   → WorkflowSpec{template, sub_workflows}
+            let compiled_closure = path(entity, &[answer::CLOSURE, entity_closure::COMPILED]);
+            let template = path(&compiled_closure, &[closure::PRIMARY, compiled::TEMPLATE]);
+            out.extend(wire::len_field(fields::workflow_spec::TEMPLATE, &template));
+            for sub in wire::all_len(&compiled_closure, closure::SUB_WORKFLOWS).unwrap_or_default() {
+                out.extend(wire::len_field(fields::workflow_spec::SUB_WORKFLOWS, &path(sub, &[compiled::TEMPLATE])));
             }
         }
-        _ => {
-            out.extend(wire::len_field(1, &path(entity, &[1])));
-            out.extend(wire::len_field(2, &path(entity, &[2])));
+        Kind::LaunchPlan => {
+            // LaunchPlan{id, spec, closure} → LaunchPlan{id, spec}
+            out.extend(wire::len_field(launch_plan::ID, &path(entity, &[launch_plan::ID])));
+            out.extend(wire::len_field(launch_plan::SPEC, &path(entity, &[launch_plan::SPEC])));
         }
     }
     out
-}
-
-fn method_noun(kind: ResourceType) -> Result<&'static str, Status> {
-    match kind {
-        ResourceType::Task => Ok("Task"),
-        ResourceType::Workflow => Ok("Workflow"),
-        ResourceType::LaunchPlan => Ok("LaunchPlan"),
-        other => Err(Status::invalid_argument(format!("no create/get for {other:?}"))),
-    }
 }
 
 /// A failed call as an error naming the endpoint and the call.
@@ -523,7 +512,7 @@ impl Auth {
             return Ok(None);
         };
         let public = admin
-            .call_raw("/flyteidl.service.AuthMetadataService/GetPublicClientConfig", &[])
+            .call_raw(method::GET_PUBLIC_CLIENT_CONFIG, &[])
             .await
             .ok()
             .and_then(|b| service::PublicClientAuthConfigResponse::decode(b.as_slice()).ok())
@@ -532,7 +521,7 @@ impl Auth {
             Some(url) => url,
             None => {
                 let meta = admin
-                    .call_raw("/flyteidl.service.AuthMetadataService/GetOAuth2Metadata", &[])
+                    .call_raw(method::GET_OAUTH2_METADATA, &[])
                     .await
                     .map_err(|s| status_error(&admin.endpoint, "discovering the OAuth2 token endpoint", s))?;
                 let meta =

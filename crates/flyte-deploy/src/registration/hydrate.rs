@@ -1,8 +1,9 @@
 //! Lossless hydration of the specs pyflyte writes: sets project, domain and version on every
 //! identifier FlyteAdmin resolves, substitutes the code archive URL and destination dir in
 //! task args, and applies a domain's launch-plan settings — by editing the wire bytes of the
-//! touched fields only (`wire.rs`), so fields the stale `flyteidl` crate does not know reach
-//! FlyteAdmin intact. It does no I/O and never re-encodes a spec through prost.
+//! touched fields only (`flyte_api::wire`, with the numbers of `flyte_api::fields`), so
+//! fields the bindings do not declare reach FlyteAdmin intact. It does no I/O and never
+//! re-encodes a spec through prost.
 //!
 //! # API
 //! - [`hydrate`]`(kind, file_bytes, &target) -> Hydrated`: `file_bytes` is one `.pb` file of
@@ -15,7 +16,6 @@
 //!   pass-through codec.
 //! - [`hydrate_package`]`(&specs::Package, &target) -> Vec<Hydrated>`: all of a package's
 //!   specs, in its order, an error naming the file.
-//! - [`Identifier::to_prost`] for requests built with the crate (UpdateLaunchPlan, Get*).
 //! - [`registration_levels`]`(&[Hydrated])`: the order of registration, as levels of indexes;
 //!   everything an entity references inside the package sits in an earlier level.
 //!
@@ -39,34 +39,19 @@
 //! Hydrating an already hydrated spec with the same target returns the same bytes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 use anyhow::{bail, Context, Result};
 
+use flyte_api::fields::{
+    array_node, auth_role, branch_node, container, create_request, identifier, identity, if_block, if_else_block,
+    k8s_pod, key_value, labels, launch_plan, launch_plan_spec, node, protobuf_list_value, protobuf_struct,
+    protobuf_value, raw_output_data_config, security_context, task_node, task_spec, task_template, workflow_node,
+    workflow_spec, workflow_template,
+};
+use flyte_api::{wire, Identifier, Kind, Message};
+
 use crate::artifacts::specs::Package;
 use crate::config::DomainSettings;
-use flyte_api::wire;
-
-/// What a `.pb` file of a package holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// `admin.TaskSpec` (file suffix `_1.pb`).
-    Task,
-    /// `admin.WorkflowSpec` (`_2.pb`).
-    Workflow,
-    /// `admin.LaunchPlan` (`_3.pb`); its `spec` is what is registered.
-    LaunchPlan,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Task => "task",
-            Kind::Workflow => "workflow",
-            Kind::LaunchPlan => "launch plan",
-        })
-    }
-}
 
 /// Where and how the specs are registered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,76 +68,6 @@ pub struct Target {
     pub settings: DomainSettings,
 }
 
-/// `flyteidl.core.ResourceType` values.
-pub mod resource_type {
-    pub const UNSPECIFIED: i32 = 0;
-    pub const TASK: i32 = 1;
-    pub const WORKFLOW: i32 = 2;
-    pub const LAUNCH_PLAN: i32 = 3;
-}
-
-/// A `flyteidl.core.Identifier`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Identifier {
-    /// A [`resource_type`] value.
-    pub resource_type: i32,
-    pub project: String,
-    pub domain: String,
-    pub name: String,
-    pub version: String,
-    pub org: String,
-}
-
-impl Identifier {
-    /// Decodes the wire bytes of a `core.Identifier` (unknown fields are ignored here, and
-    /// kept in the bytes).
-    pub fn from_wire(bytes: &[u8]) -> Result<Identifier> {
-        let text = |n| wire::string(bytes, n).map(Option::unwrap_or_default);
-        Ok(Identifier {
-            resource_type: wire::varint(bytes, id::RESOURCE_TYPE)?.unwrap_or(0) as i32,
-            project: text(id::PROJECT)?,
-            domain: text(id::DOMAIN)?,
-            name: text(id::NAME)?,
-            version: text(id::VERSION)?,
-            org: text(id::ORG)?,
-        })
-    }
-
-    /// As the `flyteidl` crate's type (which knows every Identifier field), for requests
-    /// built through prost such as `UpdateLaunchPlan` or `Get*`.
-    pub fn to_prost(&self) -> flyte_api::core::Identifier {
-        flyte_api::core::Identifier {
-            resource_type: self.resource_type,
-            project: self.project.clone(),
-            domain: self.domain.clone(),
-            name: self.name.clone(),
-            version: self.version.clone(),
-            org: self.org.clone(),
-        }
-    }
-
-    /// The entity kind this identifier names, if it is one that is registered.
-    pub fn kind(&self) -> Option<Kind> {
-        match self.resource_type {
-            resource_type::TASK => Some(Kind::Task),
-            resource_type::WORKFLOW => Some(Kind::Workflow),
-            resource_type::LAUNCH_PLAN => Some(Kind::LaunchPlan),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Identifier {
-    /// `task flytesnacks/development/hello.greet.shout@v1`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind() {
-            Some(kind) => write!(f, "{kind} ")?,
-            None => write!(f, "resource type {} ", self.resource_type)?,
-        }
-        write!(f, "{}/{}/{}@{}", self.project, self.domain, self.name, self.version)
-    }
-}
-
 /// One hydrated entity, ready to be registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hydrated {
@@ -167,84 +82,6 @@ pub struct Hydrated {
     /// embed; a launch plan's workflow. References to entities outside the package are listed
     /// too (they must already exist).
     pub references: Vec<Identifier>,
-}
-
-/// Field numbers (flyteidl v1.16 protos), by message.
-mod id {
-    pub(super) const RESOURCE_TYPE: u32 = 1;
-    pub(super) const PROJECT: u32 = 2;
-    pub(super) const DOMAIN: u32 = 3;
-    pub(super) const NAME: u32 = 4;
-    pub(super) const VERSION: u32 = 5;
-    pub(super) const ORG: u32 = 6;
-}
-/// admin.TaskSpec, core.TaskTemplate, core.Container, core.K8sPod.
-mod task {
-    pub(super) const SPEC_TEMPLATE: u32 = 1;
-    pub(super) const TEMPLATE_ID: u32 = 1;
-    pub(super) const TEMPLATE_CONTAINER: u32 = 6;
-    pub(super) const TEMPLATE_K8S_POD: u32 = 17;
-    pub(super) const CONTAINER_ARGS: u32 = 3;
-    pub(super) const POD_SPEC: u32 = 2;
-}
-/// admin.WorkflowSpec, core.WorkflowTemplate, core.Node and the node kinds.
-mod wf {
-    pub(super) const SPEC_TEMPLATE: u32 = 1;
-    pub(super) const SPEC_SUB_WORKFLOWS: u32 = 2;
-    pub(super) const TEMPLATE_ID: u32 = 1;
-    pub(super) const TEMPLATE_NODES: u32 = 4;
-    pub(super) const TEMPLATE_FAILURE_NODE: u32 = 6;
-    pub(super) const NODE_TASK: u32 = 6;
-    pub(super) const NODE_WORKFLOW: u32 = 7;
-    pub(super) const NODE_BRANCH: u32 = 8;
-    pub(super) const NODE_ARRAY: u32 = 10;
-    pub(super) const TASK_NODE_REFERENCE: u32 = 1;
-    pub(super) const WORKFLOW_NODE_LAUNCH_PLAN: u32 = 1;
-    pub(super) const WORKFLOW_NODE_SUB_WORKFLOW: u32 = 2;
-    pub(super) const BRANCH_IF_ELSE: u32 = 1;
-    pub(super) const IF_ELSE_CASE: u32 = 1;
-    pub(super) const IF_ELSE_OTHER: u32 = 2;
-    pub(super) const IF_ELSE_ELSE_NODE: u32 = 3;
-    pub(super) const IF_BLOCK_THEN_NODE: u32 = 2;
-    pub(super) const ARRAY_NODE: u32 = 1;
-}
-/// admin.LaunchPlan, admin.LaunchPlanSpec and the settings' messages.
-mod lp {
-    pub(super) const ID: u32 = 1;
-    pub(super) const SPEC: u32 = 2;
-    pub(super) const WORKFLOW_ID: u32 = 1;
-    pub(super) const LABELS: u32 = 6;
-    pub(super) const ANNOTATIONS: u32 = 7;
-    pub(super) const AUTH_ROLE: u32 = 9;
-    pub(super) const SECURITY_CONTEXT: u32 = 10;
-    pub(super) const RAW_OUTPUT_DATA_CONFIG: u32 = 17;
-    pub(super) const ENVS: u32 = 21;
-    /// AuthRole.assumable_iam_role, kubernetes_service_account.
-    pub(super) const AUTH_ROLE_IAM: u32 = 1;
-    pub(super) const AUTH_ROLE_SA: u32 = 2;
-    /// SecurityContext.run_as → Identity.iam_role, k8s_service_account.
-    pub(super) const RUN_AS: u32 = 1;
-    pub(super) const IDENTITY_IAM: u32 = 1;
-    pub(super) const IDENTITY_SA: u32 = 2;
-    pub(super) const OUTPUT_LOCATION_PREFIX: u32 = 1;
-    /// Labels.values / Annotations.values (map entries) and Envs.values (KeyValuePair):
-    /// both are {key = 1, value = 2}.
-    pub(super) const MAP_VALUES: u32 = 1;
-}
-/// google.protobuf.Struct / Value / ListValue.
-mod pb {
-    pub(super) const STRUCT_FIELDS: u32 = 1;
-    pub(super) const ENTRY_KEY: u32 = 1;
-    pub(super) const ENTRY_VALUE: u32 = 2;
-    pub(super) const VALUE_STRING: u32 = 3;
-    pub(super) const VALUE_STRUCT: u32 = 5;
-    pub(super) const VALUE_LIST: u32 = 6;
-    pub(super) const LIST_VALUES: u32 = 1;
-}
-/// Request messages: {id = 1, spec = 2} for tasks, workflows and launch plans.
-mod request {
-    pub(super) const ID: u32 = 1;
-    pub(super) const SPEC: u32 = 2;
 }
 
 const PROJECT_TEMPLATE: &str = "{{ registration.project }}";
@@ -280,19 +117,47 @@ pub fn retarget(kind: Kind, spec_bytes: &[u8], source: Source<'_>, target: &Targ
 }
 
 fn hydrate_with(kind: Kind, file_bytes: &[u8], target: &Target, source: Option<Source<'_>>) -> Result<Hydrated> {
+    hydrate_resolving(kind, file_bytes, target, source, None)
+}
+
+/// For a reference to an entity of another workflow of the monorepo: that workflow's
+/// version, by the referenced entity's name (`None`: not another workflow's).
+pub type OtherVersion<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Like [`hydrate_package`], and a reference whose version is empty or
+/// `{{ registration.version }}` to an entity `other` names gets that workflow's version
+/// instead of the target's.
+pub fn hydrate_package_resolving(package: &Package, target: &Target, other: OtherVersion<'_>) -> Result<Vec<Hydrated>> {
+    package
+        .entities
+        .iter()
+        .map(|e| {
+            hydrate_resolving(e.kind, &e.bytes, target, None, Some(other))
+                .with_context(|| format!("{} of the pyflyte package", e.file_name))
+        })
+        .collect()
+}
+
+fn hydrate_resolving(
+    kind: Kind,
+    file_bytes: &[u8],
+    target: &Target,
+    source: Option<Source<'_>>,
+    other: Option<OtherVersion<'_>>,
+) -> Result<Hydrated> {
     for (what, value) in [("project", &target.project), ("domain", &target.domain), ("version", &target.version)] {
         if value.is_empty() {
             bail!("cannot hydrate a {kind}: the target {what} is empty");
         }
     }
-    let mut hydrator = Hydrator { target, source, references: Vec::new() };
+    let mut hydrator = Hydrator { target, source, other, references: Vec::new() };
     let (id_bytes, spec) = match kind {
         Kind::Task => hydrator.task_spec(file_bytes),
         Kind::Workflow => hydrator.workflow_spec(file_bytes),
         Kind::LaunchPlan => hydrator.launch_plan(file_bytes),
     }
     .with_context(|| format!("hydrating a {kind} spec"))?;
-    let id = Identifier::from_wire(&id_bytes)?;
+    let id = identifier_of(&id_bytes)?;
     if id.name.is_empty() {
         bail!("the {kind} spec has no identifier name: is this really a {kind} file?");
     }
@@ -317,8 +182,8 @@ pub fn hydrate_package(package: &Package, target: &Target) -> Result<Vec<Hydrate
 /// The wire bytes of the create request for `h` (`TaskCreateRequest`,
 /// `WorkflowCreateRequest` or `LaunchPlanCreateRequest`: id = 1, spec = 2).
 pub fn create_request(h: &Hydrated) -> Vec<u8> {
-    let mut out = wire::len_field(request::ID, &h.id_bytes);
-    out.extend(wire::len_field(request::SPEC, &h.spec));
+    let mut out = wire::len_field(create_request::ID, &h.id_bytes);
+    out.extend(wire::len_field(create_request::SPEC, &h.spec));
     out
 }
 
@@ -372,55 +237,71 @@ pub fn registration_levels(entities: &[Hydrated]) -> Result<Vec<Vec<usize>>> {
     Ok(levels)
 }
 
+/// Decodes the wire bytes of a `core.Identifier` (fields it does not declare are skipped
+/// here, and kept in the bytes).
+fn identifier_of(bytes: &[u8]) -> Result<Identifier> {
+    Identifier::decode(bytes).context("a malformed identifier")
+}
+
 struct Hydrator<'a> {
     target: &'a Target,
     /// Set by [`retarget`].
     source: Option<Source<'a>>,
+    /// Set by [`hydrate_package_resolving`].
+    other: Option<OtherVersion<'a>>,
     references: Vec<Identifier>,
 }
 
 impl Hydrator<'_> {
     /// Sets project, domain and version where empty or templated.
     fn identifier(&self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let current = Identifier::from_wire(bytes)?;
+        let current = identifier_of(bytes)?;
         let t = self.target;
         let mut out = bytes.to_vec();
         if current.project.is_empty() || current.project == PROJECT_TEMPLATE {
-            out = wire::set_len(&out, id::PROJECT, t.project.as_bytes())?;
+            out = wire::set_len(&out, identifier::PROJECT, t.project.as_bytes())?;
         }
         let moved = self.source.is_some_and(|s| {
             current.domain == s.domain && current.project == t.project && current.version == t.version
         });
         if current.domain.is_empty() || current.domain == DOMAIN_TEMPLATE || moved {
-            out = wire::set_len(&out, id::DOMAIN, t.domain.as_bytes())?;
+            out = wire::set_len(&out, identifier::DOMAIN, t.domain.as_bytes())?;
         }
         if current.version.is_empty() || current.version == VERSION_TEMPLATE {
-            out = wire::set_len(&out, id::VERSION, t.version.as_bytes())?;
+            out = wire::set_len(&out, identifier::VERSION, t.version.as_bytes())?;
         }
         Ok(out)
     }
 
     /// Hydrates an identifier this entity depends on, and records it.
     fn reference(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let out = self.identifier(bytes)?;
-        self.references.push(Identifier::from_wire(&out)?);
+        let current = identifier_of(bytes)?;
+        let other = self.other.and_then(|f| f(&current.name));
+        let bytes = match other {
+            Some(v) if current.version.is_empty() || current.version == VERSION_TEMPLATE => {
+                wire::set_len(bytes, identifier::VERSION, v.as_bytes())?
+            }
+            _ => bytes.to_vec(),
+        };
+        let out = self.identifier(&bytes)?;
+        self.references.push(identifier_of(&out)?);
         Ok(out)
     }
 
     /// admin.TaskSpec → (template id, spec).
     fn task_spec(&mut self, spec: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        if wire::last_len(spec, task::SPEC_TEMPLATE)?.is_none() {
+        if wire::last_len(spec, task_spec::TEMPLATE)?.is_none() {
             bail!("the task spec has no template");
         }
-        let spec = wire::edit_each(spec, task::SPEC_TEMPLATE, |template| {
-            let template = wire::edit_each(template, task::TEMPLATE_ID, |id| self.identifier(id))?;
-            let template = wire::edit_each(&template, task::TEMPLATE_CONTAINER, |c| self.container(c))?;
-            wire::edit_each(&template, task::TEMPLATE_K8S_POD, |pod| {
-                wire::edit_each(pod, task::POD_SPEC, |pod_spec| self.pod_spec(pod_spec))
+        let spec = wire::edit_each(spec, task_spec::TEMPLATE, |template| {
+            let template = wire::edit_each(template, task_template::ID, |id| self.identifier(id))?;
+            let template = wire::edit_each(&template, task_template::CONTAINER, |c| self.container(c))?;
+            wire::edit_each(&template, task_template::K8S_POD, |pod| {
+                wire::edit_each(pod, k8s_pod::POD_SPEC, |pod_spec| self.pod_spec(pod_spec))
             })
         })?;
-        let template = wire::last_len(&spec, task::SPEC_TEMPLATE)?.unwrap_or_default();
-        let id = wire::last_len(template, task::TEMPLATE_ID)?.context("the task template has no id")?;
+        let template = wire::last_len(&spec, task_spec::TEMPLATE)?.unwrap_or_default();
+        let id = wire::last_len(template, task_template::ID)?.context("the task template has no id")?;
         Ok((id.to_vec(), spec))
     }
 
@@ -446,11 +327,11 @@ impl Hydrator<'_> {
     /// core.Container: placeholders in `args`.
     fn container(&self, container: &[u8]) -> Result<Vec<u8>> {
         wire::rewrite(container, |f| {
-            if f.number != task::CONTAINER_ARGS || f.wire_type != wire::WireType::Len {
+            if f.number != container::ARGS || f.wire_type != wire::WireType::Len {
                 return Ok(wire::Edit::Keep);
             }
             Ok(match self.arg(&container[f.value.clone()])? {
-                Some(new) => wire::Edit::Replace(wire::len_field(task::CONTAINER_ARGS, &new)),
+                Some(new) => wire::Edit::Replace(wire::len_field(container::ARGS, &new)),
                 None => wire::Edit::Keep,
             })
         })
@@ -460,12 +341,14 @@ impl Hydrator<'_> {
     fn pod_spec(&self, pod_spec: &[u8]) -> Result<Vec<u8>> {
         struct_entry(pod_spec, "containers", |containers| {
             list_items(containers, |container| {
-                wire::edit_each(container, pb::VALUE_STRUCT, |container| {
+                wire::edit_each(container, protobuf_value::STRUCT_VALUE, |container| {
                     struct_entry(container, "args", |args| {
                         list_items(args, |arg| {
-                            let Some(text) = wire::last_len(arg, pb::VALUE_STRING)? else { return Ok(arg.to_vec()) };
+                            let Some(text) = wire::last_len(arg, protobuf_value::STRING_VALUE)? else {
+                                return Ok(arg.to_vec());
+                            };
                             match self.arg(text)? {
-                                Some(new) => wire::set_len(arg, pb::VALUE_STRING, &new),
+                                Some(new) => wire::set_len(arg, protobuf_value::STRING_VALUE, &new),
                                 None => Ok(arg.to_vec()),
                             }
                         })
@@ -477,60 +360,60 @@ impl Hydrator<'_> {
 
     /// admin.WorkflowSpec → (template id, spec).
     fn workflow_spec(&mut self, spec: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        if wire::last_len(spec, wf::SPEC_TEMPLATE)?.is_none() {
+        if wire::last_len(spec, workflow_spec::TEMPLATE)?.is_none() {
             bail!("the workflow spec has no template");
         }
-        let spec = wire::edit_each(spec, wf::SPEC_TEMPLATE, |t| self.workflow_template(t))?;
-        let spec = wire::edit_each(&spec, wf::SPEC_SUB_WORKFLOWS, |t| self.workflow_template(t))?;
+        let spec = wire::edit_each(spec, workflow_spec::TEMPLATE, |t| self.workflow_template(t))?;
+        let spec = wire::edit_each(&spec, workflow_spec::SUB_WORKFLOWS, |t| self.workflow_template(t))?;
         // Sub-workflows the spec embeds need no registration of their own.
         let mut embedded = Vec::new();
-        for sub in wire::all_len(&spec, wf::SPEC_SUB_WORKFLOWS)? {
-            if let Some(id) = wire::last_len(sub, wf::TEMPLATE_ID)? {
-                embedded.push(Identifier::from_wire(id)?);
+        for sub in wire::all_len(&spec, workflow_spec::SUB_WORKFLOWS)? {
+            if let Some(id) = wire::last_len(sub, workflow_template::ID)? {
+                embedded.push(identifier_of(id)?);
             }
         }
         self.references.retain(|r| !embedded.contains(r));
-        let template = wire::last_len(&spec, wf::SPEC_TEMPLATE)?.unwrap_or_default();
-        let id = wire::last_len(template, wf::TEMPLATE_ID)?.context("the workflow template has no id")?;
+        let template = wire::last_len(&spec, workflow_spec::TEMPLATE)?.unwrap_or_default();
+        let id = wire::last_len(template, workflow_template::ID)?.context("the workflow template has no id")?;
         Ok((id.to_vec(), spec))
     }
 
     /// core.WorkflowTemplate: its id, nodes and failure node.
     fn workflow_template(&mut self, template: &[u8]) -> Result<Vec<u8>> {
-        let template = wire::edit_each(template, wf::TEMPLATE_ID, |id| self.identifier(id))?;
-        let template = wire::edit_each(&template, wf::TEMPLATE_NODES, |n| self.node(n))?;
-        wire::edit_each(&template, wf::TEMPLATE_FAILURE_NODE, |n| self.node(n))
+        let template = wire::edit_each(template, workflow_template::ID, |id| self.identifier(id))?;
+        let template = wire::edit_each(&template, workflow_template::NODES, |n| self.node(n))?;
+        wire::edit_each(&template, workflow_template::FAILURE_NODE, |n| self.node(n))
     }
 
     /// core.Node, recursively through branch and array nodes.
     fn node(&mut self, node: &[u8]) -> Result<Vec<u8>> {
-        let node = wire::edit_each(node, wf::NODE_TASK, |task_node| {
-            wire::edit_each(task_node, wf::TASK_NODE_REFERENCE, |id| self.reference(id))
+        let node = wire::edit_each(node, node::TASK_NODE, |task_node| {
+            wire::edit_each(task_node, task_node::REFERENCE_ID, |id| self.reference(id))
         })?;
-        let node = wire::edit_each(&node, wf::NODE_WORKFLOW, |workflow_node| {
-            let w = wire::edit_each(workflow_node, wf::WORKFLOW_NODE_LAUNCH_PLAN, |id| self.reference(id))?;
-            wire::edit_each(&w, wf::WORKFLOW_NODE_SUB_WORKFLOW, |id| self.reference(id))
+        let node = wire::edit_each(&node, node::WORKFLOW_NODE, |workflow_node| {
+            let w = wire::edit_each(workflow_node, workflow_node::LAUNCHPLAN_REF, |id| self.reference(id))?;
+            wire::edit_each(&w, workflow_node::SUB_WORKFLOW_REF, |id| self.reference(id))
         })?;
-        let node = wire::edit_each(&node, wf::NODE_BRANCH, |branch| {
-            wire::edit_each(branch, wf::BRANCH_IF_ELSE, |if_else| {
-                let b = wire::edit_each(if_else, wf::IF_ELSE_CASE, |block| {
-                    wire::edit_each(block, wf::IF_BLOCK_THEN_NODE, |n| self.node(n))
+        let node = wire::edit_each(&node, node::BRANCH_NODE, |branch| {
+            wire::edit_each(branch, branch_node::IF_ELSE, |if_else| {
+                let b = wire::edit_each(if_else, if_else_block::CASE, |block| {
+                    wire::edit_each(block, if_block::THEN_NODE, |n| self.node(n))
                 })?;
-                let b = wire::edit_each(&b, wf::IF_ELSE_OTHER, |block| {
-                    wire::edit_each(block, wf::IF_BLOCK_THEN_NODE, |n| self.node(n))
+                let b = wire::edit_each(&b, if_else_block::OTHER, |block| {
+                    wire::edit_each(block, if_block::THEN_NODE, |n| self.node(n))
                 })?;
-                wire::edit_each(&b, wf::IF_ELSE_ELSE_NODE, |n| self.node(n))
+                wire::edit_each(&b, if_else_block::ELSE_NODE, |n| self.node(n))
             })
         })?;
-        wire::edit_each(&node, wf::NODE_ARRAY, |array| wire::edit_each(array, wf::ARRAY_NODE, |n| self.node(n)))
+        wire::edit_each(&node, node::ARRAY_NODE, |array| wire::edit_each(array, array_node::NODE, |n| self.node(n)))
     }
 
     /// admin.LaunchPlan → (id, LaunchPlanSpec); the closure is not registered.
     fn launch_plan(&mut self, file: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-        let id = wire::last_len(file, lp::ID)?.context("the launch plan has no id")?;
-        let spec = wire::last_len(file, lp::SPEC)?.context("the launch plan has no spec")?;
+        let id = wire::last_len(file, launch_plan::ID)?.context("the launch plan has no id")?;
+        let spec = wire::last_len(file, launch_plan::SPEC)?.context("the launch plan has no spec")?;
         let id = self.identifier(id)?;
-        let spec = wire::edit_each(spec, lp::WORKFLOW_ID, |w| self.reference(w))?;
+        let spec = wire::edit_each(spec, launch_plan_spec::WORKFLOW_ID, |w| self.reference(w))?;
         let spec = self.launch_plan_settings(&spec)?;
         Ok((id, spec))
     }
@@ -553,18 +436,25 @@ impl Hydrator<'_> {
                 }
                 Ok(msg)
             };
-            spec =
-                wire::edit_or_insert(&spec, lp::AUTH_ROLE, |auth| set_both(auth, lp::AUTH_ROLE_IAM, lp::AUTH_ROLE_SA))?;
-            spec = wire::edit_or_insert(&spec, lp::SECURITY_CONTEXT, |sc| {
-                wire::edit_or_insert(sc, lp::RUN_AS, |identity| set_both(identity, lp::IDENTITY_IAM, lp::IDENTITY_SA))
+            spec = wire::edit_or_insert(&spec, launch_plan_spec::AUTH_ROLE, |auth| {
+                set_both(auth, auth_role::ASSUMABLE_IAM_ROLE, auth_role::KUBERNETES_SERVICE_ACCOUNT)
+            })?;
+            spec = wire::edit_or_insert(&spec, launch_plan_spec::SECURITY_CONTEXT, |sc| {
+                wire::edit_or_insert(sc, security_context::RUN_AS, |identity| {
+                    set_both(identity, identity::IAM_ROLE, identity::K8S_SERVICE_ACCOUNT)
+                })
             })?;
         }
         if let Some(prefix) = prefix {
-            spec = wire::edit_or_insert(&spec, lp::RAW_OUTPUT_DATA_CONFIG, |config| {
-                wire::set_len(config, lp::OUTPUT_LOCATION_PREFIX, prefix.as_bytes())
+            spec = wire::edit_or_insert(&spec, launch_plan_spec::RAW_OUTPUT_DATA_CONFIG, |config| {
+                wire::set_len(config, raw_output_data_config::OUTPUT_LOCATION_PREFIX, prefix.as_bytes())
             })?;
         }
-        for (number, values) in [(lp::LABELS, &s.labels), (lp::ANNOTATIONS, &s.annotations), (lp::ENVS, &s.env)] {
+        for (number, values) in [
+            (launch_plan_spec::LABELS, &s.labels),
+            (launch_plan_spec::ANNOTATIONS, &s.annotations),
+            (launch_plan_spec::ENVS, &s.env),
+        ] {
             if !values.is_empty() {
                 spec = wire::edit_or_insert(&spec, number, |map| merge_pairs(map, values))?;
             }
@@ -578,25 +468,25 @@ impl Hydrator<'_> {
 /// result is written sorted by key after the message's other fields.
 fn merge_pairs(msg: &[u8], values: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let mut merged: BTreeMap<String, String> = BTreeMap::new();
-    for pair in wire::all_len(msg, lp::MAP_VALUES)? {
-        let key = wire::string(pair, 1)?.unwrap_or_default();
-        merged.insert(key, wire::string(pair, 2)?.unwrap_or_default());
+    for pair in wire::all_len(msg, labels::VALUES)? {
+        let key = wire::string(pair, key_value::KEY)?.unwrap_or_default();
+        merged.insert(key, wire::string(pair, key_value::VALUE)?.unwrap_or_default());
     }
     merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut out = wire::remove(msg, lp::MAP_VALUES)?;
+    let mut out = wire::remove(msg, labels::VALUES)?;
     for (key, value) in &merged {
-        let mut pair = wire::len_field(1, key.as_bytes());
-        pair.extend(wire::len_field(2, value.as_bytes()));
-        out.extend(wire::len_field(lp::MAP_VALUES, &pair));
+        let mut pair = wire::len_field(key_value::KEY, key.as_bytes());
+        pair.extend(wire::len_field(key_value::VALUE, value.as_bytes()));
+        out.extend(wire::len_field(labels::VALUES, &pair));
     }
     Ok(out)
 }
 
 /// Edits the value (a google.protobuf.Value) of entry `key` of a google.protobuf.Struct.
 fn struct_entry(msg: &[u8], key: &str, mut edit: impl FnMut(&[u8]) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
-    wire::edit_each(msg, pb::STRUCT_FIELDS, |entry| {
-        if wire::string(entry, pb::ENTRY_KEY)?.as_deref() == Some(key) {
-            wire::edit_each(entry, pb::ENTRY_VALUE, &mut edit)
+    wire::edit_each(msg, protobuf_struct::FIELDS, |entry| {
+        if wire::string(entry, key_value::KEY)?.as_deref() == Some(key) {
+            wire::edit_each(entry, key_value::VALUE, &mut edit)
         } else {
             Ok(entry.to_vec())
         }
@@ -605,14 +495,17 @@ fn struct_entry(msg: &[u8], key: &str, mut edit: impl FnMut(&[u8]) -> Result<Vec
 
 /// Edits each item (a google.protobuf.Value) of a Value holding a list.
 fn list_items(value: &[u8], mut edit: impl FnMut(&[u8]) -> Result<Vec<u8>>) -> Result<Vec<u8>> {
-    wire::edit_each(value, pb::VALUE_LIST, |list| wire::edit_each(list, pb::LIST_VALUES, &mut edit))
+    wire::edit_each(value, protobuf_value::LIST_VALUE, |list| {
+        wire::edit_each(list, protobuf_list_value::VALUES, &mut edit)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use flyte_api::{admin, core};
-    use prost::Message;
 
     fn target() -> Target {
         Target {
@@ -625,18 +518,17 @@ mod tests {
         }
     }
 
-    fn bare(resource_type: core::ResourceType, name: &str) -> core::Identifier {
-        core::Identifier { resource_type: resource_type as i32, name: name.into(), ..Default::default() }
+    /// An identifier as pyflyte writes it: kind and name.
+    fn bare(kind: Kind, name: &str) -> Identifier {
+        Identifier::new(kind, "", "", name, "")
     }
 
     fn task_node(id: &str, task: &str) -> core::Node {
         core::Node {
             id: id.into(),
             target: Some(core::node::Target::TaskNode(core::TaskNode {
-                reference: Some(core::task_node::Reference::ReferenceId(bare(core::ResourceType::Task, task))),
-                overrides: None,
+                reference: Some(core::task_node::Reference::ReferenceId(bare(Kind::Task, task))),
             })),
-            ..Default::default()
         }
     }
 
@@ -644,33 +536,27 @@ mod tests {
         core::Node {
             id: id.into(),
             target: Some(core::node::Target::WorkflowNode(core::WorkflowNode { reference: Some(reference) })),
-            ..Default::default()
         }
     }
 
     fn branch(then: core::Node, elif: core::Node, otherwise: core::Node) -> core::Node {
-        let block = |n| core::IfBlock { condition: None, then_node: Some(Box::new(n)) };
+        let block = |n| core::IfBlock { then_node: Some(n) };
         core::Node {
             id: "branch".into(),
             target: Some(core::node::Target::BranchNode(Box::new(core::BranchNode {
-                if_else: Some(Box::new(core::IfElseBlock {
-                    case: Some(Box::new(block(then))),
+                if_else: Some(core::IfElseBlock {
+                    case: Some(block(then)),
                     other: vec![block(elif)],
-                    default: Some(core::if_else_block::Default::ElseNode(Box::new(otherwise))),
-                })),
+                    default: Some(core::if_else_block::Default::ElseNode(otherwise)),
+                }),
             }))),
-            ..Default::default()
         }
     }
 
     fn array(inner: core::Node) -> core::Node {
         core::Node {
             id: "map".into(),
-            target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode {
-                node: Some(Box::new(inner)),
-                ..Default::default()
-            }))),
-            ..Default::default()
+            target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode { node: Some(inner) }))),
         }
     }
 
@@ -679,12 +565,12 @@ mod tests {
     fn rich_workflow() -> admin::WorkflowSpec {
         use core::workflow_node::Reference;
         let sub = core::WorkflowTemplate {
-            id: Some(bare(core::ResourceType::Workflow, "pkg.sub")),
+            id: Some(bare(Kind::Workflow, "pkg.sub")),
             nodes: vec![task_node("s0", "pkg.t_sub")],
             ..Default::default()
         };
         let template = core::WorkflowTemplate {
-            id: Some(bare(core::ResourceType::Workflow, "pkg.main")),
+            id: Some(bare(Kind::Workflow, "pkg.main")),
             nodes: vec![
                 task_node("n0", "pkg.t0"),
                 branch(
@@ -693,17 +579,16 @@ mod tests {
                     array(task_node("b2", "pkg.t_else_map")),
                 ),
                 array(task_node("m0", "pkg.t_map")),
-                workflow_node("w0", Reference::SubWorkflowRef(bare(core::ResourceType::Workflow, "pkg.sub"))),
-                workflow_node("w1", Reference::LaunchplanRef(bare(core::ResourceType::LaunchPlan, "pkg.other_lp"))),
+                workflow_node("w0", Reference::SubWorkflowRef(bare(Kind::Workflow, "pkg.sub"))),
+                workflow_node("w1", Reference::LaunchplanRef(bare(Kind::LaunchPlan, "pkg.other_lp"))),
             ],
             failure_node: Some(task_node("fail", "pkg.t_fail")),
-            ..Default::default()
         };
-        admin::WorkflowSpec { template: Some(template), sub_workflows: vec![sub], description: None }
+        admin::WorkflowSpec { template: Some(template), sub_workflows: vec![sub] }
     }
 
     /// Every identifier the nodes of a decoded template reference, recursively.
-    fn node_refs(node: &core::Node, out: &mut Vec<core::Identifier>) {
+    fn node_refs(node: &core::Node, out: &mut Vec<Identifier>) {
         use core::node::Target;
         match node.target.as_ref().unwrap() {
             Target::TaskNode(t) => match t.reference.as_ref().unwrap() {
@@ -724,11 +609,10 @@ mod tests {
                 }
             }
             Target::ArrayNode(a) => node_refs(a.node.as_ref().unwrap(), out),
-            Target::GateNode(_) => {}
         }
     }
 
-    fn template_ids(t: &core::WorkflowTemplate) -> Vec<core::Identifier> {
+    fn template_ids(t: &core::WorkflowTemplate) -> Vec<Identifier> {
         let mut out = vec![t.id.clone().unwrap()];
         for n in t.nodes.iter().chain(t.failure_node.as_ref()) {
             node_refs(n, &mut out);
@@ -736,7 +620,7 @@ mod tests {
         out
     }
 
-    fn assert_filled(id: &core::Identifier, project: &str, domain: &str, version: &str) {
+    fn assert_filled(id: &Identifier, project: &str, domain: &str, version: &str) {
         assert_eq!(
             (id.project.as_str(), id.domain.as_str(), id.version.as_str()),
             (project, domain, version),
@@ -751,15 +635,13 @@ mod tests {
         let registered = hydrate(Kind::Workflow, &rich_workflow().encode_to_vec(), &staging).unwrap();
         // A reference to another version in staging stays where it is.
         let mut foreign = admin::WorkflowSpec::decode(registered.spec.as_slice()).unwrap();
-        let mut other = bare(core::ResourceType::Task, "pkg.elsewhere");
+        let mut other = bare(Kind::Task, "pkg.elsewhere");
         (other.project, other.domain, other.version) = ("flytesnacks".into(), "staging".into(), "v0".into());
         foreign.template.as_mut().unwrap().nodes.push(core::Node {
             id: "x".into(),
             target: Some(core::node::Target::TaskNode(core::TaskNode {
                 reference: Some(core::task_node::Reference::ReferenceId(other.clone())),
-                overrides: None,
             })),
-            ..Default::default()
         });
         let mut production = target();
         production.domain = "production".into();
@@ -781,14 +663,13 @@ mod tests {
         // The source's code archive URL becomes the target's; other args stay.
         let task = |url: &str| admin::TaskSpec {
             template: Some(core::TaskTemplate {
-                id: Some(bare(core::ResourceType::Task, "pkg.t")),
+                id: Some(bare(Kind::Task, "pkg.t")),
                 target: Some(core::task_template::Target::Container(core::Container {
                     args: vec!["--additional-distribution".into(), url.into(), "--dest-dir".into(), "/root".into()],
                     ..Default::default()
                 })),
                 ..Default::default()
             }),
-            description: None,
         };
         let mut staged = staging.clone();
         staged.code_url = Some("s3://b/staging/fast.tar.gz".into());
@@ -834,14 +715,11 @@ mod tests {
 
     #[test]
     fn set_identifiers_and_templates() {
-        let mut id = bare(core::ResourceType::Task, "t");
+        let mut id = bare(Kind::Task, "t");
         id.project = "other".into();
         id.domain = DOMAIN_TEMPLATE.into();
         id.version = VERSION_TEMPLATE.into();
-        let spec = admin::TaskSpec {
-            template: Some(core::TaskTemplate { id: Some(id), ..Default::default() }),
-            description: None,
-        };
+        let spec = admin::TaskSpec { template: Some(core::TaskTemplate { id: Some(id), ..Default::default() }) };
         let h = hydrate(Kind::Task, &spec.encode_to_vec(), &target()).unwrap();
         assert_eq!(
             (h.id.project.as_str(), h.id.domain.as_str(), h.id.version.as_str()),
@@ -853,15 +731,13 @@ mod tests {
     fn task_with_args(args: &[&str]) -> Vec<u8> {
         admin::TaskSpec {
             template: Some(core::TaskTemplate {
-                id: Some(bare(core::ResourceType::Task, "t")),
+                id: Some(bare(Kind::Task, "t")),
                 target: Some(core::task_template::Target::Container(core::Container {
                     image: "img".into(),
                     args: args.iter().map(|a| a.to_string()).collect(),
-                    ..Default::default()
                 })),
                 ..Default::default()
             }),
-            description: None,
         }
         .encode_to_vec()
     }
@@ -891,7 +767,7 @@ mod tests {
 
     #[test]
     fn placeholders_in_pod_spec_containers() {
-        use prost_types::{value::Kind as V, ListValue, Struct, Value};
+        use flyte_api::prost_types::{value::Kind as V, ListValue, Struct, Value};
         let s = |x: &str| Value { kind: Some(V::StringValue(x.into())) };
         let list = |xs: Vec<Value>| Value { kind: Some(V::ListValue(ListValue { values: xs })) };
         let obj = |xs: Vec<(&str, Value)>| Struct { fields: xs.into_iter().map(|(k, v)| (k.to_string(), v)).collect() };
@@ -902,14 +778,10 @@ mod tests {
         let pod_spec = obj(vec![("containers", list(vec![Value { kind: Some(V::StructValue(container)) }]))]);
         let spec = admin::TaskSpec {
             template: Some(core::TaskTemplate {
-                id: Some(bare(core::ResourceType::Task, "t")),
-                target: Some(core::task_template::Target::K8sPod(core::K8sPod {
-                    pod_spec: Some(pod_spec),
-                    ..Default::default()
-                })),
+                id: Some(bare(Kind::Task, "t")),
+                target: Some(core::task_template::Target::K8sPod(core::K8sPod { pod_spec: Some(pod_spec) })),
                 ..Default::default()
             }),
-            description: None,
         };
         let h = hydrate(Kind::Task, &spec.encode_to_vec(), &target()).unwrap();
         let decoded = admin::TaskSpec::decode(h.spec.as_slice()).unwrap();
@@ -929,13 +801,13 @@ mod tests {
     }
 
     fn launch_plan() -> admin::LaunchPlan {
-        let mut labels = HashMap::new();
+        let mut labels = BTreeMap::new();
         labels.insert("team".to_string(), "from-code".to_string());
         labels.insert("owner".to_string(), "alice".to_string());
         admin::LaunchPlan {
-            id: Some(bare(core::ResourceType::LaunchPlan, "pkg.lp")),
+            id: Some(bare(Kind::LaunchPlan, "pkg.lp")),
             spec: Some(admin::LaunchPlanSpec {
-                workflow_id: Some(bare(core::ResourceType::Workflow, "pkg.main")),
+                workflow_id: Some(bare(Kind::Workflow, "pkg.main")),
                 labels: Some(admin::Labels { values: labels }),
                 raw_output_data_config: Some(admin::RawOutputDataConfig::default()),
                 ..Default::default()
@@ -956,7 +828,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(deprecated)] // auth_role is deprecated in flyteidl, and still set
     fn launch_plan_ids_and_settings() {
         let mut t = target();
         t.settings = settings();
@@ -965,7 +836,7 @@ mod tests {
         assert_eq!(h.id.version, "v1");
         let spec = admin::LaunchPlanSpec::decode(h.spec.as_slice()).unwrap();
         assert_filled(spec.workflow_id.as_ref().unwrap(), "flytesnacks", "development", "v1");
-        assert_eq!(h.references, [Identifier::from_wire(&spec.workflow_id.as_ref().unwrap().encode_to_vec()).unwrap()]);
+        assert_eq!(h.references, [spec.workflow_id.clone().unwrap()]);
         let auth = spec.auth_role.unwrap();
         assert_eq!(
             (auth.assumable_iam_role.as_str(), auth.kubernetes_service_account.as_str()),
@@ -984,12 +855,12 @@ mod tests {
         assert_eq!((envs[0].key.as_str(), envs[0].value.as_str()), ("MODE", "dev"));
         // Idempotent.
         let file = admin::LaunchPlan {
-            id: Some(core::Identifier::decode(h.id_bytes.as_slice()).unwrap()),
+            id: Some(Identifier::decode(h.id_bytes.as_slice()).unwrap()),
             spec: None,
             closure: None,
         };
         let mut again = file.encode_to_vec();
-        again.extend(wire::len_field(lp::SPEC, &h.spec));
+        again.extend(wire::len_field(launch_plan::SPEC, &h.spec));
         let h2 = hydrate(Kind::LaunchPlan, &again, &t).unwrap();
         assert_eq!((h2.spec, h2.id_bytes), (h.spec, h.id_bytes));
     }
@@ -998,7 +869,7 @@ mod tests {
     fn no_settings_leave_the_launch_plan_spec_as_written() {
         let file = launch_plan().encode_to_vec();
         let h = hydrate(Kind::LaunchPlan, &file, &target()).unwrap();
-        let original = wire::last_len(&file, lp::SPEC).unwrap().unwrap();
+        let original = wire::last_len(&file, launch_plan::SPEC).unwrap().unwrap();
         // Only the workflow id (field 1, first) changed: every byte after it is the same.
         let old_rest = &original[wire::fields(original).unwrap()[0].span.end..];
         let new_rest = &h.spec[wire::fields(&h.spec).unwrap()[0].span.end..];
@@ -1008,7 +879,7 @@ mod tests {
     #[test]
     fn identifier_round_trips_through_the_crate_type() {
         let h = hydrate(Kind::LaunchPlan, &launch_plan().encode_to_vec(), &target()).unwrap();
-        assert_eq!(h.id.to_prost().encode_to_vec(), h.id_bytes);
+        assert_eq!(h.id.encode_to_vec(), h.id_bytes);
         assert_eq!(h.id.to_string(), "launch plan flytesnacks/development/pkg.lp@v1");
     }
 
@@ -1030,36 +901,35 @@ mod tests {
         assert!(hydrate(Kind::Task, &task_with_args(&[]), &t).is_err());
     }
 
-    fn entity(kind: Kind, name: &str, refs: &[(i32, &str)]) -> Hydrated {
-        let rt = match kind {
-            Kind::Task => resource_type::TASK,
-            Kind::Workflow => resource_type::WORKFLOW,
-            Kind::LaunchPlan => resource_type::LAUNCH_PLAN,
-        };
-        let id = |rt, name: &str| Identifier { resource_type: rt, name: name.into(), ..Default::default() };
+    fn entity(kind: Kind, name: &str, refs: &[(Kind, &str)]) -> Hydrated {
         Hydrated {
             kind,
-            id: id(rt, name),
+            id: bare(kind, name),
             id_bytes: Vec::new(),
             spec: Vec::new(),
-            references: refs.iter().map(|(rt, n)| id(*rt, n)).collect(),
+            references: refs.iter().map(|(kind, n)| bare(*kind, n)).collect(),
         }
     }
 
     #[test]
     fn levels_follow_references() {
-        use resource_type::*;
         let entities = [
-            entity(Kind::LaunchPlan, "outer", &[(WORKFLOW, "outer")]),
-            entity(Kind::Workflow, "outer", &[(TASK, "t"), (LAUNCH_PLAN, "inner"), (TASK, "elsewhere")]),
-            entity(Kind::LaunchPlan, "inner", &[(WORKFLOW, "inner")]),
-            entity(Kind::Workflow, "inner", &[(TASK, "t")]),
+            entity(Kind::LaunchPlan, "outer", &[(Kind::Workflow, "outer")]),
+            entity(
+                Kind::Workflow,
+                "outer",
+                &[(Kind::Task, "t"), (Kind::LaunchPlan, "inner"), (Kind::Task, "elsewhere")],
+            ),
+            entity(Kind::LaunchPlan, "inner", &[(Kind::Workflow, "inner")]),
+            entity(Kind::Workflow, "inner", &[(Kind::Task, "t")]),
             entity(Kind::Task, "t", &[]),
             entity(Kind::Workflow, "alone", &[]),
         ];
         assert_eq!(registration_levels(&entities).unwrap(), [vec![4], vec![3, 5], vec![2], vec![1], vec![0]]);
-        let cycle =
-            [entity(Kind::Workflow, "a", &[(LAUNCH_PLAN, "b")]), entity(Kind::LaunchPlan, "b", &[(WORKFLOW, "a")])];
+        let cycle = [
+            entity(Kind::Workflow, "a", &[(Kind::LaunchPlan, "b")]),
+            entity(Kind::LaunchPlan, "b", &[(Kind::Workflow, "a")]),
+        ];
         assert!(registration_levels(&cycle).is_err());
         let twice = [entity(Kind::Task, "t", &[]), entity(Kind::Task, "t", &[])];
         assert!(registration_levels(&twice).is_err());

@@ -50,7 +50,7 @@ pub(crate) fn check(config: &Config, domain: &Domain, op: Operation, ctx: Contex
                     format!("commit your changes, or deploy with --domain {DEVELOPMENT}"),
                 ));
             }
-            if !branch_allowed(domain, ctx.branch) {
+            if !branch_allowed(domain, ctx.branch) && !hotfix(config, domain, ctx) {
                 return Err(error::user(
                     format!("{branch_text} may not deploy to domain '{name}' (its branches: {})", patterns(domain)),
                     allowed_help(config, ctx.branch),
@@ -98,6 +98,16 @@ pub(crate) fn check(config: &Config, domain: &Domain, op: Operation, ctx: Contex
             Ok(())
         }
     }
+}
+
+/// The hotfix path: in CI, a branch that promotes to a domain (a release branch) may deploy
+/// to the domain that one is promoted from, so that a fix committed on the release branch
+/// runs in staging before it is promoted: production still receives only what staging ran.
+fn hotfix(config: &Config, domain: &Domain, ctx: Context) -> bool {
+    ctx.ci
+        && config.domains.iter().any(|d| {
+            d.promote_from.as_ref().is_some_and(|f| f.value == domain.name.value) && branch_allowed(d, ctx.branch)
+        })
 }
 
 /// True when one of the domain's branch patterns matches the branch. Without a branch
@@ -155,6 +165,15 @@ mod tests {
         let e = check_msg("staging", DEPLOY, Some("feature/x"), true).unwrap_err();
         assert!(e.contains("branch 'feature/x' may not deploy to domain 'staging'"), "{e}");
         assert!(e.contains("you may deploy to: development"), "{e}");
+    }
+
+    #[test]
+    fn a_release_branch_deploys_its_hotfix_to_staging_in_ci_only() {
+        assert!(check_msg("staging", DEPLOY, Some("release/1"), true).is_ok());
+        let e = check_msg("staging", DEPLOY, Some("release/1"), false).unwrap_err();
+        assert!(e.contains("branch 'release/1' may not deploy to domain 'staging'"), "{e}");
+        let e = check_msg("staging", DEPLOY, Some("feature/x"), true).unwrap_err();
+        assert!(e.contains("may not deploy to domain 'staging'"), "{e}");
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub struct Record {
     pub actor: String,
     /// RFC 3339, UTC, seconds.
     pub time: String,
-    /// As in deploy JSON: registered, already-registered, deactivated, skipped, failed.
+    /// As in deploy JSON (registered, already-registered, deactivated, skipped, failed), or
+    /// `rolled-back` (`rollback` made this version the active one again).
     pub outcome: String,
     /// For a promotion: the domain the version came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,11 +56,31 @@ pub fn actor(repo: &Repository) -> String {
     settings::USER.get().unwrap_or_else(|| "unknown".into())
 }
 
+/// The outcome of a record written by `rollback`.
+pub const ROLLED_BACK: &str = "rolled-back";
+
+/// True when the record says its version reached its domain (so the domain had it).
+pub fn reached(r: &Record) -> bool {
+    matches!(r.outcome.as_str(), "registered" | "already-registered" | ROLLED_BACK)
+}
+
 /// Appends records to the note of `commit` (one JSON object a line), keeping what is there.
+/// Read, append and write happen under a lock file in the git directory, so concurrent
+/// deploys from one clone never overwrite each other's notes.
 pub fn append_notes(repo: &Repository, commit: Oid, records: &[Record]) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
+    let lock_path = repo.commondir().join("flyte-deploy-notes.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+    // A handle opened now sees the notes ref as the last writer left it.
+    let repo = Repository::open(repo.path()).context("reopening the repository for its notes")?;
     let mut text = match repo.find_note(Some(NOTES_REF), commit) {
         Ok(note) => note.message().unwrap_or_default().to_string(),
         Err(_) => String::new(),
@@ -77,6 +98,7 @@ pub fn append_notes(repo: &Repository, commit: Oid, records: &[Record]) -> Resul
         .context("making a signature for the deploy note")?;
     repo.note(&sig, &sig, Some(NOTES_REF), commit, &text, true)
         .with_context(|| format!("writing the deploy note on commit {commit} ({NOTES_REF})"))?;
+    drop(lock);
     Ok(())
 }
 
@@ -164,6 +186,20 @@ fn records_db(data: &std::path::Path) -> Result<rusqlite::Connection> {
     Ok(db)
 }
 
+/// When records are kept in git notes and this clone has no notes ref: the advice to fetch
+/// it (a clone does not fetch notes unless asked).
+pub fn missing_notes_hint(store: &Store, repo: &Repository) -> Option<String> {
+    if !matches!(store, Store::Notes) || repo.find_reference(NOTES_REF).is_ok() {
+        return None;
+    }
+    let remote = repo.remotes().ok().and_then(|r| r.iter().flatten().next().map(str::to_string));
+    let remote = remote.unwrap_or_else(|| "origin".into());
+    Some(format!(
+        "this clone has no {NOTES_REF}, where deploy records live (git does not fetch notes by default): \
+         fetch them with `git fetch {remote} {NOTES_REF}:{NOTES_REF}`"
+    ))
+}
+
 /// Every record in the notes, in no particular order. Lines that are not records are skipped.
 pub fn read_notes(repo: &Repository) -> Result<Vec<Record>> {
     let notes = match repo.notes(Some(NOTES_REF)) {
@@ -215,6 +251,46 @@ mod tests {
         let mut got = read_notes(&repo).unwrap();
         got.sort_by(|x, y| x.workflow.cmp(&y.workflow));
         assert_eq!(got, vec![record("a", "development"), record("b", "staging")]);
+    }
+
+    #[test]
+    fn concurrent_appends_to_the_notes_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let tree = repo.find_tree(repo.index().unwrap().write_tree().unwrap()).unwrap();
+        let commit = repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &[]).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let path = dir.path().to_path_buf();
+                s.spawn(move || {
+                    let repo = Repository::open(path).unwrap();
+                    for i in 0..4 {
+                        append_notes(&repo, commit, &[record(&format!("w{t}-{i}"), "development")]).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(read_notes(&repo).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn concurrent_sandbox_records_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path().join("repo")).unwrap();
+        let data = dir.path().join("sandbox");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (data, path) = (data.clone(), repo.path().to_path_buf());
+                s.spawn(move || {
+                    let repo = Repository::open(path).unwrap();
+                    for i in 0..4 {
+                        Store::Sandbox(data.clone()).append(&repo, &[record(&format!("w{t}-{i}"), "d")]).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(Store::Sandbox(data).load(&repo).unwrap().len(), 32);
     }
 
     #[test]

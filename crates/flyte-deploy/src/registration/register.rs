@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use flyte_api::core::{self, ResourceType};
+use flyte_api::{Identifier, Kind};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -24,14 +24,14 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// One entity ready to send.
 #[derive(Debug, Clone)]
 pub struct Entity {
-    pub kind: ResourceType,
+    pub kind: Kind,
     /// Project, domain, name and version filled in.
-    pub id: core::Identifier,
+    pub id: Identifier,
     /// The wire bytes of the Create request, sent as they are.
     pub request: Vec<u8>,
     /// The entities it references (task, workflow and launch-plan ids); those in the same
     /// registration are sent first.
-    pub needs: Vec<core::Identifier>,
+    pub needs: Vec<Identifier>,
 }
 
 /// What happened to one entity.
@@ -62,7 +62,7 @@ impl Default for Options {
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     /// Each entity and its outcome, in the order they were decided.
-    pub entities: Vec<(ResourceType, core::Identifier, Outcome)>,
+    pub entities: Vec<(Kind, Identifier, Outcome)>,
     /// Launch plans made active by this run (already active ones are not counted).
     pub activated: usize,
     /// One line per failure (immutability errors first).
@@ -103,23 +103,14 @@ impl Summary {
 
 const IMMUTABLE: &str = "exists with different content";
 
-/// `task flytesnacks/development/wf.say_hello@v1`.
-pub fn describe(kind: ResourceType, id: &core::Identifier) -> String {
-    let noun = match kind {
-        ResourceType::Task => "task",
-        ResourceType::Workflow => "workflow",
-        ResourceType::LaunchPlan => "launch plan",
-        _ => "entity",
-    };
+/// `task flytesnacks/development/wf.say_hello@v1` (`entity …` for a kind not registered).
+pub fn describe(kind: Option<Kind>, id: &Identifier) -> String {
+    let noun = kind.map_or("entity", Kind::noun);
     format!("{noun} {}/{}/{}@{}", id.project, id.domain, id.name, id.version)
 }
 
-fn key(kind: ResourceType, id: &core::Identifier) -> (i32, String, String, String, String) {
-    (kind as i32, id.project.clone(), id.domain.clone(), id.name.clone(), id.version.clone())
-}
-
-fn kind_of(id: &core::Identifier) -> ResourceType {
-    ResourceType::try_from(id.resource_type).unwrap_or(ResourceType::Unspecified)
+fn key(kind: Option<Kind>, id: &Identifier) -> (Option<Kind>, String, String, String, String) {
+    (kind, id.project.clone(), id.domain.clone(), id.name.clone(), id.version.clone())
 }
 
 /// The code archive of a package: its file name and bytes.
@@ -156,30 +147,21 @@ pub async fn register_package(
 /// A hydrated spec as an entity to send.
 pub fn entity(hydrated: &Hydrated) -> Entity {
     Entity {
-        kind: resource_type(hydrated.kind),
-        id: hydrated.id.to_prost(),
+        kind: hydrated.kind,
+        id: hydrated.id.clone(),
         request: hydrate::create_request(hydrated),
-        needs: hydrated.references.iter().map(hydrate::Identifier::to_prost).collect(),
-    }
-}
-
-/// The `flyteidl.core.ResourceType` of a kind.
-pub fn resource_type(kind: hydrate::Kind) -> ResourceType {
-    match kind {
-        hydrate::Kind::Task => ResourceType::Task,
-        hydrate::Kind::Workflow => ResourceType::Workflow,
-        hydrate::Kind::LaunchPlan => ResourceType::LaunchPlan,
+        needs: hydrated.references.clone(),
     }
 }
 
 /// Dependency levels: level 0 needs nothing in the set, level n needs something of level
 /// n-1. Entities in a cycle come back separately.
 pub fn levels(entities: &[Entity]) -> (Vec<Vec<usize>>, Vec<usize>) {
-    let index: HashMap<_, usize> = entities.iter().enumerate().map(|(i, e)| (key(e.kind, &e.id), i)).collect();
+    let index: HashMap<_, usize> = entities.iter().enumerate().map(|(i, e)| (key(Some(e.kind), &e.id), i)).collect();
     let needs: Vec<Vec<usize>> = entities
         .iter()
         .map(|e| {
-            let mut n: Vec<usize> = e.needs.iter().filter_map(|id| index.get(&key(kind_of(id), id)).copied()).collect();
+            let mut n: Vec<usize> = e.needs.iter().filter_map(|id| index.get(&key(id.kind(), id)).copied()).collect();
             n.sort_unstable();
             n.dedup();
             n
@@ -210,11 +192,11 @@ pub async fn register_entities(admin: &Admin, entities: Vec<Entity>, options: &O
     let mut summary = Summary::default();
     let (levels, cyclic) = levels(&entities);
     let entities: Vec<Arc<Entity>> = entities.into_iter().map(Arc::new).collect();
-    let mut failed: HashSet<(i32, String, String, String, String)> = HashSet::new();
+    let mut failed: HashSet<(Option<Kind>, String, String, String, String)> = HashSet::new();
     for i in cyclic {
         let e = &entities[i];
-        let message = format!("{}: its references form a cycle; not registered", describe(e.kind, &e.id));
-        failed.insert(key(e.kind, &e.id));
+        let message = format!("{}: its references form a cycle; not registered", describe(Some(e.kind), &e.id));
+        failed.insert(key(Some(e.kind), &e.id));
         summary.errors.push(message.clone());
         summary.entities.push((e.kind, e.id.clone(), Outcome::Failed(message)));
     }
@@ -223,13 +205,13 @@ pub async fn register_entities(admin: &Admin, entities: Vec<Entity>, options: &O
         let mut running = JoinSet::new();
         for i in level {
             let entity = entities[i].clone();
-            if let Some(dep) = entity.needs.iter().find(|id| failed.contains(&key(kind_of(id), id))) {
+            if let Some(dep) = entity.needs.iter().find(|id| failed.contains(&key(id.kind(), id))) {
                 let message = format!(
                     "{}: not registered because {} failed",
-                    describe(entity.kind, &entity.id),
-                    describe(kind_of(dep), dep)
+                    describe(Some(entity.kind), &entity.id),
+                    describe(dep.kind(), dep)
                 );
-                failed.insert(key(entity.kind, &entity.id));
+                failed.insert(key(Some(entity.kind), &entity.id));
                 summary.entities.push((entity.kind, entity.id.clone(), Outcome::Failed(message)));
                 continue;
             }
@@ -250,7 +232,7 @@ pub async fn register_entities(admin: &Admin, entities: Vec<Entity>, options: &O
                 }
             };
             if let Outcome::Failed(message) = &outcome {
-                failed.insert(key(entity.kind, &entity.id));
+                failed.insert(key(Some(entity.kind), &entity.id));
                 summary.errors.push(message.clone());
             }
             summary.entities.push((entity.kind, entity.id.clone(), outcome));
@@ -270,12 +252,12 @@ async fn create_one(admin: &Admin, entity: &Entity) -> Outcome {
         Err(status) if is_different_structure(&status) => Outcome::Failed(format!(
             "{}: {IMMUTABLE}; registered versions are immutable, so register this content under a new version \
              (FlyteAdmin: {})",
-            describe(entity.kind, &entity.id),
+            describe(Some(entity.kind), &entity.id),
             status.message().trim()
         )),
         Err(status) => Outcome::Failed(format!(
             "{}: {:?}: {}",
-            describe(entity.kind, &entity.id),
+            describe(Some(entity.kind), &entity.id),
             status.code(),
             status.message().trim()
         )),
@@ -288,11 +270,11 @@ async fn create_one(admin: &Admin, entity: &Entity) -> Outcome {
 async fn activate(admin: &Admin, entities: &[Arc<Entity>], options: &Options, summary: &mut Summary) {
     let limit = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut running = JoinSet::new();
-    for entity in entities.iter().filter(|e| e.kind == ResourceType::LaunchPlan) {
+    for entity in entities.iter().filter(|e| e.kind == Kind::LaunchPlan) {
         let (admin, limit, entity) = (admin.clone(), limit.clone(), entity.clone());
         running.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
-            let what = describe(entity.kind, &entity.id);
+            let what = describe(Some(entity.kind), &entity.id);
             match admin.launch_plan_active(&entity.id).await {
                 Ok(Some(true)) => Ok(false),
                 Ok(_) => match admin.set_launch_plan_active(&entity.id, true).await {
@@ -317,21 +299,14 @@ async fn activate(admin: &Admin, entities: &[Arc<Entity>], options: &Options, su
 mod tests {
     use super::*;
 
-    fn entity(kind: ResourceType, name: &str, needs: &[(ResourceType, &str)]) -> Entity {
-        let id = |kind: ResourceType, name: &str| core::Identifier {
-            resource_type: kind as i32,
-            project: "p".into(),
-            domain: "d".into(),
-            name: name.into(),
-            version: "v".into(),
-            org: String::new(),
-        };
+    fn entity(kind: Kind, name: &str, needs: &[(Kind, &str)]) -> Entity {
+        let id = |kind: Kind, name: &str| Identifier::new(kind, "p", "d", name, "v");
         Entity { kind, id: id(kind, name), request: Vec::new(), needs: needs.iter().map(|(k, n)| id(*k, n)).collect() }
     }
 
     #[test]
     fn levels_put_everything_after_what_it_references() {
-        use ResourceType::*;
+        use Kind::*;
         let entities = vec![
             entity(LaunchPlan, "outer", &[(Workflow, "outer")]),
             entity(Workflow, "outer", &[(Task, "t1"), (LaunchPlan, "inner")]),
@@ -358,9 +333,8 @@ pub mod bench {
     use std::time::{Duration, Instant};
 
     use anyhow::{Context, Result};
-    use flyte_api::admin;
-    use flyte_api::core::{self, ResourceType};
-    use prost::Message;
+    use flyte_api::fields::create_request;
+    use flyte_api::{admin, core, Identifier, Kind, Message};
 
     use super::{register_entities, Entity, Options, DEFAULT_CONCURRENCY};
     use crate::registration::admin::Admin;
@@ -410,29 +384,19 @@ pub mod bench {
         Ok(elapsed)
     }
 
-    fn id(kind: ResourceType, project: &str, domain: &str, name: &str, version: &str) -> core::Identifier {
-        core::Identifier {
-            resource_type: kind as i32,
-            project: project.into(),
-            domain: domain.into(),
-            name: name.into(),
-            version: version.into(),
-            org: String::new(),
-        }
-    }
-
-    fn request(id: &core::Identifier, spec: Vec<u8>) -> Vec<u8> {
+    fn request(id: &Identifier, spec: Vec<u8>) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend(flyte_api::wire::len_field(1, &id.encode_to_vec()));
-        out.extend(flyte_api::wire::len_field(2, &spec));
+        out.extend(flyte_api::wire::len_field(create_request::ID, &id.encode_to_vec()));
+        out.extend(flyte_api::wire::len_field(create_request::SPEC, &spec));
         out
     }
 
     /// Tasks, workflows of two tasks each, and a launch plan per workflow.
     pub fn synthetic_package(project: &str, domain: &str, version: &str) -> Vec<Entity> {
         let mut out = Vec::new();
-        let task_ids: Vec<core::Identifier> =
-            (0..TASKS).map(|i| id(ResourceType::Task, project, domain, &format!("bench.task_{i}"), version)).collect();
+        let task_ids: Vec<Identifier> = (0..TASKS)
+            .map(|i| Identifier::new(Kind::Task, project, domain, &format!("bench.task_{i}"), version))
+            .collect();
         for task in &task_ids {
             let template = core::TaskTemplate {
                 id: Some(task.clone()),
@@ -440,21 +404,15 @@ pub mod bench {
                 target: Some(core::task_template::Target::Container(core::Container {
                     image: "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31".into(),
                     args: vec!["pyflyte-execute".into(), "--task".into(), task.name.clone()],
-                    ..Default::default()
                 })),
                 ..Default::default()
             };
-            let spec = admin::TaskSpec { template: Some(template), ..Default::default() }.encode_to_vec();
-            out.push(Entity {
-                kind: ResourceType::Task,
-                id: task.clone(),
-                request: request(task, spec),
-                needs: vec![],
-            });
+            let spec = admin::TaskSpec { template: Some(template) }.encode_to_vec();
+            out.push(Entity { kind: Kind::Task, id: task.clone(), request: request(task, spec), needs: vec![] });
         }
         for i in 0..WORKFLOWS {
             let name = format!("bench.workflow_{i}");
-            let workflow = id(ResourceType::Workflow, project, domain, &name, version);
+            let workflow = Identifier::new(Kind::Workflow, project, domain, &name, version);
             let uses = vec![task_ids[i % TASKS].clone(), task_ids[(i + 1) % TASKS].clone()];
             let nodes = uses
                 .iter()
@@ -463,24 +421,22 @@ pub mod bench {
                     id: format!("n{n}"),
                     target: Some(core::node::Target::TaskNode(core::TaskNode {
                         reference: Some(core::task_node::Reference::ReferenceId(task.clone())),
-                        ..Default::default()
                     })),
-                    ..Default::default()
                 })
                 .collect();
             let template = core::WorkflowTemplate { id: Some(workflow.clone()), nodes, ..Default::default() };
             let spec = admin::WorkflowSpec { template: Some(template), ..Default::default() }.encode_to_vec();
             out.push(Entity {
-                kind: ResourceType::Workflow,
+                kind: Kind::Workflow,
                 id: workflow.clone(),
                 request: request(&workflow, spec),
                 needs: uses,
             });
-            let plan = id(ResourceType::LaunchPlan, project, domain, &name, version);
+            let plan = Identifier::new(Kind::LaunchPlan, project, domain, &name, version);
             let spec =
                 admin::LaunchPlanSpec { workflow_id: Some(workflow.clone()), ..Default::default() }.encode_to_vec();
             out.push(Entity {
-                kind: ResourceType::LaunchPlan,
+                kind: Kind::LaunchPlan,
                 id: plan.clone(),
                 request: request(&plan, spec),
                 needs: vec![workflow],

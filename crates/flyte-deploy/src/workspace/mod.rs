@@ -269,14 +269,15 @@ pub(crate) fn resolve(
     files: FolderFiles,
     found_packages: impl FnOnce() -> Result<Vec<String>>,
 ) -> Result<Workflow> {
-    let manifest_path = format!("{dir}/{WORKFLOW_TOML}");
+    // Shown in a message: a folder name may hold a newline or other control characters.
+    let manifest_path = format!("{}/{WORKFLOW_TOML}", dir.escape_debug());
     let name = match &manifest.name {
         Some(n) => n.value.clone(),
         None => {
             if !folder.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 let at = Located { value: (), file: manifest_path.into(), line: 1, col: 1 };
                 return Err(at.error(
-                    format!("the folder name '{folder}' is not a valid workflow name"),
+                    format!("the folder name '{}' is not a valid workflow name", folder.escape_debug()),
                     "rename the folder, or set `name` in its workflow.toml",
                 ));
             }
