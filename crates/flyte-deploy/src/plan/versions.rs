@@ -27,11 +27,11 @@
 //! Why a format of its own rather than a well-kept one: `cargo xtask bench plan` times plan
 //! with the same entries in SQLite (rusqlite, one table read in key order) and serialized
 //! with postcard, in the same runs as this file (`Format`; `FLYTE_DEPLOY_BENCH_PLAN`). On its
-//! 2,000-workflow monorepo (2-core machine, three runs) plan with its cache warm took
-//! 1.87×, 1.97× and 2.04× `git diff-tree` with this file; the median run took 1.36–1.40×
-//! as long with SQLite (best 2.33–2.93× diff-tree) and 1.11–1.19× with postcard (best
-//! 1.93–2.42×): reading a whole file of either costs more than the budget (plan at most
-//! 2× diff-tree) leaves.
+//! 2,000-workflow monorepo (2-core machine, busy; three runs) plan with its cache warm took
+//! 1.78×, 1.85× and 1.72× `git diff-tree` with this file; its median run took 1.37–1.55×
+//! as long with SQLite (best 2.45–3.30× diff-tree) and 1.08–1.28× with postcard (best
+//! 2.14–2.80×): reading a whole file of either costs more than the budget (plan at most 2×
+//! diff-tree) leaves.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
