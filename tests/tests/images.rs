@@ -435,6 +435,28 @@ fn credentials_come_from_docker_config_or_the_environment() {
     let out = build_with(&repo, &["etl", "--push"], &store, true, &with_config).ok().to_string();
     assert_eq!(line(&out, "etl").outcome, "exists in the registry, build skipped");
 
+    // A credential helper (`credHelpers`), run as `docker-credential-<name> get` with the
+    // registry on its input: the check passes with what it answers.
+    let helper = tempfile::tempdir().unwrap();
+    let script = helper.path().join("docker-credential-flytetest");
+    let expected = format!("127.0.0.1:{}", registry.port);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] && [ \"$(cat)\" = {expected} ] || exit 1\n\
+             echo '{{\"ServerURL\":\"{expected}\",\"Username\":\"tester\",\"Secret\":\"s3cret\"}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let helped = tempfile::tempdir().unwrap();
+    let config = format!(r#"{{"credHelpers": {{"{expected}": "flytetest"}}}}"#);
+    std::fs::write(helped.path().join("config.json"), config).unwrap();
+    let path = format!("{}:{}", helper.path().display(), std::env::var("PATH").unwrap_or_default());
+    let with_helper = [("DOCKER_CONFIG", helped.path().to_str().unwrap()), ("PATH", path.as_str())];
+    let out = build_with(&repo, &["etl", "--push"], &store, true, &with_helper).ok().to_string();
+    assert_eq!(line(&out, "etl").outcome, "exists in the registry, build skipped", "{out}");
+
     // The environment's credentials, for the check and the push (no config.json at all).
     repo.write("workflows/etl/requirements.txt", "pandas==2.2.3\n");
     repo.commit("bump");

@@ -1,6 +1,6 @@
 //! The caches' folder, `.flyte/cache`, and how its files are written: whole (written aside,
 //! then renamed, so a reader sees the old file or the new one), kept out of git, and pruned
-//! to the newest few. Each cache (`versions.rs`, `rawtree.rs`, `serialize.rs`) decides what
+//! to the newest few. Each cache (`versions.rs`, `serialize.rs`) decides what
 //! it keeps; this module only writes and removes files.
 
 use std::io::Write;

@@ -119,6 +119,14 @@ vars! {
     CARGO;
     /// Cargo's target folder.
     CARGO_TARGET_DIR;
+    /// `bench plan` only: the alternative a plan runs with (`sqlite-versions`,
+    /// `postcard-versions`: the versions cache in that format).
+    FLYTE_DEPLOY_BENCH_PLAN;
+}
+
+/// True when `FLYTE_DEPLOY_BENCH_PLAN` names `variant`.
+pub fn bench_plan_variant(variant: &str) -> bool {
+    FLYTE_DEPLOY_BENCH_PLAN.get().is_some_and(|v| v.split(',').any(|v| v.trim() == variant))
 }
 
 /// Every variable of the process, for the scrubbed environments programs get.

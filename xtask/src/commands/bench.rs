@@ -27,7 +27,16 @@ const RUNS: usize = 50;
 /// Runs of the slower plan variants (without or with an older versions cache).
 const COLD_RUNS: usize = 3;
 
-/// `plan` on the synthetic monorepo vs `git diff-tree -r --no-renames <merge-base> <head>`.
+/// The alternatives to what plan does that `bench plan` times in the same runs
+/// (`FLYTE_DEPLOY_BENCH_PLAN`), with what each is: the measured reason `versions.rs` keeps
+/// a format of its own.
+const VARIANTS: &[(&str, &str)] = &[
+    ("sqlite-versions", "the versions cache a SQLite table, read whole"),
+    ("postcard-versions", "the versions cache serialized with postcard, read whole"),
+];
+
+/// `plan` on the synthetic monorepo vs `git diff-tree -r --no-renames <merge-base> <head>`,
+/// and plan with each of [`VARIANTS`].
 fn plan() -> Result<ExitCode> {
     let cache = target_dir()?.join("bench");
     let (repo, generated) = synthetic::monorepo(&cache)?;
@@ -73,17 +82,44 @@ fn plan() -> Result<ExitCode> {
     let mut plan_rss = 0;
     // Each run's plan time over the diff-tree time measured just before it.
     let mut paired = Vec::with_capacity(RUNS);
+    // The alternatives, each run twice before it is timed (its own caches written, then
+    // read), and each giving the same plan.
+    let mut variant_best = vec![Duration::MAX; VARIANTS.len()];
+    // Each run's time of each alternative over the plan time of the same run.
+    let mut variant_paired = vec![Vec::with_capacity(RUNS); VARIANTS.len()];
+    for (variant, _) in VARIANTS {
+        for _ in 0..2 {
+            let same = duct::cmd(&exe, plan_args)
+                .dir(&repo)
+                .env(crate::settings::FLYTE_DEPLOY_BENCH_PLAN.name, variant)
+                .read()
+                .with_context(|| format!("running plan with {variant}"))?;
+            if same != out {
+                bail!("plan with {variant} gives another plan:\n{same}\ninstead of\n{out}");
+            }
+        }
+    }
     for _ in 0..RUNS {
-        let git_time = measure(Path::new("git"), &diff_tree, &repo, None)?.0;
+        let git_time = measure(Path::new("git"), &diff_tree, &repo, None, None)?.0;
         git_best = git_best.min(git_time);
-        let (time, rss) = measure(&exe, &plan_args, &repo, None)?;
+        let (time, rss) = measure(&exe, &plan_args, &repo, None, None)?;
         plan_best = plan_best.min(time);
         plan_rss = plan_rss.max(rss);
         paired.push(time.as_secs_f64() / git_time.as_secs_f64());
         let batch = ["cat-file", "--batch"];
-        cat_best = cat_best.min(measure(Path::new("git"), &batch, &repo, Some(&folder_list))?.0);
+        cat_best = cat_best.min(measure(Path::new("git"), &batch, &repo, Some(&folder_list), None)?.0);
     }
     paired.sort_by(f64::total_cmp);
+    // Then the alternatives, each run after a plan of the same round (so the rounds above
+    // measure plan as they always have).
+    for _ in 0..RUNS {
+        let time = measure(&exe, &plan_args, &repo, None, None)?.0;
+        for (i, (variant, _)) in VARIANTS.iter().enumerate() {
+            let variant_time = measure(&exe, &plan_args, &repo, None, Some(variant))?.0;
+            variant_best[i] = variant_best[i].min(variant_time);
+            variant_paired[i].push(variant_time.as_secs_f64() / time.as_secs_f64());
+        }
+    }
 
     // The same plan without the versions cache (a fresh clone), and with the cache a plan of
     // main left (the change's commits are new to it: a pull request's first plan).
@@ -100,12 +136,12 @@ fn plan() -> Result<ExitCode> {
     let mut cold_rss = 0;
     for _ in 0..COLD_RUNS {
         clear()?;
-        let (time, rss) = measure(&exe, &plan_args, &repo, None)?;
+        let (time, rss) = measure(&exe, &plan_args, &repo, None, None)?;
         cold_best = cold_best.min(time);
         cold_rss = cold_rss.max(rss);
     }
     clear()?;
-    measure(&exe, &["plan", "--format", "json", "--head", "refs/heads/main"], &repo, None)?;
+    measure(&exe, &["plan", "--format", "json", "--head", "refs/heads/main"], &repo, None, None)?;
     let from_main = repo.join(".git/synthetic-versions-cache-of-main");
     let _ = std::fs::remove_dir_all(&from_main);
     copy_dir(&cache, &from_main)?;
@@ -113,10 +149,10 @@ fn plan() -> Result<ExitCode> {
     for _ in 0..COLD_RUNS {
         clear()?;
         copy_dir(&from_main, &cache)?;
-        new_best = new_best.min(measure(&exe, &plan_args, &repo, None)?.0);
+        new_best = new_best.min(measure(&exe, &plan_args, &repo, None, None)?.0);
     }
     // Leave the cache as the plan of the change makes it.
-    measure(&exe, &plan_args, &repo, None)?;
+    measure(&exe, &plan_args, &repo, None, None)?;
     println!("synthetic monorepo: {} ({} workflows, ~100 files each)", repo.display(), synthetic::WORKFLOWS);
     println!(
         "plan: {} rebuild, {} fast, {} removed, {} unchanged ({})",
@@ -134,6 +170,16 @@ fn plan() -> Result<ExitCode> {
         "  (median of the {RUNS} runs' own ratios, each plan against the diff-tree just before it: {:.2})",
         paired[RUNS / 2]
     );
+    for (((variant, what), best), paired) in VARIANTS.iter().zip(&variant_best).zip(&mut variant_paired) {
+        paired.sort_by(f64::total_cmp);
+        println!(
+            "  with {variant}: {:.2} ms, ratio {:.2}; median of its runs over plan's in the same run: {:.2} \
+             ({what}; FLYTE_DEPLOY_BENCH_PLAN={variant})",
+            ms(*best),
+            ratio(*best),
+            paired[RUNS / 2]
+        );
+    }
     println!(
         "plan peak memory (max RSS):    {:.1} MiB (versions cache warm), {:.1} MiB without it",
         plan_rss as f64 / 1024.0,
@@ -176,14 +222,24 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Wall time and peak resident memory (KiB) of one run of a program (stdin from a file or
-/// empty), output discarded.
-fn measure(program: &Path, args: &[&str], dir: &Path, stdin: Option<&Path>) -> Result<(Duration, i64)> {
+/// empty; with `FLYTE_DEPLOY_BENCH_PLAN` set to `variant`, if any), output discarded.
+fn measure(
+    program: &Path,
+    args: &[&str],
+    dir: &Path,
+    stdin: Option<&Path>,
+    variant: Option<&str>,
+) -> Result<(Duration, i64)> {
     let input = match stdin {
         Some(path) => Stdio::from(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?),
         None => Stdio::null(),
     };
     let start = Instant::now();
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    if let Some(v) = variant {
+        command.env(crate::settings::FLYTE_DEPLOY_BENCH_PLAN.name, v);
+    }
+    let child = command
         .args(args)
         .current_dir(dir)
         .stdin(input)

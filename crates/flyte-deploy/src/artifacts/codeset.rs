@@ -12,8 +12,10 @@
 //!   `util.py`), so `import flyte_common` works both when pyflyte runs in the materialised
 //!   set and at run time from the archive. `.flyteignore` does not apply to shared paths.
 //!
-//! `.flyteignore` (at the workflow root; gitignore syntax): one pattern a line; blank lines
-//! and lines starting with `#` are skipped; `!` re-includes; the last matching line wins.
+//! `.flyteignore` (at the workflow root; gitignore syntax, matched by the `ignore` crate): one
+//! pattern a line; blank lines and lines starting with `#` are skipped (`\#` and `\!` start
+//! a pattern with those characters; trailing spaces count only escaped); `!` re-includes; the
+//! last matching line wins.
 //! A pattern containing a `/` (other than a trailing one) matches the path relative to the
 //! workflow folder (a leading `/` only anchors); without one it matches a file or folder
 //! name at any depth. A trailing `/` matches folders only. `*` and `?` do not cross `/`,
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use git2::{ObjectType, Oid, Repository, Tree};
-use globset::{GlobBuilder, GlobMatcher};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use sha2::{Digest, Sha256};
 
 use crate::error;
@@ -509,78 +511,54 @@ impl SplitLast for [u8] {
     }
 }
 
-/// The rules of a `.flyteignore` (semantics in the module header).
-#[derive(Debug, Default)]
+/// The rules of a `.flyteignore` (semantics in the module header), matched by the `ignore`
+/// crate's gitignore matcher.
+#[derive(Debug)]
 pub struct Ignore {
-    rules: Vec<Rule>,
+    rules: Gitignore,
 }
 
-#[derive(Debug)]
-struct Rule {
-    glob: GlobMatcher,
-    /// Matched against the whole relative path (else against each name).
-    anchored: bool,
-    folders_only: bool,
-    negated: bool,
+impl Default for Ignore {
+    fn default() -> Ignore {
+        Ignore { rules: Gitignore::empty() }
+    }
 }
 
 impl Ignore {
     /// Parses a `.flyteignore`; `file` names it in messages.
     pub fn parse(file: &str, bytes: &[u8]) -> Result<Ignore> {
         let text = String::from_utf8_lossy(bytes);
-        let mut rules = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim_end();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (negated, pat) = match line.strip_prefix('!') {
-                Some(rest) => (true, rest),
-                None => (false, line),
-            };
-            let (folders_only, pat) = match pat.strip_suffix('/') {
-                Some(rest) => (true, rest),
-                None => (false, pat),
-            };
-            let anchored = pat.contains('/');
-            let pat = pat.trim_start_matches('/');
-            if pat.is_empty() {
-                continue;
-            }
-            let glob = GlobBuilder::new(pat).literal_separator(true).backslash_escape(true).build().map_err(|e| {
+        // Paths are matched as given, relative to the workflow folder: `.` strips nothing.
+        let mut builder = GitignoreBuilder::new(".");
+        for (i, line) in text.lines().enumerate() {
+            builder.add_line(None, line).map_err(|e| {
+                let why = match &e {
+                    ignore::Error::Glob { err, .. } => err.clone(),
+                    other => other.to_string(),
+                };
                 error::user(
-                    format!("{file}:{}:1: '{line}' is not a valid pattern: {}", i + 1, e.kind()),
+                    format!("{file}:{}:1: '{line}' is not a valid pattern: {why}", i + 1),
                     "use gitignore syntax: '*', '?', '**', [..], '!' to re-include, a trailing '/' for folders",
                 )
             })?;
-            rules.push(Rule { glob: glob.compile_matcher(), anchored, folders_only, negated });
         }
+        let rules = builder.build().with_context(|| format!("reading the patterns of {file}"))?;
         Ok(Ignore { rules })
     }
 
     /// True when a file (path relative to the workflow folder) is excluded: a folder above
-    /// it is ignored, or the last rule matching it ignores it.
+    /// it is ignored, or the last rule matching it ignores it. (The folders are asked first:
+    /// as in git, and unlike `matched_path_or_any_parents`, a file in an ignored folder
+    /// cannot be re-included.)
     pub fn is_ignored(&self, rel: &[u8]) -> bool {
         if self.rules.is_empty() {
             return false;
         }
-        ancestors(rel).any(|dir| self.decide(dir, true)) || self.decide(rel, false)
-    }
-
-    fn decide(&self, path: &[u8], is_folder: bool) -> bool {
-        let name = path.rsplit_once_byte().map_or(path, |(_, n)| n);
-        let as_path = |b: &[u8]| Path::new(std::ffi::OsStr::from_bytes(b)).to_path_buf();
-        let (path_p, name_p) = (as_path(path), as_path(name));
-        for rule in self.rules.iter().rev() {
-            if rule.folders_only && !is_folder {
-                continue;
-            }
-            let hit = if rule.anchored { rule.glob.is_match(&path_p) } else { rule.glob.is_match(&name_p) };
-            if hit {
-                return !rule.negated;
-            }
+        fn as_path(bytes: &[u8]) -> &Path {
+            Path::new(std::ffi::OsStr::from_bytes(bytes))
         }
-        false
+        ancestors(rel).any(|dir| self.rules.matched(as_path(dir), true).is_ignore())
+            || self.rules.matched(as_path(rel), false).is_ignore()
     }
 }
 
@@ -687,6 +665,38 @@ mod tests {
         f.write("workflows/a/notes/r.txt", "");
         let (paths, _) = f.set().unwrap();
         assert_eq!(paths, ["a/__init__.py", "a/wf.py", "b/a/local.py", "keep.csv", "notes/r.txt"]);
+    }
+
+    #[test]
+    fn flyteignore_follows_git_where_matchers_differ() {
+        let rules = "\
+            data/\n!data/keep.txt\n\
+            **/build\nlogs/**\na/**/b.txt\n\
+            /top.txt\nsub/x.py\ncache/\n\
+            \\#literal\n\\!bang\n\
+            trailing.txt   \n\
+            *.log\n!important.log\n";
+        let ignore = Ignore::parse(".flyteignore", rules.as_bytes()).unwrap();
+        let ignored = |p: &str| ignore.is_ignored(p.as_bytes());
+        // A file in an ignored folder cannot be re-included.
+        assert!(ignored("data/keep.txt") && ignored("data/x/y"));
+        // `**/` matches at any depth (the root too); `/**` everything inside; `/**/` zero or more folders.
+        assert!(ignored("build/o") && ignored("x/y/build/o") && ignored("x/build"));
+        assert!(ignored("logs/a") && ignored("logs/a/b") && !ignored("logs"));
+        assert!(ignored("a/b.txt") && ignored("a/x/y/b.txt") && !ignored("x/a/b.txt"));
+        // A leading `/`, or a `/` inside, anchors at the workflow folder.
+        assert!(ignored("top.txt") && !ignored("x/top.txt"));
+        assert!(ignored("sub/x.py") && !ignored("y/sub/x.py"));
+        // A trailing `/` matches folders only.
+        assert!(ignored("cache/f") && ignored("x/cache/f") && !ignored("cache") && !ignored("x/cache"));
+        // `\#` and `\!` are the characters; unescaped trailing spaces are dropped.
+        assert!(ignored("#literal") && ignored("!bang") && ignored("trailing.txt"));
+        // The last matching line wins.
+        assert!(ignored("x/debug.log") && !ignored("x/important.log"));
+        assert!(!ignored("keep.py") && !ignored("a/c.txt"));
+        let err = Ignore::parse("w/.flyteignore", b"# ok\n{a,b\n").unwrap_err();
+        assert!(error::is_user_error(&err));
+        assert!(err.to_string().starts_with("w/.flyteignore:2:1: '{a,b' is not a valid pattern"), "{err}");
     }
 
     #[test]

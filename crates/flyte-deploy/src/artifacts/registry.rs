@@ -7,9 +7,22 @@
 //!   `https` for every other registry.
 //! - Credentials, first found wins: `FLYTE_DEPLOY_REGISTRY_USERNAME` and
 //!   `FLYTE_DEPLOY_REGISTRY_PASSWORD` (for every registry); else Docker's `config.json`
-//!   (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), its `auths` entry for the
-//!   registry (`auth` = base64 `user:password`, or `username` and `password`); else anonymous.
-//!   Credential helpers (`credsStore`, `credHelpers`) are not run.
+//!   (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) as the `docker_credential`
+//!   crate reads it: the registry's credential helper (`credHelpers`, else `credsStore`, run
+//!   as `docker-credential-<name> get`), else its `auths` entry (`auth` = base64
+//!   `user:password`, `username` and `password`, or an `identitytoken`, exchanged at the
+//!   token service as Docker does); else anonymous.
+//!
+//! The HTTP exchange is written here, on the ureq agent the tool already uses for uploads,
+//! rather than through an OCI client crate: it is one HEAD request, a challenge and a token
+//! request. `oci-client` 0.18 does the same exchange (`fetch_manifest_digest`), but
+//! asynchronously, through reqwest 0.13: `cargo tree -e normal` of it with
+//! `rustls-tls-no-provider` (ring, no OpenSSL) and `docker_credential` lists 138 crates, 53
+//! of them not among this crate's 212 (reqwest, hyper-rustls, rustls-platform-verifier,
+//! oci-spec's derive_builder, darling, strum, getset and konst macros, chrono, and a second
+//! sha2, digest and base64; hyper 1 and http 1 too, which a current tonic would share). The
+//! credentials, which are generic, come from `docker_credential` (one crate, no new
+//! dependencies).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -192,47 +205,68 @@ fn docker_config_path() -> Option<PathBuf> {
     settings::HOME.get_os().map(|h| Path::new(&h).join(".docker/config.json"))
 }
 
-/// The `auths` entry of a Docker config.json for `registry`. Keys may carry a scheme and a
-/// path (`https://index.docker.io/v1/`); Docker Hub answers to several names.
+/// Docker Hub's name in Docker's config.json and to credential helpers.
+const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
+
+/// The user name Docker's credential helpers give for an identity token (a refresh token
+/// for the registry's token service), whose password is the token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
+
+/// The credentials a Docker config.json holds for `registry`, read by the `docker_credential`
+/// crate: `credHelpers` and `credsStore` (running `docker-credential-<helper> get`), identity
+/// tokens, and `auths` entries (`auth`, or `username` and `password`), whose keys may carry a
+/// scheme and a path (`https://index.docker.io/v1/`); Docker Hub answers to several names. A
+/// helper that has no credentials for the registry means none.
 pub(crate) fn credentials_in_docker_config(file: &Path, text: &str, registry: &str) -> Result<Option<Credentials>> {
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        error::user(
+    // Parsed here first for an error naming the line (the crate only says it cannot read it).
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        return Err(error::user(
             format!("{}:{}:{}: not valid JSON: {e}", file.display(), e.line(), e.column()),
             "fix the file (`docker login` writes it), or point DOCKER_CONFIG at another folder",
-        )
-    })?;
-    let Some(auths) = json.get("auths").and_then(|a| a.as_object()) else { return Ok(None) };
-    let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
-    let wanted = |key: &str| {
-        let host = key.trim_start_matches("https://").trim_start_matches("http://");
-        let host = host.split('/').next().unwrap_or(host);
-        host == registry || (hub.contains(&registry) && hub.contains(&host))
+        ));
+    }
+    let servers: &[&str] = match registry {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => &[DOCKER_HUB_SERVER, "docker.io"],
+        _ => &[registry],
     };
-    let mut keys: Vec<&String> = auths.keys().filter(|k| wanted(k)).collect();
-    keys.sort();
-    for key in keys {
-        let entry = &auths[key];
-        let bad = || {
-            error::user(
-                format!(
-                    "{}: the `auths` entry '{key}' has an `auth` that is not base64 of user:password",
-                    file.display()
-                ),
-                "log in again with `docker login`, or set FLYTE_DEPLOY_REGISTRY_USERNAME and _PASSWORD",
-            )
+    let from = Some(file.to_path_buf());
+    for server in servers {
+        use docker_credential::{CredentialRetrievalError as Why, DockerCredential};
+        let (username, password) = match docker_credential::get_credential_from_reader(text.as_bytes(), server) {
+            Ok(DockerCredential::UsernamePassword(u, p)) => (u, p),
+            Ok(DockerCredential::IdentityToken(token)) => (IDENTITY_TOKEN_USER.to_string(), token),
+            Err(Why::NoCredentialConfigured) => continue,
+            // What helpers answer for a registry they hold nothing for.
+            Err(Why::HelperFailure { stdout, stderr, .. })
+                if [&stdout, &stderr].iter().any(|t| t.to_lowercase().contains("credentials not found")) =>
+            {
+                continue
+            }
+            Err(Why::HelperFailure { helper, stdout, stderr }) => {
+                return Err(error::user(
+                    format!(
+                        "{}: the credential helper {helper} failed for {registry}: {}",
+                        file.display(),
+                        format!("{stderr} {stdout}").trim()
+                    ),
+                    format!("log in again (`docker login {registry}`), or set {USERNAME_ENV} and {PASSWORD_ENV}"),
+                ))
+            }
+            Err(Why::HelperCommunicationError) => {
+                return Err(error::user(
+                    format!("{}: the credential helper for {registry} could not be run", file.display()),
+                    "install the `docker-credential-<name>` program the file names (credHelpers, credsStore) \
+                     on PATH, or remove it from the file",
+                ))
+            }
+            Err(e) => {
+                return Err(error::user(
+                    format!("{}: the credentials for '{server}' cannot be read: {e}", file.display()),
+                    format!("log in again with `docker login`, or set {USERNAME_ENV} and {PASSWORD_ENV}"),
+                ))
+            }
         };
-        let from = Some(file.to_path_buf());
-        if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()).filter(|a| !a.is_empty()) {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).map_err(|_| bad())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-            let (username, password) = decoded.split_once(':').ok_or_else(bad)?;
-            return Ok(Some(Credentials { username: username.into(), password: password.into(), file: from }));
-        }
-        if let (Some(u), Some(p)) =
-            (entry.get("username").and_then(|v| v.as_str()), entry.get("password").and_then(|v| v.as_str()))
-        {
-            return Ok(Some(Credentials { username: u.into(), password: p.into(), file: from }));
-        }
+        return Ok(Some(Credentials { username, password, file: from }));
     }
     Ok(None)
 }
@@ -362,8 +396,8 @@ impl Registry {
                 Ok(format!("Bearer {token}"))
             }
             Some(Challenge::Basic) | None => match credentials {
-                Some(c) => Ok(c.basic()),
-                None => Err(refused(image, 401)),
+                Some(c) if c.username != IDENTITY_TOKEN_USER => Ok(c.basic()),
+                _ => Err(refused(image, 401)),
             },
             Some(Challenge::Other(h)) => Err(error::user(
                 format!("registry {} asks for an authentication scheme this tool does not speak: {h}", image.registry),
@@ -380,14 +414,30 @@ impl Registry {
         scope: &str,
         credentials: Option<&Credentials>,
     ) -> Result<String> {
-        let mut request = self.agent.get(realm).query("scope", scope);
-        if let Some(s) = service {
-            request = request.query("service", s);
-        }
-        if let Some(c) = credentials {
-            request = request.set("Authorization", &c.basic());
-        }
-        let body: serde_json::Value = match request.call() {
+        let answer = match credentials.filter(|c| c.username == IDENTITY_TOKEN_USER) {
+            // An identity token is a refresh token: OAuth2's refresh-token grant, as Docker does.
+            Some(c) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", c.password.as_str()),
+                    ("client_id", "flyte-deploy"),
+                    ("scope", scope),
+                ];
+                form.extend(service.map(|s| ("service", s)));
+                self.agent.post(realm).send_form(&form)
+            }
+            None => {
+                let mut request = self.agent.get(realm).query("scope", scope);
+                if let Some(s) = service {
+                    request = request.query("service", s);
+                }
+                if let Some(c) = credentials {
+                    request = request.set("Authorization", &c.basic());
+                }
+                request.call()
+            }
+        };
+        let body: serde_json::Value = match answer {
             Ok(r) => r.into_json().with_context(|| format!("reading the token from {realm}"))?,
             Err(ureq::Error::Status(code @ (401 | 403), _)) => return Err(refused(image, code)),
             Err(ureq::Error::Status(code, _)) => {
@@ -511,5 +561,14 @@ mod tests {
         assert!(err.to_string().starts_with("config.json:1:"), "{err}");
         let err = credentials_in_docker_config(file, r#"{"auths":{"x":{"auth":"!!"}}}"#, "x").unwrap_err();
         assert!(error::is_user_error(&err));
+        // An identity token is kept as Docker's helpers hand it over; a helper that cannot be
+        // run is an error naming the file.
+        let token = credentials_in_docker_config(file, r#"{"auths":{"acr.io":{"identitytoken":"rt"}}}"#, "acr.io");
+        let token = token.unwrap().unwrap();
+        assert_eq!((token.username.as_str(), token.password.as_str()), (IDENTITY_TOKEN_USER, "rt"));
+        let missing = r#"{"credHelpers":{"x.io":"flyte-deploy-test-no-such-helper"}}"#;
+        let err = credentials_in_docker_config(file, missing, "x.io").unwrap_err();
+        assert!(error::is_user_error(&err) && err.to_string().contains("could not be run"), "{err}");
+        assert!(credentials_in_docker_config(file, missing, "other.io").unwrap().is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! What changed between two commits' trees, path by path, on raw byte paths. Compares tree
 //! ids and descends only into subtrees that differ, as `git diff-tree -r` does, reading the
-//! trees in place ([`crate::plan::rawtree`]). No rename detection: a rename (case-only ones
+//! trees once each ([`crate::plan::trees`]). No rename detection: a rename (case-only ones
 //! included) is a deletion at the old path plus an addition at the new one, so both ends
 //! always count, whatever the rename limits. Reads the object database only; decides nothing
 //! about workflows.
@@ -8,7 +8,7 @@
 use anyhow::Result;
 use git2::Oid;
 
-use crate::plan::rawtree::{self, Entries, Entry, Tree, Trees};
+use crate::plan::trees::{self, Entries, Entry, Tree, Trees};
 
 /// A file's identity on one side of a change: its object id and git file mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,24 +53,24 @@ pub(crate) fn changes(trees: &Trees<'_>, old: Option<Oid>, new: Oid) -> Result<V
 /// count as deleted and added rather than modified: a change is never missed.
 fn diff_trees(
     trees: &Trees<'_>,
-    old: Option<&Tree<'_>>,
-    new: Option<&Tree<'_>>,
+    old: Option<&Tree>,
+    new: Option<&Tree>,
     prefix: &mut Vec<u8>,
     out: &mut Vec<Change>,
 ) -> Result<()> {
     let (mut olds, mut news) = (entries(old), entries(new));
-    let (mut a, mut b) = (olds.next_entry()?, news.next_entry()?);
+    let (mut a, mut b) = (olds.next(), news.next());
     while a.is_some() || b.is_some() {
         let order = match (&a, &b) {
-            (Some(x), Some(y)) => rawtree::git_order(x, y),
+            (Some(x), Some(y)) => trees::git_order(x, y),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
         };
         let (x, y) = match order {
-            std::cmp::Ordering::Less => (std::mem::replace(&mut a, olds.next_entry()?), None),
-            std::cmp::Ordering::Greater => (None, std::mem::replace(&mut b, news.next_entry()?)),
+            std::cmp::Ordering::Less => (std::mem::replace(&mut a, olds.next()), None),
+            std::cmp::Ordering::Greater => (None, std::mem::replace(&mut b, news.next())),
             std::cmp::Ordering::Equal => {
-                (std::mem::replace(&mut a, olds.next_entry()?), std::mem::replace(&mut b, news.next_entry()?))
+                (std::mem::replace(&mut a, olds.next()), std::mem::replace(&mut b, news.next()))
             }
         };
         if let (Some(x), Some(y)) = (&x, &y) {
@@ -88,8 +88,8 @@ fn diff_trees(
 }
 
 /// A tree's entries; none for a missing tree.
-fn entries<'t>(tree: Option<&'t Tree<'_>>) -> Entries<'t> {
-    tree.map_or(Entries::new(&[], Oid::zero()), |t| t.entries())
+fn entries(tree: Option<&Tree>) -> Entries<'_> {
+    tree.map_or(Entries::empty(), |t| t.entries())
 }
 
 /// Two entries of the same name (either may be missing) that differ.

@@ -8,7 +8,7 @@
 pub(crate) mod base;
 pub(crate) mod diff;
 pub mod fingerprint;
-pub(crate) mod rawtree;
+pub(crate) mod trees;
 pub mod versions;
 
 use std::borrow::Cow;
@@ -28,7 +28,7 @@ use crate::error;
 use crate::plan::base::{Base, CiContext};
 use crate::plan::diff::Change;
 use crate::plan::fingerprint::Fingerprint;
-use crate::plan::rawtree::Trees;
+use crate::plan::trees::Trees;
 use crate::plan::versions::{Input, Learnt, Stamp, Store};
 use crate::workspace::catalog::{self, Known};
 use crate::workspace::deps;
@@ -280,11 +280,7 @@ pub fn compute<'s>(repo: &Repo, range: &args::Range, store: &'s OnceLock<Store>)
         }
     };
 
-    let odb = repo.git.odb().context("opening the object database")?;
-    let trees = match committed {
-        None => Trees::with_cache(&odb, repo.root.join(rawtree::CACHE_DIR)),
-        Some(_) => Trees::new(&odb),
-    };
+    let trees = Trees::new(&repo.git);
     let head_root = catalog::root(&trees, head_tree.id(), &config)?;
     let head_folders = catalog::folders(head_root.as_ref(), &config)?;
     // What changed between base and head, when there is a base.
@@ -810,54 +806,73 @@ fn line_safe(path: &str) -> String {
     }
 }
 
-/// The plan JSON, as [`Plan`]'s `Serialize` has it: compact, each top-level key and each
-/// workflow on its own line. Written around serde_json's string escaping rather than
-/// through its serializer: a plan has thousands of rows.
+/// The plan JSON: [`Plan`]'s `Serialize` through serde_json, compact, with each top-level key
+/// and each element of a top-level array (each workflow, each note) on its own line. (For
+/// 2,000 workflows serde_json's serializer takes about 0.2 ms, 0.1 ms more than the writer
+/// by hand it replaced: about 2% of a warm plan, within `bench plan`'s budget.)
 pub fn write_json(out: &mut impl Write, plan: &Plan<'_>) -> Result<()> {
-    fn text(out: &mut impl Write, key: &[u8], value: &str) -> Result<()> {
-        out.write_all(key)?;
-        // Most strings need no escaping: written as they are; the rest through serde_json.
-        if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            out.write_all(b"\"")?;
-            out.write_all(value.as_bytes())?;
-            out.write_all(b"\"")?;
-        } else {
-            serde_json::to_writer(&mut *out, value)?;
-        }
-        Ok(())
-    }
-    fn maybe(out: &mut impl Write, key: &[u8], value: Option<&str>) -> Result<()> {
-        match value {
-            Some(v) => text(out, key, v),
-            None => Ok(out.write_all(key).and_then(|()| out.write_all(b"null"))?),
-        }
-    }
-    maybe(out, b"{\"base\":", plan.base.as_deref())?;
-    text(out, b",\n\"head\":", &plan.head)?;
-    text(out, b",\n\"domain\":", &plan.domain)?;
-    out.write_all(b",\n\"workflows\":[")?;
-    for (i, w) in plan.workflows.iter().enumerate() {
-        text(out, if i == 0 { b"\n{\"name\":" } else { b",\n{\"name\":" }, &w.name)?;
-        text(out, b",\"path\":", &w.path)?;
-        text(out, b",\"project\":", &w.project)?;
-        text(out, b",\"action\":", w.action.as_str())?;
-        out.write_all(b",\"reasons\":[")?;
-        for (j, r) in w.reasons.iter().enumerate() {
-            text(out, if j == 0 { b"{\"path\":" } else { b",{\"path\":" }, &r.path)?;
-            text(out, b",\"kind\":", r.kind.as_str())?;
-            out.write_all(b"}")?;
-        }
-        out.write_all(b"]")?;
-        maybe(out, b",\"version\":", w.version.as_deref())?;
-        maybe(out, b",\"image\":", w.image.as_deref())?;
-        out.write_all(b"}")?;
-    }
-    out.write_all(if plan.workflows.is_empty() { b"],\n\"notes\":[" } else { b"\n],\n\"notes\":[" })?;
-    for (i, n) in plan.notes.iter().enumerate() {
-        text(out, if i == 0 { b"\n" } else { b",\n" }, n)?;
-    }
-    out.write_all(if plan.notes.is_empty() { b"]}" } else { b"\n]}" })?;
+    let mut json = serde_json::Serializer::with_formatter(out, OneRowALine::default());
+    plan.serialize(&mut json).context("writing the plan JSON")?;
     Ok(())
+}
+
+/// serde_json's compact layout, with a line break before every top-level key but the first,
+/// before each element of an array that is a top-level value, and before the closing
+/// bracket of such an array when it is not empty. Only whitespace differs from compact JSON.
+#[derive(Default)]
+struct OneRowALine {
+    /// How many objects and arrays are open.
+    depth: usize,
+    /// The top-level array being written has an element.
+    rows: bool,
+}
+
+impl serde_json::ser::Formatter for OneRowALine {
+    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        out.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        out.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+        match (first, self.depth) {
+            (true, _) => Ok(()),
+            (false, 1) => out.write_all(b",\n"),
+            (false, _) => out.write_all(b","),
+        }
+    }
+
+    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        if self.depth == 2 {
+            self.rows = false;
+        }
+        out.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        if self.depth == 2 && self.rows {
+            out.write_all(b"\n")?;
+        }
+        self.depth -= 1;
+        out.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
+        match (first, self.depth) {
+            (true, 2) => {
+                self.rows = true;
+                out.write_all(b"\n")
+            }
+            (false, 2) => out.write_all(b",\n"),
+            (true, _) => Ok(()),
+            (false, _) => out.write_all(b","),
+        }
+    }
 }
 
 /// The most entries a GitHub Actions matrix may hold.
@@ -947,7 +962,7 @@ mod tests {
     }
 
     #[test]
-    fn the_hand_written_json_is_the_serialized_plan_one_workflow_a_line() {
+    fn the_json_is_the_serialized_plan_one_workflow_a_line() {
         let row = |name: &'static str, action, version: Option<&'static str>| PlannedWorkflow {
             name: name.into(),
             path: format!("workflows/{name}").into(),
@@ -982,5 +997,30 @@ mod tests {
             let rows = text.lines().filter(|l| l.starts_with("{\"name\":")).count();
             assert_eq!(rows, plan.workflows.len(), "one workflow a line: {text}");
         }
+        let mut out = Vec::new();
+        let one = Plan {
+            base: None,
+            head: "h".into(),
+            domain: "d".into(),
+            workflows: vec![PlannedWorkflow {
+                reasons: vec![Reason { path: "p/x".into(), kind: ReasonKind::Code }],
+                ..row("a", Action::Fast, None)
+            }],
+            notes: vec!["n".into()],
+            base_how: None,
+        };
+        write_json(&mut out, &one).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"base\":null,\n\"head\":\"h\",\n\"domain\":\"d\",\n\"workflows\":[\n{\"name\":\"a\",\"path\":\"workflows/a\",\
+             \"project\":\"p\",\"action\":\"fast\",\"reasons\":[{\"path\":\"p/x\",\"kind\":\"code\"}],\"version\":null,\
+             \"image\":null}\n],\n\"notes\":[\n\"n\"\n]}"
+        );
+        let mut out = Vec::new();
+        write_json(&mut out, &Plan { workflows: vec![], notes: vec![], ..one }).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"base\":null,\n\"head\":\"h\",\n\"domain\":\"d\",\n\"workflows\":[],\n\"notes\":[]}"
+        );
     }
 }

@@ -16,7 +16,7 @@ use git2::{Oid, Repository, Tree};
 
 use crate::config::{Config, Manifest, DEPLOY_TOML, WORKFLOW_TOML};
 use crate::error;
-use crate::plan::rawtree::{self, Entries, Trees};
+use crate::plan::trees::{self, Entries, Trees};
 use crate::plan::versions::{Entry, Facts, Learnt, Store};
 use crate::workspace::{self, DependencyMatcher, Workflow};
 
@@ -39,18 +39,18 @@ pub(crate) fn config(repo: &Repository, root: &Tree<'_>, what: &str) -> Result<O
 }
 
 /// The workflows root (`workflows` of deploy.toml) in the tree `root`, when it is there.
-pub(crate) fn root<'o>(trees: &Trees<'o>, root: Oid, config: &Config) -> Result<Option<rawtree::Tree<'o>>> {
+pub(crate) fn root<'o>(trees: &Trees<'o>, root: Oid, config: &Config) -> Result<Option<trees::Tree>> {
     let dir = &config.workflows;
     trees.at_path(root, dir).with_context(|| format!("reading '{dir}'"))
 }
 
 /// The folders of the workflows root `root` that are workflows (as `Workspace::load` picks
 /// them: directories not starting with `.`, not `__pycache__`), with a UTF-8 name.
-pub(crate) fn folders<'t>(root: Option<&'t rawtree::Tree<'_>>, config: &Config) -> Result<Vec<Folder<'t>>> {
+pub(crate) fn folders<'t>(root: Option<&'t trees::Tree>, config: &Config) -> Result<Vec<Folder<'t>>> {
     let Some(root) = root else { return Ok(Vec::new()) };
-    let mut entries = root.entries();
-    let mut out = Vec::with_capacity(entries.len_hint() / 30);
-    while let Some(e) = entries.next_entry()? {
+    let entries = root.entries();
+    let mut out = Vec::with_capacity(entries.remaining());
+    for e in entries {
         if !is_folder(&e) {
             continue;
         }
@@ -71,11 +71,10 @@ pub(crate) fn folders<'t>(root: Option<&'t rawtree::Tree<'_>>, config: &Config) 
 
 /// The folders among `names` (folder names under the workflows root, sorted) that are
 /// workflows in the workflows root `root`, as [`folders`] picks them.
-pub(crate) fn folders_named<'t>(root: Option<&'t rawtree::Tree<'_>>, names: &[&str]) -> Result<Vec<Folder<'t>>> {
+pub(crate) fn folders_named<'t>(root: Option<&'t trees::Tree>, names: &[&str]) -> Result<Vec<Folder<'t>>> {
     let Some(root) = root else { return Ok(Vec::new()) };
     let mut out = Vec::new();
-    let mut entries = root.entries();
-    while let Some(e) = entries.next_entry()? {
+    for e in root.entries() {
         let name = std::str::from_utf8(e.name).ok().filter(|n| names.binary_search(n).is_ok());
         if let Some(name) = name.filter(|_| is_folder(&e)) {
             out.push(Folder { name, tree: e.id });
@@ -85,7 +84,7 @@ pub(crate) fn folders_named<'t>(root: Option<&'t rawtree::Tree<'_>>, names: &[&s
 }
 
 /// True when an entry of the workflows root is a workflow folder.
-fn is_folder(e: &rawtree::Entry<'_>) -> bool {
+fn is_folder(e: &trees::Entry<'_>) -> bool {
     e.is_tree() && !e.name.starts_with(b".") && e.name != b"__pycache__"
 }
 
@@ -279,7 +278,7 @@ fn workflow(
     let dir = format!("{}/{}", config.workflows, folder.name);
     let tree = trees.get(folder.tree).with_context(|| format!("reading '{dir}'"))?;
     let [manifest_blob, dockerfile, containerfile] =
-        files_named(tree.entries(), [WORKFLOW_TOML.as_bytes(), b"Dockerfile", b"Containerfile"])?;
+        files_named(tree.entries(), [WORKFLOW_TOML.as_bytes(), b"Dockerfile", b"Containerfile"]);
     let manifest_path = format!("{dir}/{WORKFLOW_TOML}");
     let manifest = match manifest_blob {
         Some((id, _)) => {
@@ -315,12 +314,11 @@ pub(crate) fn read(
 
 /// The Python packages of a workflow folder whose workflow.toml lists none, as
 /// `workspace::load_workflow` finds them: its folders (UTF-8 named) holding an `__init__.py`.
-fn packages_in(trees: &Trees<'_>, folder: &rawtree::Tree<'_>) -> Result<Vec<String>> {
+fn packages_in(trees: &Trees<'_>, folder: &trees::Tree) -> Result<Vec<String>> {
     let mut found = Vec::new();
-    let mut entries = folder.entries();
-    while let Some(e) = entries.next_entry()? {
+    for e in folder.entries() {
         let Some(name) = std::str::from_utf8(e.name).ok().filter(|_| e.is_tree()) else { continue };
-        if trees.get(e.id)?.entries().find(b"__init__.py")?.is_some() {
+        if trees.get(e.id)?.entries().named(b"__init__.py").is_some() {
             found.push(name.to_string());
         }
     }
@@ -328,14 +326,14 @@ fn packages_in(trees: &Trees<'_>, folder: &rawtree::Tree<'_>) -> Result<Vec<Stri
 }
 
 /// The id and mode of the non-directory entries called `names` among `entries`.
-fn files_named<const N: usize>(mut entries: Entries<'_>, names: [&[u8]; N]) -> Result<[Option<(Oid, i32)>; N]> {
+fn files_named<const N: usize>(entries: Entries<'_>, names: [&[u8]; N]) -> [Option<(Oid, i32)>; N] {
     let mut found = [None; N];
-    while let Some(e) = entries.next_entry()? {
+    for e in entries {
         if let Some(i) = names.iter().position(|n| *n == e.name).filter(|_| !e.is_tree()) {
             found[i] = Some((e.id, e.mode));
         }
     }
-    Ok(found)
+    found
 }
 
 #[cfg(test)]
@@ -344,16 +342,21 @@ mod tests {
 
     #[test]
     fn files_are_found_by_name_and_folders_are_not_files() {
-        let mut raw = Vec::new();
-        for (mode, name, byte) in [("100644", "Dockerfile", 1u8), ("40000", "workflow.toml", 2), ("100755", "x", 3)] {
-            raw.extend_from_slice(format!("{mode} {name}\0").as_bytes());
-            raw.extend_from_slice(&[byte; 20]);
-        }
-        let entries = Entries::new(&raw, Oid::zero());
-        let [d, w, x, missing] = files_named(entries, [b"Dockerfile", b"workflow.toml", b"x", b"y"]).unwrap();
-        assert_eq!(d, Some((Oid::from_bytes(&[1; 20]).unwrap(), 0o100644)));
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let (one, three) = (repo.blob(b"1").unwrap(), repo.blob(b"3").unwrap());
+        let folder = repo.treebuilder(None).unwrap().write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert("Dockerfile", one, 0o100644).unwrap();
+        root.insert("workflow.toml", folder, 0o040000).unwrap();
+        root.insert("x", three, 0o100755).unwrap();
+        let root = root.write().unwrap();
+        let trees = Trees::new(&repo);
+        let tree = trees.get(root).unwrap();
+        let [d, w, x, missing] = files_named(tree.entries(), [b"Dockerfile", b"workflow.toml", b"x", b"y"]);
+        assert_eq!(d, Some((one, 0o100644)));
         assert_eq!(w, None, "a folder named workflow.toml is not a file");
-        assert_eq!(x, Some((Oid::from_bytes(&[3; 20]).unwrap(), 0o100755)));
+        assert_eq!(x, Some((three, 0o100755)));
         assert_eq!(missing, None);
     }
 }
