@@ -9,6 +9,8 @@ pub(crate) mod base;
 pub(crate) mod diff;
 pub mod fingerprint;
 pub(crate) mod rawtree;
+#[cfg(test)]
+mod rawtree_props;
 pub mod versions;
 
 use std::borrow::Cow;
