@@ -53,11 +53,8 @@ fn check_manifest(text: &str) -> Result<(), TestCaseError> {
 
 /// Values a key may be given: right and wrong types, odd strings.
 fn value() -> impl Strategy<Value = String> {
-    let word = prop::sample::select(vec![
-        "", "a", "main", "dev", "staging", "release/*", "*", "?", "[", "{a,b}", "**", "a/../b", "..", "/abs", "a\\\\b",
-        "x y", "1.16.31", ">=1.10", "default", "gpu", "content", "git-sha", "docker", "auto", "sandbox", "é", "a=b",
-        "workflows", "etl.jobs", "1x", "-p", "\\u0000",
-    ]);
+    let words = r#"|a|main|dev|staging|release/*|*|?|[|{a,b}|**|a/../b|..|/abs|a\\b|x y|1.16.31|>=1.10|default|gpu|content|git-sha|docker|auto|sandbox|é|a=b|workflows|etl.jobs|1x|-p|\u0000"#;
+    let word = prop::sample::select(words.split('|').collect::<Vec<_>>());
     let string = word.prop_map(|w| format!("\"{w}\""));
     prop_oneof![
         4 => string.clone(),
@@ -71,15 +68,13 @@ fn value() -> impl Strategy<Value = String> {
 
 /// A line of a near-valid file: a key of some table, a table header, or noise.
 fn line() -> impl Strategy<Value = String> {
-    let key = prop::sample::select(vec![
-        "project", "workflows", "version_scheme", "global", "dependencies", "endpoint", "insecure", "registry",
-        "builder", "default", "named", "flytekit", "name", "branches", "promote_from", "activate", "raw_output_prefix",
-        "service_account", "labels", "env", "packages", "dockerfile", "shared", "images", "domains", "gpu",
-    ]);
-    let header = prop::sample::select(vec![
-        "[flyte]", "[images]", "[images.named]", "[python]", "[[domains]]", "[domains.settings]", "[domains]",
-        "[images]", "[[images]]", "[settings]",
-    ]);
+    let keys = "project workflows version_scheme global dependencies endpoint insecure registry builder default named \
+                flytekit name branches promote_from activate raw_output_prefix service_account labels env packages \
+                dockerfile shared images domains gpu";
+    let key = prop::sample::select(keys.split_whitespace().collect::<Vec<_>>());
+    let headers =
+        "[flyte] [images] [images.named] [python] [[domains]] [domains.settings] [domains] [[images]] [settings]";
+    let header = prop::sample::select(headers.split_whitespace().collect::<Vec<_>>());
     prop_oneof![
         6 => (key, value()).prop_map(|(k, v)| format!("{k} = {v}")),
         2 => header.prop_map(str::to_string),
@@ -89,7 +84,8 @@ fn line() -> impl Strategy<Value = String> {
 
 /// A near-valid file, perhaps with one character inserted or deleted somewhere.
 fn near_valid() -> impl Strategy<Value = String> {
-    let damage = proptest::option::of((any::<prop::sample::Index>(), prop_oneof![Just(None), any::<char>().prop_map(Some)]));
+    let damage =
+        proptest::option::of((any::<prop::sample::Index>(), prop_oneof![Just(None), any::<char>().prop_map(Some)]));
     (vec(line(), 0..10), damage).prop_map(|(lines, damage)| {
         let mut text: Vec<char> = lines.join("\n").chars().collect();
         if let Some((at, change)) = damage {
@@ -130,7 +126,8 @@ fn deeply_nested_values_are_an_error_not_a_stack_overflow() {
         let message = result.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.starts_with("deploy.toml:1:"), "{message}");
         let text = format!("images = {}", "{a = ".repeat(depth));
-        let message = Manifest::parse(Path::new("workflow.toml"), &text).err().map(|e| e.to_string()).unwrap_or_default();
+        let message =
+            Manifest::parse(Path::new("workflow.toml"), &text).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.starts_with("workflow.toml:1:"), "{message}");
     }
 }
