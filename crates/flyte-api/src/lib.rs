@@ -19,6 +19,8 @@ pub mod method;
 pub mod server;
 pub mod service;
 pub mod wire;
+#[cfg(test)]
+mod wire_props;
 
 pub use crate::core::{Identifier, Kind};
 pub use prost::Message;

@@ -13,3 +13,5 @@ pub(crate) mod registry;
 pub mod serialize;
 pub mod serializer;
 pub mod specs;
+#[cfg(test)]
+mod specs_props;

@@ -61,7 +61,8 @@ pub fn read_package(tgz_bytes: &[u8]) -> Result<Package> {
         if !entry_type.is_file() {
             bail!("'{shown}' in the pyflyte package is not a regular file");
         }
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        // The size is the header's claim, not yet read: reserve at most 1 MiB on its word.
+        let mut bytes = Vec::with_capacity(entry.size().min(1 << 20) as usize);
         entry.read_to_end(&mut bytes).with_context(|| format!("reading '{shown}' from the pyflyte package"))?;
         if name.ends_with(".pb") {
             let (index, kind) = parse_spec_name(&name)?;
@@ -209,6 +210,21 @@ mod tests {
         assert!(err(&[("fasta.tar.gz", b""), ("fastb.tar.gz", b"")]).contains("two code archives"));
         assert!(err(&[("1_a_1.pb", b""), ("01_b_1.pb", b"")]).contains("index 1"));
         assert!(read_package(b"not gzip").is_err());
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_size_is_an_error_not_a_panic() {
+        // Found by `specs_props`: the size a tar header claims was allocated up front.
+        for size in [1 << 63, 1 << 40] {
+            let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, "0_t_1.pb", &b"x"[..]).unwrap();
+            let bytes = builder.into_inner().unwrap().finish().unwrap();
+            let err = format!("{:#}", read_package(&bytes).unwrap_err());
+            assert!(err.contains("pyflyte package") && err.contains("EOF"), "{err}");
+        }
     }
 
     #[test]

@@ -686,6 +686,9 @@ fn pattern(value: &Located<String>, what: &str) -> Result<()> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
