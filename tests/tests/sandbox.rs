@@ -348,7 +348,7 @@ async fn the_client_retries_until_a_late_sandbox_answers() {
         options.addr = format!("127.0.0.1:{port}").parse().unwrap();
         sandbox::start(options).await.unwrap()
     });
-    assert!(admin.ensure_project(PROJECT).await.unwrap(), "reached after retries on UNAVAILABLE");
+    assert!(admin.ensure_project("other").await.unwrap(), "reached after retries on UNAVAILABLE");
     late.await.unwrap().stop().await.unwrap();
 
     // With nobody listening the retries run out and UNAVAILABLE is returned.
@@ -738,7 +738,7 @@ async fn client_credentials_are_exchanged_for_a_token_and_never_shown() {
         token_endpoint("200 OK", r#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#);
     std::env::set_var("FLYTE_TOKEN_URL", &url);
     let admin = Admin::connect_to(&address, Vec::new()).await.unwrap();
-    assert!(admin.ensure_project(PROJECT).await.unwrap(), "calls go through with the token");
+    assert!(admin.ensure_project("other").await.unwrap(), "calls go through with the token");
     let request = request.join().unwrap();
     let basic = base64::engine::general_purpose::STANDARD.encode("deployer:s3cr3t-value");
     assert!(request.starts_with("POST /oauth2/token"), "{request}");
@@ -791,17 +791,40 @@ async fn endpoint_sandbox_starts_one_in_process_under_the_repository() {
     running.stop().await.unwrap();
 }
 
-/// Re-encodes spec files with flyteidl's Python classes in one fresh Python process (as
-/// pyflyte and FlyteRemote write them: map entries in the order of that process's hash
-/// seed). Each file is `<kind>` and a path: 1 TaskSpec, 2 WorkflowSpec, 3 LaunchPlanSpec.
+/// Re-encodes spec files with flyteidl's Python classes in one fresh Python process, every
+/// map filled again in an order of that process's choosing (as writers that build maps from
+/// dicts do). Each line is `<kind> <path>`: 1 TaskSpec, 2 WorkflowSpec, 3 LaunchPlanSpec.
 const REENCODE: &str = r#"
-import sys
+import random, sys
 from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
+def refill(msg):
+    for field, value in msg.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            is_msg = field.message_type.fields_by_name["value"].message_type is not None
+            saved = []
+            for k, v in list(value.items()):
+                if is_msg:
+                    c = type(v)()
+                    c.CopyFrom(v)
+                    refill(c)
+                    v = c
+                saved.append((k, v))
+            random.shuffle(saved)
+            value.clear()
+            for k, v in saved:
+                if is_msg:
+                    value[k].CopyFrom(v)
+                else:
+                    value[k] = v
+        elif field.message_type is not None:
+            for v in ([value] if hasattr(value, "ListFields") else value):
+                refill(v)
 kinds = {"1": task_pb2.TaskSpec, "2": workflow_pb2.WorkflowSpec, "3": launch_plan_pb2.LaunchPlanSpec}
 for line in sys.stdin.read().splitlines():
     kind, path = line.split(" ", 1)
     message = kinds[kind]()
     message.ParseFromString(open(path, "rb").read())
+    refill(message)
     open(path, "wb").write(message.SerializeToString())
 "#;
 
@@ -840,7 +863,12 @@ async fn the_same_content_reencoded_by_python_is_already_there_every_time() {
     let data = tempfile::tempdir().unwrap();
     let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
     let admin = Admin::remote(&running.endpoint(), None).unwrap();
-    let target = base("v1", "development");
+    // Several labels and annotations: launch-plan maps of more than one entry.
+    let mut target = base("v1", "development");
+    for (k, v) in [("team", "ml"), ("tier", "gold"), ("owner", "ci"), ("cost", "a1")] {
+        target.settings.labels.insert(k.to_string(), v.to_string());
+        target.settings.annotations.insert(format!("note-{k}"), v.to_string());
+    }
     let mut sent = Vec::new();
     for (name, package) in packages {
         let summary = register::register_package(&admin, package, &target, Some(archive(package)), &Options::default())
@@ -953,7 +981,8 @@ async fn lists_filter_sort_and_page_as_flyteadmin_does() {
     let (page, token, _) = versions(query("t", "", "created_at", true, 1, "").await.unwrap());
     assert_eq!(page, ["v1"]);
     let (page, token, _) = versions(query("t", "", "created_at", true, 2, &token).await.unwrap());
-    assert_eq!((page.as_slice(), token.as_str()), (["v2", "v3"].as_slice(), ""));
+    assert_eq!(page, ["v2", "v3"]);
+    assert_eq!(token, "", "the last page has no token");
     // What FlyteAdmin refuses: unknown functions, fields and sort keys.
     for (filters, sort_key) in [("like(name,t)", ""), ("eq(colour,red)", ""), ("", "colour")] {
         let refused = query("t", filters, sort_key, false, 10, "").await.unwrap_err();

@@ -698,8 +698,8 @@ fn passes(kind: Kind, stored: &Stored, filters: &[Filter]) -> Result<bool, Statu
                     let at = humantime::parse_rfc3339_weak(wanted).map_err(|e| {
                         Status::invalid_argument(format!("invalid timestamp {wanted} for created_at: {e}"))
                     })?;
-                    let at = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
-                    Ok(nanos.cmp(&at))
+                    let at = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+                    Ok(i128::from(*nanos).cmp(&at))
                 }
                 Value::Number(n) => {
                     let wanted: i64 = wanted.parse().map_err(|_| {
