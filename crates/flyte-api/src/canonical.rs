@@ -251,7 +251,7 @@ pub fn identical(spec: Spec, a: &[u8], b: &[u8]) -> bool {
 fn message(m: M, bytes: &[u8]) -> Result<Vec<u8>> {
     let mut parts: Vec<(u32, Vec<u8>)> = Vec::new();
     // Map entries by field number: (key bytes, canonical entry) in wire order.
-    let mut maps: Vec<(u32, Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+    let mut maps: Vec<(u32, Vec<MapEntry>)> = Vec::new();
     for field in wire::fields(bytes)? {
         let value = &bytes[field.value.clone()];
         match (child(m, field.number), field.wire_type) {
@@ -282,8 +282,11 @@ fn message(m: M, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(parts.into_iter().flat_map(|(_, bytes)| bytes).collect())
 }
 
+/// A map entry's key bytes and its canonical form.
+type MapEntry = (Vec<u8>, Vec<u8>);
+
 /// A map entry's key (its bytes) and canonical form (key then value).
-fn map_entry(value_type: Option<M>, entry: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+fn map_entry(value_type: Option<M>, entry: &[u8]) -> Result<MapEntry> {
     let mut key = Vec::new();
     let mut value = None;
     for field in wire::fields(entry)? {
