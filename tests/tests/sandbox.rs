@@ -94,8 +94,11 @@ async fn sandbox_and_client() -> (tempfile::TempDir, sandbox::Running, Admin) {
     let data = tempfile::tempdir().unwrap();
     let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
     let admin = Admin::remote(&running.endpoint(), None).unwrap();
-    assert!(admin.ensure_project(PROJECT).await.unwrap(), "a fresh sandbox has no projects");
-    assert!(!admin.ensure_project(PROJECT).await.unwrap(), "the second ensure finds it");
+    // As a Flyte sandbox cluster, a fresh sandbox has `flytesnacks`; others are registered
+    // on request.
+    assert!(!admin.ensure_project(PROJECT).await.unwrap(), "a fresh sandbox has {PROJECT}");
+    assert!(admin.ensure_project("other").await.unwrap(), "other projects are registered on request");
+    assert!(!admin.ensure_project("other").await.unwrap(), "the second ensure finds it");
     (data, running, admin)
 }
 
@@ -268,6 +271,70 @@ async fn uploads_are_content_addressed_and_checked_by_md5() {
     running.stop().await.unwrap();
 }
 
+/// A fresh sandbox has project `flytesnacks` in FlyteAdmin's three default domains (as a
+/// Flyte sandbox cluster starts), so a first `pyflyte register` finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_sandbox_has_flytesnacks_in_the_three_domains() {
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    let get = admin::ProjectGetRequest { id: PROJECT.into() }.encode_to_vec();
+    let project = admin::Project::decode(admin.call_raw(method::GET_PROJECT, &get).await.unwrap().as_slice()).unwrap();
+    let domains: Vec<&str> = project.domains.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(domains, ["development", "staging", "production"]);
+    for domain in domains {
+        admin.create_upload_location(PROJECT, domain, "code.tar.gz", b"code").await.unwrap();
+    }
+    running.stop().await.unwrap();
+}
+
+/// As FlyteAdmin's data proxy: a location holding bytes is not handed out for other bytes
+/// (ALREADY_EXISTS, "file already exists at location ..."), and a URL signed before the
+/// first upload cannot overwrite it either; the same bytes again are fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_immutable() {
+    let (_data, running, admin) = sandbox_and_client().await;
+    let location = |bytes: &[u8]| flyte_api::service::CreateUploadLocationRequest {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        filename: "code.tar.gz".into(),
+        filename_root: "fixed".into(),
+        content_md5: Md5::digest(bytes).to_vec(),
+        ..Default::default()
+    };
+    let signed = |bytes: &[u8]| {
+        let request = location(bytes).encode_to_vec();
+        let admin = admin.clone();
+        async move { admin.call_raw(method::CREATE_UPLOAD_LOCATION, &request).await }
+    };
+    let put = |url: &str, bytes: &[u8]| {
+        let header = base64::engine::general_purpose::STANDARD.encode(Md5::digest(bytes));
+        match ureq::put(url).set("Content-MD5", &header).send_bytes(bytes) {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let url = |answer: Vec<u8>| {
+        flyte_api::service::CreateUploadLocationResponse::decode(answer.as_slice()).unwrap().signed_url
+    };
+    let first = url(signed(b"first").await.unwrap());
+    let second = url(signed(b"second").await.unwrap());
+    assert_eq!(put(&first, b"first"), 201);
+    assert_eq!(put(&second, b"second"), 409, "a URL signed earlier cannot overwrite the upload");
+    assert_eq!(put(&first, b"first"), 201, "the same bytes again are fine");
+    let refused = signed(b"second").await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::AlreadyExists, "{refused:?}");
+    assert!(refused.message().starts_with("file already exists at location ["), "{}", refused.message());
+    assert!(signed(b"first").await.is_ok(), "the same bytes may be uploaded again");
+    let got =
+        ureq::get(&format!("http://{}/uploads/{PROJECT}/{DOMAIN}/fixed/code.tar.gz", running.http)).call().unwrap();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut got.into_reader(), &mut body).unwrap();
+    assert_eq!(body, b"first");
+    running.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_retries_until_a_late_sandbox_answers() {
     let data = tempfile::tempdir().unwrap();
@@ -281,7 +348,7 @@ async fn the_client_retries_until_a_late_sandbox_answers() {
         options.addr = format!("127.0.0.1:{port}").parse().unwrap();
         sandbox::start(options).await.unwrap()
     });
-    assert!(admin.ensure_project(PROJECT).await.unwrap(), "reached after retries on UNAVAILABLE");
+    assert!(admin.ensure_project("other").await.unwrap(), "reached after retries on UNAVAILABLE");
     late.await.unwrap().stop().await.unwrap();
 
     // With nobody listening the retries run out and UNAVAILABLE is returned.
@@ -511,6 +578,12 @@ async fn changed_content_under_a_registered_version_is_refused_and_nothing_chang
         first_error.contains("task flytesnacks/development/hello.greet.") && first_error.contains("@v1"),
         "names entity and version: {first_error}"
     );
+    // The client names what differs itself, by FlyteAdmin's identity rule: the archive URL.
+    let ours = first_error
+        .split_once("differences by field path (registered -, sent +): ")
+        .and_then(|(_, rest)| rest.split_once("(FlyteAdmin:"))
+        .map_or("", |(ours, _)| ours);
+    assert!(ours.matches("sandbox://uploads/").count() == 2, "names the difference: {first_error}");
     // What depends on a refused task is not sent.
     assert!(summary.entities.iter().any(|(kind, _, o)| *kind == Kind::Workflow
         && matches!(o, Outcome::Failed(m) if m.contains("not registered because"))));
@@ -665,7 +738,7 @@ async fn client_credentials_are_exchanged_for_a_token_and_never_shown() {
         token_endpoint("200 OK", r#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#);
     std::env::set_var("FLYTE_TOKEN_URL", &url);
     let admin = Admin::connect_to(&address, Vec::new()).await.unwrap();
-    assert!(admin.ensure_project(PROJECT).await.unwrap(), "calls go through with the token");
+    assert!(admin.ensure_project("other").await.unwrap(), "calls go through with the token");
     let request = request.join().unwrap();
     let basic = base64::engine::general_purpose::STANDARD.encode("deployer:s3cr3t-value");
     assert!(request.starts_with("POST /oauth2/token"), "{request}");
@@ -715,5 +788,205 @@ async fn endpoint_sandbox_starts_one_in_process_under_the_repository() {
     let admin = admin.unwrap();
     assert_eq!(admin.endpoint, running.endpoint());
     assert!(admin.sandbox().is_none(), "reached at an address, not started");
+    running.stop().await.unwrap();
+}
+
+/// Re-encodes spec files with flyteidl's Python classes in one fresh Python process, every
+/// map filled again in an order of that process's choosing (as writers that build maps from
+/// dicts do). Each line is `<kind> <path>`: 1 TaskSpec, 2 WorkflowSpec, 3 LaunchPlanSpec.
+const REENCODE: &str = r#"
+import random, sys
+from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
+def refill(msg):
+    for field, value in msg.ListFields():
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            is_msg = field.message_type.fields_by_name["value"].message_type is not None
+            saved = []
+            for k, v in list(value.items()):
+                if is_msg:
+                    c = type(v)()
+                    c.CopyFrom(v)
+                    refill(c)
+                    v = c
+                saved.append((k, v))
+            random.shuffle(saved)
+            value.clear()
+            for k, v in saved:
+                if is_msg:
+                    value[k].CopyFrom(v)
+                else:
+                    value[k] = v
+        elif field.message_type is not None:
+            for v in ([value] if hasattr(value, "ListFields") else value):
+                refill(v)
+kinds = {"1": task_pb2.TaskSpec, "2": workflow_pb2.WorkflowSpec, "3": launch_plan_pb2.LaunchPlanSpec}
+for line in sys.stdin.read().splitlines():
+    kind, path = line.split(" ", 1)
+    message = kinds[kind]()
+    message.ParseFromString(open(path, "rb").read())
+    refill(message)
+    open(path, "wb").write(message.SerializeToString())
+"#;
+
+fn reencoded_by_python(python: &Path, specs: &[(Kind, Vec<u8>)]) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    for (n, (kind, spec)) in specs.iter().enumerate() {
+        let path = dir.path().join(format!("{n}.pb"));
+        std::fs::write(&path, spec).unwrap();
+        let k = match kind {
+            Kind::Task => 1,
+            Kind::Workflow => 2,
+            Kind::LaunchPlan => 3,
+        };
+        input.push_str(&format!("{k} {}\n", path.display()));
+    }
+    let mut child = Command::new(python)
+        .args(["-c", REENCODE])
+        .env("PYTHONHASHSEED", "random")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "re-encoding with flyteidl's Python classes");
+    (0..specs.len()).map(|n| std::fs::read(dir.path().join(format!("{n}.pb"))).unwrap()).collect()
+}
+
+/// FlyteAdmin's identity (flyteadmin compares a pbhash digest of a canonical form): the
+/// same content is ALREADY_EXISTS whatever the order its writer put map entries and fields
+/// in. Every example package, registered, then sent again 20 times re-encoded by Python's
+/// protobuf in a fresh process: always ALREADY_EXISTS, and the client's own check agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_content_reencoded_by_python_is_already_there_every_time() {
+    let Some(packages) = packages() else { return };
+    let python = flytekit_python().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    // Several labels and annotations: launch-plan maps of more than one entry.
+    let mut target = base("v1", "development");
+    for (k, v) in [("team", "ml"), ("tier", "gold"), ("owner", "ci"), ("cost", "a1")] {
+        target.settings.labels.insert(k.to_string(), v.to_string());
+        target.settings.annotations.insert(format!("note-{k}"), v.to_string());
+    }
+    let mut sent = Vec::new();
+    for (name, package) in packages {
+        let summary = register::register_package(&admin, package, &target, Some(archive(package)), &Options::default())
+            .await
+            .unwrap();
+        assert!(summary.errors.is_empty(), "{name}: {:?}", summary.errors);
+        sent.extend(hydrated(&admin, package, &target).await);
+    }
+    let specs: Vec<(Kind, Vec<u8>)> = sent.iter().map(|h| (h.kind, h.spec.clone())).collect();
+    let mut reordered = 0;
+    for round in 0..20 {
+        let again = reencoded_by_python(&python, &specs);
+        for (h, spec) in sent.iter().zip(&again) {
+            if *spec != h.spec {
+                reordered += 1;
+            }
+            assert!(
+                flyte_api::canonical::identical(flyte_api::canonical::Spec::of(h.kind), &h.spec, spec),
+                "round {round}: {} re-encoded is not identical to what was registered",
+                h.id
+            );
+            let created = admin.create(h.kind, &create_request(&h.id, spec)).await;
+            assert!(
+                matches!(created, Ok(Created::AlreadyThere)),
+                "round {round}: {} re-encoded by Python: {created:?}",
+                h.id
+            );
+        }
+    }
+    // Else this test would prove nothing: Python's encodings must differ from the ones sent.
+    assert!(reordered > 0, "Python re-encoded every spec to the very same bytes in 20 fresh processes");
+    eprintln!("{reordered} of {} re-encoded specs differed in bytes from the registered ones", 20 * sent.len());
+    running.stop().await.unwrap();
+}
+
+/// FlyteAdmin's list queries on ListTasks: filters (`eq`, `ne`, `gt`, `gte`, `lt`, `lte`,
+/// `contains`, `value_in`), `sort_by` in both directions, `limit`/`token` pages, and
+/// creation times to the nanosecond, so of two versions registered a millisecond apart the
+/// later is "latest".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_filter_sort_and_page_as_flyteadmin_does() {
+    use flyte_api::query::{resource_list_request as list, sort};
+    let (_data, running, admin) = sandbox_and_client().await;
+    for version in ["v1", "v2", "v3"] {
+        let task = id(Kind::Task, "t", version);
+        admin.create(Kind::Task, &create_request(&task, &task_spec("t", version, "x"))).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let other = id(Kind::Task, "other", "v9");
+    admin.create(Kind::Task, &create_request(&other, &task_spec("other", "v9", "x"))).await.unwrap();
+    let query = |name: &str, filters: &str, sort_key: &str, ascending: bool, limit: u32, token: &str| {
+        let mut request = admin::ResourceListRequest {
+            id: Some(admin::NamedEntityIdentifier {
+                project: PROJECT.into(),
+                domain: DOMAIN.into(),
+                name: name.into(),
+                org: String::new(),
+            }),
+            limit,
+            token: token.into(),
+        }
+        .encode_to_vec();
+        if !filters.is_empty() {
+            request.extend(wire::len_field(list::FILTERS, filters.as_bytes()));
+        }
+        if !sort_key.is_empty() {
+            let mut sort_by = wire::len_field(sort::KEY, sort_key.as_bytes());
+            if ascending {
+                sort_by.extend(wire::varint_field(sort::DIRECTION, sort::ASCENDING));
+            }
+            request.extend(wire::len_field(list::SORT_BY, &sort_by));
+        }
+        let admin = admin.clone();
+        async move { admin.call_raw(method::LIST_TASKS, &request).await }
+    };
+    // (versions listed, next token, creation times in nanoseconds)
+    let versions = |answer: Vec<u8>| {
+        let entities = wire::all_len(&answer, 1).unwrap();
+        let versions: Vec<String> = entities.iter().map(|e| Identifier::decode(at(e, &[1])).unwrap().version).collect();
+        let times: Vec<i128> = entities
+            .iter()
+            .map(|e| {
+                let t = flyte_api::prost_types::Timestamp::decode(at(e, &[2, 2])).unwrap();
+                i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+            })
+            .collect();
+        (versions, wire::string(&answer, 2).unwrap().unwrap_or_default(), times)
+    };
+    let (newest_first, _, times) = versions(query("t", "", "", false, 100, "").await.unwrap());
+    assert_eq!(newest_first, ["v3", "v2", "v1"], "default: newest first");
+    assert!(times[0] > times[1] && times[1] > times[2], "distinct times a millisecond apart: {times:?}");
+    assert!(times.iter().any(|t| t % 1_000_000_000 != 0), "nanoseconds are kept: {times:?}");
+    let ascending = versions(query("t", "", "created_at", true, 100, "").await.unwrap()).0;
+    assert_eq!(ascending, ["v1", "v2", "v3"], "sort_by created_at ASCENDING");
+    assert_eq!(versions(query("t", "", "version", false, 100, "").await.unwrap()).0, ["v3", "v2", "v1"]);
+    let only = |filters: &'static str| {
+        let query = query("", filters, "version", true, 100, "");
+        async move { versions(query.await.unwrap()).0 }
+    };
+    assert_eq!(only("eq(version,v2)").await, ["v2"]);
+    assert_eq!(only("ne(version,v2)+eq(name,t)").await, ["v1", "v3"]);
+    assert_eq!(only("gt(version,v2)").await, ["v3", "v9"]);
+    assert_eq!(only("gte(version,v2)+lt(version,v9)").await, ["v2", "v3"]);
+    assert_eq!(only("lte(version,v1)").await, ["v1"]);
+    assert_eq!(only("contains(name,the)").await, ["v9"]);
+    assert_eq!(only("value_in(version,v1;v3)").await, ["v1", "v3"]);
+    assert_eq!(only("gte(created_at,2000-01-01T00:00:00Z)+lt(created_at,2999-01-01T00:00:00Z)").await.len(), 4);
+    assert!(only("gt(created_at,2999-01-01T00:00:00Z)").await.is_empty());
+    // Pages of one, in the requested order, then no token.
+    let (page, token, _) = versions(query("t", "", "created_at", true, 1, "").await.unwrap());
+    assert_eq!(page, ["v1"]);
+    let (page, token, _) = versions(query("t", "", "created_at", true, 2, &token).await.unwrap());
+    assert_eq!(page, ["v2", "v3"]);
+    assert_eq!(token, "", "the last page has no token");
+    // What FlyteAdmin refuses: unknown functions, fields and sort keys.
+    for (filters, sort_key) in [("like(name,t)", ""), ("eq(colour,red)", ""), ("", "colour")] {
+        let refused = query("t", filters, sort_key, false, 10, "").await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{filters} {sort_key}: {refused:?}");
+    }
     running.stop().await.unwrap();
 }

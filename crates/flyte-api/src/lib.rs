@@ -12,10 +12,12 @@
 //! wire ([`wire`], with the numbers of [`fields`]).
 
 pub mod admin;
+pub mod canonical;
 pub mod codec;
 pub mod core;
 pub mod fields;
 pub mod method;
+pub mod query;
 pub mod server;
 pub mod service;
 pub mod wire;

@@ -162,7 +162,13 @@ async fn put(store: &Store, req: Request<Incoming>) -> Answer {
         return Err(bad("the body's MD5 differs from Content-MD5"));
     }
     let dest = store.upload_path(project, domain, root, filename);
-    write_atomically(&dest, &body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let kept = write_once(&dest, &body).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    if !kept {
+        return Err((
+            StatusCode::CONFLICT,
+            format!("{path} already holds other bytes: uploads are immutable, upload under another name"),
+        ));
+    }
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
@@ -181,12 +187,24 @@ async fn get(store: &Store, req: Request<Incoming>) -> Answer {
     Ok(response)
 }
 
-fn write_atomically(dest: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// Stores `bytes` at `dest` unless something is there already (atomically: of two
+/// concurrent uploads one wins, the other finds its bytes). True when `dest` now holds
+/// `bytes`; false when it holds other bytes, which are kept.
+fn write_once(dest: &std::path::Path, bytes: &[u8]) -> Result<bool> {
+    if let Ok(existing) = std::fs::read(dest) {
+        return Ok(existing == bytes);
+    }
     let dir = dest.parent().context("an upload path has a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp =
         tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes).with_context(|| format!("writing {}", dest.display()))?;
-    tmp.persist(dest).with_context(|| format!("storing {}", dest.display()))?;
-    Ok(())
+    match tmp.persist_noclobber(dest) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let existing = std::fs::read(dest).with_context(|| format!("reading {}", dest.display()))?;
+            Ok(existing == bytes)
+        }
+        Err(e) => Err(e.error).with_context(|| format!("storing {}", dest.display())),
+    }
 }

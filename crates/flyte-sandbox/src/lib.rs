@@ -21,6 +21,9 @@ pub use service::SANDBOX_BUILD;
 /// The domains FlyteAdmin has by default.
 pub const DEFAULT_DOMAINS: &[&str] = &["development", "staging", "production"];
 
+/// The project a fresh sandbox has, as a Flyte sandbox cluster does.
+pub const DEFAULT_PROJECT: &str = "flytesnacks";
+
 /// How to run a sandbox.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -87,6 +90,12 @@ impl Drop for Running {
 /// addresses are known when this returns), then serves in background tasks.
 pub async fn start(options: Options) -> Result<Running> {
     let store = Arc::new(store::Store::open(&options.data)?);
+    let project = store::Project {
+        id: DEFAULT_PROJECT.to_string(),
+        name: DEFAULT_PROJECT.to_string(),
+        description: "the project a Flyte sandbox starts with".to_string(),
+    };
+    store.register_project(&project).context("registering the default project")?;
     let grpc_listener = TcpListener::bind(options.addr)
         .with_context(|| format!("binding the sandbox's gRPC address {}", options.addr))?;
     let grpc = grpc_listener.local_addr()?;

@@ -13,8 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flyte_api::core::{self, Identifier};
 use flyte_api::fields;
+use flyte_api::query::{self, Filter, Op};
 use flyte_api::server::Handler;
-use flyte_api::{admin, method, prost, prost_types, service, wire, Kind, Message};
+use flyte_api::{admin, canonical, method, prost, prost_types, service, wire, Kind, Message};
 use tonic::body::Body;
 use tonic::codegen::{http, BoxFuture, Service};
 use tonic::{Code, Status};
@@ -99,7 +100,9 @@ impl Sandbox {
         }
         match self.store.insert(&key, spec).map_err(internal)? {
             Inserted::New => Ok(Vec::new()),
-            Inserted::Existing(stored) if stored == spec => {
+            // FlyteAdmin compares a digest of a canonical form: field and map-entry order
+            // do not count (flyteadmin's pbhash of the compiled entity).
+            Inserted::Existing(stored) if canonical::identical(canonical::Spec::of(kind), &stored, spec) => {
                 Err(Status::already_exists(format!("{} with identical structure already exists", kind.noun())))
             }
             Inserted::Existing(stored) => Err(Status::invalid_argument(format!(
@@ -167,12 +170,20 @@ impl Sandbox {
         Ok(self.entity_message(&stored))
     }
 
-    fn list(&self, kind: Kind, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let request = admin::ResourceListRequest::decode(request).map_err(bad_request)?;
+    fn list(&self, kind: Kind, raw: &[u8]) -> Result<Vec<u8>, Status> {
+        let request = admin::ResourceListRequest::decode(raw).map_err(bad_request)?;
         let id = request.id.ok_or_else(|| Status::invalid_argument("missing id"))?;
         let name = Some(id.name.as_str()).filter(|n| !n.is_empty());
-        let all = self.store.list(kind, &id.project, &id.domain, name, false).map_err(internal)?;
-        self.page(all, request.limit, &request.token)
+        let (filters, sort) = query::resource_list(raw).map_err(Status::invalid_argument)?;
+        let mut all = self.store.list(kind, &id.project, &id.domain, name, false).map_err(internal)?;
+        let mut kept = Vec::with_capacity(all.len());
+        for stored in all.drain(..) {
+            if passes(kind, &stored, &filters)? {
+                kept.push(stored);
+            }
+        }
+        sort_listed(&mut kept, sort.as_ref())?;
+        self.page(kept, request.limit, &request.token)
     }
 
     fn get_active_launch_plan(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
@@ -210,7 +221,7 @@ impl Sandbox {
     fn entity_message(&self, stored: &Stored) -> Vec<u8> {
         use fields::{compiled, compiled_workflow_closure as closure, entity, entity_closure, launch_plan};
         let key = &stored.key;
-        let created = prost_types::Timestamp { seconds: stored.created_at, nanos: 0 }.encode_to_vec();
+        let created = timestamp(stored.created_at).encode_to_vec();
         // The template of a stored TaskSpec or WorkflowSpec.
         let template = wire::last_len(&stored.spec, fields::task_spec::TEMPLATE).ok().flatten().unwrap_or_default();
         let mut out = wire::len_field(entity::ID, &identifier(key).encode_to_vec());
@@ -419,6 +430,18 @@ impl Sandbox {
         check_path_part("filename_root", &root)?;
         let ttl = request.expires_in.map_or(3600, |d| d.seconds.clamp(1, 7 * 24 * 3600));
         let expires = now() + ttl;
+        // As FlyteAdmin's data proxy: a location that holds other bytes is not handed out again
+        // (uploads are immutable; the same bytes may be uploaded again).
+        let stored = self.store.upload_path(&request.project, &request.domain, &root, &request.filename);
+        if let Ok(bytes) = std::fs::read(&stored) {
+            use md5::Digest as _;
+            if md5::Md5::digest(&bytes).as_slice() != request.content_md5.as_slice() {
+                return Err(Status::already_exists(format!(
+                    "file already exists at location [{}], specify a matching hash if you wish to rewrite",
+                    native_url(&request.project, &request.domain, &root, &request.filename)
+                )));
+            }
+        }
         let path = super::http::upload_path(&request.project, &request.domain, &root, &request.filename);
         let signature = super::http::signature(self.store.secret(), &path, &md5, expires);
         use base64::Engine as _;
@@ -528,12 +551,8 @@ fn spec_difference(kind: Kind, stored: &[u8], new: &[u8]) -> String {
             return line_difference(&a, &b);
         }
     }
-    let at = stored.iter().zip(new).position(|(a, b)| a != b).unwrap_or(stored.len().min(new.len()));
-    format!(
-        "the specs differ in fields outside this sandbox's schema: byte {at} of {} (registered) vs {} (new)",
-        stored.len(),
-        new.len()
-    )
+    let lines = canonical::differences(canonical::Spec::of(kind), stored, new, 40);
+    format!("--- registered\n+++ new (by field number path)\n{}\n", lines.join("\n"))
 }
 
 fn line_difference(old: &str, new: &str) -> String {
@@ -638,6 +657,111 @@ fn check_path_part(what: &str, value: &str) -> Result<(), Status> {
     } else {
         Err(Status::invalid_argument(format!("{what} {value:?} must be non-empty and use only A-Z a-z 0-9 . _ -")))
     }
+}
+
+/// A time in nanoseconds since the epoch as a protobuf Timestamp.
+fn timestamp(nanos: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: nanos.div_euclid(1_000_000_000), nanos: nanos.rem_euclid(1_000_000_000) as i32 }
+}
+
+/// A listed entity's value of a filter or sort field, as FlyteAdmin names them; `None`
+/// for a field it does not filter this kind on.
+enum Value<'a> {
+    Text(&'a str),
+    Time(i64),
+    Number(i64),
+}
+
+fn field_value<'a>(kind: Kind, stored: &'a Stored, field: &str) -> Option<Value<'a>> {
+    Some(match field {
+        "project" => Value::Text(&stored.key.project),
+        "domain" => Value::Text(&stored.key.domain),
+        "name" => Value::Text(&stored.key.name),
+        "version" => Value::Text(&stored.key.version),
+        "created_at" => Value::Time(stored.created_at),
+        "state" if kind == Kind::LaunchPlan => Value::Number(i64::from(stored.active)),
+        _ => return None,
+    })
+}
+
+/// Whether a listed entity passes every filter (they are joined by AND, as in FlyteAdmin).
+fn passes(kind: Kind, stored: &Stored, filters: &[Filter]) -> Result<bool, Status> {
+    use std::cmp::Ordering;
+    for filter in filters {
+        let value = field_value(kind, stored, &filter.field).ok_or_else(|| {
+            Status::invalid_argument(format!("invalid filter field {} for {}", filter.field, kind.noun()))
+        })?;
+        let compare = |wanted: &str| -> Result<Ordering, Status> {
+            match &value {
+                Value::Text(text) => Ok((*text).cmp(wanted)),
+                Value::Time(nanos) => {
+                    let at = humantime::parse_rfc3339_weak(wanted).map_err(|e| {
+                        Status::invalid_argument(format!("invalid timestamp {wanted} for created_at: {e}"))
+                    })?;
+                    let at = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+                    Ok(i128::from(*nanos).cmp(&at))
+                }
+                Value::Number(n) => {
+                    let wanted: i64 = wanted.parse().map_err(|_| {
+                        Status::invalid_argument(format!("invalid value {wanted} for {}", filter.field))
+                    })?;
+                    Ok(n.cmp(&wanted))
+                }
+            }
+        };
+        let first = filter.values.first().map(String::as_str).unwrap_or_default();
+        let ok = match filter.op {
+            Op::Eq => compare(first)?.is_eq(),
+            Op::Ne => compare(first)?.is_ne(),
+            Op::Gt => compare(first)?.is_gt(),
+            Op::Gte => compare(first)?.is_ge(),
+            Op::Lt => compare(first)?.is_lt(),
+            Op::Lte => compare(first)?.is_le(),
+            Op::Contains => match &value {
+                Value::Text(text) => text.contains(first),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "contains applies to text fields, not {}",
+                        filter.field
+                    )))
+                }
+            },
+            Op::ValueIn => {
+                let mut any = false;
+                for wanted in &filter.values {
+                    any |= compare(wanted)?.is_eq();
+                }
+                any
+            }
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Orders a list by `sort` (FlyteAdmin's default: newest first); ties by name and version.
+fn sort_listed(list: &mut [Stored], sort: Option<&query::Sort>) -> Result<(), Status> {
+    let (key, ascending) = match sort {
+        Some(sort) if !sort.key.is_empty() => (sort.key.as_str(), sort.ascending),
+        _ => ("created_at", false),
+    };
+    if !matches!(key, "created_at" | "name" | "version" | "project" | "domain") {
+        return Err(Status::invalid_argument(format!("invalid sort key {key}")));
+    }
+    list.sort_by(|a, b| {
+        let order = match key {
+            "created_at" => a.created_at.cmp(&b.created_at),
+            "name" => a.key.name.cmp(&b.key.name),
+            "version" => a.key.version.cmp(&b.key.version),
+            "project" => a.key.project.cmp(&b.key.project),
+            _ => a.key.domain.cmp(&b.key.domain),
+        };
+        let order = if ascending { order } else { order.reverse() };
+        order.then_with(|| (&a.key.name, &a.key.version).cmp(&(&b.key.name, &b.key.version)))
+    });
+    Ok(())
 }
 
 fn now() -> i64 {

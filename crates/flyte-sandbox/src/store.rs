@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use flyte_api::Kind;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// Identifies one registered entity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,7 +26,8 @@ pub(crate) struct Stored {
     pub key: Key,
     /// The spec bytes exactly as the create request carried them.
     pub spec: Vec<u8>,
-    /// Seconds since the Unix epoch.
+    /// Nanoseconds since the Unix epoch (rows written before nanoseconds were kept hold
+    /// seconds; they are read as whole seconds).
     pub created_at: i64,
     /// Launch plans only: true when ACTIVE.
     pub active: bool,
@@ -138,7 +139,10 @@ impl Store {
     /// Inserts an entity unless its key exists; says which happened, atomically.
     pub(crate) fn insert(&self, key: &Key, spec: &[u8]) -> Result<Inserted> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // IMMEDIATE: the write lock is taken (waiting up to the busy timeout) before the
+        // read, so another process's commit between the read and the write cannot make
+        // the write fail with `database is locked` (a deferred read cannot be upgraded).
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existing: Option<Vec<u8>> = tx
             .query_row(
                 "SELECT spec FROM entities WHERE kind=?1 AND project=?2 AND domain=?3 AND name=?4 AND version=?5",
@@ -165,7 +169,7 @@ impl Store {
                 "SELECT spec, created_at, active FROM entities
                  WHERE kind=?1 AND project=?2 AND domain=?3 AND name=?4 AND version=?5",
                 params![key.kind.resource_type(), key.project, key.domain, key.name, key.version],
-                |r| Ok(Stored { key: key.clone(), spec: r.get(0)?, created_at: r.get(1)?, active: r.get(2)? }),
+                |r| Ok(Stored { key: key.clone(), spec: r.get(0)?, created_at: nanos(r.get(1)?), active: r.get(2)? }),
             )
             .optional()?)
     }
@@ -196,7 +200,7 @@ impl Store {
                     version: r.get(1)?,
                 },
                 spec: r.get(2)?,
-                created_at: r.get(3)?,
+                created_at: nanos(r.get(3)?),
                 active: r.get(4)?,
             })
         })?;
@@ -216,7 +220,7 @@ impl Store {
     /// name, in one transaction. False when the launch plan does not exist.
     pub(crate) fn set_launch_plan_active(&self, key: &Key, active: bool) -> Result<bool> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if active {
             tx.execute(
                 "UPDATE entities SET active = 0 WHERE kind=?1 AND project=?2 AND domain=?3 AND name=?4 AND version<>?5",
@@ -262,8 +266,19 @@ impl Store {
     }
 }
 
+/// Nanoseconds since the Unix epoch: two versions registered a millisecond apart are
+/// ordered (as FlyteAdmin's timestamps order them).
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// A stored time in nanoseconds: values below 10^12 were written as seconds.
+fn nanos(stored: i64) -> i64 {
+    if stored < 1_000_000_000_000 {
+        stored.saturating_mul(1_000_000_000)
+    } else {
+        stored
+    }
 }
 
 fn fresh_secret() -> String {
@@ -310,5 +325,39 @@ mod tests {
         let active = store.list(Kind::LaunchPlan, "p", "development", Some("lp"), true).unwrap();
         assert_eq!(active.len(), 1);
         assert_eq!(active[0].key.version, "v2");
+    }
+
+    /// Many processes' sandboxes on one data directory (concurrent deploys from one clone
+    /// with the embedded sandbox): every insert and activation succeeds, none is lost.
+    #[test]
+    fn concurrent_stores_on_one_directory_lose_no_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let store = Store::open(&path).unwrap();
+                    for i in 0..40 {
+                        let mine = Key { name: format!("lp{w}"), ..key(&format!("v{i}")) };
+                        assert!(matches!(store.insert(&mine, b"spec").unwrap(), Inserted::New));
+                        // Every writer also races for one shared key: one creates it.
+                        store.insert(&key(&format!("shared{i}")), b"spec").unwrap();
+                        assert!(store.set_launch_plan_active(&mine, true).unwrap());
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("a writer failed");
+        }
+        let store = Store::open(&path).unwrap();
+        for w in 0..8 {
+            let all = store.list(Kind::LaunchPlan, "p", "development", Some(&format!("lp{w}")), false).unwrap();
+            assert_eq!(all.len(), 40, "writer {w}'s launch plans");
+            let active = store.list(Kind::LaunchPlan, "p", "development", Some(&format!("lp{w}")), true).unwrap();
+            assert_eq!(active.len(), 1, "writer {w}: one active version");
+        }
+        assert_eq!(store.list(Kind::LaunchPlan, "p", "development", Some("lp"), false).unwrap().len(), 40);
     }
 }

@@ -249,12 +249,15 @@ async fn create_one(admin: &Admin, entity: &Entity) -> Outcome {
     match admin.create(entity.kind, &entity.request).await {
         Ok(Created::New) => Outcome::Created,
         Ok(Created::AlreadyThere) => Outcome::AlreadyThere,
-        Err(status) if is_different_structure(&status) => Outcome::Failed(format!(
-            "{}: {IMMUTABLE}; registered versions are immutable, so register this content under a new version \
-             (FlyteAdmin: {})",
-            describe(Some(entity.kind), &entity.id),
-            status.message().trim()
-        )),
+        Err(status) if is_different_structure(&status) => {
+            let differences = differences_from_registered(admin, entity).await;
+            Outcome::Failed(format!(
+                "{}: {IMMUTABLE}; registered versions are immutable, so register this content under a new \
+                 version{differences} (FlyteAdmin: {})",
+                describe(Some(entity.kind), &entity.id),
+                status.message().trim()
+            ))
+        }
         Err(status) => Outcome::Failed(format!(
             "{}: {:?}: {}",
             describe(Some(entity.kind), &entity.id),
@@ -262,6 +265,45 @@ async fn create_one(admin: &Admin, entity: &Entity) -> Outcome {
             status.message().trim()
         )),
     }
+}
+
+/// What differs between the registered entity and the one sent, by FlyteAdmin's identity
+/// rule (`flyte_api::canonical`: field and map-entry order do not count), as
+/// `; differences (registered -, sent +): ...`; empty when it cannot be read. FlyteAdmin's
+/// verdict stands either way: this only says where to look.
+async fn differences_from_registered(admin: &Admin, entity: &Entity) -> String {
+    use flyte_api::{canonical, fields, wire};
+    let Ok(Some(registered)) = admin.get_spec(entity.kind, &entity.id).await else { return String::new() };
+    let Ok(Some(sent)) = wire::last_len(&entity.request, fields::create_request::SPEC) else { return String::new() };
+    // Compared as FlyteAdmin returns them: a task's template, a workflow's templates, a
+    // launch plan's spec (what `get_spec` gives back).
+    let (spec, registered, sent) = match entity.kind {
+        Kind::Task | Kind::Workflow => {
+            let numbers: &[u32] = match entity.kind {
+                Kind::Task => &[fields::task_spec::TEMPLATE],
+                _ => &[fields::workflow_spec::TEMPLATE, fields::workflow_spec::SUB_WORKFLOWS],
+            };
+            let keep = |m: &[u8]| {
+                let mut out = Vec::new();
+                for &n in numbers {
+                    for part in wire::all_len(m, n).unwrap_or_default() {
+                        out.extend(wire::len_field(n, part));
+                    }
+                }
+                out
+            };
+            (canonical::Spec::of(entity.kind), keep(&registered), keep(sent))
+        }
+        Kind::LaunchPlan => {
+            let spec = wire::last_len(&registered, fields::launch_plan::SPEC).ok().flatten().unwrap_or_default();
+            (canonical::Spec::LaunchPlanSpec, spec.to_vec(), sent.to_vec())
+        }
+    };
+    let lines = canonical::differences(spec, &registered, &sent, 12);
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("; differences by field path (registered -, sent +): {}", lines.join(" "))
 }
 
 /// Activates every launch plan of the registration that is not active yet: the versions
