@@ -357,7 +357,7 @@ mod tests {
         let m = message("admin:\n  endpoint: [\n");
         assert!(m.contains("config.yaml:") && m.contains("not valid YAML"), "{m}");
         for text in ["admin:\n  insecure: 2\n", "admin:\n  endpoint: [\n"] {
-            assert!(parsed(text).unwrap_err().downcast_ref::<crate::error::UserError>().is_some(), "exit 2: {text}");
+            assert!(parsed(text).unwrap_err().downcast_ref::<error::UserError>().is_some(), "exit 2: {text}");
         }
     }
 
