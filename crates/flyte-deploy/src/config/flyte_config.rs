@@ -279,13 +279,11 @@ pub fn parse(file: &Path, text: &str) -> Result<FlyteConfig> {
             "audience" => config.audience = string()?,
             "tokenUrl" => config.token_url = string()?,
             "command" => config.command = list()?,
-            "proxyCommand" | "httpProxyURL" => {
-                if !list()?.is_empty() {
-                    return Err(error::user(
-                        format!("{}: `{name}` is set: flyte-deploy does not reach FlyteAdmin through a proxy", file.display()),
-                        "reach FlyteAdmin directly from this machine (or a copy of the config without the proxy, named by FLYTECTL_CONFIG)",
-                    ));
-                }
+            "proxyCommand" | "httpProxyURL" if !list()?.is_empty() => {
+                return Err(error::user(
+                    format!("{}: `{name}` is set: flyte-deploy does not reach FlyteAdmin through a proxy", file.display()),
+                    "reach FlyteAdmin directly from this machine (or a copy of the config without the proxy, named by FLYTECTL_CONFIG)",
+                ));
             }
             _ => {}
         }
