@@ -57,6 +57,20 @@ vars! {
     FLYTE_SCOPES;
     /// The OAuth2 audience.
     FLYTE_AUDIENCE;
+    /// The Flyte config file pyflyte and flytectl read (default `~/.flyte/config.yaml`).
+    FLYTECTL_CONFIG;
+    /// flytekit's FlyteAdmin endpoint, over the Flyte config's `admin.endpoint`.
+    FLYTE_PLATFORM_URL;
+    /// flytekit's plain-gRPC switch, over the Flyte config's `admin.insecure`.
+    FLYTE_PLATFORM_INSECURE;
+    /// flytekit's OAuth2 client id, over `admin.clientId`.
+    FLYTE_CREDENTIALS_CLIENT_ID;
+    /// flytekit's OAuth2 client secret.
+    FLYTE_CREDENTIALS_CLIENT_SECRET;
+    /// flytekit's sign-in mode (`standard`, `basic`, `external_process`, `device_flow`), over `admin.authType`.
+    FLYTE_CREDENTIALS_AUTH_MODE;
+    /// flytekit's OAuth2 scopes (comma-separated), over `admin.scopes`.
+    FLYTE_CREDENTIALS_SCOPES;
     /// The length of `git-sha` versions (7 to 40).
     FLYTE_DEPLOY_SHA_LENGTH;
     /// Registries reached over plain http besides loopback ones (comma-separated hosts).
@@ -127,6 +141,12 @@ vars! {
 /// True when `FLYTE_DEPLOY_BENCH_PLAN` names `variant`.
 pub fn bench_plan_variant(variant: &str) -> bool {
     FLYTE_DEPLOY_BENCH_PLAN.get().is_some_and(|v| v.split(',').any(|v| v.trim() == variant))
+}
+
+/// The variable the user's Flyte config names (`admin.clientSecretEnvVar`), when set and
+/// not blank: the one read of a variable not declared above, because the user declares it.
+pub fn named(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// Every variable of the process, for the scrubbed environments programs get.

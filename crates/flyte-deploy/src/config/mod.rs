@@ -12,6 +12,8 @@ use toml::Spanned;
 
 use crate::error;
 
+pub mod flyte_config;
+
 /// The name of the monorepo settings file at the repository root.
 pub const DEPLOY_TOML: &str = "deploy.toml";
 /// The name of a workflow's optional manifest, at the workflow folder's root.

@@ -8,7 +8,11 @@
 //! token; else `FLYTE_CLIENT_ID` + `FLYTE_CLIENT_SECRET` run the OAuth2 client-credentials
 //! flow against `FLYTE_TOKEN_URL` (default: discovered from FlyteAdmin's auth metadata), with
 //! `FLYTE_SCOPES` (space separated; default: FlyteAdmin's public client config, else `all`)
-//! and optional `FLYTE_AUDIENCE`. Secrets are never printed.
+//! and optional `FLYTE_AUDIENCE`; else the user's Flyte config (`config/flyte_config.rs`)
+//! when it applies to the endpoint: CA certificate, client credentials with the secret from
+//! a variable or a file, or an external command printing a token. Secrets are never printed.
+//! Connecting to a remote endpoint proves it answers gRPC within seconds, with a hint for
+//! the classic mistakes (TLS vs plaintext, HTTP instead of gRPC, no credentials).
 
 // gRPC answers are `tonic::Status`, the error type every tonic service and client uses.
 #![allow(clippy::result_large_err)]
@@ -23,9 +27,10 @@ use flyte_api::codec::RawCodec;
 use flyte_api::{admin, fields, method, service, wire, Identifier, Kind, Message};
 use md5::{Digest as _, Md5};
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
+use crate::config::flyte_config::{self, AuthType, FlyteConfig};
 use crate::config::Config;
 use crate::settings;
 
@@ -77,10 +82,54 @@ impl Address {
 
     /// From the configuration, with `FLYTE_ENDPOINT` taking precedence.
     pub fn from_config(config: &Config, repo_root: &Path) -> Result<Address> {
-        let endpoint = settings::FLYTE_ENDPOINT.get();
-        Address::resolve(endpoint.as_deref().unwrap_or(&config.flyte.endpoint), config.flyte.insecure, repo_root)
+        Ok(Address::with_flyte_config(config, repo_root)?.0)
+    }
+
+    /// The address and, when it applies, the user's Flyte config (TLS and sign-in): for
+    /// `endpoint = "flyte-config"`, and for an explicit endpoint on the host the file names.
+    /// The file is not read for the sandbox.
+    pub fn with_flyte_config(config: &Config, repo_root: &Path) -> Result<(Address, Option<FlyteConfig>)> {
+        let endpoint = settings::FLYTE_ENDPOINT.get().unwrap_or_else(|| config.flyte.endpoint.clone());
+        if endpoint.trim() == "sandbox" {
+            return Ok((Address::Sandbox { data: repo_root.join(".flyte/sandbox") }, None));
+        }
+        Address::choose(&endpoint, config.flyte.insecure, flyte_config::load()?, repo_root)
+    }
+
+    /// The precedence, without reading anything: `flyte-config` takes endpoint and
+    /// `insecure` from the user's Flyte config; any other endpoint keeps deploy.toml's
+    /// `insecure` and takes TLS and sign-in from the Flyte config when it names the same host.
+    pub fn choose(
+        endpoint: &str,
+        insecure: bool,
+        user: FlyteConfig,
+        repo_root: &Path,
+    ) -> Result<(Address, Option<FlyteConfig>)> {
+        if endpoint.trim() == FLYTE_CONFIG {
+            let Some(from_file) = user.endpoint.clone() else {
+                let what = if user.is_empty() {
+                    "no Flyte config was found (FLYTECTL_CONFIG, ~/.flyte/config.yaml, FLYTE_PLATFORM_URL)".to_string()
+                } else {
+                    format!("{} names no admin.endpoint", user.source())
+                };
+                return Err(crate::error::user(
+                    format!("[flyte] endpoint = \"flyte-config\", but {what}"),
+                    "run `flytectl config init --host=HOST`, point FLYTECTL_CONFIG at your config, or set FLYTE_PLATFORM_URL",
+                ));
+            };
+            let address = Address::resolve(&from_file, user.insecure, repo_root).map_err(|e| {
+                crate::error::user(format!("{}: admin.endpoint: {e:#}", user.source()), "fix admin.endpoint")
+            })?;
+            return Ok((address, Some(user)));
+        }
+        let address = Address::resolve(endpoint, insecure, repo_root)?;
+        let same_host = user.host().is_some() && user.host() == flyte_config::host_of(endpoint);
+        Ok((address, same_host.then_some(user)))
     }
 }
+
+/// `[flyte] endpoint = "flyte-config"`: the endpoint of the user's Flyte config.
+pub const FLYTE_CONFIG: &str = "flyte-config";
 
 /// How to retry calls that failed for transient reasons.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +165,14 @@ pub fn is_transient(status: &Status) -> bool {
     }
 }
 
+/// True for failures another attempt may cure: [`is_transient`] codes and transport errors
+/// (a connection reset or closed mid-call). Every call this client makes is idempotent
+/// (creates answer ALREADY_EXISTS the second time), so each may be repeated.
+pub fn is_retryable(status: &Status) -> bool {
+    is_transient(status)
+        || (std::error::Error::source(status).is_some() && !status.message().contains("grpc-status header missing"))
+}
+
 /// A connection to FlyteAdmin (remote or sandbox). Cheap to clone: clones share the
 /// channel (calls are multiplexed over one HTTP/2 connection) and the in-process sandbox.
 #[derive(Clone)]
@@ -128,6 +185,9 @@ pub struct Admin {
     /// The in-process sandbox, when this client started one; stopped when the last clone
     /// is dropped.
     sandbox: Option<Arc<flyte_sandbox::Running>>,
+    /// Why no credentials are sent although the Flyte config asks for sign-in, added to an
+    /// UNAUTHENTICATED answer.
+    signin_note: Option<Arc<str>>,
 }
 
 impl Admin {
@@ -135,7 +195,11 @@ impl Admin {
     /// for `endpoint = "sandbox"`, accepting the configured domains).
     pub async fn connect(config: &Config, repo_root: &Path) -> Result<Admin> {
         let domains = config.domains.iter().map(|d| d.name.value.clone()).collect();
-        Admin::connect_to(&Address::from_config(config, repo_root)?, domains).await
+        let (address, user) = Address::with_flyte_config(config, repo_root)?;
+        match (&address, user) {
+            (Address::Remote { url }, Some(user)) => Admin::connect_remote(url, Some(&user)).await,
+            _ => Admin::connect_to(&address, domains).await,
+        }
     }
 
     /// Connects to an address; `domains` are extra domains an in-process sandbox accepts.
@@ -149,16 +213,81 @@ impl Admin {
                 admin.sandbox = Some(Arc::new(running));
                 Ok(admin)
             }
-            Address::Remote { url } => {
-                let mut admin = Admin::remote(url, None)?;
-                admin.auth = Auth::from_env(&admin).await?.map(Arc::new);
-                Ok(admin)
+            Address::Remote { url } => Admin::connect_remote(url, None).await,
+        }
+    }
+
+    /// Connects to a remote FlyteAdmin: TLS and sign-in from the tool's variables, else from
+    /// the user's Flyte config; then one GetVersion proves the endpoint answers gRPC (see
+    /// [`Admin::probe`]), so a wrong or hung endpoint fails here, named, within seconds.
+    pub async fn connect_remote(url: &str, user: Option<&FlyteConfig>) -> Result<Admin> {
+        if let Some(user) = user.filter(|u| u.insecure_skip_verify && url.starts_with("https://")) {
+            return Err(crate::error::user(
+                format!("{}: admin.insecureSkipVerify is true: flyte-deploy always verifies FlyteAdmin's certificate", user.source()),
+                "give the server's CA in admin.caCertFilePath instead (or use plain gRPC with insecure: true on a trusted network)",
+            ));
+        }
+        let mut admin = Admin::remote_with_ca(url, None, user.and_then(|u| u.ca_cert.as_deref()))?;
+        admin.probe().await?;
+        admin.auth = Auth::configure(&admin, user).await?.map(Arc::new);
+        if let Some(user) = user.filter(|_| admin.auth.is_none()) {
+            if let Some(flow @ (AuthType::Pkce | AuthType::DeviceFlow)) = user.auth_type {
+                admin.signin_note = Some(Arc::from(format!(
+                    "{} asks for {flow:?} sign-in, which flyte-deploy cannot do yet: use authType ClientSecret or ExternalCommand (a command printing a token), or set FLYTE_TOKEN",
+                    user.source()
+                )));
             }
+        }
+        Ok(admin)
+    }
+
+    /// One GetVersion with a short deadline and no credentials: any gRPC answer (even
+    /// UNAUTHENTICATED) proves a FlyteAdmin is there; silence or a transport failure ends the
+    /// connection attempt with a message naming the endpoint and, where one fits, a hint.
+    pub async fn probe(&self) -> Result<()> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let attempt = async {
+                let mut request = Request::new(Vec::new());
+                request.set_timeout(PROBE_TIMEOUT);
+                let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+                grpc.ready().await.map_err(|e| Status::unavailable(format!("{e}")))?;
+                let path = method::GET_VERSION.parse().map_err(|_| Status::internal("bad method path"))?;
+                grpc.unary(request, path, RawCodec).await.map(|_| ())
+            };
+            let status = match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+                Err(_) => Status::deadline_exceeded(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(status)) if !is_transport_failure(&status) => return Ok(()),
+                Ok(Err(status)) => status,
+            };
+            let detail = status_detail(&status).to_ascii_lowercase();
+            let silent = status.code() == Code::DeadlineExceeded
+                || ["timeout", "timed out", "deadline"].iter().any(|t| detail.contains(t));
+            // A wrong protocol will not come right; a refused or dropped connection may (a
+            // server starting, a load balancer shuffling).
+            let hopeless = hint(&self.endpoint, &status).is_some_and(|h| !h.starts_with("nothing listens"));
+            if silent || hopeless || started.elapsed() + backoff + PROBE_TIMEOUT > CONNECT_BUDGET {
+                let what = if silent {
+                    format!("FlyteAdmin at {} did not answer within {} s", self.endpoint, PROBE_TIMEOUT.as_secs())
+                } else {
+                    format!("cannot reach FlyteAdmin at {}", self.endpoint)
+                };
+                return Err(status_error(&self.endpoint, &what, status));
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 
     /// A client of the gRPC endpoint at `url` (no network traffic until the first call).
     pub fn remote(url: &str, auth_token: Option<String>) -> Result<Admin> {
+        Admin::remote_with_ca(url, auth_token, None)
+    }
+
+    /// [`Admin::remote`] that also trusts the CA certificates (PEM) of `ca_cert`.
+    pub fn remote_with_ca(url: &str, auth_token: Option<String>, ca_cert: Option<&Path>) -> Result<Admin> {
         let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| crate::error::user(format!("Flyte endpoint {url:?}: {e}"), "check [flyte] endpoint"))?
             .connect_timeout(Duration::from_secs(10))
@@ -167,9 +296,17 @@ impl Admin {
             .keep_alive_while_idle(true);
         if url.starts_with("https://") {
             let host = endpoint.uri().host().unwrap_or_default().to_string();
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().domain_name(host).with_native_roots())
-                .with_context(|| format!("setting up TLS for {url}"))?;
+            let mut tls = ClientTlsConfig::new().domain_name(host).with_native_roots();
+            if let Some(ca) = ca_cert {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    crate::error::user(
+                        format!("admin.caCertFilePath {}: cannot read the CA certificate: {e}", ca.display()),
+                        "fix caCertFilePath in the Flyte config",
+                    )
+                })?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).with_context(|| format!("setting up TLS for {url}"))?;
         }
         Ok(Admin {
             channel: endpoint.connect_lazy(),
@@ -177,6 +314,7 @@ impl Admin {
             endpoint: url.to_string(),
             retry: Retry::default(),
             sandbox: None,
+            signin_note: None,
         })
     }
 
@@ -203,7 +341,7 @@ impl Admin {
         let mut attempt = 1;
         loop {
             match call().await {
-                Err(status) if is_transient(&status) && attempt < self.retry.attempts => {
+                Err(status) if is_retryable(&status) && attempt < self.retry.attempts => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.retry.max_backoff);
                     attempt += 1;
@@ -239,6 +377,12 @@ impl Admin {
             }
         })
         .await
+        .map_err(|status| match &self.signin_note {
+            Some(note) if status.code() == Code::Unauthenticated => {
+                Status::unauthenticated(format!("{} ({note})", status.message()))
+            }
+            _ => status,
+        })
     }
 
     /// FlyteAdmin's version answer.
@@ -483,7 +627,82 @@ pub fn spec_of(kind: Kind, entity: &[u8]) -> Vec<u8> {
 
 /// A failed call as an error naming the endpoint and the call.
 pub fn status_error(endpoint: &str, what: &str, status: Status) -> anyhow::Error {
-    anyhow!("{what} at {endpoint}: {:?}: {}", status.code(), status.message())
+    let place = if what.contains(endpoint) { String::new() } else { format!(" at {endpoint}") };
+    let detail = status_detail(&status);
+    match hint(endpoint, &status) {
+        Some(hint) => anyhow!("{what}{place}: {:?}: {detail}\n  hint: {hint}", status.code()),
+        None => anyhow!("{what}{place}: {:?}: {detail}", status.code()),
+    }
+}
+
+/// The status message with the causes tonic keeps in its source chain (where the TLS or
+/// HTTP/2 failure is told).
+fn status_detail(status: &Status) -> String {
+    let mut out = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// The deadline of the first call to a remote endpoint; a hung endpoint fails after it.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting may keep retrying an endpoint that refuses or drops connections.
+pub const CONNECT_BUDGET: Duration = Duration::from_secs(25);
+
+/// True when the call never got a gRPC answer: the connection failed, broke or timed out.
+pub fn is_transport_failure(status: &Status) -> bool {
+    // A server's own answer has no source; an HTTP answer without grpc-status is no gRPC.
+    is_transient(status)
+        || std::error::Error::source(status).is_some()
+        || status.message().contains("grpc-status header missing")
+}
+
+/// A hint for the classic mistakes, from what the failure says.
+pub fn hint(endpoint: &str, status: &Status) -> Option<String> {
+    let text = status_detail(status).to_ascii_lowercase();
+    let tls = endpoint.starts_with("https://");
+    if text.contains("invalidcontenttype") || text.contains("corrupt message") || text.contains("wrong version number")
+    {
+        return Some(
+            "the endpoint does not speak TLS: it serves plain gRPC; set `insecure = true` in deploy.toml's [flyte] (or `insecure: true` in the Flyte config), or use its TLS port".into(),
+        );
+    }
+    if text.contains("invalid content-type") || text.contains("mapped from http status") || text.contains("http/1") {
+        return Some(format!(
+            "{endpoint} answered HTTP, not gRPC: point the endpoint at FlyteAdmin's gRPC port (dns:///HOST:443 through an ingress, port 8089 in-cluster), not the console"
+        ));
+    }
+    if status.code() == Code::Unauthenticated {
+        return Some(
+            "FlyteAdmin wants a signed-in caller: set admin.authType (ClientSecret, ExternalCommand) in the Flyte config, or FLYTE_TOKEN, or FLYTE_CLIENT_ID and FLYTE_CLIENT_SECRET".into(),
+        );
+    }
+    if text.contains("connection refused") {
+        return Some(format!("nothing listens at {endpoint}: check the host and port"));
+    }
+    if text.contains("did not answer") || text.contains("timeout") || text.contains("no answer") {
+        return Some(format!(
+            "{endpoint} accepts connections but sends nothing back: check the port is FlyteAdmin's gRPC port{}",
+            if tls {
+                " and that it serves TLS (else set insecure = true)"
+            } else {
+                " and whether it wants TLS (then set insecure = false)"
+            }
+        ));
+    }
+    if !tls && (text.contains("protocol error") || text.contains("connection reset") || text.contains("frame")) {
+        return Some(format!(
+            "{endpoint} did not speak plain HTTP/2: if it serves TLS, set `insecure = false`; if it is a web server, point the endpoint at FlyteAdmin's gRPC port, not the console"
+        ));
+    }
+    None
 }
 
 /// Credentials for a remote FlyteAdmin.
@@ -503,21 +722,90 @@ enum Auth {
 }
 
 impl Auth {
-    async fn from_env(admin: &Admin) -> Result<Option<Auth>> {
+    /// The credentials to use: `FLYTE_TOKEN`, else `FLYTE_CLIENT_ID` + `FLYTE_CLIENT_SECRET`,
+    /// else what the user's Flyte config says (when it applies to this endpoint), else none.
+    async fn configure(admin: &Admin, user: Option<&FlyteConfig>) -> Result<Option<Auth>> {
         if let Some(token) = settings::FLYTE_TOKEN.get() {
             return Ok(Some(Auth::Static(token)));
         }
-        let (Some(client_id), Some(secret)) = (settings::FLYTE_CLIENT_ID.get(), settings::FLYTE_CLIENT_SECRET.get())
-        else {
-            return Ok(None);
-        };
+        if let (Some(client_id), Some(secret)) = (settings::FLYTE_CLIENT_ID.get(), settings::FLYTE_CLIENT_SECRET.get())
+        {
+            let scopes = settings::FLYTE_SCOPES.get();
+            let request = TokenRequest {
+                client_id,
+                secret,
+                token_url: settings::FLYTE_TOKEN_URL.get(),
+                scopes,
+                audience: settings::FLYTE_AUDIENCE.get(),
+            };
+            return Ok(Some(Auth::client_credentials(admin, request).await?));
+        }
+        let Some(user) = user else { return Ok(None) };
+        let source = user.source();
+        let refuse = |what: String, help: &str| crate::error::user(format!("{source}: {what}"), help);
+        let auth_type = user.auth_type.or_else(|| {
+            if !user.command.is_empty() {
+                Some(AuthType::ExternalCommand)
+            } else if user.client_id.is_some()
+                && (user.client_secret.is_some()
+                    || user.client_secret_env_var.is_some()
+                    || user.client_secret_location.is_some())
+            {
+                Some(AuthType::ClientSecret)
+            } else {
+                None
+            }
+        });
+        match auth_type {
+            None => Ok(None),
+            Some(AuthType::ClientSecret) => {
+                let client_id = user.client_id.clone().ok_or_else(|| {
+                    refuse(
+                        "authType ClientSecret without admin.clientId".into(),
+                        "set admin.clientId (or FLYTE_CREDENTIALS_CLIENT_ID)",
+                    )
+                })?;
+                let secret = client_secret(user)?;
+                let scopes = (!user.scopes.is_empty()).then(|| user.scopes.join(" "));
+                let request = TokenRequest {
+                    client_id,
+                    secret,
+                    token_url: user.token_url.clone(),
+                    scopes,
+                    audience: user.audience.clone(),
+                };
+                Ok(Some(Auth::client_credentials(admin, request).await?))
+            }
+            Some(AuthType::ExternalCommand) => {
+                if user.command.is_empty() {
+                    return Err(refuse(
+                        "authType ExternalCommand without admin.command".into(),
+                        "set admin.command to the argv of a program printing a token",
+                    ));
+                }
+                let argv = user.command.clone();
+                let token = tokio::task::spawn_blocking(move || external_token(&argv))
+                    .await
+                    .context("joining the token command")??;
+                Ok(Some(Auth::Static(token)))
+            }
+            // Not yet: calls go without credentials, and an UNAUTHENTICATED answer says why
+            // (`flytectl config init` writes `authType: Pkce` for servers without sign-in too).
+            Some(AuthType::Pkce | AuthType::DeviceFlow) => Ok(None),
+        }
+    }
+
+    /// The client-credentials grant, the token endpoint and scopes discovered from
+    /// FlyteAdmin's auth metadata where not given.
+    async fn client_credentials(admin: &Admin, request: TokenRequest) -> Result<Auth> {
+        let TokenRequest { client_id, secret, token_url, scopes, audience } = request;
         let public = admin
             .call_raw(method::GET_PUBLIC_CLIENT_CONFIG, &[])
             .await
             .ok()
             .and_then(|b| service::PublicClientAuthConfigResponse::decode(b.as_slice()).ok())
             .unwrap_or_default();
-        let token_url = match settings::FLYTE_TOKEN_URL.get() {
+        let token_url = match token_url {
             Some(url) => url,
             None => {
                 let meta = admin
@@ -529,28 +817,27 @@ impl Auth {
                 if meta.token_endpoint.is_empty() {
                     return Err(crate::error::user(
                         format!("{} names no OAuth2 token endpoint", admin.endpoint),
-                        "set FLYTE_TOKEN_URL",
+                        "set FLYTE_TOKEN_URL (or admin.tokenUrl in the Flyte config)",
                     ));
                 }
                 meta.token_endpoint
             }
         };
-        let scopes = settings::FLYTE_SCOPES
-            .get()
+        let scopes = scopes
             .or_else(|| (!public.scopes.is_empty()).then(|| public.scopes.join(" ")))
             .unwrap_or_else(|| "all".into());
         let header = Some(public.authorization_metadata_key.to_ascii_lowercase())
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| "authorization".into());
-        Ok(Some(Auth::ClientCredentials {
+        Ok(Auth::ClientCredentials {
             token_url,
             client_id,
             secret,
             scopes,
-            audience: settings::FLYTE_AUDIENCE.get(),
+            audience,
             header,
             cached: tokio::sync::Mutex::new(None),
-        }))
+        })
     }
 
     /// The metadata key and value to send.
@@ -576,6 +863,72 @@ impl Auth {
             }
         }
     }
+}
+
+/// What a client-credentials grant needs; `None`s are discovered.
+struct TokenRequest {
+    client_id: String,
+    secret: String,
+    token_url: Option<String>,
+    scopes: Option<String>,
+    audience: Option<String>,
+}
+
+/// The client secret the Flyte config points at: `FLYTE_CREDENTIALS_CLIENT_SECRET`, else the
+/// variable `admin.clientSecretEnvVar` names, else the file `admin.clientSecretLocation`.
+fn client_secret(user: &FlyteConfig) -> Result<String> {
+    let source = user.source();
+    if let Some(secret) = &user.client_secret {
+        return Ok(secret.clone());
+    }
+    if let Some(var) = &user.client_secret_env_var {
+        return settings::named(var).ok_or_else(|| {
+            crate::error::user(
+                format!("{source}: admin.clientSecretEnvVar names {var}, which is not set"),
+                format!("set {var} to the client secret"),
+            )
+        });
+    }
+    if let Some(file) = &user.client_secret_location {
+        let secret = std::fs::read_to_string(file).map_err(|e| {
+            crate::error::user(
+                format!("{source}: admin.clientSecretLocation {}: {e}", file.display()),
+                "put the client secret in that file, or fix the path",
+            )
+        })?;
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(crate::error::user(
+                format!("{source}: admin.clientSecretLocation {} is empty", file.display()),
+                "put the client secret in that file",
+            ));
+        }
+        return Ok(secret.to_string());
+    }
+    Err(crate::error::user(
+        format!("{source}: authType ClientSecret but no secret: neither admin.clientSecretEnvVar nor admin.clientSecretLocation"),
+        "set one of them (or FLYTE_CREDENTIALS_CLIENT_SECRET)",
+    ))
+}
+
+/// Runs the Flyte config's `admin.command` (an argv, no shell) and takes the token it prints:
+/// the last non-blank line of its output. Its stderr goes to ours; the token is never shown.
+fn external_token(argv: &[String]) -> Result<String> {
+    let (program, args) = argv.split_first().context("an empty admin.command")?;
+    let output = duct::cmd(program, args)
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("running admin.command `{program}` for a FlyteAdmin token"))?;
+    if !output.status.success() {
+        bail!("admin.command `{program}` failed ({}) instead of printing a token", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let token = stdout.lines().map(str::trim).rev().find(|l| !l.is_empty()).unwrap_or_default();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        bail!("admin.command `{program}` printed no token (expected one line holding the token)");
+    }
+    Ok(token.to_string())
 }
 
 /// The client-credentials grant: a token and when to stop using it.
@@ -620,6 +973,194 @@ mod tests {
         assert_eq!(remote("flyte.example.com:443", true), "http://flyte.example.com:443");
         assert_eq!(remote("http://127.0.0.1:8089", false), "http://127.0.0.1:8089");
         assert!(Address::resolve("grpc://x", false, root).is_err());
+    }
+
+    #[test]
+    fn the_flyte_config_applies_to_flyte_config_and_to_its_own_host() {
+        let root = Path::new("/repo");
+        let user = FlyteConfig {
+            file: Some("/home/u/.flyte/config.yaml".into()),
+            endpoint: Some("dns:///flyte.example.com:443".into()),
+            insecure: true,
+            client_id: Some("ci".into()),
+            ..FlyteConfig::default()
+        };
+        // `flyte-config`: the file's endpoint and its `insecure`.
+        let (address, applied) = Address::choose(FLYTE_CONFIG, false, user.clone(), root).unwrap();
+        assert_eq!(address, Address::Remote { url: "http://flyte.example.com:443".into() });
+        assert_eq!(applied.as_ref(), Some(&user));
+        // An explicit endpoint on the same host: deploy.toml's address and TLS switch, the
+        // file's sign-in.
+        let (address, applied) = Address::choose("dns:///FLYTE.example.com:8443", false, user.clone(), root).unwrap();
+        assert_eq!(address, Address::Remote { url: "https://FLYTE.example.com:8443".into() });
+        assert!(applied.is_some());
+        // Another host: the file is not used.
+        let (_, applied) = Address::choose("dns:///other.example.com:443", false, user.clone(), root).unwrap();
+        assert!(applied.is_none());
+        // `flyte-config` without an endpoint anywhere: exit 2, saying where it looked.
+        let err = Address::choose(FLYTE_CONFIG, false, FlyteConfig::default(), root).unwrap_err();
+        assert!(err.downcast_ref::<crate::error::UserError>().is_some());
+        assert!(format!("{err:#}").contains("FLYTECTL_CONFIG"), "{err:#}");
+        let no_endpoint = FlyteConfig { endpoint: None, ..user };
+        let err = Address::choose(FLYTE_CONFIG, false, no_endpoint, root).unwrap_err();
+        assert!(format!("{err:#}").contains("/home/u/.flyte/config.yaml names no admin.endpoint"), "{err:#}");
+    }
+
+    /// Accepts connections on loopback and never answers (holding them open).
+    fn silent_endpoint() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming() {
+                held.push(stream);
+            }
+        });
+        url
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_endpoint_that_never_answers_fails_within_30_seconds_naming_it() {
+        for url in [silent_endpoint(), silent_endpoint().replace("http://", "https://")] {
+            let started = Instant::now();
+            let err = match Admin::connect_to(&Address::Remote { url: url.clone() }, Vec::new()).await {
+                Ok(_) => panic!("{url} never answers, yet connecting succeeded"),
+                Err(err) => format!("{err:#}"),
+            };
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(30), "{url}: took {took:?}");
+            assert!(err.contains(&url) && err.contains("did not answer"), "{err}");
+            assert!(err.contains("hint:"), "{err}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_to_a_plaintext_endpoint_says_to_set_insecure() {
+        let data = tempfile::tempdir().unwrap();
+        let running = flyte_sandbox::start(flyte_sandbox::Options::loopback(data.path())).await.unwrap();
+        let url = running.endpoint().replace("http://", "https://");
+        let err = match Admin::connect_to(&Address::Remote { url: url.clone() }, Vec::new()).await {
+            Ok(_) => panic!("TLS to a plaintext server succeeded"),
+            Err(err) => format!("{err:#}"),
+        };
+        assert!(err.contains(&url) && err.contains("insecure = true"), "{err}");
+        // The same endpoint in plain gRPC connects.
+        Admin::connect_to(&Address::Remote { url: running.endpoint() }, Vec::new()).await.unwrap();
+        running.stop().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_http_server_instead_of_grpc_gets_a_hint_and_a_refused_port_is_named() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        let err = match Admin::connect_to(&Address::Remote { url: url.clone() }, Vec::new()).await {
+            Ok(_) => panic!("an HTTP/1.1 server passed for FlyteAdmin"),
+            Err(err) => format!("{err:#}"),
+        };
+        assert!(err.contains(&url) && err.contains("hint:") && err.contains("gRPC port"), "{err}");
+
+        // Nothing listening: retried within the budget, then named.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let started = Instant::now();
+        let err = match Admin::connect_to(&Address::Remote { url: url.clone() }, Vec::new()).await {
+            Ok(_) => panic!("connected to a closed port"),
+            Err(err) => format!("{err:#}"),
+        };
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert!(err.contains(&url) && err.contains("nothing listens"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_closed_mid_call_is_retried() {
+        use std::io::Read;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let data = tempfile::tempdir().unwrap();
+        let running = flyte_sandbox::start(flyte_sandbox::Options::loopback(data.path())).await.unwrap();
+        let upstream = running.endpoint().trim_start_matches("http://").to_string();
+        // A proxy whose first connection takes the request and closes without an answer;
+        // later connections are passed through to the sandbox.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let seen = connections.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let mut client = client;
+                    let mut buf = [0u8; 4096];
+                    let _ = client.read(&mut buf);
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = client.read(&mut buf);
+                    drop(client);
+                    continue;
+                }
+                let server = std::net::TcpStream::connect(&upstream).unwrap();
+                let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut c1, &mut s1));
+                let (mut s2, mut c2) = (server, client);
+                std::thread::spawn(move || std::io::copy(&mut s2, &mut c2));
+            }
+        });
+        let admin = Admin::remote(&url, None).unwrap();
+        assert!(admin.ensure_project("flytesnacks").await.is_ok(), "the call is repeated on a new connection");
+        assert!(connections.load(Ordering::SeqCst) >= 2, "the first connection was closed mid-call");
+        running.stop().await.unwrap();
+    }
+
+    #[test]
+    fn hints_name_the_classic_mistakes() {
+        let https = "https://flyte.example.com:443";
+        let tls = Status::unavailable("error trying to connect: received corrupt message of type InvalidContentType");
+        assert!(hint(https, &tls).unwrap().contains("insecure = true"));
+        let http = Status::unknown("grpc-status header missing, mapped from HTTP status code 404");
+        assert!(hint(https, &http).unwrap().contains("not gRPC"));
+        let unauthenticated = Status::unauthenticated("token is missing");
+        assert!(hint(https, &unauthenticated).unwrap().contains("authType"));
+        assert!(hint(https, &Status::invalid_argument("x task with different structure already exists")).is_none());
+    }
+
+    #[test]
+    fn the_secret_comes_from_the_variable_or_the_file_the_config_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("client_secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let user = FlyteConfig {
+            file: Some("/c.yaml".into()),
+            client_id: Some("ci".into()),
+            client_secret_location: Some(file.clone()),
+            ..FlyteConfig::default()
+        };
+        assert_eq!(client_secret(&user).unwrap(), "from-file");
+        // PATH is always set: the variable named wins over the file.
+        let named = FlyteConfig { client_secret_env_var: Some("PATH".into()), ..user.clone() };
+        assert_eq!(client_secret(&named).unwrap(), settings::PATH.get().unwrap());
+        let unset =
+            FlyteConfig { client_secret_env_var: Some("FLYTE_DEPLOY_TEST_NEVER_SET_42".into()), ..user.clone() };
+        let err = format!("{:#}", client_secret(&unset).unwrap_err());
+        assert!(err.contains("/c.yaml") && err.contains("admin.clientSecretEnvVar"), "{err}");
+        let missing = FlyteConfig { client_secret_location: Some(dir.path().join("nope")), ..user.clone() };
+        let err = format!("{:#}", client_secret(&missing).unwrap_err());
+        assert!(err.contains("admin.clientSecretLocation") && !err.contains("from-file"), "{err}");
+    }
+
+    #[test]
+    fn an_external_command_prints_the_token() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(external_token(&argv(&["sh", "-c", "echo starting >&2; echo; echo tok-123"])).unwrap(), "tok-123");
+        let err = format!("{:#}", external_token(&argv(&["sh", "-c", "echo tok-secret; exit 3"])).unwrap_err());
+        assert!(err.contains("`sh` failed") && !err.contains("tok-secret"), "{err}");
+        assert!(external_token(&argv(&["sh", "-c", "true"])).is_err());
+        assert!(external_token(&argv(&["/nonexistent/get-token"])).is_err());
     }
 
     #[test]
