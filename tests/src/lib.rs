@@ -275,3 +275,58 @@ pub fn pyflyte_package(dir: &Path, pkg: &str) -> Vec<u8> {
     assert!(out.status.success(), "pyflyte failed on {pkg}: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::read(dir.join("out.tgz")).unwrap()
 }
+
+/// A FlyteAdmin at an address: `cargo xtask sandbox` as its own process on loopback, with
+/// its data in `data`; started when it says it listens, killed on drop (or by [`kill`]).
+///
+/// [`kill`]: SandboxProcess::kill
+pub struct SandboxProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl SandboxProcess {
+    /// Starts it on `addr` (`127.0.0.1:0`: any free port).
+    pub fn start(addr: &str, data: &Path) -> SandboxProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(xtask_bin())
+            .args(["sandbox", "--addr", addr, "--data"])
+            .arg(data)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the sandbox");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("its stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let Some(endpoint) = first.strip_prefix("FlyteAdmin sandbox listening on ").map(str::to_string) else {
+            child.kill().ok();
+            let status = child.wait();
+            panic!("the sandbox did not start on {addr} ({status:?}): {first:?}");
+        };
+        // Keep reading what it says after, or its next line would meet a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        SandboxProcess { child, endpoint }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host_port(&self) -> &str {
+        self.endpoint.trim_start_matches("http://")
+    }
+
+    /// Kills it (SIGKILL) and waits for it.
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -5,8 +5,7 @@
 //! The points come from a seed printed by the test (`FLYTE_DEPLOY_FAULT_SEED` replays one).
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flyte_api::admin as pb;
@@ -14,7 +13,7 @@ use flyte_api::{Kind, Message};
 use flyte_deploy::config::Config;
 use flyte_deploy::registration::admin::Admin;
 use serde_json::Value;
-use tests::{flytekit_python, TempRepo};
+use tests::{flytekit_python, SandboxProcess, TempRepo};
 
 const PROJECT: &str = "flytesnacks";
 /// Kill points per kind of fault and run.
@@ -178,25 +177,8 @@ fn a_deploy_killed_anywhere_converges_when_run_again() {
 }
 
 /// `cargo xtask sandbox` on `port` with its data in `data`, once it says it listens.
-fn sandbox(port: u16, data: &std::path::Path) -> Child {
-    let mut child = Command::new(tests::xtask_bin())
-        .args(["sandbox", "--addr", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in out.by_ref() {
-        if line.unwrap().starts_with("FlyteAdmin sandbox listening") {
-            // Keep reading what it says after, or its next line would meet a closed pipe.
-            std::thread::spawn(move || out.for_each(drop));
-            return child;
-        }
-    }
-    child.kill().ok();
-    let status = child.wait();
-    panic!("the sandbox did not start on port {port}: {status:?}");
+fn sandbox(port: u16, data: &std::path::Path) -> SandboxProcess {
+    SandboxProcess::start(&format!("127.0.0.1:{port}"), data)
 }
 
 fn free_port() -> u16 {
@@ -213,27 +195,24 @@ fn a_sandbox_killed_anywhere_during_a_deploy_converges_when_restarted_and_run_ag
     let toml = toml.replace("endpoint = \"sandbox\"", &format!("endpoint = \"127.0.0.1:{port}\"\ninsecure = true"));
     repo.write("deploy.toml", &toml);
     repo.commit("deploy to a sandbox at an address");
-    let mut server = sandbox(port, data.path());
+    let server = sandbox(port, data.path());
     deploy_to_the_end(&repo, &python);
     let reference = state(&repo);
-    server.kill().ok();
-    server.wait().unwrap();
+    server.kill();
     for (trial, at) in points(seed().rotate_left(17), took.mul_f64(1.2)).into_iter().enumerate() {
         std::fs::remove_dir_all(data.path()).unwrap();
         repo.git(&["update-ref", "-d", "refs/notes/flyte-deploy"]);
-        let mut server = sandbox(port, data.path());
+        let server = sandbox(port, data.path());
         let mut child = deploy(&repo, &python).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(at);
-        server.kill().ok();
-        server.wait().unwrap();
+        server.kill();
         child.wait().unwrap();
-        let mut server = sandbox(port, data.path());
+        let server = sandbox(port, data.path());
         let again = deploy_to_the_end(&repo, &python);
         assert_eq!(state(&repo), reference, "trial {trial}: the sandbox killed after {at:?}, restarted");
         for (name, n) in records_of(&repo, &again) {
             assert!(n >= 1, "trial {trial} (sandbox killed after {at:?}): {name}'s version is not recorded");
         }
-        server.kill().ok();
-        server.wait().unwrap();
+        server.kill();
     }
 }

@@ -3,45 +3,26 @@
 //! win over the file; a bad or missing file is exit 2 naming the file and the key; a hung
 //! endpoint fails within 30 s naming it.
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{flytekit_python, TempRepo};
+use tests::{flytekit_python, SandboxProcess, TempRepo};
 
 /// A FlyteAdmin at an address: the sandbox as its own process, stopped on drop.
 struct Sandbox {
-    child: std::process::Child,
-    endpoint: String,
+    process: SandboxProcess,
     _data: tempfile::TempDir,
 }
 
 impl Sandbox {
     fn start() -> Sandbox {
         let data = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(tests::xtask_bin())
-            .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data.path())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-        let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(endpoint.starts_with("http://127.0.0.1:"), "{first}");
-        Sandbox { child, endpoint, _data: data }
+        Sandbox { process: SandboxProcess::start("127.0.0.1:0", data.path()), _data: data }
     }
 
     /// `127.0.0.1:PORT`.
     fn host_port(&self) -> &str {
-        self.endpoint.trim_start_matches("http://")
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
+        self.process.host_port()
     }
 }
 

@@ -394,22 +394,13 @@ fn registered_workflow_in(repo: &TempRepo, domain: &str, name: &str, version: &s
 
 #[test]
 fn eight_concurrent_deploys_from_one_clone_lose_no_record() {
-    use std::io::BufRead;
     let Some(python) = flytekit_python() else { return };
     let python = python.to_string_lossy().into_owned();
     let repo = examples();
     // A FlyteAdmin at an address (the sandbox as its own process): records go to git notes.
     let data = tempfile::tempdir().unwrap();
-    let mut sandbox = std::process::Command::new(tests::xtask_bin())
-        .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(sandbox.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-    let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "{first}");
+    let sandbox = tests::SandboxProcess::start("127.0.0.1:0", data.path());
+    let endpoint = sandbox.endpoint.clone();
     // Eight pull requests, each changing hello its own way.
     let mut heads = Vec::new();
     for i in 0..8 {
@@ -447,8 +438,7 @@ fn eight_concurrent_deploys_from_one_clone_lose_no_record() {
     }
     let run = repo.xtask_env(&["history", "--format", "json"], &[("FLYTE_ENDPOINT", &endpoint)]);
     let records = run.json().as_array().unwrap().clone();
-    sandbox.kill().ok();
-    sandbox.wait().ok();
+    sandbox.kill();
     let mut commits: Vec<&str> = records.iter().map(|r| r["commit"].as_str().unwrap()).collect();
     commits.sort();
     let mut expected: Vec<&str> = heads.iter().map(String::as_str).collect();
@@ -479,20 +469,12 @@ fn a_referencing_workflow_is_promoted_with_its_references_resolved() {
 
 #[test]
 fn eight_concurrent_deploys_from_eight_clones_each_keep_their_record() {
-    use std::io::BufRead;
     let Some(python) = flytekit_python() else { return };
     let python = python.to_string_lossy().into_owned();
     let origin = examples();
     let data = tempfile::tempdir().unwrap();
-    let mut sandbox = std::process::Command::new(tests::xtask_bin())
-        .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(sandbox.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-    let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
+    let sandbox = tests::SandboxProcess::start("127.0.0.1:0", data.path());
+    let endpoint = sandbox.endpoint.clone();
     // Eight developers, each with a clone and a change to hello of their own.
     let clones: Vec<TempRepo> = (0..8)
         .map(|i| {
@@ -535,8 +517,7 @@ fn eight_concurrent_deploys_from_eight_clones_each_keep_their_record() {
         assert_eq!(records[0]["version"], version.as_str());
         assert_eq!(records[0]["commit"], clone.git(&["rev-parse", "HEAD"]).as_str());
     }
-    sandbox.kill().ok();
-    sandbox.wait().ok();
+    sandbox.kill();
     versions.sort();
     versions.dedup();
     assert_eq!(versions.len(), 8, "eight changes, eight versions");
