@@ -679,20 +679,13 @@ fn refers_to_others(cache_dir: &Path, job: &Job, others: &Others) -> bool {
 pub(crate) async fn register_package(
     admin: &Admin,
     package: &Package,
-    mut target: Target,
+    target: Target,
     archive: Option<Archive<'_>>,
     options: &register::Options,
     others: &Others,
     me: &str,
 ) -> Result<register::Summary> {
-    admin.ensure_project(&target.project).await?;
-    if let Some(archive) = archive {
-        let native = admin
-            .upload(&target.project, &target.domain, archive.filename, archive.bytes)
-            .await
-            .with_context(|| format!("uploading the code archive {}", archive.filename))?;
-        target.code_url = Some(native);
-    }
+    let target = register::upload(admin, &target, archive).await?;
     let other = |name: &str| others.owner(me, &target.project, name).map(|(_, v)| v.to_string());
     let hydrated = hydrate::hydrate_package_resolving(package, &target, &other)?;
     let mut checked = HashSet::new();

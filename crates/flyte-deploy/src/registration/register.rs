@@ -131,6 +131,14 @@ pub async fn register_package(
     archive: Option<Archive<'_>>,
     options: &Options,
 ) -> Result<Summary> {
+    let target = upload(admin, base, archive).await?;
+    let hydrated = hydrate::hydrate_package(package, &target)?;
+    Ok(register_entities(admin, hydrated.iter().map(entity).collect(), options).await)
+}
+
+/// Makes sure the target's project exists and uploads the code archive (if any): `base`
+/// with the archive's code URL, what hydration needs before anything is registered.
+pub async fn upload(admin: &Admin, base: &Target, archive: Option<Archive<'_>>) -> Result<Target> {
     admin.ensure_project(&base.project).await?;
     let mut target = base.clone();
     if let Some(archive) = archive {
@@ -140,8 +148,7 @@ pub async fn register_package(
             .with_context(|| format!("uploading the code archive {}", archive.filename))?;
         target.code_url = Some(native);
     }
-    let hydrated = hydrate::hydrate_package(package, &target)?;
-    Ok(register_entities(admin, hydrated.iter().map(entity).collect(), options).await)
+    Ok(target)
 }
 
 /// A hydrated spec as an entity to send.
