@@ -418,6 +418,7 @@ fn credentials_come_from_docker_config_or_the_environment() {
     let err = build_with(&repo, &["etl", "--push"], &store, true, &no_config).user_error().to_string();
     assert!(err.contains(&format!("registry 127.0.0.1:{} refused access to flyte/etl", registry.port)), "{err}");
     assert!(err.contains("docker login") && err.contains("FLYTE_DEPLOY_REGISTRY_USERNAME"), "{err}");
+    assert!(err.contains("no credentials for"), "says none were offered: {err}");
     assert!(!store.touched());
 
     // Docker's config.json (as `docker login` writes it): checked, built and pushed with it.
@@ -474,6 +475,23 @@ fn credentials_come_from_docker_config_or_the_environment() {
     let wrong = [env[0], env[1], ("FLYTE_DEPLOY_REGISTRY_PASSWORD", "wrong")];
     let err = build_with(&repo, &["etl", "--push"], &fresh, true, &wrong).user_error().to_string();
     assert!(err.contains("refused access"), "{err}");
+    // The hint names the credentials that were offered, not advice to log in.
+    assert!(err.contains("FLYTE_DEPLOY_REGISTRY_USERNAME (user 'tester')"), "{err}");
+    assert!(err.contains("offered and refused") && !err.contains("no credentials"), "{err}");
+    assert!(!fresh.touched());
+
+    // Wrong credentials in config.json: the hint names that file.
+    let stale = tempfile::tempdir().unwrap();
+    let stale_json = stale.path().join("config.json");
+    std::fs::write(
+        &stale_json,
+        format!(r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "dGVzdGVyOndyb25n"}}}}}}"#, registry.port),
+    )
+    .unwrap();
+    let err = build_with(&repo, &["etl", "--push"], &fresh, true, &[("DOCKER_CONFIG", stale.path().to_str().unwrap())])
+        .user_error()
+        .to_string();
+    assert!(err.contains(&format!("in {} (user 'tester')", stale_json.display())), "{err}");
     assert!(!fresh.touched());
 }
 

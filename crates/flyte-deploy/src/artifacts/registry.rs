@@ -358,14 +358,16 @@ impl Registry {
     pub fn manifest_digest(&self, image: &ImageRef) -> Result<Option<String>> {
         let url = image.manifest_url();
         let mut response = self.head(image, &url, None)?;
+        let mut credentials = None;
         if let Answer::Status(401, challenge) = &response {
-            let authorization = self.authorize(image, challenge.as_deref())?;
+            credentials = credentials_for(&image.registry)?;
+            let authorization = self.authorize(image, challenge.as_deref(), credentials.as_ref())?;
             response = self.head(image, &url, Some(&authorization))?;
         }
         match response {
             Answer::Found(digest) => Ok(Some(digest)),
             Answer::Status(404, _) => Ok(None),
-            Answer::Status(code @ (401 | 403), _) => Err(refused(image, code)),
+            Answer::Status(code @ (401 | 403), _) => Err(refused(image, code, credentials.as_ref())),
             Answer::Status(code, _) => {
                 anyhow::bail!("registry {} answered HTTP {code} to HEAD {url}", image.registry)
             }
@@ -387,17 +389,21 @@ impl Registry {
     }
 
     /// The `Authorization` header value answering a 401 challenge.
-    fn authorize(&self, image: &ImageRef, challenge: Option<&str>) -> Result<String> {
-        let credentials = credentials_for(&image.registry)?;
+    fn authorize(
+        &self,
+        image: &ImageRef,
+        challenge: Option<&str>,
+        credentials: Option<&Credentials>,
+    ) -> Result<String> {
         match challenge.map(parse_challenge) {
             Some(Challenge::Bearer { realm, service, scope }) => {
                 let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", image.repository));
-                let token = self.token(image, &realm, service.as_deref(), &scope, credentials.as_ref())?;
+                let token = self.token(image, &realm, service.as_deref(), &scope, credentials)?;
                 Ok(format!("Bearer {token}"))
             }
             Some(Challenge::Basic) | None => match credentials {
                 Some(c) if c.username != IDENTITY_TOKEN_USER => Ok(c.basic()),
-                _ => Err(refused(image, 401)),
+                _ => Err(refused(image, 401, credentials)),
             },
             Some(Challenge::Other(h)) => Err(error::user(
                 format!("registry {} asks for an authentication scheme this tool does not speak: {h}", image.registry),
@@ -439,7 +445,7 @@ impl Registry {
         };
         let body: serde_json::Value = match answer {
             Ok(r) => r.into_json().with_context(|| format!("reading the token from {realm}"))?,
-            Err(ureq::Error::Status(code @ (401 | 403), _)) => return Err(refused(image, code)),
+            Err(ureq::Error::Status(code @ (401 | 403), _)) => return Err(refused(image, code, credentials)),
             Err(ureq::Error::Status(code, _)) => {
                 anyhow::bail!("the token service {realm} of registry {} answered HTTP {code}", image.registry)
             }
@@ -475,14 +481,28 @@ fn unreachable(image: &ImageRef, url: &str, t: &ureq::Transport) -> anyhow::Erro
     )
 }
 
-fn refused(image: &ImageRef, code: u16) -> anyhow::Error {
-    error::user(
-        format!("registry {} refused access to {} (HTTP {code})", image.registry, image.repository),
-        format!(
-            "log in (`docker login {}` writes ~/.docker/config.json), or set {USERNAME_ENV} and {PASSWORD_ENV}",
-            image.registry
+/// The registry said no. The hint names the credentials that were offered, if any: advice
+/// to log in is wrong when the user did, and the set ones are what to check.
+fn refused(image: &ImageRef, code: u16, offered: Option<&Credentials>) -> anyhow::Error {
+    let (registry, repository) = (&image.registry, &image.repository);
+    let help = match offered {
+        None => format!(
+            "no credentials for {registry} were found: log in (`docker login {registry}` writes \
+             ~/.docker/config.json), or set {USERNAME_ENV} and {PASSWORD_ENV}"
         ),
-    )
+        Some(c) if c.file.is_none() => format!(
+            "the credentials in {USERNAME_ENV} (user '{}') and {PASSWORD_ENV} were offered and refused: \
+             correct them, or give that user access to {repository}",
+            c.username
+        ),
+        Some(c) => format!(
+            "the credentials for {registry} in {} (user '{}') were offered and refused: log in again \
+             (`docker login {registry}`), or give that user access to {repository}",
+            c.file.as_deref().unwrap_or(Path::new("")).display(),
+            c.username
+        ),
+    };
+    error::user(format!("registry {registry} refused access to {repository} (HTTP {code})"), help)
 }
 
 #[cfg(test)]
