@@ -115,6 +115,25 @@ pub struct Flyte {
     pub insecure: bool,
 }
 
+/// What a Flyte endpoint may be, for messages.
+pub const ENDPOINT_HELP: &str =
+    "write `sandbox`, `flyte-config`, dns:///HOST:PORT, HOST:PORT, or an http:// or https:// URL";
+
+/// What is wrong with an endpoint as written, or `None` when it has one of the accepted
+/// forms ([`ENDPOINT_HELP`]); the one syntax rule for deploy.toml and `FLYTE_ENDPOINT`.
+pub fn endpoint_problem(endpoint: &str) -> Option<&'static str> {
+    let endpoint = endpoint.trim();
+    let rest = ["http://", "https://", "dns:///"].iter().find_map(|p| endpoint.strip_prefix(p));
+    match rest {
+        _ if endpoint.is_empty() => Some("is empty"),
+        Some("") => Some("names no host"),
+        Some(_) => None,
+        None if endpoint.contains("://") => Some("has a scheme other than http, https or dns"),
+        None if endpoint.chars().any(char::is_whitespace) => Some("contains white space"),
+        None => None,
+    }
+}
+
 impl Default for Flyte {
     fn default() -> Self {
         Flyte { endpoint: "sandbox".into(), insecure: false }
@@ -205,12 +224,19 @@ struct RawDeploy {
     global: Option<Vec<Spanned<String>>>,
     dependencies: Option<Vec<Spanned<String>>>,
     #[serde(default)]
-    flyte: Flyte,
+    flyte: RawFlyte,
     #[serde(default)]
     images: RawImages,
     #[serde(default)]
     python: RawPython,
     domains: Option<Spanned<Vec<RawDomain>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFlyte {
+    endpoint: Option<Spanned<String>>,
+    insecure: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -358,6 +384,13 @@ impl Config {
             default: raw.images.default.unwrap_or(defaults.default),
             named,
         };
+        let mut flyte = Flyte { insecure: raw.flyte.insecure.unwrap_or(false), ..Flyte::default() };
+        if let Some(endpoint) = raw.flyte.endpoint.map(|e| at.locate(e)) {
+            if let Some(problem) = endpoint_problem(&endpoint.value) {
+                return Err(endpoint.error(format!("endpoint {:?} {problem}", endpoint.value), ENDPOINT_HELP));
+            }
+            flyte.endpoint = endpoint.value;
+        }
         let flytekit = raw.python.flytekit.map(|v| at.locate(v)).unwrap_or_else(|| at.default(DEFAULT_FLYTEKIT.into()));
         check_version(&flytekit)?;
         Ok(Config {
@@ -368,7 +401,7 @@ impl Config {
             version_scheme: raw.version_scheme.unwrap_or(VersionScheme::Content),
             global,
             dependencies,
-            flyte: raw.flyte,
+            flyte,
             images,
             python: Python { flytekit },
             domains,
@@ -831,5 +864,21 @@ mod tests {
         let m = message(parse("project = \"p\"\ndomains = []\n"));
         assert!(m.starts_with("deploy.toml:2:11: `domains` is empty"), "{m}");
         assert!(m.contains("help: declare at least one [[domains]] table"), "{m}");
+    }
+
+    #[test]
+    fn endpoints_are_checked_where_written() {
+        for ok in ["sandbox", "flyte-config", "dns:///flyte.example.com:443", "flyte.example.com:443", "http://h:1"] {
+            assert_eq!(endpoint_problem(ok), None, "{ok}");
+            let c = parse(&format!("[flyte]\nendpoint = \"{ok}\"\n")).unwrap();
+            assert_eq!(c.flyte.endpoint, ok);
+        }
+        for (bad, says) in [("", "is empty"), ("ftp://x", "other than http"), ("https://", "no host"), ("a b", "white")]
+        {
+            let m = message(parse(&format!("[flyte]\ninsecure = true\nendpoint = \"{bad}\"\n")));
+            assert!(m.starts_with("deploy.toml:3:12: endpoint ") && m.contains(says), "{bad}: {m}");
+            assert!(m.contains("help: write `sandbox`"), "{m}");
+        }
+        assert!(parse("[flyte]\ninsecure = true\n").unwrap().flyte.insecure);
     }
 }

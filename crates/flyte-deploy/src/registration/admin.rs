@@ -64,18 +64,19 @@ impl Address {
         if endpoint == "sandbox" {
             return Ok(Address::Sandbox { data: repo_root.join(".flyte/sandbox") });
         }
+        if let Some(problem) = crate::config::endpoint_problem(endpoint) {
+            return Err(crate::error::user(
+                format!("Flyte endpoint {endpoint:?} {problem}"),
+                format!("{} (in deploy.toml's [flyte] endpoint, or FLYTE_ENDPOINT)", crate::config::ENDPOINT_HELP),
+            ));
+        }
         let scheme = if insecure { "http" } else { "https" };
         let url = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
             endpoint.to_string()
         } else if let Some(rest) = endpoint.strip_prefix("dns:///") {
             format!("{scheme}://{rest}")
-        } else if !endpoint.is_empty() && !endpoint.contains("://") {
-            format!("{scheme}://{endpoint}")
         } else {
-            return Err(crate::error::user(
-                format!("Flyte endpoint {endpoint:?} is not `sandbox`, dns:///HOST:PORT, HOST:PORT or an http(s) URL"),
-                "set [flyte] endpoint in deploy.toml (or FLYTE_ENDPOINT)",
-            ));
+            format!("{scheme}://{endpoint}")
         };
         Ok(Address::Remote { url })
     }
@@ -89,7 +90,14 @@ impl Address {
     /// `endpoint = "flyte-config"`, and for an explicit endpoint on the host the file names.
     /// The file is not read for the sandbox.
     pub fn with_flyte_config(config: &Config, repo_root: &Path) -> Result<(Address, Option<FlyteConfig>)> {
-        let endpoint = settings::FLYTE_ENDPOINT.get().unwrap_or_else(|| config.flyte.endpoint.clone());
+        let from_env = settings::FLYTE_ENDPOINT.get();
+        if let Some(problem) = from_env.as_deref().and_then(crate::config::endpoint_problem) {
+            return Err(crate::error::user(
+                format!("{}={:?}: the endpoint {problem}", settings::FLYTE_ENDPOINT.name, from_env.unwrap_or_default()),
+                format!("{}, or unset the variable to use deploy.toml's", crate::config::ENDPOINT_HELP),
+            ));
+        }
+        let endpoint = from_env.unwrap_or_else(|| config.flyte.endpoint.clone());
         if endpoint.trim() == "sandbox" {
             return Ok((Address::Sandbox { data: repo_root.join(".flyte/sandbox") }, None));
         }
@@ -208,7 +216,9 @@ impl Admin {
             Address::Sandbox { data } => {
                 let mut options = flyte_sandbox::Options::loopback(data);
                 options.extra_domains = domains;
-                let running = flyte_sandbox::start(options).await?;
+                let running = flyte_sandbox::start(options).await.map_err(|e| {
+                    super::record::damaged(e, &data.join(flyte_sandbox::DATABASE), "the embedded sandbox's database")
+                })?;
                 let mut admin = Admin::remote(&running.endpoint(), None)?;
                 admin.sandbox = Some(Arc::new(running));
                 Ok(admin)
