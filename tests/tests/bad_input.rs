@@ -140,6 +140,18 @@ fn cases() -> Vec<Case> {
             ..case("a dependency pattern that is no glob", PLAN_ARGS, &["deploy.toml:1:17"])
         },
         Case {
+            write: &[("deploy.toml", "[flyte]\nendpoint = \"ftp://flyte.example.com\"\n")],
+            ..case(
+                "an endpoint of another scheme in deploy.toml",
+                PLAN_ARGS,
+                &["deploy.toml:2:12", "ftp://flyte.example.com", "other than http"],
+            )
+        },
+        Case {
+            write: &[("deploy.toml", "[flyte]\nendpoint = \"\"\n")],
+            ..case("an empty endpoint", PLAN_ARGS, &["deploy.toml:2:12", "is empty"])
+        },
+        Case {
             write: &[("deploy.toml", "[flyte]\nendpiont = \"sandbox\"\n")],
             ..case("an unknown [flyte] key", PLAN_ARGS, &["deploy.toml:2:1", "endpiont"])
         },
@@ -396,6 +408,11 @@ fn cases() -> Vec<Case> {
         case("an unknown format", &["plan", "--format", "xml"], &["--format", "xml"]),
         case("an unknown flag", &["plan", "--bsae", "main"], &["--bsae"]),
         case("an unknown command", &["deplyo"], &["deplyo"]),
+        case(
+            "the history of no workflow",
+            &["history", "nope"],
+            &["no workflow named 'nope'", "known workflows: a, b"],
+        ),
         case("a sandbox address that is no address", &["sandbox", "--addr", "localhost"], &["--addr \"localhost\""]),
         // policy
         case("deploying to production from a feature branch", &["deploy", "--domain", "production"], &["production"]),
@@ -411,9 +428,33 @@ fn cases() -> Vec<Case> {
         },
         Case {
             env: &[("FLYTE_ENDPOINT", "ftp://flyte.example.com")],
-            ..case("an endpoint of another scheme", DEPLOY_ARGS, &["FLYTE_ENDPOINT", "ftp://flyte.example.com"])
+            ..case("an endpoint of another scheme", DEPLOY_ARGS, &["FLYTE_ENDPOINT=\"ftp://flyte.example.com\""])
         },
         // caches and state
+        Case {
+            setup: Some(|r| {
+                // The sandbox's data is never committed: a change to `a` is.
+                r.write(".git/info/exclude", ".flyte/\n");
+                r.write_bytes(".flyte/sandbox/sandbox.sqlite", b"not a database, just bytes\n");
+                r.write("workflows/a/a/main.py", "# a, changed\n");
+            }),
+            ..case(
+                "a damaged sandbox database",
+                DEPLOY_ARGS,
+                &[".flyte/sandbox/sandbox.sqlite (the embedded sandbox's database) is damaged", "move"],
+            )
+        },
+        Case {
+            commit: false,
+            setup: Some(|r| {
+                r.write_bytes(".flyte/sandbox/records.sqlite", b"not a database, just bytes\n");
+            }),
+            ..case(
+                "damaged sandbox records",
+                &["history"],
+                &[".flyte/sandbox/records.sqlite (the embedded sandbox's deploy records) is damaged"],
+            )
+        },
         Case {
             write: &[("deploy.toml", "workflows = \"wokflows\"\n")],
             ..case(

@@ -24,6 +24,9 @@ pub const DEFAULT_DOMAINS: &[&str] = &["development", "staging", "production"];
 /// The project a fresh sandbox has, as a Flyte sandbox cluster does.
 pub const DEFAULT_PROJECT: &str = "flytesnacks";
 
+/// The sandbox's database file, in its data folder.
+pub const DATABASE: &str = "sandbox.sqlite";
+
 /// How to run a sandbox.
 #[derive(Debug, Clone)]
 pub struct Options {

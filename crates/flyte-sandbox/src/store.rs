@@ -75,7 +75,7 @@ impl Store {
     /// Opens (creating when missing) the state under `data`.
     pub(crate) fn open(data: &Path) -> Result<Store> {
         std::fs::create_dir_all(data).with_context(|| format!("creating the sandbox data dir {}", data.display()))?;
-        let db = data.join("sandbox.sqlite");
+        let db = data.join(crate::DATABASE);
         let conn = Connection::open(&db).with_context(|| format!("opening {}", db.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL").with_context(|| format!("setting WAL on {}", db.display()))?;

@@ -35,7 +35,20 @@ pub(crate) fn run(args: History) -> Result<ExitCode> {
         .filter(|r| args.workflow.as_ref().is_none_or(|w| &r.workflow == w))
         .filter(|r| args.domain.as_ref().is_none_or(|d| &r.domain == d))
         .collect();
-    if let Some(hint) = record::missing_notes_hint(&store, &repo.git) {
+    let notes_hint = record::missing_notes_hint(&store, &repo.git);
+    if let Some(w) = args.workflow.as_ref().filter(|w| records.is_empty() && ws.workflow(w).is_none()) {
+        // A removed workflow keeps its history; a name neither known nor recorded is a typo.
+        let known = ws.workflows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ");
+        let mut help = format!("known workflows: {known} (see `cargo xtask list`)");
+        if let Some(hint) = &notes_hint {
+            help = format!("{help}; {hint}");
+        }
+        return Err(flyte_deploy::error::user(
+            format!("no workflow named '{w}' in {}/, and no deploy of one recorded", ws.config.workflows),
+            help,
+        ));
+    }
+    if let Some(hint) = notes_hint {
         eprintln!("note: {hint}");
     }
     match args.format {

@@ -177,13 +177,39 @@ const RECORDS_DB: &str = "records.sqlite";
 fn records_db(data: &std::path::Path) -> Result<rusqlite::Connection> {
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let path = data.join(RECORDS_DB);
-    let db = rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    db.busy_timeout(std::time::Duration::from_secs(10))?;
-    db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS deploy_records (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);",
+    let open = || -> Result<rusqlite::Connection> {
+        let db = rusqlite::Connection::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS deploy_records (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL);",
+        )
+        .context("creating the deploy records table")?;
+        Ok(db)
+    };
+    open().map_err(|e| damaged(e, &path, "the embedded sandbox's deploy records"))
+}
+
+/// `err` as a user error when it says the SQLite file at `path` (holding `what`) is
+/// damaged (not a database, or corrupt): nothing the tool can repair, and the user can
+/// only move the sandbox's data aside. Any other error is returned as it was.
+pub(crate) fn damaged(err: anyhow::Error, path: &std::path::Path, what: &str) -> anyhow::Error {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    let code = err.chain().find_map(|c| c.downcast_ref::<rusqlite::Error>()).and_then(|e| e.sqlite_error_code());
+    if !matches!(code, Some(NotADatabase | DatabaseCorrupt)) {
+        return err;
+    }
+    // Named from the repository root, where the sandbox's data lives.
+    let shown = path.iter().collect::<Vec<_>>();
+    let shown = shown.iter().rposition(|c| *c == ".flyte").map_or(path.to_path_buf(), |i| shown[i..].iter().collect());
+    let folder = shown.parent().unwrap_or(&shown);
+    crate::error::user(
+        format!("{} ({what}) is damaged: {}", shown.display(), err.root_cause()),
+        format!(
+            "the embedded sandbox is a local convenience: move {} aside (or remove it) and run again, \
+             which starts a fresh sandbox and registers everything anew",
+            folder.display()
+        ),
     )
-    .context("creating the deploy records table")?;
-    Ok(db)
 }
 
 /// When records are kept in git notes and this clone has no notes ref: the advice to fetch
