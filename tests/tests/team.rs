@@ -369,6 +369,35 @@ fn a_reference_to_another_workflows_task_resolves_to_its_version_or_fails_before
     let new_version = refs["version"].as_str().unwrap();
     assert_ne!(new_version, refs_version);
     assert!(registered_workflow(&repo, "refs.calls.calls_hello", new_version).is_none());
+
+    // A reference the code pins to an entity no workflow here defines, and that is not
+    // registered (flytesnacks' productionizing): the workflow fails before any of its own
+    // tasks is registered.
+    repo.write("workflows/pinned/pinned/__init__.py", "");
+    repo.write(
+        "workflows/pinned/pinned/wf.py",
+        "from flytekit import reference_task, task, workflow\n\n\n\
+         @reference_task(project=\"flytesnacks\", domain=\"development\", name=\"elsewhere.tasks.missing\", \
+         version=\"v0\")\ndef missing(x: int) -> int:\n    ...\n\n\n\
+         @task\ndef double(x: int) -> int:\n    return 2 * x\n\n\n\
+         @workflow\ndef uses_missing(x: int = 1) -> int:\n    return missing(x=double(x=x))\n",
+    );
+    repo.commit("pinned: references a task nobody registered");
+    let run = deploy(&repo, &python, &["--all"], &[]);
+    assert_eq!(run.status, Some(1), "{}\n{}", run.stdout, run.stderr);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    let pinned = row(&json, "pinned");
+    assert_eq!(pinned["outcome"], "failed", "{pinned:#}");
+    let error = pinned["error"].as_str().unwrap();
+    assert!(
+        error.contains("references task 'elsewhere.tasks.missing' version 'v0' in flytesnacks/development"),
+        "{error}"
+    );
+    assert!(error.contains("nothing of 'pinned' was registered"), "{error}");
+    assert_eq!(pinned["entities"]["created"], 0, "{pinned:#}");
+    let version = pinned["version"].as_str().unwrap();
+    let own_task = registered(&repo, Kind::Task, "development", "pinned.wf.double", version);
+    assert!(own_task.is_none(), "its own task is not registered");
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -377,16 +406,21 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The registered workflow `name` at `version` in development, if any.
 fn registered_workflow(repo: &TempRepo, name: &str, version: &str) -> Option<Vec<u8>> {
-    registered_workflow_in(repo, "development", name, version)
+    registered(repo, Kind::Workflow, "development", name, version)
 }
 
 fn registered_workflow_in(repo: &TempRepo, domain: &str, name: &str, version: &str) -> Option<Vec<u8>> {
+    registered(repo, Kind::Workflow, domain, name, version)
+}
+
+/// The spec of the entity of `kind` registered as `name` at `version` in `domain`, if any.
+fn registered(repo: &TempRepo, kind: Kind, domain: &str, name: &str, version: &str) -> Option<Vec<u8>> {
     let path = repo.path().join("deploy.toml");
     let config = Config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let admin = Admin::connect(&config, repo.path()).await.unwrap();
-        let id = flyte_api::Identifier::new(Kind::Workflow, PROJECT, domain, name, version);
-        let got = admin.get(Kind::Workflow, &id).await.unwrap();
+        let id = flyte_api::Identifier::new(kind, PROJECT, domain, name, version);
+        let got = admin.get(kind, &id).await.unwrap();
         admin.close().await.unwrap();
         got
     })

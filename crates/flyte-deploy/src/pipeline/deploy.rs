@@ -674,8 +674,9 @@ fn refers_to_others(cache_dir: &Path, job: &Job, others: &Others) -> bool {
 }
 
 /// `register::register_package`, with references to entities of other workflows of the
-/// monorepo resolved to their versions and checked to be registered in the domain before
-/// anything of this workflow is: else it fails naming both workflows.
+/// monorepo resolved to their versions, and every referenced entity from outside the package
+/// checked to be registered before anything of this workflow is: else it fails naming both
+/// workflows (or the reference, when no workflow here defines it).
 pub(crate) async fn register_package(
     admin: &Admin,
     package: &Package,
@@ -688,15 +689,22 @@ pub(crate) async fn register_package(
     let target = register::upload(admin, &target, archive).await?;
     let other = |name: &str| others.owner(me, &target.project, name).map(|(_, v)| v.to_string());
     let hydrated = hydrate::hydrate_package_resolving(package, &target, &other)?;
+    let own: HashSet<&Identifier> = hydrated.iter().map(|h| &h.id).collect();
     let mut checked = HashSet::new();
     for r in hydrated.iter().flat_map(|h| &h.references) {
-        let Some((owner, version)) = others.owner(me, &target.project, &r.name) else { continue };
-        if r.version != version || !checked.insert(r.clone()) {
+        if own.contains(r) || !checked.insert(r.clone()) {
             continue;
         }
+        // Every entity referenced from outside the package must be registered before
+        // anything of it is: a monorepo workflow's at that workflow's version, and one the
+        // code pins (to another version, or one no workflow here defines) as pinned.
+        let owner = others.owner(me, &target.project, &r.name);
         let kind = r.kind().context("a reference of an unknown kind")?;
-        if admin.get(kind, r).await?.is_none() {
-            return Err(error::user(
+        if admin.get(kind, r).await?.is_some() {
+            continue;
+        }
+        return Err(match owner.filter(|(_, version)| r.version == *version) {
+            Some((owner, version)) => error::user(
                 format!(
                     "workflow '{me}' references {kind} '{}' of workflow '{owner}' at {owner}'s version {version}, \
                      which is not registered in domain '{}'; nothing of '{me}' was registered",
@@ -707,8 +715,16 @@ pub(crate) async fn register_package(
                      {owner}`), then deploy '{me}' again",
                     target.domain, target.domain
                 ),
-            ));
-        }
+            ),
+            None => error::user(
+                format!(
+                    "workflow '{me}' references {kind} '{}' version '{}' in {}/{}, which is not registered there \
+                     and no workflow of this repository defines at that version; nothing of '{me}' was registered",
+                    r.name, r.version, r.project, r.domain
+                ),
+                "register that entity first, or correct the reference's project, domain, name or version in the code",
+            ),
+        });
     }
     Ok(register::register_entities(admin, hydrated.iter().map(register::entity).collect(), options).await)
 }
