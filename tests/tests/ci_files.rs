@@ -891,6 +891,34 @@ fn gitlab_child_pipeline_promotes_on_release_branches_and_says_when_nothing_need
     assert_eq!(promote["variables"]["FLYTE_PROMOTE_FROM"].as_str(), Some("staging"));
     assert_eq!(list(&promote["needs"])[0]["job"].as_str(), Some("flyte-build-release"), "built without a cache");
 
+    // A hotfix on the release branch: its own commits are deployed to staging (the jobs of a
+    // staging deploy, with the tool built without a cache), and the promotion waits for them.
+    let matrix = r#"{"include":[
+        {"workflow":"hello","action":"fast","project":"flytesnacks","domain":"staging","version":"v2"}]}"#;
+    let env = [("FLYTE_DOMAIN", "production"), ("FLYTE_PROMOTE_FROM", "staging"), ("BASE_SHA", "0123abc")];
+    let Some(child) = generate_child(matrix, &env) else { return };
+    assert_eq!(
+        job_names(&child),
+        ["serialize hello", "deploy hello (fast)", "promote staging to production", "record"]
+    );
+    for job in ["serialize hello", "deploy hello (fast)"] {
+        assert_eq!(child[job]["variables"]["FLYTE_DOMAIN"].as_str(), Some("staging"), "{job}");
+        assert_eq!(list(&child[job]["needs"])[0]["job"].as_str(), Some("flyte-build-release"), "{job}");
+    }
+    let needs: Vec<&str> =
+        list(&child["promote staging to production"]["needs"]).iter().filter_map(|n| n["job"].as_str()).collect();
+    assert_eq!(needs, ["flyte-build-release", "deploy hello (fast)"], "the promotion waits for staging");
+
+    // The plan job plans a release branch's own commits against staging, with the tool the
+    // release build made.
+    let doc = load(&project_root().join("ci/gitlab/.gitlab-ci.yml"));
+    let script: Vec<&str> = list(&doc["flyte-plan"]["script"]).iter().filter_map(Yaml::as_str).collect();
+    let script = script.join("\n");
+    assert!(script.contains("git merge-base FETCH_HEAD HEAD"), "{script}");
+    assert!(script.contains("PLAN_DOMAIN=\"$FLYTE_PROMOTE_FROM\""), "{script}");
+    let needs: Vec<&str> = list(&doc["flyte-plan"]["needs"]).iter().filter_map(|n| n["job"].as_str()).collect();
+    assert_eq!(needs, ["flyte-build", "flyte-build-release"]);
+
     let env = [("FLYTE_DOMAIN", "staging"), ("BASE_SHA", "0123abc")];
     let Some(child) = generate_child(r#"{"include":[]}"#, &env) else { return };
     assert_eq!(job_names(&child), ["nothing to deploy"], "a child pipeline needs at least one job");
@@ -1123,6 +1151,8 @@ struct Replay<'d> {
     /// PATH with no folder holding cargo or rustc: a step that compiled Rust would fail.
     path: String,
     secrets: Vec<(&'static str, String)>,
+    /// Variables the runner sets for the event (e.g. `GITHUB_REF_NAME`).
+    runner: Vec<(&'static str, String)>,
     jobs: usize,
 }
 
@@ -1289,7 +1319,8 @@ impl Replay<'_> {
                     .env("GITHUB_STEP_SUMMARY", &files[3])
                     // The environments cache: the folder every test shares, warm after the
                     // first run (as a restored cache is).
-                    .env("FLYTE_DEPLOY_ENVS", tests::envs_dir());
+                    .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+                    .envs(self.runner.iter().map(|(k, v)| (k, v)));
                 for scope in [&self.doc["env"], &body["env"], &step["env"]] {
                     for (key, value) in entries(scope) {
                         let value = value.as_str().map(str::to_string).unwrap_or_else(|| format!("{value:?}"));
@@ -1453,6 +1484,7 @@ fn pull_request_pipeline_replayed_with_warm_caches_compiles_no_rust_and_shows_no
             ("REGISTRY_USERNAME", "ci-bot".into()),
             ("REGISTRY_PASSWORD", CANARY_REGISTRY.into()),
         ],
+        runner: Vec::new(),
         jobs: 0,
     };
 
@@ -1535,4 +1567,73 @@ fn pull_request_pipeline_replayed_with_warm_caches_compiles_no_rust_and_shows_no
     assert!(seen.matches("probe 2 ran").count() > runs_before, "the probe did not run again");
     assert!(seen.contains(CANARY_TOKEN), "the probe cannot see a credential even when one is there");
     drop(sandbox);
+}
+
+/// The hotfix path of `ci/github/production.yml`, replayed: a fix committed on a release
+/// branch is deployed to staging by the `stage` job and then promoted by the `promote` job,
+/// so production runs exactly the version staging ran; promoting alone would be refused.
+#[test]
+fn production_pipeline_replayed_takes_a_hotfix_through_staging() {
+    if tests::flytekit_python().is_none() || ["git", "bash", "jq"].iter().any(|t| require_tool(t).is_none()) {
+        return;
+    }
+    let doc = load(&project_root().join("ci/github/production.yml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tests::TempRepo::with_examples();
+    for other in ["etl", "features", "training"] {
+        origin.remove(&format!("workflows/{other}"));
+    }
+    origin.commit("hello alone");
+    let sandbox = Sandbox::start(&tmp.path().join("sandbox"));
+    // What main's pipeline did: hello deployed to staging.
+    let staged = Command::new(xtask_bin())
+        .args(["deploy", "--all", "--domain", "staging", "--format", "json"])
+        .current_dir(origin.path())
+        .env("FLYTE_ENDPOINT", &sandbox.endpoint)
+        .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+        .env("CI", "true")
+        .env("GITHUB_REF_NAME", "main")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert!(staged.status.success(), "{}", String::from_utf8_lossy(&staged.stderr));
+
+    origin.git(&["checkout", "--quiet", "-b", "release/1"]);
+    origin.write("workflows/hello/hello/fix.py", "FIXED = True\n");
+    let head = origin.commit("hotfix: hello");
+    let mut replay = Replay {
+        doc: &doc,
+        origin: origin.path().to_path_buf(),
+        dir: tmp.path().join("runs"),
+        caches: tmp.path().join("caches"),
+        path: path_without_rust(),
+        secrets: vec![
+            ("FLYTE_ENDPOINT", sandbox.endpoint.clone()),
+            ("FLYTE_TOKEN", String::new()),
+            ("FLYTE_CLIENT_ID", String::new()),
+            ("FLYTE_CLIENT_SECRET", String::new()),
+            ("REGISTRY_USERNAME", String::new()),
+            ("REGISTRY_PASSWORD", String::new()),
+        ],
+        runner: vec![("GITHUB_REF_NAME", "release/1".into()), ("GITHUB_EVENT_NAME", "push".into())],
+        jobs: 0,
+    };
+    let mut values = Values::new();
+    values.insert("github.sha".into(), head.clone());
+    values.insert("github.ref_name".into(), "release/1".into());
+    values.insert("github.event.repository.default_branch".into(), "main".into());
+    let stage = replay.job("stage", &mut values);
+    let deployed = stage.stdout.rsplit("## Deploy to staging").next().unwrap();
+    let version = deployed
+        .lines()
+        .find(|l| l.trim_start().starts_with("hello "))
+        .and_then(|l| l.split_whitespace().find(|w| w.len() == 20 && w.chars().all(|c| c.is_ascii_hexdigit())))
+        .unwrap_or_else(|| panic!("the stage job deployed no version of hello:\n{}", stage.stdout))
+        .to_string();
+    assert!(deployed.contains("registered"), "{deployed}");
+    let promote = replay.job("promote", &mut values);
+    let promoted = promote.stdout.rsplit("## Promote").next().unwrap();
+    assert!(promoted.contains(&version) && promoted.contains("registered"), "{}", promote.stdout);
+    assert!(!stage.workspace.join("target").exists() && !promote.workspace.join("target").exists());
 }

@@ -623,6 +623,11 @@ fn domain_from_flag_branch_or_detached_head() {
     assert_eq!(json["notes"], json!(["detached HEAD and no CI branch: domain development"]));
     let run = repo.xtask(&["plan"]);
     assert!(run.stderr.contains("note: detached HEAD and no CI branch: domain development"), "{}", run.stderr);
+    // GitLab checks out a detached HEAD: its variables name the branch.
+    let gitlab = |env: &[(&str, &str)]| repo.xtask_env(&["plan", "--format", "json"], env).json()["domain"].clone();
+    assert_eq!(gitlab(&[("CI_COMMIT_BRANCH", "main")]), "staging");
+    assert_eq!(gitlab(&[("CI_COMMIT_BRANCH", "release/2")]), "production");
+    assert_eq!(gitlab(&[("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feature")]), "development");
 
     let err = repo.xtask(&["plan", "--domain", "prod"]).user_error().to_string();
     assert!(err.contains("'prod'") && err.contains("development, staging, production"), "{err}");

@@ -111,6 +111,12 @@ vars! {
     GITHUB_REF_NAME;
     /// The event payload file (GitHub Actions): a push's `before`.
     GITHUB_EVENT_PATH;
+    /// A merge request's target branch (GitLab CI).
+    CI_MERGE_REQUEST_TARGET_BRANCH_NAME;
+    /// A merge request's source branch (GitLab CI).
+    CI_MERGE_REQUEST_SOURCE_BRANCH_NAME;
+    /// The pushed branch (GitLab CI; unset for tags and merge requests).
+    CI_COMMIT_BRANCH;
     /// Where `plan --format github-matrix` appends its outputs.
     GITHUB_OUTPUT;
     /// Where the deploy report's markdown is appended.

@@ -12,14 +12,15 @@ use crate::error;
 use crate::settings;
 use crate::workspace::repo::Repo;
 
-/// The CI context the base and domain may come from (GitHub Actions variables).
+/// The CI context the base and domain may come from (GitHub Actions' variables, else GitLab
+/// CI's: a GitLab job checks out a detached HEAD, so its branch is known only from them).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CiContext {
-    /// `GITHUB_BASE_REF`: the target branch of a pull request.
+    /// `GITHUB_BASE_REF` (`CI_MERGE_REQUEST_TARGET_BRANCH_NAME`): a pull request's target branch.
     pub base_ref: Option<String>,
-    /// `GITHUB_HEAD_REF`: the source branch of a pull request.
+    /// `GITHUB_HEAD_REF` (`CI_MERGE_REQUEST_SOURCE_BRANCH_NAME`): a pull request's source branch.
     pub head_ref: Option<String>,
-    /// `GITHUB_REF_NAME`: the branch or tag pushed.
+    /// `GITHUB_REF_NAME` (`CI_COMMIT_BRANCH`): the branch or tag pushed.
     pub ref_name: Option<String>,
     /// `GITHUB_EVENT_PATH`: the event payload (for a push, `before` is the commit pushed over).
     pub event_path: Option<PathBuf>,
@@ -29,9 +30,9 @@ impl CiContext {
     /// The context from the environment; empty variables count as unset.
     pub(crate) fn from_env() -> CiContext {
         CiContext {
-            base_ref: settings::GITHUB_BASE_REF.get(),
-            head_ref: settings::GITHUB_HEAD_REF.get(),
-            ref_name: settings::GITHUB_REF_NAME.get(),
+            base_ref: settings::GITHUB_BASE_REF.get().or_else(|| settings::CI_MERGE_REQUEST_TARGET_BRANCH_NAME.get()),
+            head_ref: settings::GITHUB_HEAD_REF.get().or_else(|| settings::CI_MERGE_REQUEST_SOURCE_BRANCH_NAME.get()),
+            ref_name: settings::GITHUB_REF_NAME.get().or_else(|| settings::CI_COMMIT_BRANCH.get()),
             event_path: settings::GITHUB_EVENT_PATH.get_os().map(PathBuf::from),
         }
     }
