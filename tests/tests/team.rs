@@ -390,7 +390,10 @@ fn a_reference_to_another_workflows_task_resolves_to_its_version_or_fails_before
     assert_eq!(pinned["outcome"], "failed", "{pinned:#}");
     let error = pinned["error"].as_str().unwrap();
     assert!(
-        error.contains("references task 'elsewhere.tasks.missing' version 'v0' in flytesnacks/development"),
+        error.contains(
+            "references task 'elsewhere.tasks.missing' in flytesnacks/development, which no workflow of this \
+             repository defines, at version 'v0'"
+        ),
         "{error}"
     );
     assert!(error.contains("nothing of 'pinned' was registered"), "{error}");
@@ -398,6 +401,55 @@ fn a_reference_to_another_workflows_task_resolves_to_its_version_or_fails_before
     let version = pinned["version"].as_str().unwrap();
     let own_task = registered(&repo, Kind::Task, "development", "pinned.wf.double", version);
     assert!(own_task.is_none(), "its own task is not registered");
+}
+
+/// CI matrix entries run at once: the entry deploying `refs` finds hello's task missing
+/// while hello's own entry is still running, and waits for it rather than failing.
+#[test]
+fn a_matrix_entry_waits_for_the_workflow_it_references_that_another_entry_deploys() {
+    use std::io::{BufRead, BufReader};
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = examples();
+    repo.git(&["checkout", "--quiet", "-b", "feature"]);
+    write_referencing_workflow(&repo, "matrix");
+    repo.write("workflows/hello/hello/matrix.py", "CHANGED = True\n");
+    repo.commit("refs calls hello's task; hello changed");
+    let data = tempfile::tempdir().unwrap();
+    let sandbox = tests::SandboxProcess::start("127.0.0.1:0", data.path());
+    let entry = |workflow: &str| {
+        let mut cmd = std::process::Command::new(tests::xtask_bin());
+        cmd.current_dir(repo.path())
+            .args(["deploy", "--format", "json", "--base", "main", "--domain", "development", "--workflow", workflow])
+            .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+            .env("FLYTE_DEPLOY_PYTHON", &python)
+            .env("FLYTE_ENDPOINT", &sandbox.endpoint)
+            .env("FLYTE_DEPLOY_REFERENCE_WAIT", "300")
+            .env("CI", "false")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    // refs' entry first: it reaches registration, finds hello's task missing, and waits.
+    let mut refs = entry("refs").spawn().unwrap();
+    let mut stderr = BufReader::new(refs.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("waiting up to") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "refs' entry ended without waiting:\n{said}");
+        said.push_str(&line);
+    }
+    assert!(said.contains("refs: waiting up to 5m for task 'hello.greet.greeting' of workflow 'hello'"), "{said}");
+    // hello's entry, meanwhile.
+    let hello = entry("hello").output().unwrap();
+    assert!(hello.status.success(), "{}", String::from_utf8_lossy(&hello.stderr));
+    let hello_json: Value = serde_json::from_slice(&hello.stdout).unwrap();
+    assert_eq!(row(&hello_json, "hello")["outcome"], "registered", "{hello_json:#}");
+    let out = refs.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(row(&json, "refs")["outcome"], "registered", "{json:#}");
+    sandbox.kill();
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -99,6 +99,9 @@ vars! {
     FLYTE_DEPLOY_SECRET_VARS;
     /// How long one workflow may take to serialize (seconds, or `10m`; default 600 s).
     FLYTE_DEPLOY_SERIALIZE_TIMEOUT;
+    /// How long a matrix entry waits for an entity it references that another entry of the
+    /// same plan deploys (seconds, or `20m`; default 20 minutes).
+    FLYTE_DEPLOY_REFERENCE_WAIT;
     /// `true` or `1` in CI: images may be built, progress is printed as lines.
     CI;
     /// `true` in GitHub Actions: errors are also written as `::error` annotations.

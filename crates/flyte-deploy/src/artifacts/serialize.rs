@@ -229,7 +229,8 @@ pub fn timeout() -> Result<Duration> {
 /// The per-workflow timeout when `FLYTE_DEPLOY_SERIALIZE_TIMEOUT` is not set.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-fn parse_timeout(value: &str) -> Option<Duration> {
+/// Seconds, or a duration with its unit (`10m`), more than zero.
+pub(crate) fn parse_timeout(value: &str) -> Option<Duration> {
     let value = value.trim();
     let duration = match value.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::try_from_secs_f64(secs).ok()?,

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use flyte_api::admin as pb;
@@ -55,7 +55,6 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     }
     let (mut plan, ws) = plan::compute_with_workspace(&repo, &range)?;
     let mass_removal = mass_removal(&plan);
-    select(&mut plan, &args.workflows)?;
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
     let ci = CiContext::from_env();
     let branch = base::branch(&repo, &args.range.head, &ci);
@@ -69,6 +68,20 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     if args.dirty {
         mark_dirty(&repo, &args.range, &mut plan)?;
     }
+    // Every workflow's version, before a matrix entry keeps only its own: a reference to
+    // another workflow resolves to that workflow's version whichever job deploys it.
+    let mut others = Others::of(&ws, &plan);
+    if !args.workflows.is_empty() {
+        others.elsewhere = plan
+            .workflows
+            .iter()
+            .filter(|w| !matches!(w.action, Action::Unchanged | Action::Removed))
+            .filter(|w| !args.workflows.iter().any(|n| *n == w.name))
+            .map(|w| w.name.to_string())
+            .collect();
+        others.wait = reference_wait()?;
+    }
+    select(&mut plan, &args.workflows)?;
     let options = serialize::Options::new(args.jobs.map(usize::from))?;
     for note in &plan.notes {
         eprintln!("note: {note}");
@@ -98,16 +111,15 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
              deploy with --allow-mass-removal",
         ));
     }
-    let address = Address::from_config(&ws.config, &repo.root)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let summary = runtime.block_on(deploy(
         &repo,
         &ws,
         &plan,
         &domain,
-        &address,
         may_build(in_ci, args.allow_local_build),
         &options,
+        others,
     ))?;
     report(&summary, args.format)?;
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -254,16 +266,16 @@ async fn deploy(
     ws: &Workspace,
     plan: &Plan<'static>,
     domain: &Domain,
-    address: &Address,
     may_build: bool,
     options: &serialize::Options,
+    others: Others,
 ) -> Result<Summary> {
     let progress = Progress::new(plan.workflows.len());
     let head = repo.commit(&plan.head)?;
     let tree = GitTree::at_commit(&repo.git, &head)?;
     let admin = Admin::connect(&ws.config, &repo.root).await?;
     let sandbox = admin.is_sandbox().await.unwrap_or(false);
-    let store = Store::for_address(address);
+    let store = Store::for_address(&Address::from_config(&ws.config, &repo.root)?);
     let history = store.load(&repo.git).unwrap_or_default();
     // A committed cache folder was said among the plan's notes.
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &head)?;
@@ -522,7 +534,7 @@ async fn deploy(
     // 5. Package, hydrate and register, workflows concurrently; those that reference
     // entities of other workflows of the monorepo after the others (a second wave), so
     // that what they reference is registered when they are checked.
-    let others = Arc::new(Others::of(ws, plan));
+    let others = Arc::new(others);
     let progress = Arc::new(progress);
     let second_wave: Vec<bool> = jobs.iter().map(|j| refers_to_others(&cache_dir, j, &others)).collect();
     for wave in [false, true] {
@@ -617,6 +629,23 @@ async fn deploy(
 pub(crate) struct Others {
     /// (package, workflow, project, version)
     owners: Vec<(String, String, String, String)>,
+    /// Workflows that other entries of the same plan deploy (a CI matrix job deploys one):
+    /// what they define may appear while this run waits for it.
+    pub(crate) elsewhere: HashSet<String>,
+    /// How long to wait for an entity of one of them.
+    pub(crate) wait: Duration,
+}
+
+/// `FLYTE_DEPLOY_REFERENCE_WAIT`, default 20 minutes (a job that builds an image first).
+fn reference_wait() -> Result<Duration> {
+    let var = settings::FLYTE_DEPLOY_REFERENCE_WAIT;
+    let Some(value) = var.get() else { return Ok(Duration::from_secs(20 * 60)) };
+    serialize::parse_timeout(&value).ok_or_else(|| {
+        error::user(
+            format!("{var}={value}: not a duration"),
+            "give seconds (1200) or a duration with its unit (20m, 90s), more than zero",
+        )
+    })
 }
 
 impl Others {
@@ -638,7 +667,7 @@ impl Others {
                 owners.push((package.clone(), wf.name.clone(), wf.project.clone(), version.clone()));
             }
         }
-        Others { owners }
+        Others { owners, ..Others::default() }
     }
 
     /// `Others::owner`'s version, as the resolver hydration takes.
@@ -703,6 +732,23 @@ pub(crate) async fn register_package(
         if admin.get(kind, r).await?.is_some() {
             continue;
         }
+        // Another entry of the plan deploys it (matrix jobs run at once): wait for it.
+        if let Some((owner, _)) = owner.filter(|(o, v)| r.version == *v && others.elsewhere.contains(*o)) {
+            eprintln!(
+                "{me}: waiting up to {} for {kind} '{}' of workflow '{owner}', which another job of this plan deploys",
+                humantime::format_duration(others.wait),
+                r.name
+            );
+            let until = Instant::now() + others.wait;
+            let mut found = false;
+            while !found && Instant::now() < until {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                found = admin.get(kind, r).await?.is_some();
+            }
+            if found {
+                continue;
+            }
+        }
         return Err(match owner.filter(|(_, version)| r.version == *version) {
             Some((owner, version)) => error::user(
                 format!(
@@ -716,14 +762,27 @@ pub(crate) async fn register_package(
                     target.domain, target.domain
                 ),
             ),
-            None => error::user(
-                format!(
-                    "workflow '{me}' references {kind} '{}' version '{}' in {}/{}, which is not registered there \
-                     and no workflow of this repository defines at that version; nothing of '{me}' was registered",
-                    r.name, r.version, r.project, r.domain
-                ),
-                "register that entity first, or correct the reference's project, domain, name or version in the code",
-            ),
+            None => {
+                let (project, domain, version) = (&r.project, &r.domain, &r.version);
+                let whose = match owner {
+                    Some((owner, theirs)) => {
+                        format!("pinned by the code to version '{version}', not {owner}'s {theirs}")
+                    }
+                    None if *version == target.version => format!(
+                        "which no workflow of this repository defines, at this workflow's own version '{version}' \
+                         (the code leaves it to {{{{ registration.version }}}})"
+                    ),
+                    None => format!("which no workflow of this repository defines, at version '{version}'"),
+                };
+                error::user(
+                    format!(
+                        "workflow '{me}' references {kind} '{}' in {project}/{domain}, {whose}; it is not registered \
+                         there, so nothing of '{me}' was registered",
+                        r.name
+                    ),
+                    "register that entity first, or correct the reference's project, domain, name or version in the code",
+                )
+            }
         });
     }
     Ok(register::register_entities(admin, hydrated.iter().map(register::entity).collect(), options).await)
@@ -993,7 +1052,7 @@ impl Progress {
                 indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
         Progress { bar }
