@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use flyte_deploy::args::{Build, Deploy, History, List, Package, Plan, Promote, Rollback};
 
+/// `--version`: `flyte-deploy X.Y.Z (<commit>)`, the commit the binary was built from
+/// (`build.rs`; "unknown" when it was not built in a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FLYTE_DEPLOY_COMMIT"), ")");
+
 /// flyte-deploy: CI/CD for a monorepo of Flyte workflows.
 ///
 /// Finds which workflows a git change touched, decides per workflow whether its image must be
@@ -14,7 +18,7 @@ use flyte_deploy::args::{Build, Deploy, History, List, Package, Plan, Promote, R
 /// it to the Flyte domain of the branch. Works on the git repository containing the current
 /// directory; settings come from its deploy.toml.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", display_name = "flyte-deploy", version = VERSION)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
