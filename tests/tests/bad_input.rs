@@ -408,6 +408,8 @@ fn cases() -> Vec<Case> {
         case("an unknown format", &["plan", "--format", "xml"], &["--format", "xml"]),
         case("an unknown flag", &["plan", "--bsae", "main"], &["--bsae"]),
         case("an unknown command", &["deplyo"], &["deplyo"]),
+        case("completions of an unknown shell", &["completions", "powershell"], &["powershell"]),
+        case("both -q and -v", &["-q", "-v", "plan"], &["--quiet", "--verbose"]),
         case(
             "the history of no workflow",
             &["history", "nope"],

@@ -28,3 +28,99 @@ fn version_names_the_release_and_the_commit_built_from() {
     let elsewhere = TempRepo::new().xtask(&["--version"]);
     assert_eq!(elsewhere.ok(), line);
 }
+
+#[test]
+fn completions_name_every_subcommand_and_complete_in_bash() {
+    let script = TempRepo::new().xtask(&["completions", "bash"]).ok().to_string();
+    for command in ["list", "plan", "package", "build", "deploy", "promote", "rollback", "history", "completions"] {
+        assert!(script.contains(&format!("xtask,{command})")), "bash completions lack `{command}`");
+    }
+    // Run by bash itself: `xtask de<TAB>` completes to deploy, `xtask deploy --for<TAB>` to --format.
+    let complete = |words: &str| {
+        let program = format!(
+            "source /dev/stdin; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _xtask xtask \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[@]}}\""
+        );
+        let mut child = Command::new("bash")
+            .args(["-c", &program])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("running bash");
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("writing the script");
+        let out = child.wait_with_output().expect("bash");
+        assert!(out.status.success(), "bash failed on the script");
+        String::from_utf8(out.stdout).expect("UTF-8").trim().to_string()
+    };
+    assert_eq!(complete("xtask de"), "deploy");
+    assert_eq!(complete("xtask deploy --for"), "--format");
+    for shell in ["zsh", "fish"] {
+        let script = TempRepo::new().xtask(&["completions", shell]).ok().to_string();
+        assert!(script.contains("deploy") && script.contains("promote"), "{shell} completions lack commands");
+    }
+}
+
+#[test]
+fn completions_of_another_shell_are_refused() {
+    let run = TempRepo::new().xtask(&["completions", "powershell"]);
+    assert_eq!(run.status, Some(2));
+    assert!(run.stderr.contains("powershell") && run.stderr.contains("bash"), "{}", run.stderr);
+}
+
+/// A repository with no workflow yet: commands run in it without Python.
+fn empty_monorepo() -> TempRepo {
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", "[flyte]\nendpoint = \"sandbox\"\n");
+    repo.write("workflows/.keep", "");
+    repo.commit("empty");
+    repo
+}
+
+#[test]
+fn quiet_prints_only_errors_and_data_verbose_says_where_settings_came_from() {
+    let repo = empty_monorepo();
+    // A remote endpoint: history notes that this clone has no deploy notes.
+    let remote = [("FLYTE_ENDPOINT", "dns:///flyte.example.com:443")];
+    let normal = repo.xtask_env(&["history"], &remote);
+    assert!(normal.stderr.contains("note: "), "{}", normal.stderr);
+    let quiet = repo.xtask_env(&["history", "-q"], &remote);
+    assert_eq!(quiet.ok(), normal.ok(), "quiet changes the data");
+    assert_eq!(quiet.stderr, "", "quiet still says something");
+    let verbose = repo.xtask_env(&["-v", "history"], &remote);
+    assert!(
+        verbose.stderr.contains("endpoint \"dns:///flyte.example.com:443\" from FLYTE_ENDPOINT (over deploy.toml's"),
+        "{}",
+        verbose.stderr
+    );
+    assert!(verbose.stderr.contains("no Flyte config found"), "{}", verbose.stderr);
+    // A deploy with -v says each stage's time, and the endpoint once.
+    let deploy = repo.xtask(&["deploy", "--verbose"]);
+    deploy.ok();
+    for stage in ["plan", "connect", "serialize", "register"] {
+        assert!(deploy.stderr.contains(&format!("stage {stage}: ")), "no time of {stage}:\n{}", deploy.stderr);
+    }
+    assert_eq!(deploy.stderr.matches("endpoint \"sandbox\" from deploy.toml").count(), 1, "{}", deploy.stderr);
+    assert!(!repo.xtask(&["deploy"]).stderr.contains("stage "), "stage times without -v");
+    // Errors still come with -q.
+    let bad = repo.xtask(&["-q", "plan", "--base", "nope"]);
+    assert!(bad.user_error().starts_with("error: "), "{}", bad.stderr);
+}
+
+#[test]
+fn colour_only_on_terminals_unless_forced_and_never_with_no_color() {
+    let repo = empty_monorepo();
+    let bad = ["plan", "--base", "nope"];
+    // Not a terminal: plain.
+    assert!(repo.xtask(&bad).user_error().starts_with("error: "));
+    let forced = repo.xtask_env(&bad, &[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.user_error().starts_with("\u{1b}["), "CLICOLOR_FORCE gives no colour: {:?}", forced.stderr);
+    assert!(forced.stderr.contains("error:"), "{:?}", forced.stderr);
+    let no_color = repo.xtask_env(&bad, &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(no_color.user_error().starts_with("error: "), "NO_COLOR gives colour: {:?}", no_color.stderr);
+    // clap's own messages too.
+    let typo = repo.xtask_env(&["plann"], &[("CLICOLOR_FORCE", "1")]);
+    assert!(typo.stderr.contains('\u{1b}'), "clap's error is plain under CLICOLOR_FORCE: {:?}", typo.stderr);
+    let typo = repo.xtask_env(&["plann"], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!typo.stderr.contains('\u{1b}'), "clap's error is coloured under NO_COLOR: {:?}", typo.stderr);
+}

@@ -72,7 +72,7 @@ pub fn run(args: Build) -> Result<ExitCode> {
                 digest: digest.unwrap_or_default(),
             }),
             ImageDecision::Build => to_build.push((wf, image)),
-            ImageDecision::Warn(message) => eprintln!("warning: {message}"),
+            ImageDecision::Warn(message) => crate::output::warning(message),
             ImageDecision::Refuse(message) => return Err(error::user(message, "")),
         }
     }
@@ -126,7 +126,11 @@ impl ImageBuilder {
     ) -> Result<Option<String>> {
         let dir = tempfile::Builder::new().prefix("flyte-deploy-build").tempdir().context("creating a temp dir")?;
         let spec = materialise(tree, wf, dir.path(), &image.to_string(), self.platform.clone())?;
-        eprintln!("building {image} for workflow {} with {}", wf.name, self.builder.program());
+        crate::output::status(format_args!(
+            "building {image} for workflow {} with {}",
+            wf.name,
+            self.builder.program()
+        ));
         image::run(&image::build_command(self.builder, &self.storage, &spec))?;
         if !push {
             return Ok(None);

@@ -205,11 +205,11 @@ pub fn note_unsupported(flytekit: &str) {
     static NOTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
     if noted.insert(flytekit.to_string()) {
-        eprintln!(
-            "note: flytekit {flytekit} is not a version the long-lived serializer knows ({}x): the workflows of \
+        crate::output::note(format_args!(
+            "flytekit {flytekit} is not a version the long-lived serializer knows ({}x): the workflows of \
              its environments are serialized with one `pyflyte package` process each",
             crate::artifacts::serializer::KNOWN_FLYTEKIT.join("x, ")
-        );
+        ));
     }
 }
 

@@ -27,6 +27,7 @@ use crate::artifacts::serialize;
 use crate::artifacts::specs::{self, Package};
 use crate::config::Domain;
 use crate::error;
+use crate::output::Stage;
 use crate::plan::base::{self, CiContext};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
 use crate::registration::admin::{Address, Admin};
@@ -53,7 +54,9 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
         }
         range.head = snapshot(&repo)?.to_string();
     }
+    let stage = Stage::start("plan");
     let (mut plan, ws) = plan::compute_with_workspace(&repo, &range)?;
+    stage.done();
     let mass_removal = mass_removal(&plan);
     select(&mut plan, &args.workflows)?;
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
@@ -71,12 +74,12 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     }
     let options = serialize::Options::new(args.jobs.map(usize::from))?;
     for note in &plan.notes {
-        eprintln!("note: {note}");
+        crate::output::note(note);
     }
     let deployed: Vec<&Workflow> =
         plan.workflows.iter().filter(|p| p.action != Action::Removed).filter_map(|p| ws.workflow(&p.name)).collect();
     if let Some(warning) = uncommitted(&repo, &args.range.head, &deployed, "deployed").filter(|_| !args.dirty) {
-        eprintln!("warning: {warning}");
+        crate::output::warning(warning);
     }
     if args.dry_run {
         match args.format {
@@ -259,6 +262,7 @@ async fn deploy(
     options: &serialize::Options,
 ) -> Result<Summary> {
     let progress = Progress::new(plan.workflows.len());
+    let stage = Stage::start("connect");
     let head = repo.commit(&plan.head)?;
     let tree = GitTree::at_commit(&repo.git, &head)?;
     let admin = Admin::connect(&ws.config, &repo.root).await?;
@@ -272,6 +276,8 @@ async fn deploy(
     let mut done: Vec<WorkflowSummary> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
     let mut removals = Vec::new();
+    stage.done();
+    let stage = Stage::start("check registered versions");
 
     // 1. What each workflow needs: the diff narrowed, the hash decides.
     for planned in &plan.workflows {
@@ -344,6 +350,8 @@ async fn deploy(
         jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, started, launch_plans: Vec::new() });
     }
 
+    stage.done();
+    let stage = Stage::start("serialize");
     // 2. Serialize what the cache does not have, in each workflow's own environment: one
     // long-lived serializer per environment, environments built while others serialize.
     let envs = Envs::new(&repo.root);
@@ -378,6 +386,8 @@ async fn deploy(
         envs.prune(&keep, crate::artifacts::environment::budget());
     }
 
+    stage.done();
+    let stage = Stage::start("images");
     // Two workflows of one project that register the same name would overwrite each
     // other's versions and flip each other's launch plans: refused before anything is
     // registered (bad input, exit 2).
@@ -485,6 +495,8 @@ async fn deploy(
     let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
     done.extend(failed.into_iter().map(|j| j.summary));
 
+    stage.done();
+    let stage = Stage::start("register");
     // 4. Removed workflows: their launch plans deactivated, where the domain activates (where
     // it does not, they belong to whoever activated them, and are left alone).
     for (planned, mut summary, started) in removals {
@@ -604,6 +616,7 @@ async fn deploy(
         done.push(job.summary);
     }
     progress.finish();
+    stage.done();
 
     // 7. Report.
     done.sort_by(|a, b| a.name.cmp(&b.name));
@@ -982,12 +995,14 @@ fn base_packages(repo: &Repo, plan: &Plan, name: &str) -> Result<Vec<String>> {
 /// Progress: a bar on a terminal, plain lines elsewhere (CI logs).
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
 }
 
 impl Progress {
     fn new(total: usize) -> Progress {
         use std::io::IsTerminal;
-        let bar = (std::io::stderr().is_terminal() && !settings::in_ci()).then(|| {
+        let quiet = crate::output::verbosity() == crate::output::Verbosity::Quiet;
+        let bar = (!quiet && std::io::stderr().is_terminal() && !settings::in_ci()).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
@@ -996,13 +1011,14 @@ impl Progress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        Progress { bar }
+        Progress { bar, quiet }
     }
 
     fn step(&self, workflow: &str, what: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(format!("{workflow}: {what}")),
-            None => eprintln!("{workflow}: {what}"),
+            None if !self.quiet => eprintln!("{workflow}: {what}"),
+            None => {}
         }
     }
 

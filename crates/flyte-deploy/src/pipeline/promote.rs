@@ -66,11 +66,11 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
 
     if let Some(warning) = crate::pipeline::deploy::uncommitted(&repo, &args.commit, &workflows, "promoted") {
-        eprintln!("warning: {warning}");
+        crate::output::warning(warning);
     }
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &commit)?;
     if let Some(why) = &cache_dir.committed {
-        eprintln!("warning: {why}");
+        crate::output::warning(why);
     }
     let mut prepared = Vec::new();
     for wf in workflows {
