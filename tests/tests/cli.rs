@@ -124,3 +124,43 @@ fn colour_only_on_terminals_unless_forced_and_never_with_no_color() {
     let typo = repo.xtask_env(&["plann"], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
     assert!(!typo.stderr.contains('\u{1b}'), "clap's error is coloured under NO_COLOR: {:?}", typo.stderr);
 }
+
+#[test]
+fn build_prints_json_when_asked() {
+    let repo = empty_monorepo();
+    repo.write("workflows/a/a/__init__.py", "");
+    repo.commit("a");
+    let json = repo.xtask(&["build", "a", "--format", "json"]).json();
+    assert_eq!(
+        json,
+        serde_json::json!([{
+            "name": "a",
+            "image": flyte_deploy::config::DEFAULT_IMAGE,
+            "outcome": "default",
+            "digest": null,
+        }])
+    );
+    let text = repo.xtask(&["build", "a"]);
+    assert!(text.ok().contains("default image, nothing to build"), "{}", text.stdout);
+}
+
+#[test]
+fn a_failed_workflow_is_reported_on_stderr_the_table_on_stdout() {
+    let Some(python) = tests::flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = empty_monorepo();
+    repo.write("workflows/broken/broken/__init__.py", "");
+    repo.write("workflows/broken/broken/main.py", "this is not python\n");
+    repo.commit("broken");
+    let env = [("FLYTE_DEPLOY_PYTHON", python.as_str()), ("CI", "false")];
+    let run = repo.xtask_env(&["deploy"], &env);
+    assert_eq!(run.status, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("broken") && run.stdout.contains("failed"), "the table lacks it:\n{}", run.stdout);
+    assert!(!run.stdout.contains("could not serialize"), "a failure on stdout:\n{}", run.stdout);
+    assert!(!run.stdout.contains("error"), "a failure on stdout:\n{}", run.stdout);
+    assert!(run.stderr.contains("error: broken: pyflyte could not serialize broken"), "{}", run.stderr);
+    // JSON keeps it in the object, on stdout, as the contract says.
+    let json = repo.xtask_env(&["deploy", "--format", "json"], &env);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON on stdout");
+    assert!(report["workflows"][0]["error"].as_str().is_some_and(|e| e.contains("could not serialize")), "{report}");
+}

@@ -110,6 +110,10 @@ pub struct Build {
     /// Build on this machine even outside CI (images are built in CI by default).
     #[arg(long)]
     pub allow_local_build: bool,
+    /// `text` (a table) or `json` (an array sorted by name: name, image, outcome
+    /// `default` | `exists` | `built` | `pushed`, digest or null).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 /// Output format of `deploy` and `promote`.

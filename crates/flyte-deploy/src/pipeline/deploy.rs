@@ -35,7 +35,7 @@ use crate::registration::hydrate::{self, Target};
 use crate::registration::policy;
 use crate::registration::record::{self, Record, Store};
 use crate::registration::register::{self, Archive};
-use crate::report::summary::{Entities, Outcome, Summary, WorkflowSummary};
+use crate::report::summary::{Entities, Outcome, Problem, Summary, WorkflowSummary};
 use crate::settings;
 use crate::workspace::repo::Repo;
 use crate::workspace::requirements::Environment;
@@ -224,7 +224,16 @@ fn select(plan: &mut Plan, names: &[String]) -> Result<()> {
 pub fn report(summary: &Summary, format: ReportFormat) -> Result<()> {
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(summary)?),
-        ReportFormat::Text => print!("{}", summary.text()),
+        ReportFormat::Text => {
+            print!("{}", summary.text());
+            // Failures and warnings on stderr; the JSON carries them in `error` and `warnings`.
+            for (kind, line) in summary.problems() {
+                match kind {
+                    Problem::Warning => crate::output::warning(line),
+                    Problem::Error => eprintln!("{} {line}", crate::output::error_prefix()),
+                }
+            }
+        }
     }
     if let Some(path) = settings::GITHUB_STEP_SUMMARY.get_os() {
         use std::io::Write;

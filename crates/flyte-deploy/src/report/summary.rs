@@ -33,6 +33,13 @@ pub struct WorkflowSummary {
     pub seconds: f64,
 }
 
+/// What a line of [`Summary::problems`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    Warning,
+    Error,
+}
+
 /// The outcome of one workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -70,7 +77,7 @@ impl Summary {
         self.workflows.iter().all(|w| w.outcome != Outcome::Failed)
     }
 
-    /// The text table, then warnings and errors, one a line.
+    /// The text table and the totals (stdout); warnings and errors are [`Summary::problems`].
     pub fn text(&self) -> String {
         let mut rows = vec![[
             "WORKFLOW".to_string(),
@@ -103,14 +110,6 @@ impl Summary {
             self.base.as_deref().map(|b| format!(" · base {b:.12}")).unwrap_or_default()
         );
         out.push_str(&columns(&rows));
-        for w in &self.workflows {
-            for warning in &w.warnings {
-                out.push_str(&format!("warning: {}: {warning}\n", w.name));
-            }
-            if let Some(e) = &w.error {
-                out.push_str(&format!("error: {}: {e}\n", w.name));
-            }
-        }
         let count = |o: Outcome| self.workflows.iter().filter(|w| w.outcome == o).count();
         out.push_str(&format!(
             "{} registered, {} already registered, {} deactivated, {} skipped, {} failed\n",
@@ -120,6 +119,21 @@ impl Summary {
             count(Outcome::Skipped),
             count(Outcome::Failed)
         ));
+        out
+    }
+
+    /// Each workflow's warnings and error, one a line (`warning: NAME: …`, `error: NAME: …`),
+    /// for stderr: failures never go to stdout, where the data is.
+    pub fn problems(&self) -> Vec<(Problem, String)> {
+        let mut out = Vec::new();
+        for w in &self.workflows {
+            for warning in &w.warnings {
+                out.push((Problem::Warning, format!("{}: {warning}", w.name)));
+            }
+            if let Some(e) = &w.error {
+                out.push((Problem::Error, format!("{}: {e}", w.name)));
+            }
+        }
         out
     }
 
