@@ -164,3 +164,65 @@ fn a_failed_workflow_is_reported_on_stderr_the_table_on_stdout() {
     let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON on stdout");
     assert!(report["workflows"][0]["error"].as_str().is_some_and(|e| e.contains("could not serialize")), "{report}");
 }
+
+/// The TIME column of `workflow`'s row of a deploy's text report, in seconds.
+fn time_of(report: &str, workflow: &str) -> f64 {
+    let row = report.lines().find(|l| l.split_whitespace().next() == Some(workflow)).expect("the workflow's row");
+    let time = row.split_whitespace().nth(7).expect("a TIME column");
+    time.strip_suffix('s').and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("TIME {time:?} in {row:?}"))
+}
+
+#[test]
+fn progress_counts_each_stage_on_terminals_only_and_time_is_each_workflows_own() {
+    let Some(python) = tests::flytekit_python() else { return };
+    let Some(script) = tests::require_tool("script") else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = empty_monorepo();
+    let task = "from flytekit import task, workflow\n\n\n@task\ndef t() -> int:\n    return 1\n\n\n\
+                @workflow\ndef wf() -> int:\n    return t()\n";
+    for name in ["a_slow", "b_fast"] {
+        repo.write(&format!("workflows/{name}/{name}/__init__.py"), "");
+        repo.write(&format!("workflows/{name}/{name}/main.py"), task);
+    }
+    // One environment, one worker: b_fast waits while a_slow takes 4 s to import.
+    repo.write("workflows/a_slow/a_slow/slow.py", "import time\n\ntime.sleep(4)\n");
+    repo.commit("two workflows");
+    let env = [("FLYTE_DEPLOY_PYTHON", python.as_str()), ("CI", "false")];
+    let run = repo.xtask_env(&["deploy", "--jobs", "1"], &env);
+    let report = run.ok();
+    assert!(time_of(report, "a_slow") >= 4.0, "{report}");
+    assert!(time_of(report, "b_fast") < 3.0, "b_fast's time includes waiting for a_slow:\n{report}");
+    assert!(!run.stderr.contains("serialized"), "progress when stderr is no terminal:\n{}", run.stderr);
+
+    // -v, not on a terminal: a line per workflow and stage, with its own time.
+    let change = |n: &str| {
+        for name in ["a_slow", "b_fast"] {
+            repo.write(&format!("workflows/{name}/{name}/change.py"), &format!("# {n}\n"));
+        }
+        repo.commit(n);
+    };
+    change("one");
+    let run = repo.xtask_env(&["deploy", "--jobs", "1", "-v"], &env);
+    run.ok();
+    for line in ["[1/2] serialized a_slow (", "[2/2] serialized b_fast (", "registered b_fast (", "[2/2] checked "] {
+        assert!(run.stderr.contains(line), "no {line:?} in:\n{}", run.stderr);
+    }
+
+    // On a terminal: the live counter of each stage.
+    change("two");
+    let mut command = Command::new(script);
+    command
+        .current_dir(repo.path())
+        .args(["-qec", &format!("{} deploy --jobs 1", xtask_bin().display()), "/dev/null"])
+        .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+        .envs(env);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("GITHUB_") || k.starts_with("CI_")) {
+        command.env_remove(key);
+    }
+    let out = command.output().expect("running script");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    for line in ["[2/2] checked", "[2/2] serialized", "[2/2] registered", "serialized · a_slow: serializing"] {
+        assert!(terminal.contains(line), "no {line:?} on the terminal:\n{terminal}");
+    }
+}

@@ -99,7 +99,7 @@ vars! {
     FLYTE_DEPLOY_SECRET_VARS;
     /// How long one workflow may take to serialize (seconds, or `10m`; default 600 s).
     FLYTE_DEPLOY_SERIALIZE_TIMEOUT;
-    /// `true` or `1` in CI: images may be built, progress is printed as lines.
+    /// `true` or `1` in CI: images may be built.
     CI;
     /// Set and not empty: no colour, even on a terminal (no-color.org).
     NO_COLOR;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use flyte_api::admin as pb;
@@ -257,7 +257,9 @@ struct Job<'w> {
     /// Its serialization environment.
     env: Environment,
     summary: WorkflowSummary,
-    started: Instant,
+    /// The time spent on this workflow's own work so far (checks, serialization, images,
+    /// registration), never waiting for a worker or another workflow.
+    own: Duration,
     launch_plans: Vec<String>,
 }
 
@@ -270,7 +272,7 @@ async fn deploy(
     may_build: bool,
     options: &serialize::Options,
 ) -> Result<Summary> {
-    let progress = Progress::new(plan.workflows.len());
+    let progress = Progress::new();
     let stage = Stage::start("connect");
     let head = repo.commit(&plan.head)?;
     let tree = GitTree::at_commit(&repo.git, &head)?;
@@ -289,12 +291,14 @@ async fn deploy(
     let stage = Stage::start("check registered versions");
 
     // 1. What each workflow needs: the diff narrowed, the hash decides.
+    progress.stage("checked", plan.workflows.len());
     for planned in &plan.workflows {
         let mut summary = new_summary(planned);
         let started = Instant::now();
+        let _checked = progress.item(&planned.name, started);
         if planned.action == Action::Removed {
             // Deactivated after every check has passed, with the registrations.
-            removals.push((planned, summary, started));
+            removals.push((planned, summary));
             continue;
         }
         let Some(wf) = ws.workflow(&planned.name) else { continue };
@@ -356,7 +360,8 @@ async fn deploy(
                 continue;
             }
         };
-        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, started, launch_plans: Vec::new() });
+        let own = started.elapsed();
+        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, own, launch_plans: Vec::new() });
     }
 
     stage.done();
@@ -382,10 +387,23 @@ async fn deploy(
                 }
             })
             .collect();
-        let results = serialize::serialize_all(&repo.root, &envs, &work, &cache_dir, options, &|name, what| {
-            progress.step(name, what)
-        });
+        progress.stage("serialized", work.len());
+        let own: std::sync::Mutex<HashMap<String, Duration>> = Default::default();
+        let results =
+            serialize::serialize_all(&repo.root, &envs, &work, &cache_dir, options, &|name, event| match event {
+                serialize::Event::Step(what) => progress.step(name, what),
+                serialize::Event::Done { own: took, .. } => {
+                    own.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), took);
+                    progress.done(name, took);
+                }
+            });
+
         drop(work);
+        for (name, took) in own.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(job) = jobs.iter_mut().find(|j| j.wf.name == name) {
+                job.own += took;
+            }
+        }
         for (k, r) in results {
             if let Err(e) = r {
                 fail(&mut jobs[missing[k]].summary, &e);
@@ -424,91 +442,107 @@ async fn deploy(
     let registry = Registry::new();
     let mut builder: Option<ImageBuilder> = None;
     let mut checked: HashMap<String, std::result::Result<bool, String>> = HashMap::new();
+    progress.stage("images checked", jobs.iter().filter(|j| j.summary.outcome != Outcome::Failed).count());
     for job in jobs.iter_mut() {
         if job.summary.outcome == Outcome::Failed {
             continue;
         }
-        job.summary.images = serialized_images(&mut packages, &job.key);
-        let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
-        // Against the sandbox only the images the code alone names are checked (the
-        // configured ones are the user's word, and the sandbox runs nothing); against
-        // FlyteAdmin every image, since a task whose image is missing never starts.
-        let configured = |i: &str| i == ws.config.images.default || job.wf.images.values().any(|u| u == i);
-        let to_check: Vec<String> = job
-            .summary
-            .images
-            .iter()
-            .filter(|i| Some(i.as_str()) != own.as_deref() && (!sandbox || !configured(i)))
-            .cloned()
-            .collect();
-        for image in to_check {
-            progress.step(&job.wf.name, &format!("checking image {image}"));
-            let found = checked.entry(image.clone()).or_insert_with(|| {
-                ImageRef::parse(&image)
-                    .and_then(|r| registry.manifest_digest(&r))
-                    .map(|d| d.is_some())
-                    .map_err(|e| first_line(&e))
-            });
-            check_code_image(job, &image, found.clone(), destination);
-        }
-        let Some(image) = own.filter(|i| job.summary.images.contains(i)) else { continue };
-        progress.step(&job.wf.name, "checking its image");
-        let dependencies: Vec<String> =
-            job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
-        let exists = ImageRef::parse(&image).and_then(|r| Ok((registry.manifest_digest(&r)?.is_some(), r)));
-        let (exists, reference) = match exists {
-            Ok(x) => x,
-            Err(e) if sandbox => {
-                let changed = if dependencies.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} changed: CI builds the image)", dependencies.join(", "))
-                };
-                job.summary.warnings.push(format!(
-                    "image {image} could not be checked{changed}: {}; the sandbox runs no executions",
-                    first_line(&e)
-                ));
-                continue;
+        let started = Instant::now();
+        let name = job.wf.name.clone();
+        'images: {
+            job.summary.images = serialized_images(&mut packages, &job.key);
+            let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
+            // Against the sandbox only the images the code alone names are checked (the
+            // configured ones are the user's word, and the sandbox runs nothing); against
+            // FlyteAdmin every image, since a task whose image is missing never starts.
+            let configured = |i: &str| i == ws.config.images.default || job.wf.images.values().any(|u| u == i);
+            let to_check: Vec<String> = job
+                .summary
+                .images
+                .iter()
+                .filter(|i| Some(i.as_str()) != own.as_deref() && (!sandbox || !configured(i)))
+                .cloned()
+                .collect();
+            for image in to_check {
+                progress.step(&job.wf.name, &format!("checking image {image}"));
+                let found = checked.entry(image.clone()).or_insert_with(|| {
+                    ImageRef::parse(&image)
+                        .and_then(|r| registry.manifest_digest(&r))
+                        .map(|d| d.is_some())
+                        .map_err(|e| first_line(&e))
+                });
+                check_code_image(job, &image, found.clone(), destination);
             }
-            Err(e) => {
-                fail(&mut job.summary, &e);
-                continue;
-            }
-        };
-        let decision = image::decide(&ImageFacts {
-            workflow: &job.wf.name,
-            reference: &image,
-            own_image: true,
-            exists,
-            may_build,
-            destination,
-            dependencies: if dependencies.is_empty() { &job.wf.dependencies } else { &dependencies },
-        });
-        match decision {
-            ImageDecision::Reuse => {}
-            ImageDecision::Warn(w) => job.summary.warnings.push(w),
-            ImageDecision::Refuse(msg) => fail(&mut job.summary, &error::user(msg, "")),
-            ImageDecision::Build => {
-                progress.step(&job.wf.name, "building its image");
-                let built = match &builder {
-                    Some(b) => Ok(b),
-                    None => ImageBuilder::detect(&ws.config).map(|b| &*builder.insert(b)),
+            let Some(image) = own.filter(|i| job.summary.images.contains(i)) else { break 'images };
+            progress.step(&job.wf.name, "checking its image");
+            let dependencies: Vec<String> = job
+                .planned
+                .reasons
+                .iter()
+                .filter(|r| r.kind == ReasonKind::Dependency)
+                .map(|r| r.path.clone())
+                .collect();
+            let exists = ImageRef::parse(&image).and_then(|r| Ok((registry.manifest_digest(&r)?.is_some(), r)));
+            let (exists, reference) = match exists {
+                Ok(x) => x,
+                Err(e) if sandbox => {
+                    let changed = if dependencies.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} changed: CI builds the image)", dependencies.join(", "))
+                    };
+                    job.summary.warnings.push(format!(
+                        "image {image} could not be checked{changed}: {}; the sandbox runs no executions",
+                        first_line(&e)
+                    ));
+                    break 'images;
                 }
-                .and_then(|b| b.build(&tree, job.wf, &reference, true, &registry));
-                if let Err(e) = built {
+                Err(e) => {
                     fail(&mut job.summary, &e);
+                    break 'images;
+                }
+            };
+            let decision = image::decide(&ImageFacts {
+                workflow: &job.wf.name,
+                reference: &image,
+                own_image: true,
+                exists,
+                may_build,
+                destination,
+                dependencies: if dependencies.is_empty() { &job.wf.dependencies } else { &dependencies },
+            });
+            match decision {
+                ImageDecision::Reuse => {}
+                ImageDecision::Warn(w) => job.summary.warnings.push(w),
+                ImageDecision::Refuse(msg) => fail(&mut job.summary, &error::user(msg, "")),
+                ImageDecision::Build => {
+                    progress.step(&job.wf.name, "building its image");
+                    let built = match &builder {
+                        Some(b) => Ok(b),
+                        None => ImageBuilder::detect(&ws.config).map(|b| &*builder.insert(b)),
+                    }
+                    .and_then(|b| b.build(&tree, job.wf, &reference, true, &registry));
+                    if let Err(e) = built {
+                        fail(&mut job.summary, &e);
+                    }
                 }
             }
         }
+        job.own += started.elapsed();
+        progress.done(&name, started.elapsed());
     }
     let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
-    done.extend(failed.into_iter().map(|j| j.summary));
+    done.extend(failed.into_iter().map(|j| WorkflowSummary { seconds: j.own.as_secs_f64(), ..j.summary }));
 
     stage.done();
     let stage = Stage::start("register");
     // 4. Removed workflows: their launch plans deactivated, where the domain activates (where
     // it does not, they belong to whoever activated them, and are left alone).
-    for (planned, mut summary, started) in removals {
+    let registering = jobs.iter().filter(|j| serialize::cached(&cache_dir, &j.key).is_some()).count();
+    progress.stage("registered", registering + removals.len());
+    for (planned, mut summary) in removals {
+        let started = Instant::now();
+        let _done = progress.item(&planned.name, started);
         if !domain.activate {
             summary.warnings.push(format!(
                 "its launch plans were left as they are: domain '{}' does not activate (activate = false)",
@@ -556,7 +590,7 @@ async fn deploy(
             let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    tasks.spawn(async move { (i, Err(e)) });
+                    tasks.spawn(async move { (i, Err(e), Duration::ZERO) });
                     continue;
                 }
             };
@@ -576,6 +610,7 @@ async fn deploy(
             let others = others.clone();
             tasks.spawn(async move {
                 progress.step(&name, "registering");
+                let started = Instant::now();
                 let result = async {
                     let package = specs::read_package_file(&cached.path)?;
                     let archive = Some(Archive { filename: &filename, bytes: &archive });
@@ -583,12 +618,14 @@ async fn deploy(
                     Ok((summary, launch_plan_names(&package)))
                 }
                 .await;
-                (i, result)
+                progress.done(&name, started.elapsed());
+                (i, result, started.elapsed())
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (i, result) = joined.context("a registration task panicked")?;
+            let (i, result, took) = joined.context("a registration task panicked")?;
             let job = &mut jobs[i];
+            job.own += took;
             match result {
                 Ok((reg, launch_plans)) => {
                     job.launch_plans = launch_plans;
@@ -614,14 +651,14 @@ async fn deploy(
             if job.summary.outcome != Outcome::AlreadyRegistered
                 || !recorded(&history, &job.wf.name, &domain.name.value, version)
             {
-                job.summary.seconds = job.started.elapsed().as_secs_f64();
+                job.summary.seconds = job.own.as_secs_f64();
                 let record = record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans.clone());
                 store.append(&repo.git, &[record]).context("recording the deploy")?;
             }
         }
     }
     for mut job in jobs {
-        job.summary.seconds = job.started.elapsed().as_secs_f64();
+        job.summary.seconds = job.own.as_secs_f64();
         done.push(job.summary);
     }
     progress.finish();
@@ -1001,39 +1038,101 @@ fn base_packages(repo: &Repo, plan: &Plan, name: &str) -> Result<Vec<String>> {
     Ok(ws.workflow(name).map(|w| w.packages.clone()).unwrap_or_default())
 }
 
-/// Progress: a bar on a terminal, plain lines elsewhere (CI logs).
+/// Progress of a deploy, stage by stage: on a terminal a live counter (`[12/59] serialized`)
+/// with the workflow being worked on, and each finished stage's line; elsewhere nothing, but
+/// with `-v` a line per workflow done (`[12/59] serialized etl (3.1s)`), its own time.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
-    quiet: bool,
+    lines: bool,
+    /// The stage's word and size, for the lines.
+    stage: std::sync::Mutex<(&'static str, usize)>,
+    count: std::sync::atomic::AtomicUsize,
 }
 
 impl Progress {
-    fn new(total: usize) -> Progress {
+    fn new() -> Progress {
+        use crate::output::{verbosity, Verbosity};
         use std::io::IsTerminal;
-        let quiet = crate::output::verbosity() == crate::output::Verbosity::Quiet;
-        let bar = (!quiet && std::io::stderr().is_terminal() && !settings::in_ci()).then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (terminal && verbosity() != Verbosity::Quiet).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
+                indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {prefix} {wide_msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Progress { bar, quiet }
-    }
-
-    fn step(&self, workflow: &str, what: &str) {
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{workflow}: {what}")),
-            None if !self.quiet => eprintln!("{workflow}: {what}"),
-            None => {}
+        Progress {
+            bar,
+            lines: !terminal && verbosity() == Verbosity::Verbose,
+            stage: std::sync::Mutex::new(("", 0)),
+            count: Default::default(),
         }
     }
 
-    fn finish(&self) {
+    /// A new stage of `total` workflows; the one before is said done (on a terminal).
+    fn stage(&self, word: &'static str, total: usize) {
+        let mut stage = self.stage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bar) = &self.bar {
+            if stage.1 > 0 {
+                bar.println(format!("[{}/{}] {}", bar.position(), stage.1, stage.0));
+            }
+            bar.set_position(0);
+            bar.set_length(total as u64);
+            bar.set_prefix(word);
+            bar.set_message("");
+        }
+        *stage = (word, total);
+        self.count.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What a workflow is doing now.
+    fn step(&self, workflow: &str, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("· {workflow}: {what}"));
+        }
+    }
+
+    /// A workflow is through the stage, having taken `own`.
+    fn done(&self, workflow: &str, own: Duration) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        if self.lines {
+            let n = self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let (word, total) = *self.stage.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("[{n}/{total}] {word} {workflow} ({:.1}s)", own.as_secs_f64());
+        }
+    }
+
+    /// A guard that says the workflow done when it goes out of scope (however its iteration
+    /// ends).
+    fn item<'p>(&'p self, workflow: &str, started: Instant) -> Item<'p> {
+        Item { progress: self, workflow: workflow.to_string(), started }
+    }
+
+    /// The last stage said done, the bar cleared.
+    fn finish(&self) {
+        let stage = self.stage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = &self.bar {
+            if stage.1 > 0 {
+                bar.println(format!("[{}/{}] {}", bar.position(), stage.1, stage.0));
+            }
             bar.finish_and_clear();
         }
+    }
+}
+
+/// See [`Progress::item`].
+struct Item<'p> {
+    progress: &'p Progress,
+    workflow: String,
+    started: Instant,
+}
+
+impl Drop for Item<'_> {
+    fn drop(&mut self) {
+        self.progress.done(&self.workflow, self.started.elapsed());
     }
 }
