@@ -152,6 +152,10 @@ fn cases() -> Vec<Case> {
             ..case("an empty endpoint", PLAN_ARGS, &["deploy.toml:2:12", "is empty"])
         },
         Case {
+            write: &[("deploy.toml", "[flyte]\nconsole = \"flyte.example.com/console\"\n")],
+            ..case("a console that is no URL", PLAN_ARGS, &["deploy.toml:2:11", "console", "https://"])
+        },
+        Case {
             write: &[("deploy.toml", "[flyte]\nendpiont = \"sandbox\"\n")],
             ..case("an unknown [flyte] key", PLAN_ARGS, &["deploy.toml:2:1", "endpiont"])
         },

@@ -226,3 +226,52 @@ fn progress_counts_each_stage_on_terminals_only_and_time_is_each_workflows_own()
         assert!(terminal.contains(line), "no {line:?} on the terminal:\n{terminal}");
     }
 }
+
+#[test]
+fn with_a_console_the_reports_link_every_registered_version_and_launch_plan() {
+    let Some(python) = tests::flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let repo = TempRepo::new();
+    repo.write("deploy.toml", "[flyte]\nendpoint = \"sandbox\"\nconsole = \"https://flyte.example.com/console/\"\n");
+    repo.write("workflows/hello/hello/__init__.py", "");
+    repo.write(
+        "workflows/hello/hello/main.py",
+        "from flytekit import LaunchPlan, task, workflow\n\n\n@task\ndef t() -> int:\n    return 1\n\n\n\
+         @workflow\ndef wf() -> int:\n    return t()\n\n\nnightly = LaunchPlan.get_or_create(wf, name=\"hello.nightly\")\n",
+    );
+    repo.commit("hello");
+    let summary_file = repo.path().join("step-summary.md");
+    let summary_path = summary_file.to_string_lossy().into_owned();
+    let env = [("FLYTE_DEPLOY_PYTHON", python.as_str()), ("CI", "false"), ("GITHUB_STEP_SUMMARY", &summary_path)];
+    let report = repo.xtask_env(&["deploy", "--format", "json"], &env).json();
+    let hello = &report["workflows"][0];
+    assert_eq!(hello["outcome"], "registered", "{report}");
+    let version = hello["version"].as_str().expect("a version");
+    let page = |kind: &str, name: &str| {
+        format!(
+            "https://flyte.example.com/console/projects/flytesnacks/domains/staging/{kind}/{name}/version/{version}"
+        )
+    };
+    assert_eq!(hello["url"], page("workflow", "hello.main.wf"), "{report}");
+    let markdown = std::fs::read_to_string(&summary_file).expect("the step summary");
+    for (kind, word, name) in [
+        ("workflow", "workflow", "hello.main.wf"),
+        ("launch_plan", "launch plan", "hello.main.wf"),
+        ("launch_plan", "launch plan", "hello.nightly"),
+    ] {
+        let link = format!("{word} [`{name}`]({})", page(kind, name));
+        assert!(markdown.contains(&link), "no {link} in the step summary:\n{markdown}");
+    }
+    // Already registered: still linked, in the text report too.
+    let text = repo.xtask_env(&["deploy"], &env);
+    assert!(text.ok().contains("already-registered"), "{}", text.stdout);
+    for (kind, name) in [("workflow", "hello.main.wf"), ("launch_plan", "hello.nightly")] {
+        assert!(text.stdout.contains(&page(kind, name)), "no link to {name} in:\n{}", text.stdout);
+    }
+    // Without a console: the key is there, null.
+    repo.write("deploy.toml", "[flyte]\nendpoint = \"sandbox\"\n");
+    repo.commit("no console");
+    let report = repo.xtask_env(&["deploy", "--format", "json"], &env).json();
+    let hello = report["workflows"][0].as_object().expect("an object").clone();
+    assert_eq!(hello.get("url"), Some(&serde_json::Value::Null), "{report}");
+}

@@ -261,6 +261,8 @@ struct Job<'w> {
     /// registration), never waiting for a worker or another workflow.
     own: Duration,
     launch_plans: Vec<String>,
+    /// The Flyte workflows it registered.
+    workflows: Vec<String>,
 }
 
 async fn deploy(
@@ -334,6 +336,14 @@ async fn deploy(
                 Ok(true) => {
                     summary.outcome = Outcome::AlreadyRegistered;
                     summary.images = serialized_images(&mut packages, &key);
+                    let workflows = packages.get(&key).map(|p| workflow_names(&p)).unwrap_or_default();
+                    summary.link(
+                        ws.config.flyte.console.as_deref(),
+                        &wf.project,
+                        &domain.name.value,
+                        &workflows,
+                        names,
+                    );
                     summary.seconds = started.elapsed().as_secs_f64();
                     // A run killed after its registration but before its record left the
                     // version in place unrecorded: the record is written now.
@@ -361,7 +371,8 @@ async fn deploy(
             }
         };
         let own = started.elapsed();
-        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, own, launch_plans: Vec::new() });
+        let (launch_plans, workflows) = (Vec::new(), Vec::new());
+        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, own, launch_plans, workflows });
     }
 
     stage.done();
@@ -615,7 +626,7 @@ async fn deploy(
                     let package = specs::read_package_file(&cached.path)?;
                     let archive = Some(Archive { filename: &filename, bytes: &archive });
                     let summary = register_package(&admin, &package, target, archive, &options, &others, &name).await?;
-                    Ok((summary, launch_plan_names(&package)))
+                    Ok((summary, launch_plan_names(&package), workflow_names(&package)))
                 }
                 .await;
                 progress.done(&name, started.elapsed());
@@ -627,8 +638,9 @@ async fn deploy(
             let job = &mut jobs[i];
             job.own += took;
             match result {
-                Ok((reg, launch_plans)) => {
+                Ok((reg, launch_plans, workflows)) => {
                     job.launch_plans = launch_plans;
+                    job.workflows = workflows;
                     job.summary.entities =
                         Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
                     if reg.errors.is_empty() {
@@ -659,6 +671,8 @@ async fn deploy(
     }
     for mut job in jobs {
         job.summary.seconds = job.own.as_secs_f64();
+        let (project, domain) = (&job.wf.project, &domain.name.value);
+        job.summary.link(ws.config.flyte.console.as_deref(), project, domain, &job.workflows, &job.launch_plans);
         done.push(job.summary);
     }
     progress.finish();
@@ -800,6 +814,8 @@ fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
         warnings: Vec::new(),
         error: None,
         seconds: 0.0,
+        url: None,
+        links: Vec::new(),
     }
 }
 
@@ -936,6 +952,11 @@ fn check_entity_names(packages: &mut Packages<'_>, workflows: &[(&Workflow, Stri
         ),
         format!("rename the {kind} in one of them, or give one of them another `project` in its workflow.toml"),
     ))
+}
+
+/// The names of the Flyte workflows a package registers.
+pub(crate) fn workflow_names(package: &Package) -> Vec<String> {
+    specs::entity_names(package).into_iter().filter(|(kind, _)| *kind == Kind::Workflow).map(|(_, n)| n).collect()
 }
 
 fn launch_plan_names(package: &Package) -> Vec<String> {

@@ -111,6 +111,8 @@ pub fn run(args: Promote) -> Result<ExitCode> {
             let started = Instant::now();
             let (mut summary, launch_plans) = promotion.promote(&admin, p).await;
             summary.seconds = started.elapsed().as_secs_f64();
+            let workflows = p.package.as_ref().map(crate::pipeline::deploy::workflow_names).unwrap_or_default();
+            summary.link(config.flyte.console.as_deref(), &p.wf.project, &args.to, &workflows, &launch_plans);
             let result = (summary, launch_plans);
             // Recorded as each workflow changes, not at the end of the run.
             let mine = records(&existing, &repo, &promotion, std::slice::from_ref(p), std::slice::from_ref(&result));
@@ -233,6 +235,8 @@ impl Promotion<'_> {
             warnings: Vec::new(),
             error: None,
             seconds: 0.0,
+            url: None,
+            links: Vec::new(),
         };
         let mut launch_plans = Vec::new();
         let done = match &p.package {

@@ -90,6 +90,8 @@ pub fn run(args: Rollback) -> Result<ExitCode> {
                 warnings: Vec::new(),
                 error: None,
                 seconds: 0.0,
+                url: None,
+                links: Vec::new(),
             };
             match roll_back(&repo, &admin, domain, &history, step, &mut summary).await {
                 Ok(launch_plans) => {
