@@ -1081,7 +1081,6 @@ impl Progress {
                 indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {prefix} {wide_msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
         Progress {
@@ -1098,6 +1097,10 @@ impl Progress {
         if let Some(bar) = &self.bar {
             if stage.1 > 0 {
                 bar.println(format!("[{}/{}] {}", bar.position(), stage.1, stage.0));
+            }
+            if stage.1 == 0 && stage.0.is_empty() {
+                // The first stage: the bar starts drawing now, not before it counts anything.
+                bar.enable_steady_tick(Duration::from_millis(120));
             }
             bar.set_position(0);
             bar.set_length(total as u64);
