@@ -383,6 +383,7 @@ fn cases() -> Vec<Case> {
         case("a head that is no ref", &["plan", "--head", "no-such-branch"], &["'no-such-branch'"]),
         case("a base beyond history", &["plan", "--base", "HEAD~99"], &["'HEAD~99'"]),
         case("an unknown domain", &["plan", "--domain", "nope"], &["nope"]),
+        case("an unknown domain, by -d", &["deploy", "-d", "nope"], &["nope"]),
         case(
             "deploying an unknown workflow",
             &["deploy", "--workflow", "nope"],

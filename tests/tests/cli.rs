@@ -275,3 +275,12 @@ fn with_a_console_the_reports_link_every_registered_version_and_launch_plan() {
     let hello = report["workflows"][0].as_object().expect("an object").clone();
     assert_eq!(hello.get("url"), Some(&serde_json::Value::Null), "{report}");
 }
+
+#[test]
+fn d_is_short_for_domain() {
+    let repo = empty_monorepo();
+    let plan = repo.xtask(&["plan", "-d", "production", "--format", "json"]).json();
+    assert_eq!(plan["domain"], "production");
+    let err = repo.xtask(&["history", "-d", "nope"]).user_error().to_string();
+    assert!(err.contains("no domain named 'nope'"), "{err}");
+}

@@ -65,7 +65,7 @@ pub struct Range {
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub head: String,
     /// The Flyte domain (default: from deploy.toml's branch patterns).
-    #[arg(long, value_name = "D")]
+    #[arg(short, long, value_name = "D")]
     pub domain: Option<String>,
     /// Treat every workflow as changed.
     #[arg(long)]
@@ -185,7 +185,7 @@ pub struct Promote {
 #[derive(Debug, Parser)]
 pub struct Rollback {
     /// The domain to roll back (one that activates launch plans).
-    #[arg(long, value_name = "D")]
+    #[arg(short, long, value_name = "D")]
     pub domain: String,
     /// A commit (each workflow goes back to its version at that commit) or a version
     /// (as `history` shows it).
@@ -206,7 +206,7 @@ pub struct History {
     #[arg(value_name = "WORKFLOW")]
     pub workflow: Option<String>,
     /// Only this domain.
-    #[arg(long, value_name = "D")]
+    #[arg(short, long, value_name = "D")]
     pub domain: Option<String>,
     /// `text` (a table, and with a workflow each version's path through the domains) or
     /// `json` (an array of records, oldest first: commit, workflow, domain, version, image,

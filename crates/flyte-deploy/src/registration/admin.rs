@@ -142,7 +142,8 @@ impl Address {
                 crate::error::user(format!("{}: admin.endpoint: {e:#}", user.source()), "fix admin.endpoint")
             })?;
             crate::output::verbose_once(format_args!(
-                "\"flyte-config\": endpoint {from_file:?}, TLS and sign-in from {} (admin.endpoint, insecure: {})",
+                "\"flyte-config\": endpoint {from_file:?}, TLS and sign-in from {} (FLYTE_PLATFORM_URL over admin.endpoint, \
+                 FLYTE_PLATFORM_INSECURE over admin.insecure: insecure = {})",
                 user.source(),
                 user.insecure
             ));
