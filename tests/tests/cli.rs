@@ -284,3 +284,27 @@ fn d_is_short_for_domain() {
     let err = repo.xtask(&["history", "-d", "nope"]).user_error().to_string();
     assert!(err.contains("no domain named 'nope'"), "{err}");
 }
+
+#[test]
+fn verbose_names_the_sign_in_chosen_in_order_of_precedence() {
+    let data = tempfile::tempdir().expect("a temp dir");
+    let sandbox = tests::SandboxProcess::start("127.0.0.1:0", data.path());
+    let repo = empty_monorepo();
+    let endpoint = sandbox.endpoint.clone();
+    // No Flyte config for this test: HOME is an empty folder.
+    let home = tempfile::tempdir().expect("a temp dir");
+    let home = home.path().to_string_lossy().into_owned();
+    let base = [("FLYTE_ENDPOINT", endpoint.as_str()), ("HOME", home.as_str())];
+    let run = |extra: &[(&str, &str)]| {
+        let env: Vec<(&str, &str)> = base.iter().chain(extra).copied().collect();
+        let run = repo.xtask_env(&["deploy", "-v"], &env);
+        run.ok();
+        run.stderr
+    };
+    let said = run(&[("FLYTE_TOKEN", "t0ken"), ("FLYTE_CLIENT_ID", "id"), ("FLYTE_CLIENT_SECRET", "s")]);
+    assert!(said.contains("sign-in: the bearer token in FLYTE_TOKEN"), "{said}");
+    assert!(!said.contains("t0ken"), "the token was printed:\n{said}");
+    assert!(said.contains(&format!("endpoint \"{endpoint}\" from FLYTE_ENDPOINT")), "{said}");
+    let said = run(&[]);
+    assert!(said.contains("sign-in: none"), "{said}");
+}
