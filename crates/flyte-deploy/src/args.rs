@@ -135,7 +135,9 @@ pub struct Deploy {
     /// Deploy only these workflows of the plan (a CI matrix entry); the plan is computed as for all.
     #[arg(long = "workflow", value_name = "NAME")]
     pub workflows: Vec<String>,
-    /// `text` (a table) or `json`.
+    /// `text` (a table on stdout, each workflow's warnings and errors on stderr, console links
+    /// when `[flyte] console` is set) or `json` (one object on stdout; each workflow's `url`
+    /// is its console page, or null).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Build missing images on this machine even outside CI (images are built in CI by default).
@@ -173,7 +175,9 @@ pub struct Promote {
     /// The commit whose versions are promoted.
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub commit: String,
-    /// `text` (a table) or `json`.
+    /// `text` (a table on stdout, each workflow's warnings and errors on stderr, console links
+    /// when `[flyte] console` is set) or `json` (one object on stdout; each workflow's `url`
+    /// is its console page, or null).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
