@@ -423,6 +423,10 @@ fn with_a_console_a_promotion_links_the_versions_it_put_in_the_target() {
     assert!(url.starts_with(page), "{url}");
     assert!(url.ends_with(&format!("/version/{}", versions["hello"])), "{url}");
     // The text report lists the launch plans too.
-    let text = repo.xtask_env(&["promote", "--from", "staging", "--to", "production", "hello"], RELEASE_CI);
+    let text = repo.xtask_env(&["promote", "--from", "staging", "--to", "production", "hello", "-v"], RELEASE_CI);
     assert!(text.ok().contains("domains/production/launch_plan/hello."), "{}", text.stdout);
+    // -v: each stage's time.
+    for stage in ["versions and archives", "promote"] {
+        assert!(text.stderr.contains(&format!("stage {stage}: ")), "no time of {stage}:\n{}", text.stderr);
+    }
 }

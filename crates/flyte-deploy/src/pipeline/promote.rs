@@ -72,6 +72,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     if let Some(why) = &cache_dir.committed {
         crate::output::warning(why);
     }
+    let stage = crate::output::Stage::start("versions and archives");
     let mut prepared = Vec::new();
     for wf in workflows {
         let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
@@ -89,6 +90,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         prepared.push(Prepared { wf: wf.clone(), fp, key, package, archive });
     }
 
+    stage.done();
     let head = commit.id().to_string();
     let promotion = Promotion {
         config,
@@ -104,6 +106,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
     let existing = store.load(&repo.git)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let stage = crate::output::Stage::start("promote");
     let results = runtime.block_on(async {
         let admin = Admin::connect(config, &repo.root).await?;
         let mut results = Vec::new();
@@ -122,6 +125,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         admin.close().await?;
         anyhow::Ok(results)
     })?;
+    stage.done();
 
     let summary =
         Summary { domain: args.to.clone(), base: None, head, workflows: results.into_iter().map(|r| r.0).collect() };
