@@ -152,6 +152,10 @@ fn cases() -> Vec<Case> {
             ..case("an empty endpoint", PLAN_ARGS, &["deploy.toml:2:12", "is empty"])
         },
         Case {
+            write: &[("deploy.toml", "[flyte]\nconsole = \"flyte.example.com/console\"\n")],
+            ..case("a console that is no URL", PLAN_ARGS, &["deploy.toml:2:11", "console", "https://"])
+        },
+        Case {
             write: &[("deploy.toml", "[flyte]\nendpiont = \"sandbox\"\n")],
             ..case("an unknown [flyte] key", PLAN_ARGS, &["deploy.toml:2:1", "endpiont"])
         },
@@ -379,6 +383,7 @@ fn cases() -> Vec<Case> {
         case("a head that is no ref", &["plan", "--head", "no-such-branch"], &["'no-such-branch'"]),
         case("a base beyond history", &["plan", "--base", "HEAD~99"], &["'HEAD~99'"]),
         case("an unknown domain", &["plan", "--domain", "nope"], &["nope"]),
+        case("an unknown domain, by -d", &["deploy", "-d", "nope"], &["nope"]),
         case(
             "deploying an unknown workflow",
             &["deploy", "--workflow", "nope"],
@@ -408,6 +413,8 @@ fn cases() -> Vec<Case> {
         case("an unknown format", &["plan", "--format", "xml"], &["--format", "xml"]),
         case("an unknown flag", &["plan", "--bsae", "main"], &["--bsae"]),
         case("an unknown command", &["deplyo"], &["deplyo"]),
+        case("completions of an unknown shell", &["completions", "powershell"], &["powershell"]),
+        case("both -q and -v", &["-q", "-v", "plan"], &["--quiet", "--verbose"]),
         case(
             "the history of no workflow",
             &["history", "nope"],

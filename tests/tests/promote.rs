@@ -402,3 +402,31 @@ fn without_pyflytes_package_the_specs_are_taken_from_staging() {
     }
     assert_eq!(production_entities(&repo), before);
 }
+
+#[test]
+fn with_a_console_a_promotion_links_the_versions_it_put_in_the_target() {
+    if flytekit_python().is_none() {
+        return;
+    }
+    let repo = release_repo();
+    let toml = std::fs::read_to_string(repo.path().join("deploy.toml")).unwrap();
+    assert!(toml.contains("[flyte]\n"), "the examples' deploy.toml has a [flyte] table");
+    repo.write("deploy.toml", &toml.replace("[flyte]\n", "[flyte]\nconsole = \"https://flyte.example.com/console\"\n"));
+    repo.commit("a console");
+    let versions = deploy_staging(&repo, &["hello"]);
+    let args = ["promote", "--from", "staging", "--to", "production", "--format", "json", "hello"];
+    let report = repo.xtask_env(&args, RELEASE_CI).json();
+    let hello = &report["workflows"][0];
+    assert_eq!(hello["outcome"], "registered", "{report:#}");
+    let url = hello["url"].as_str().unwrap_or_else(|| panic!("no url: {report:#}"));
+    let page = "https://flyte.example.com/console/projects/flytesnacks/domains/production/workflow/hello.";
+    assert!(url.starts_with(page), "{url}");
+    assert!(url.ends_with(&format!("/version/{}", versions["hello"])), "{url}");
+    // The text report lists the launch plans too.
+    let text = repo.xtask_env(&["promote", "--from", "staging", "--to", "production", "hello", "-v"], RELEASE_CI);
+    assert!(text.ok().contains("domains/production/launch_plan/hello."), "{}", text.stdout);
+    // -v: each stage's time.
+    for stage in ["versions and archives", "promote"] {
+        assert!(text.stderr.contains(&format!("stage {stage}: ")), "no time of {stage}:\n{}", text.stderr);
+    }
+}

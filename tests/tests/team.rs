@@ -148,12 +148,21 @@ fn rollback_reactivates_the_earlier_version_and_refuses_one_the_domain_never_had
     assert!(err.contains("(the versions it had: none)"), "{err}");
     assert_eq!(active_versions(&repo), vec![v2.as_str()], "a refusal changes nothing");
 
+    // With a console (set at head, where rollback reads deploy.toml), the report links the
+    // launch plans made active again.
+    let toml = std::fs::read_to_string(repo.path().join("deploy.toml")).unwrap();
+    repo.write("deploy.toml", &toml.replace("[flyte]\n", "[flyte]\nconsole = \"https://flyte.example.com/console\"\n"));
+    repo.commit("a console");
+
     // Back to the previous commit: its version is the active one again, recorded.
     let run = repo.xtask(&["rollback", "--domain", "staging", "--to", &old_commit, "--format", "json"]);
     let json = run.json();
     let hello = row(&json, "hello");
     assert_eq!((hello["action"].as_str(), hello["outcome"].as_str()), (Some("rollback"), Some("registered")));
     assert_eq!(hello["version"], v1.as_str());
+    let url = hello["url"].as_str().unwrap_or_default();
+    let page = "https://flyte.example.com/console/projects/flytesnacks/domains/staging/launch_plan/hello.";
+    assert!(url.starts_with(page) && url.ends_with(&format!("/version/{v1}")), "{hello}");
     assert_eq!(hello["entities"]["created"], 0, "nothing was missing");
     assert_eq!(active_versions(&repo), vec![v1.as_str()]);
     let records = history(&repo, &["hello", "--domain", "staging"]);

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use flyte_deploy::args::{Build, Deploy, History, List, Package, Plan, Promote, Rollback};
 
+/// `--version`: `flyte-deploy X.Y.Z (<commit>)`, the commit the binary was built from
+/// (`build.rs`; "unknown" when it was not built in a git checkout).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("FLYTE_DEPLOY_COMMIT"), ")");
+
 /// flyte-deploy: CI/CD for a monorepo of Flyte workflows.
 ///
 /// Finds which workflows a git change touched, decides per workflow whether its image must be
@@ -14,8 +18,15 @@ use flyte_deploy::args::{Build, Deploy, History, List, Package, Plan, Promote, R
 /// it to the Flyte domain of the branch. Works on the git repository containing the current
 /// directory; settings come from its deploy.toml.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", display_name = "flyte-deploy", version = VERSION)]
 pub(crate) struct Cli {
+    /// Print only errors and the data asked for: no notes, warnings or progress.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print where the endpoint and sign-in came from (the precedence) and how long
+    /// each stage took.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,9 +41,38 @@ pub(crate) enum Command {
     Promote(Promote),
     Rollback(Rollback),
     History(History),
+    Completions(Completions),
     Sandbox(Sandbox),
     Test(Test),
     Bench(Bench),
+}
+
+/// Print the completion script of a shell on stdout. It completes the `xtask` binary (as CI
+/// builds it), or `cargo xtask` through an alias: `alias xtask='cargo xtask'`, then
+/// `source <(xtask completions bash)`.
+#[derive(Debug, Parser)]
+pub(crate) struct Completions {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The shells completions are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl From<Shell> for clap_complete::Shell {
+    fn from(shell: Shell) -> clap_complete::Shell {
+        match shell {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        }
+    }
 }
 
 /// Serve the embedded FlyteAdmin sandbox (the registration part of the API) on loopback.

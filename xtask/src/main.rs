@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+use flyte_deploy::output::{self, Verbosity};
 use flyte_deploy::{error, settings};
 
 mod bench;
@@ -18,20 +19,41 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = cli::Cli::parse();
+    let cli = parse();
+    output::set_verbosity(if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    });
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
             if error::is_user_error(&err) {
-                eprintln!("error: {err}");
+                eprintln!("{} {err}", output::error_prefix());
                 annotate(&err);
                 ExitCode::from(2)
             } else {
-                eprintln!("error: {err:#}");
+                eprintln!("{} {err:#}", output::error_prefix());
                 ExitCode::from(1)
             }
         }
     }
+}
+
+/// The command line, with clap's messages in colour as the tool's own are: never with
+/// `NO_COLOR`, always with `CLICOLOR_FORCE`, else on terminals.
+fn parse() -> cli::Cli {
+    let choice = if !settings::colour(true) {
+        clap::ColorChoice::Never
+    } else if settings::colour(false) {
+        clap::ColorChoice::Always
+    } else {
+        clap::ColorChoice::Auto
+    };
+    let matches = cli::Cli::command().color(choice).get_matches();
+    cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cli::Cli::command()).exit())
 }
 
 /// Runs one command.
@@ -46,6 +68,7 @@ fn run(cli: cli::Cli) -> Result<ExitCode> {
         Command::Promote(args) => commands::promote::run(args),
         Command::Rollback(args) => commands::rollback::run(args),
         Command::History(args) => commands::history::run(args),
+        Command::Completions(args) => commands::completions::run(args),
         Command::Sandbox(args) => commands::sandbox::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Bench(args) => commands::bench::run(args),

@@ -65,7 +65,7 @@ pub struct Range {
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub head: String,
     /// The Flyte domain (default: from deploy.toml's branch patterns).
-    #[arg(long, value_name = "D")]
+    #[arg(short, long, value_name = "D")]
     pub domain: Option<String>,
     /// Treat every workflow as changed.
     #[arg(long)]
@@ -110,6 +110,10 @@ pub struct Build {
     /// Build on this machine even outside CI (images are built in CI by default).
     #[arg(long)]
     pub allow_local_build: bool,
+    /// `text` (a table) or `json` (an array sorted by name: name, image, outcome
+    /// `default` | `exists` | `built` | `pushed`, digest or null).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 /// Output format of `deploy` and `promote`.
@@ -131,7 +135,9 @@ pub struct Deploy {
     /// Deploy only these workflows of the plan (a CI matrix entry); the plan is computed as for all.
     #[arg(long = "workflow", value_name = "NAME")]
     pub workflows: Vec<String>,
-    /// `text` (a table) or `json`.
+    /// `text` (a table on stdout, each workflow's warnings and errors on stderr, console links
+    /// when `[flyte] console` is set) or `json` (one object on stdout; each workflow's `url`
+    /// is its console page, or null).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Build missing images on this machine even outside CI (images are built in CI by default).
@@ -169,7 +175,9 @@ pub struct Promote {
     /// The commit whose versions are promoted.
     #[arg(long, value_name = "REV", default_value = "HEAD")]
     pub commit: String,
-    /// `text` (a table) or `json`.
+    /// `text` (a table on stdout, each workflow's warnings and errors on stderr, console links
+    /// when `[flyte] console` is set) or `json` (one object on stdout; each workflow's `url`
+    /// is its console page, or null).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
@@ -181,7 +189,7 @@ pub struct Promote {
 #[derive(Debug, Parser)]
 pub struct Rollback {
     /// The domain to roll back (one that activates launch plans).
-    #[arg(long, value_name = "D")]
+    #[arg(short, long, value_name = "D")]
     pub domain: String,
     /// A commit (each workflow goes back to its version at that commit) or a version
     /// (as `history` shows it).
@@ -202,7 +210,7 @@ pub struct History {
     #[arg(value_name = "WORKFLOW")]
     pub workflow: Option<String>,
     /// Only this domain.
-    #[arg(long, value_name = "D")]
+    #[arg(short, long, value_name = "D")]
     pub domain: Option<String>,
     /// `text` (a table, and with a workflow each version's path through the domains) or
     /// `json` (an array of records, oldest first: commit, workflow, domain, version, image,

@@ -49,8 +49,12 @@ pub(crate) fn heal(root: &Path) {
     }
     static SAID: std::sync::Once = std::sync::Once::new();
     match std::fs::remove_file(&dir) {
-        Ok(()) => SAID.call_once(|| eprintln!("note: {DIR} was not a folder: removed it; the caches start empty")),
-        Err(e) => SAID.call_once(|| eprintln!("warning: {DIR} is not a folder and cannot be removed ({e}): remove it")),
+        Ok(()) => SAID.call_once(|| {
+            crate::output::note(format_args!("{DIR} was not a folder: removed it; the caches start empty"))
+        }),
+        Err(e) => SAID.call_once(|| {
+            crate::output::warning(format_args!("{DIR} is not a folder and cannot be removed ({e}): remove it"))
+        }),
     }
 }
 

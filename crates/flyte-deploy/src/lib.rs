@@ -9,6 +9,7 @@ pub mod artifacts;
 pub(crate) mod caches;
 pub mod config;
 pub mod error;
+pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod registration;

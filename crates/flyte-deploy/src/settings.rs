@@ -102,8 +102,14 @@ vars! {
     /// How long a matrix entry waits for an entity it references that another entry of the
     /// same plan deploys (seconds, or `20m`; default 20 minutes).
     FLYTE_DEPLOY_REFERENCE_WAIT;
-    /// `true` or `1` in CI: images may be built, progress is printed as lines.
+    /// `true` or `1` in CI: images may be built.
     CI;
+    /// Set and not empty: no colour, even on a terminal (no-color.org).
+    NO_COLOR;
+    /// Set and not `0`: colour even when the output is not a terminal (unless `NO_COLOR`).
+    CLICOLOR_FORCE;
+    /// The terminal's type: `dumb` gets no colour.
+    TERM;
     /// `true` in GitHub Actions: errors are also written as `::error` annotations.
     GITHUB_ACTIONS;
     /// A pull request's target branch (GitHub Actions).
@@ -169,6 +175,22 @@ pub fn in_ci() -> bool {
     CI.get().is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
+/// Whether output to a stream gets colour: never with `NO_COLOR` (or `TERM=dumb` without a
+/// force), always with `CLICOLOR_FORCE` other than `0`, else when the stream is a terminal.
+pub fn colour(is_terminal: bool) -> bool {
+    colour_from(NO_COLOR.get_os().is_some(), CLICOLOR_FORCE.get(), TERM.get(), is_terminal)
+}
+
+fn colour_from(no_color: bool, force: Option<String>, term: Option<String>, is_terminal: bool) -> bool {
+    if no_color {
+        return false;
+    }
+    if force.is_some_and(|f| f.trim() != "0") {
+        return true;
+    }
+    is_terminal && term.as_deref() != Some("dumb")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +204,17 @@ mod tests {
         assert_eq!(names.len(), before);
         assert!(ALL.iter().all(|v| !v.doc.trim().is_empty()));
         assert_eq!(FLYTE_DEPLOY_ENVS.name, "FLYTE_DEPLOY_ENVS");
+    }
+
+    #[test]
+    fn colour_on_terminals_unless_no_color_and_anywhere_when_forced() {
+        let force = |v: &str| Some(v.to_string());
+        assert!(colour_from(false, None, None, true));
+        assert!(!colour_from(false, None, None, false));
+        assert!(!colour_from(true, None, None, true), "NO_COLOR");
+        assert!(!colour_from(true, force("1"), None, true), "NO_COLOR wins over CLICOLOR_FORCE");
+        assert!(colour_from(false, force("1"), None, false), "CLICOLOR_FORCE");
+        assert!(!colour_from(false, force("0"), None, false), "CLICOLOR_FORCE=0 forces nothing");
+        assert!(!colour_from(false, None, Some("dumb".into()), true), "TERM=dumb");
     }
 }

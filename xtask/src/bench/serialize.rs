@@ -69,7 +69,7 @@ pub(crate) fn run() -> Result<ExitCode> {
         ready.dir.display(),
         options.jobs
     );
-    let quiet = |_: &str, _: &str| {};
+    let quiet = |_: &str, _: serialize::Event<'_>| {};
     let side = |long_lived: bool, what: &str| -> Result<(Duration, tempfile::TempDir)> {
         let cache = tempfile::tempdir().context("creating a temporary cache")?;
         let opts = Options { long_lived, ..options.clone() };

@@ -49,7 +49,7 @@ pub(crate) fn run(args: History) -> Result<ExitCode> {
         ));
     }
     if let Some(hint) = notes_hint {
-        eprintln!("note: {hint}");
+        flyte_deploy::output::note(hint);
     }
     match args.format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&records)?),

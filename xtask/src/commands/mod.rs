@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 pub(crate) mod build;
+pub(crate) mod completions;
 pub(crate) mod deploy;
 pub(crate) mod history;
 pub(crate) mod list;

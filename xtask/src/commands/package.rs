@@ -13,7 +13,7 @@ use flyte_deploy::workspace::Workspace;
 pub(crate) fn run(args: Package) -> Result<ExitCode> {
     if !args.dirty {
         if let Some(warning) = uncommitted(&args) {
-            eprintln!("warning: {warning}");
+            flyte_deploy::output::warning(warning);
         }
     }
     flyte_deploy::artifacts::package::run(args)

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::args::Build;
+use crate::args::{Build, ReportFormat};
 use crate::artifacts::codeset::CodeSet;
 use crate::artifacts::image::{self, Destination, ImageDecision, ImageFacts};
 use crate::artifacts::registry::{self, Credentials, ImageRef, Registry};
@@ -20,12 +20,41 @@ use crate::workspace::repo::Repo;
 use crate::workspace::source::{EntryKind, GitTree, Source};
 use crate::workspace::{strip_dir, Workflow, Workspace};
 
-/// What happened to one workflow's image.
+/// What happened to one workflow's image (`build --format json`: one object each).
+#[derive(Debug, serde::Serialize)]
 struct Outcome {
+    #[serde(rename = "name")]
     workflow: String,
     image: String,
-    what: &'static str,
-    digest: String,
+    outcome: BuildOutcome,
+    /// The pushed or found manifest's digest, when known.
+    digest: Option<String>,
+}
+
+/// What `build` did for one workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum BuildOutcome {
+    /// No Dockerfile: the default image, nothing to build.
+    Default,
+    /// The registry has the tag: nothing built.
+    Exists,
+    /// Built, not pushed.
+    Built,
+    /// Built and pushed.
+    Pushed,
+}
+
+impl BuildOutcome {
+    /// The text table's words.
+    fn text(self) -> &'static str {
+        match self {
+            BuildOutcome::Default => "default image, nothing to build",
+            BuildOutcome::Exists => "exists in the registry, build skipped",
+            BuildOutcome::Built => "built, not pushed (pass --push)",
+            BuildOutcome::Pushed => "built and pushed",
+        }
+    }
 }
 
 pub fn run(args: Build) -> Result<ExitCode> {
@@ -48,8 +77,8 @@ pub fn run(args: Build) -> Result<ExitCode> {
             outcomes.push(Outcome {
                 workflow: wf.name.clone(),
                 image: ws.config.images.default.clone(),
-                what: "default image, nothing to build",
-                digest: String::new(),
+                outcome: BuildOutcome::Default,
+                digest: None,
             });
             continue;
         };
@@ -68,11 +97,11 @@ pub fn run(args: Build) -> Result<ExitCode> {
             ImageDecision::Reuse => outcomes.push(Outcome {
                 workflow: wf.name.clone(),
                 image: reference,
-                what: "exists in the registry, build skipped",
-                digest: digest.unwrap_or_default(),
+                outcome: BuildOutcome::Exists,
+                digest,
             }),
             ImageDecision::Build => to_build.push((wf, image)),
-            ImageDecision::Warn(message) => eprintln!("warning: {message}"),
+            ImageDecision::Warn(message) => crate::output::warning(message),
             ImageDecision::Refuse(message) => return Err(error::user(message, "")),
         }
     }
@@ -81,18 +110,24 @@ pub fn run(args: Build) -> Result<ExitCode> {
         let builder = ImageBuilder::detect(&ws.config)?;
         for (wf, image) in to_build {
             let digest = builder.build(&tree, wf, &image, args.push, &registry)?;
-            let (what, digest) = match digest {
-                Some(d) => ("built and pushed", d),
-                None => ("built, not pushed (pass --push)", String::new()),
-            };
-            outcomes.push(Outcome { workflow: wf.name.clone(), image: image.to_string(), what, digest });
+            let outcome = if digest.is_some() { BuildOutcome::Pushed } else { BuildOutcome::Built };
+            outcomes.push(Outcome { workflow: wf.name.clone(), image: image.to_string(), outcome, digest });
         }
     }
 
     outcomes.sort_by(|a, b| a.workflow.cmp(&b.workflow));
-    let mut rows = vec![["WORKFLOW".to_string(), "IMAGE".into(), "OUTCOME".into(), "DIGEST".into()]];
-    rows.extend(outcomes.into_iter().map(|o| [o.workflow, o.image, o.what.to_string(), o.digest]));
-    print!("{}", crate::report::columns(&rows));
+    match args.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&outcomes)?),
+        ReportFormat::Text => {
+            let mut rows = vec![["WORKFLOW".to_string(), "IMAGE".into(), "OUTCOME".into(), "DIGEST".into()]];
+            rows.extend(
+                outcomes
+                    .into_iter()
+                    .map(|o| [o.workflow, o.image, o.outcome.text().into(), o.digest.unwrap_or_default()]),
+            );
+            print!("{}", crate::report::columns(&rows));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -126,7 +161,11 @@ impl ImageBuilder {
     ) -> Result<Option<String>> {
         let dir = tempfile::Builder::new().prefix("flyte-deploy-build").tempdir().context("creating a temp dir")?;
         let spec = materialise(tree, wf, dir.path(), &image.to_string(), self.platform.clone())?;
-        eprintln!("building {image} for workflow {} with {}", wf.name, self.builder.program());
+        crate::output::status(format_args!(
+            "building {image} for workflow {} with {}",
+            wf.name,
+            self.builder.program()
+        ));
         image::run(&image::build_command(self.builder, &self.storage, &spec))?;
         if !push {
             return Ok(None);

@@ -385,7 +385,7 @@ fn install_uv(python: &Path) -> Result<PathBuf> {
     if uv.is_file() {
         return Ok(uv);
     }
-    eprintln!("installing uv {UV_VERSION} from PyPI into {} (once)", dir.display());
+    crate::output::status(format_args!("installing uv {UV_VERSION} from PyPI into {} (once)", dir.display()));
     let temp = tempfile::Builder::new().prefix(".tmp-uv-").tempdir_in(&home).context("creating a folder for uv")?;
     let spec = format!("uv=={UV_VERSION}");
     let args: Vec<OsString> = vec![

@@ -205,11 +205,11 @@ pub fn note_unsupported(flytekit: &str) {
     static NOTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let mut noted = NOTED.lock().unwrap_or_else(|e| e.into_inner());
     if noted.insert(flytekit.to_string()) {
-        eprintln!(
-            "note: flytekit {flytekit} is not a version the long-lived serializer knows ({}x): the workflows of \
+        crate::output::note(format_args!(
+            "flytekit {flytekit} is not a version the long-lived serializer knows ({}x): the workflows of \
              its environments are serialized with one `pyflyte package` process each",
             crate::artifacts::serializer::KNOWN_FLYTEKIT.join("x, ")
-        );
+        ));
     }
 }
 
@@ -376,6 +376,16 @@ enum Lane {
     Shared,
 }
 
+/// What [`serialize_all`] reports of a workflow as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// It started a step (building its environment, serializing, …).
+    Step(&'a str),
+    /// It is done: `own` is the time spent serializing it (not waiting for a worker or an
+    /// environment); `ok` whether it succeeded.
+    Done { own: Duration, ok: bool },
+}
+
 /// Serializes `work` (skipping what the cache has) with `opts.jobs` workers: a worker takes
 /// an environment whose serializer is free and serializes its workflows one after another
 /// through one long-lived process (a fresh one after a crash or a hang), else builds a
@@ -388,7 +398,7 @@ pub fn serialize_all(
     work: &[Work<'_>],
     cache_dir: &Path,
     opts: &Options,
-    progress: &(dyn Fn(&str, &str) + Sync),
+    progress: &(dyn Fn(&str, Event<'_>) + Sync),
 ) -> Vec<(usize, Result<()>)> {
     struct Board {
         queue: Vec<usize>,
@@ -400,7 +410,10 @@ pub fn serialize_all(
     });
     let changed = Condvar::new();
     let results = Mutex::new(Vec::new());
-    let done = |i: usize, result: Result<()>| results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
+    let done = |i: usize, result: Result<()>, own: Duration| {
+        progress(work[i].name, Event::Done { own, ok: result.is_ok() });
+        results.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
+    };
     let one = |via: Via<'_>, repo: &Result<git2::Repository, String>, w: &Work<'_>, python: &Path| -> Result<()> {
         let repo = repo.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
         // A panic must fail this workflow only, not leave the others waiting for its lane.
@@ -428,7 +441,7 @@ pub fn serialize_all(
                     Some(EnvState::Failed(e)) => {
                         let e = anyhow::anyhow!("{e}");
                         drop(b);
-                        done(i, Err(e));
+                        done(i, Err(e), Duration::ZERO);
                         b = board.lock().unwrap_or_else(|e| e.into_inner());
                         changed.notify_all();
                         continue;
@@ -444,8 +457,10 @@ pub fn serialize_all(
                 };
                 drop(b);
                 if lane == Lane::Shared {
-                    progress(work[i].name, "serializing with pyflyte");
-                    done(i, one(Via::Pyflyte, &repo, &work[i], &python));
+                    progress(work[i].name, Event::Step("serializing with pyflyte"));
+                    let started = Instant::now();
+                    let result = one(Via::Pyflyte, &repo, &work[i], &python);
+                    done(i, result, started.elapsed());
                     b = board.lock().unwrap_or_else(|e| e.into_inner());
                     changed.notify_all();
                     continue;
@@ -455,15 +470,19 @@ pub fn serialize_all(
                 let mut next = Some(i);
                 while let Some(i) = next {
                     if !serializer.running() && serializer.unsupported().is_none() {
-                        progress(work[i].name, "starting the serializer of its environment");
+                        progress(work[i].name, Event::Step("starting the serializer of its environment"));
                     }
-                    progress(work[i].name, "serializing");
+                    progress(work[i].name, Event::Step("serializing"));
+                    let started = Instant::now();
                     let mut result = one(Via::Serializer(&mut serializer), &repo, &work[i], &python);
                     // The process ended under this workflow (a crash at exit of a native
                     // library, `os._exit`): it gets one try alone, as `pyflyte package`.
                     if let Err(e) = &result {
                         if serializer.take_ended() {
-                            progress(work[i].name, "serializing alone with pyflyte (the serializer ended)");
+                            progress(
+                                work[i].name,
+                                Event::Step("serializing alone with pyflyte (the serializer ended)"),
+                            );
                             result = one(Via::Pyflyte, &repo, &work[i], &python).map_err(|alone| {
                                 anyhow::anyhow!(
                                     "{e:#}\n(alone, with pyflyte package: {})",
@@ -472,7 +491,7 @@ pub fn serialize_all(
                             });
                         }
                     }
-                    done(i, result);
+                    done(i, result, started.elapsed());
                     let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
                     // A process that said its flytekit is not one it knows: any worker now.
                     let unsupported = serializer.unsupported().is_some();
@@ -501,7 +520,7 @@ pub fn serialize_all(
                 b.envs.insert(w.env.hash.clone(), EnvState::Building);
                 drop(b);
                 if !matches!(envs.key(w.env).map(|k| envs.ready(&k)), Ok(Some(_))) {
-                    progress(w.name, &format!("building its environment ({})", w.env.describe()));
+                    progress(w.name, Event::Step(&format!("building its environment ({})", w.env.describe())));
                 }
                 // A panic must not leave the others waiting for an environment forever.
                 let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| envs.ensure(w.env)));

@@ -113,6 +113,29 @@ pub struct Flyte {
     pub endpoint: String,
     /// Plain gRPC instead of TLS.
     pub insecure: bool,
+    /// The Flyte console's base URL (`https://host/console`), without a trailing slash, for
+    /// links in reports; `None` for no links (`console = ""`, the default).
+    pub console: Option<String>,
+}
+
+/// What a console URL may be, for messages.
+pub const CONSOLE_HELP: &str =
+    "write the Flyte console's address as a browser shows it, such as \"https://flyte.example.com/console\", or \"\" for no links";
+
+/// What is wrong with a `[flyte] console` URL as written, or `None` when it is an http or
+/// https URL naming a host, without query or fragment.
+pub fn console_problem(console: &str) -> Option<&'static str> {
+    let Ok(url) = url::Url::parse(console.trim()) else { return Some("is not a URL") };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Some("is not an http:// or https:// URL");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Some("names no host");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Some("has a query or fragment: links are made by adding to its path");
+    }
+    None
 }
 
 /// What a Flyte endpoint may be, for messages.
@@ -136,7 +159,7 @@ pub fn endpoint_problem(endpoint: &str) -> Option<&'static str> {
 
 impl Default for Flyte {
     fn default() -> Self {
-        Flyte { endpoint: "sandbox".into(), insecure: false }
+        Flyte { endpoint: "sandbox".into(), insecure: false, console: None }
     }
 }
 
@@ -237,6 +260,7 @@ struct RawDeploy {
 struct RawFlyte {
     endpoint: Option<Spanned<String>>,
     insecure: Option<bool>,
+    console: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -390,6 +414,12 @@ impl Config {
                 return Err(endpoint.error(format!("endpoint {:?} {problem}", endpoint.value), ENDPOINT_HELP));
             }
             flyte.endpoint = endpoint.value;
+        }
+        if let Some(console) = raw.flyte.console.map(|c| at.locate(c)).filter(|c| !c.value.is_empty()) {
+            if let Some(problem) = console_problem(&console.value) {
+                return Err(console.error(format!("console {:?} {problem}", console.value), CONSOLE_HELP));
+            }
+            flyte.console = Some(console.value.trim().trim_end_matches('/').to_string());
         }
         let flytekit = raw.python.flytekit.map(|v| at.locate(v)).unwrap_or_else(|| at.default(DEFAULT_FLYTEKIT.into()));
         check_version(&flytekit)?;
@@ -880,5 +910,29 @@ mod tests {
             assert!(m.contains("help: write `sandbox`"), "{m}");
         }
         assert!(parse("[flyte]\ninsecure = true\n").unwrap().flyte.insecure);
+    }
+
+    #[test]
+    fn console_urls_are_checked_where_written() {
+        assert_eq!(parse("").unwrap().flyte.console, None);
+        assert_eq!(parse("[flyte]\nconsole = \"\"\n").unwrap().flyte.console, None);
+        for (ok, kept) in [
+            ("https://flyte.example.com/console", "https://flyte.example.com/console"),
+            ("https://flyte.example.com/console/", "https://flyte.example.com/console"),
+            ("http://localhost:30080/console", "http://localhost:30080/console"),
+        ] {
+            let c = parse(&format!("[flyte]\nconsole = \"{ok}\"\n")).unwrap();
+            assert_eq!(c.flyte.console.as_deref(), Some(kept), "{ok}");
+        }
+        for (bad, says) in [
+            ("flyte.example.com/console", "is not a URL"),
+            ("ftp://flyte.example.com", "not an http"),
+            ("https://flyte.example.com/console?x=1", "query"),
+            (" ", "is not a URL"),
+        ] {
+            let m = message(parse(&format!("[flyte]\ninsecure = true\nconsole = \"{bad}\"\n")));
+            assert!(m.starts_with("deploy.toml:3:11: console ") && m.contains(says), "{bad}: {m}");
+            assert!(m.contains("help: write the Flyte console's address"), "{m}");
+        }
     }
 }

@@ -27,6 +27,7 @@ use crate::artifacts::serialize;
 use crate::artifacts::specs::{self, Package};
 use crate::config::Domain;
 use crate::error;
+use crate::output::Stage;
 use crate::plan::base::{self, CiContext};
 use crate::plan::{self, Action, Plan, PlannedWorkflow, ReasonKind};
 use crate::registration::admin::{Address, Admin};
@@ -34,7 +35,7 @@ use crate::registration::hydrate::{self, Target};
 use crate::registration::policy;
 use crate::registration::record::{self, Record, Store};
 use crate::registration::register::{self, Archive};
-use crate::report::summary::{Entities, Outcome, Summary, WorkflowSummary};
+use crate::report::summary::{Entities, Outcome, Problem, Summary, WorkflowSummary};
 use crate::settings;
 use crate::workspace::repo::Repo;
 use crate::workspace::requirements::Environment;
@@ -53,7 +54,9 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
         }
         range.head = snapshot(&repo)?.to_string();
     }
+    let stage = Stage::start("plan");
     let (mut plan, ws) = plan::compute_with_workspace(&repo, &range)?;
+    stage.done();
     let mass_removal = mass_removal(&plan);
     let domain = ws.config.domain(&plan.domain).expect("the plan's domain is declared").clone();
     let ci = CiContext::from_env();
@@ -84,12 +87,12 @@ pub fn run(args: args::Deploy) -> Result<ExitCode> {
     select(&mut plan, &args.workflows)?;
     let options = serialize::Options::new(args.jobs.map(usize::from))?;
     for note in &plan.notes {
-        eprintln!("note: {note}");
+        crate::output::note(note);
     }
     let deployed: Vec<&Workflow> =
         plan.workflows.iter().filter(|p| p.action != Action::Removed).filter_map(|p| ws.workflow(&p.name)).collect();
     if let Some(warning) = uncommitted(&repo, &args.range.head, &deployed, "deployed").filter(|_| !args.dirty) {
-        eprintln!("warning: {warning}");
+        crate::output::warning(warning);
     }
     if args.dry_run {
         match args.format {
@@ -233,7 +236,16 @@ fn select(plan: &mut Plan, names: &[String]) -> Result<()> {
 pub fn report(summary: &Summary, format: ReportFormat) -> Result<()> {
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(summary)?),
-        ReportFormat::Text => print!("{}", summary.text()),
+        ReportFormat::Text => {
+            print!("{}", summary.text());
+            // Failures and warnings on stderr; the JSON carries them in `error` and `warnings`.
+            for (kind, line) in summary.problems() {
+                match kind {
+                    Problem::Warning => crate::output::warning(line),
+                    Problem::Error => eprintln!("{} {line}", crate::output::error_prefix()),
+                }
+            }
+        }
     }
     if let Some(path) = settings::GITHUB_STEP_SUMMARY.get_os() {
         use std::io::Write;
@@ -257,8 +269,12 @@ struct Job<'w> {
     /// Its serialization environment.
     env: Environment,
     summary: WorkflowSummary,
-    started: Instant,
+    /// The time spent on this workflow's own work so far (checks, serialization, images,
+    /// registration), never waiting for a worker or another workflow.
+    own: Duration,
     launch_plans: Vec<String>,
+    /// The Flyte workflows it registered.
+    workflows: Vec<String>,
 }
 
 async fn deploy(
@@ -270,7 +286,8 @@ async fn deploy(
     options: &serialize::Options,
     others: Others,
 ) -> Result<Summary> {
-    let progress = Progress::new(plan.workflows.len());
+    let progress = Progress::new();
+    let stage = Stage::start("connect");
     let head = repo.commit(&plan.head)?;
     let tree = GitTree::at_commit(&repo.git, &head)?;
     let admin = Admin::connect(&ws.config, &repo.root).await?;
@@ -284,14 +301,18 @@ async fn deploy(
     let mut done: Vec<WorkflowSummary> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
     let mut removals = Vec::new();
+    stage.done();
+    let stage = Stage::start("check registered versions");
 
     // 1. What each workflow needs: the diff narrowed, the hash decides.
+    progress.stage("checked", plan.workflows.len());
     for planned in &plan.workflows {
         let mut summary = new_summary(planned);
         let started = Instant::now();
+        let _checked = progress.item(&planned.name, started);
         if planned.action == Action::Removed {
             // Deactivated after every check has passed, with the registrations.
-            removals.push((planned, summary, started));
+            removals.push((planned, summary));
             continue;
         }
         let Some(wf) = ws.workflow(&planned.name) else { continue };
@@ -327,6 +348,14 @@ async fn deploy(
                 Ok(true) => {
                     summary.outcome = Outcome::AlreadyRegistered;
                     summary.images = serialized_images(&mut packages, &key);
+                    let workflows = packages.get(&key).map(|p| workflow_names(&p)).unwrap_or_default();
+                    summary.link(
+                        ws.config.flyte.console.as_deref(),
+                        &wf.project,
+                        &domain.name.value,
+                        &workflows,
+                        names,
+                    );
                     summary.seconds = started.elapsed().as_secs_f64();
                     // A run killed after its registration but before its record left the
                     // version in place unrecorded: the record is written now.
@@ -353,9 +382,13 @@ async fn deploy(
                 continue;
             }
         };
-        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, started, launch_plans: Vec::new() });
+        let own = started.elapsed();
+        let (launch_plans, workflows) = (Vec::new(), Vec::new());
+        jobs.push(Job { planned: planned.clone(), wf, set, key, env, summary, own, launch_plans, workflows });
     }
 
+    stage.done();
+    let stage = Stage::start("serialize");
     // 2. Serialize what the cache does not have, in each workflow's own environment: one
     // long-lived serializer per environment, environments built while others serialize.
     let envs = Envs::new(&repo.root);
@@ -377,10 +410,23 @@ async fn deploy(
                 }
             })
             .collect();
-        let results = serialize::serialize_all(&repo.root, &envs, &work, &cache_dir, options, &|name, what| {
-            progress.step(name, what)
-        });
+        progress.stage("serialized", work.len());
+        let own: std::sync::Mutex<HashMap<String, Duration>> = Default::default();
+        let results =
+            serialize::serialize_all(&repo.root, &envs, &work, &cache_dir, options, &|name, event| match event {
+                serialize::Event::Step(what) => progress.step(name, what),
+                serialize::Event::Done { own: took, .. } => {
+                    own.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), took);
+                    progress.done(name, took);
+                }
+            });
+
         drop(work);
+        for (name, took) in own.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(job) = jobs.iter_mut().find(|j| j.wf.name == name) {
+                job.own += took;
+            }
+        }
         for (k, r) in results {
             if let Err(e) = r {
                 fail(&mut jobs[missing[k]].summary, &e);
@@ -390,6 +436,8 @@ async fn deploy(
         envs.prune(&keep, crate::artifacts::environment::budget());
     }
 
+    stage.done();
+    let stage = Stage::start("images");
     // Two workflows of one project that register the same name would overwrite each
     // other's versions and flip each other's launch plans: refused before anything is
     // registered (bad input, exit 2).
@@ -417,89 +465,107 @@ async fn deploy(
     let registry = Registry::new();
     let mut builder: Option<ImageBuilder> = None;
     let mut checked: HashMap<String, std::result::Result<bool, String>> = HashMap::new();
+    progress.stage("images checked", jobs.iter().filter(|j| j.summary.outcome != Outcome::Failed).count());
     for job in jobs.iter_mut() {
         if job.summary.outcome == Outcome::Failed {
             continue;
         }
-        job.summary.images = serialized_images(&mut packages, &job.key);
-        let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
-        // Against the sandbox only the images the code alone names are checked (the
-        // configured ones are the user's word, and the sandbox runs nothing); against
-        // FlyteAdmin every image, since a task whose image is missing never starts.
-        let configured = |i: &str| i == ws.config.images.default || job.wf.images.values().any(|u| u == i);
-        let to_check: Vec<String> = job
-            .summary
-            .images
-            .iter()
-            .filter(|i| Some(i.as_str()) != own.as_deref() && (!sandbox || !configured(i)))
-            .cloned()
-            .collect();
-        for image in to_check {
-            progress.step(&job.wf.name, &format!("checking image {image}"));
-            let found = checked.entry(image.clone()).or_insert_with(|| {
-                ImageRef::parse(&image)
-                    .and_then(|r| registry.manifest_digest(&r))
-                    .map(|d| d.is_some())
-                    .map_err(|e| first_line(&e))
-            });
-            check_code_image(job, &image, found.clone(), destination);
-        }
-        let Some(image) = own.filter(|i| job.summary.images.contains(i)) else { continue };
-        progress.step(&job.wf.name, "checking its image");
-        let dependencies: Vec<String> =
-            job.planned.reasons.iter().filter(|r| r.kind == ReasonKind::Dependency).map(|r| r.path.clone()).collect();
-        let exists = ImageRef::parse(&image).and_then(|r| Ok((registry.manifest_digest(&r)?.is_some(), r)));
-        let (exists, reference) = match exists {
-            Ok(x) => x,
-            Err(e) if sandbox => {
-                let changed = if dependencies.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} changed: CI builds the image)", dependencies.join(", "))
-                };
-                job.summary.warnings.push(format!(
-                    "image {image} could not be checked{changed}: {}; the sandbox runs no executions",
-                    first_line(&e)
-                ));
-                continue;
+        let started = Instant::now();
+        let name = job.wf.name.clone();
+        'images: {
+            job.summary.images = serialized_images(&mut packages, &job.key);
+            let own = job.wf.dockerfile.as_ref().and(job.planned.image.as_deref()).map(str::to_string);
+            // Against the sandbox only the images the code alone names are checked (the
+            // configured ones are the user's word, and the sandbox runs nothing); against
+            // FlyteAdmin every image, since a task whose image is missing never starts.
+            let configured = |i: &str| i == ws.config.images.default || job.wf.images.values().any(|u| u == i);
+            let to_check: Vec<String> = job
+                .summary
+                .images
+                .iter()
+                .filter(|i| Some(i.as_str()) != own.as_deref() && (!sandbox || !configured(i)))
+                .cloned()
+                .collect();
+            for image in to_check {
+                progress.step(&job.wf.name, &format!("checking image {image}"));
+                let found = checked.entry(image.clone()).or_insert_with(|| {
+                    ImageRef::parse(&image)
+                        .and_then(|r| registry.manifest_digest(&r))
+                        .map(|d| d.is_some())
+                        .map_err(|e| first_line(&e))
+                });
+                check_code_image(job, &image, found.clone(), destination);
             }
-            Err(e) => {
-                fail(&mut job.summary, &e);
-                continue;
-            }
-        };
-        let decision = image::decide(&ImageFacts {
-            workflow: &job.wf.name,
-            reference: &image,
-            own_image: true,
-            exists,
-            may_build,
-            destination,
-            dependencies: if dependencies.is_empty() { &job.wf.dependencies } else { &dependencies },
-        });
-        match decision {
-            ImageDecision::Reuse => {}
-            ImageDecision::Warn(w) => job.summary.warnings.push(w),
-            ImageDecision::Refuse(msg) => fail(&mut job.summary, &error::user(msg, "")),
-            ImageDecision::Build => {
-                progress.step(&job.wf.name, "building its image");
-                let built = match &builder {
-                    Some(b) => Ok(b),
-                    None => ImageBuilder::detect(&ws.config).map(|b| &*builder.insert(b)),
+            let Some(image) = own.filter(|i| job.summary.images.contains(i)) else { break 'images };
+            progress.step(&job.wf.name, "checking its image");
+            let dependencies: Vec<String> = job
+                .planned
+                .reasons
+                .iter()
+                .filter(|r| r.kind == ReasonKind::Dependency)
+                .map(|r| r.path.clone())
+                .collect();
+            let exists = ImageRef::parse(&image).and_then(|r| Ok((registry.manifest_digest(&r)?.is_some(), r)));
+            let (exists, reference) = match exists {
+                Ok(x) => x,
+                Err(e) if sandbox => {
+                    let changed = if dependencies.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} changed: CI builds the image)", dependencies.join(", "))
+                    };
+                    job.summary.warnings.push(format!(
+                        "image {image} could not be checked{changed}: {}; the sandbox runs no executions",
+                        first_line(&e)
+                    ));
+                    break 'images;
                 }
-                .and_then(|b| b.build(&tree, job.wf, &reference, true, &registry));
-                if let Err(e) = built {
+                Err(e) => {
                     fail(&mut job.summary, &e);
+                    break 'images;
+                }
+            };
+            let decision = image::decide(&ImageFacts {
+                workflow: &job.wf.name,
+                reference: &image,
+                own_image: true,
+                exists,
+                may_build,
+                destination,
+                dependencies: if dependencies.is_empty() { &job.wf.dependencies } else { &dependencies },
+            });
+            match decision {
+                ImageDecision::Reuse => {}
+                ImageDecision::Warn(w) => job.summary.warnings.push(w),
+                ImageDecision::Refuse(msg) => fail(&mut job.summary, &error::user(msg, "")),
+                ImageDecision::Build => {
+                    progress.step(&job.wf.name, "building its image");
+                    let built = match &builder {
+                        Some(b) => Ok(b),
+                        None => ImageBuilder::detect(&ws.config).map(|b| &*builder.insert(b)),
+                    }
+                    .and_then(|b| b.build(&tree, job.wf, &reference, true, &registry));
+                    if let Err(e) = built {
+                        fail(&mut job.summary, &e);
+                    }
                 }
             }
         }
+        job.own += started.elapsed();
+        progress.done(&name, started.elapsed());
     }
     let (failed, mut jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.summary.outcome == Outcome::Failed);
-    done.extend(failed.into_iter().map(|j| j.summary));
+    done.extend(failed.into_iter().map(|j| WorkflowSummary { seconds: j.own.as_secs_f64(), ..j.summary }));
 
+    stage.done();
+    let stage = Stage::start("register");
     // 4. Removed workflows: their launch plans deactivated, where the domain activates (where
     // it does not, they belong to whoever activated them, and are left alone).
-    for (planned, mut summary, started) in removals {
+    let registering = jobs.iter().filter(|j| serialize::cached(&cache_dir, &j.key).is_some()).count();
+    progress.stage("registered", registering + removals.len());
+    for (planned, mut summary) in removals {
+        let started = Instant::now();
+        let _done = progress.item(&planned.name, started);
         if !domain.activate {
             summary.warnings.push(format!(
                 "its launch plans were left as they are: domain '{}' does not activate (activate = false)",
@@ -547,7 +613,7 @@ async fn deploy(
             let archive = match package::write_archive(&job.set, &repo.git, Vec::new()) {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    tasks.spawn(async move { (i, Err(e)) });
+                    tasks.spawn(async move { (i, Err(e), Duration::ZERO) });
                     continue;
                 }
             };
@@ -567,22 +633,26 @@ async fn deploy(
             let others = others.clone();
             tasks.spawn(async move {
                 progress.step(&name, "registering");
+                let started = Instant::now();
                 let result = async {
                     let package = specs::read_package_file(&cached.path)?;
                     let archive = Some(Archive { filename: &filename, bytes: &archive });
                     let summary = register_package(&admin, &package, target, archive, &options, &others, &name).await?;
-                    Ok((summary, launch_plan_names(&package)))
+                    Ok((summary, launch_plan_names(&package), workflow_names(&package)))
                 }
                 .await;
-                (i, result)
+                progress.done(&name, started.elapsed());
+                (i, result, started.elapsed())
             });
         }
         while let Some(joined) = tasks.join_next().await {
-            let (i, result) = joined.context("a registration task panicked")?;
+            let (i, result, took) = joined.context("a registration task panicked")?;
             let job = &mut jobs[i];
+            job.own += took;
             match result {
-                Ok((reg, launch_plans)) => {
+                Ok((reg, launch_plans, workflows)) => {
                     job.launch_plans = launch_plans;
+                    job.workflows = workflows;
                     job.summary.entities =
                         Entities { created: reg.created(), existing: reg.existing(), failed: reg.failed() };
                     if reg.errors.is_empty() {
@@ -605,17 +675,20 @@ async fn deploy(
             if job.summary.outcome != Outcome::AlreadyRegistered
                 || !recorded(&history, &job.wf.name, &domain.name.value, version)
             {
-                job.summary.seconds = job.started.elapsed().as_secs_f64();
+                job.summary.seconds = job.own.as_secs_f64();
                 let record = record_of(repo, plan, &job.summary, &domain.name.value, job.launch_plans.clone());
                 store.append(&repo.git, &[record]).context("recording the deploy")?;
             }
         }
     }
     for mut job in jobs {
-        job.summary.seconds = job.started.elapsed().as_secs_f64();
+        job.summary.seconds = job.own.as_secs_f64();
+        let (project, domain) = (&job.wf.project, &domain.name.value);
+        job.summary.link(ws.config.flyte.console.as_deref(), project, domain, &job.workflows, &job.launch_plans);
         done.push(job.summary);
     }
     progress.finish();
+    stage.done();
 
     // 7. Report.
     done.sort_by(|a, b| a.name.cmp(&b.name));
@@ -734,11 +807,11 @@ pub(crate) async fn register_package(
         }
         // Another entry of the plan deploys it (matrix jobs run at once): wait for it.
         if let Some((owner, _)) = owner.filter(|(o, v)| r.version == *v && others.elsewhere.contains(*o)) {
-            eprintln!(
+            crate::output::status(format_args!(
                 "{me}: waiting up to {} for {kind} '{}' of workflow '{owner}', which another job of this plan deploys",
                 humantime::format_duration(others.wait),
                 r.name
-            );
+            ));
             let until = Instant::now() + others.wait;
             let mut found = false;
             while !found && Instant::now() < until {
@@ -800,6 +873,8 @@ fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
         warnings: Vec::new(),
         error: None,
         seconds: 0.0,
+        url: None,
+        links: Vec::new(),
     }
 }
 
@@ -938,6 +1013,11 @@ fn check_entity_names(packages: &mut Packages<'_>, workflows: &[(&Workflow, Stri
     ))
 }
 
+/// The names of the Flyte workflows a package registers.
+pub(crate) fn workflow_names(package: &Package) -> Vec<String> {
+    specs::entity_names(package).into_iter().filter(|(kind, _)| *kind == Kind::Workflow).map(|(_, n)| n).collect()
+}
+
 fn launch_plan_names(package: &Package) -> Vec<String> {
     package
         .entities
@@ -1038,36 +1118,104 @@ fn base_packages(repo: &Repo, plan: &Plan, name: &str) -> Result<Vec<String>> {
     Ok(ws.workflow(name).map(|w| w.packages.clone()).unwrap_or_default())
 }
 
-/// Progress: a bar on a terminal, plain lines elsewhere (CI logs).
+/// Progress of a deploy, stage by stage: on a terminal a live counter (`[12/59] serialized`)
+/// with the workflow being worked on, and each finished stage's line; elsewhere nothing, but
+/// with `-v` a line per workflow done (`[12/59] serialized etl (3.1s)`), its own time.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    lines: bool,
+    /// The stage's word and size, for the lines.
+    stage: std::sync::Mutex<(&'static str, usize)>,
+    count: std::sync::atomic::AtomicUsize,
 }
 
 impl Progress {
-    fn new(total: usize) -> Progress {
+    fn new() -> Progress {
+        use crate::output::{verbosity, Verbosity};
         use std::io::IsTerminal;
-        let bar = (std::io::stderr().is_terminal() && !settings::in_ci()).then(|| {
-            let bar = indicatif::ProgressBar::new(total as u64);
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (terminal && verbosity() != Verbosity::Quiet).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
+                indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {prefix} {wide_msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Progress { bar }
-    }
-
-    fn step(&self, workflow: &str, what: &str) {
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{workflow}: {what}")),
-            None => eprintln!("{workflow}: {what}"),
+        Progress {
+            bar,
+            lines: !terminal && verbosity() == Verbosity::Verbose,
+            stage: std::sync::Mutex::new(("", 0)),
+            count: Default::default(),
         }
     }
 
-    fn finish(&self) {
+    /// A new stage of `total` workflows; the one before is said done (on a terminal).
+    fn stage(&self, word: &'static str, total: usize) {
+        let mut stage = self.stage.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bar) = &self.bar {
+            if stage.1 > 0 {
+                bar.println(format!("[{}/{}] {}", bar.position(), stage.1, stage.0));
+            }
+            if stage.1 == 0 && stage.0.is_empty() {
+                // The first stage: the bar starts drawing now, not before it counts anything.
+                bar.enable_steady_tick(Duration::from_millis(120));
+            }
+            bar.set_position(0);
+            bar.set_length(total as u64);
+            bar.set_prefix(word);
+            bar.set_message("");
+        }
+        *stage = (word, total);
+        self.count.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What a workflow is doing now.
+    fn step(&self, workflow: &str, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("· {workflow}: {what}"));
+        }
+    }
+
+    /// A workflow is through the stage, having taken `own`.
+    fn done(&self, workflow: &str, own: Duration) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        if self.lines {
+            let n = self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let (word, total) = *self.stage.lock().unwrap_or_else(|e| e.into_inner());
+            eprintln!("[{n}/{total}] {word} {workflow} ({:.1}s)", own.as_secs_f64());
+        }
+    }
+
+    /// A guard that says the workflow done when it goes out of scope (however its iteration
+    /// ends).
+    fn item<'p>(&'p self, workflow: &str, started: Instant) -> Item<'p> {
+        Item { progress: self, workflow: workflow.to_string(), started }
+    }
+
+    /// The last stage said done, the bar cleared.
+    fn finish(&self) {
+        let stage = self.stage.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = &self.bar {
+            if stage.1 > 0 {
+                bar.println(format!("[{}/{}] {}", bar.position(), stage.1, stage.0));
+            }
             bar.finish_and_clear();
         }
+    }
+}
+
+/// See [`Progress::item`].
+struct Item<'p> {
+    progress: &'p Progress,
+    workflow: String,
+    started: Instant,
+}
+
+impl Drop for Item<'_> {
+    fn drop(&mut self) {
+        self.progress.done(&self.workflow, self.started.elapsed());
     }
 }

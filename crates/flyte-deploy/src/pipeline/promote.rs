@@ -66,12 +66,13 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         if args.workflows.is_empty() { ws.workflows.iter().collect() } else { ws.select(&args.workflows)? };
 
     if let Some(warning) = crate::pipeline::deploy::uncommitted(&repo, &args.commit, &workflows, "promoted") {
-        eprintln!("warning: {warning}");
+        crate::output::warning(warning);
     }
     let cache_dir = serialize::CacheDir::of(&repo.git, &repo.root, &commit)?;
     if let Some(why) = &cache_dir.committed {
-        eprintln!("warning: {why}");
+        crate::output::warning(why);
     }
+    let stage = crate::output::Stage::start("versions and archives");
     let mut prepared = Vec::new();
     for wf in workflows {
         let set = CodeSet::at(&repo.git, tree.tree(), wf)?;
@@ -89,6 +90,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         prepared.push(Prepared { wf: wf.clone(), fp, key, package, archive });
     }
 
+    stage.done();
     let head = commit.id().to_string();
     let promotion = Promotion {
         config,
@@ -104,6 +106,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
     let store = Store::for_address(&crate::registration::admin::Address::from_config(config, &repo.root)?);
     let existing = store.load(&repo.git)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let stage = crate::output::Stage::start("promote");
     let results = runtime.block_on(async {
         let admin = Admin::connect(config, &repo.root).await?;
         let mut results = Vec::new();
@@ -111,6 +114,8 @@ pub fn run(args: Promote) -> Result<ExitCode> {
             let started = Instant::now();
             let (mut summary, launch_plans) = promotion.promote(&admin, p).await;
             summary.seconds = started.elapsed().as_secs_f64();
+            let workflows = p.package.as_ref().map(crate::pipeline::deploy::workflow_names).unwrap_or_default();
+            summary.link(config.flyte.console.as_deref(), &p.wf.project, &args.to, &workflows, &launch_plans);
             let result = (summary, launch_plans);
             // Recorded as each workflow changes, not at the end of the run.
             let mine = records(&existing, &repo, &promotion, std::slice::from_ref(p), std::slice::from_ref(&result));
@@ -120,6 +125,7 @@ pub fn run(args: Promote) -> Result<ExitCode> {
         admin.close().await?;
         anyhow::Ok(results)
     })?;
+    stage.done();
 
     let summary =
         Summary { domain: args.to.clone(), base: None, head, workflows: results.into_iter().map(|r| r.0).collect() };
@@ -233,6 +239,8 @@ impl Promotion<'_> {
             warnings: Vec::new(),
             error: None,
             seconds: 0.0,
+            url: None,
+            links: Vec::new(),
         };
         let mut launch_plans = Vec::new();
         let done = match &p.package {

@@ -90,9 +90,15 @@ pub fn run(args: Rollback) -> Result<ExitCode> {
                 warnings: Vec::new(),
                 error: None,
                 seconds: 0.0,
+                url: None,
+                links: Vec::new(),
             };
             match roll_back(&repo, &admin, domain, &history, step, &mut summary).await {
                 Ok(launch_plans) => {
+                    // Its launch plans are what a rollback makes active: those are linked.
+                    let project = ws.workflow(&step.workflow).map_or(&ws.config.project, |w| &w.project);
+                    let console = ws.config.flyte.console.as_deref();
+                    summary.link(console, project, &domain.name.value, &[], &launch_plans);
                     if summary.outcome == Outcome::Registered {
                         // Recorded as the change happens.
                         let r = Record {

@@ -187,13 +187,13 @@ pub fn run(args: args::Plan) -> Result<ExitCode> {
         }
         PlanFormat::Text => {
             for note in &plan.notes {
-                eprintln!("note: {note}");
+                crate::output::note(note);
             }
             print!("{}", table(&plan));
         }
         PlanFormat::GithubMatrix => {
             for note in &plan.notes {
-                eprintln!("note: {note}");
+                crate::output::note(note);
             }
             github_matrix(&plan, args.chunk)?;
         }
@@ -924,11 +924,11 @@ fn github_matrix(plan: &Plan, chunk: usize) -> Result<()> {
     }
     let json = serde_json::to_string(&Matrix { include: entries })?;
     println!("{json}");
-    eprintln!(
+    crate::output::status(format_args!(
         "matrix: chunk {chunk} of {} chunk(s) ({} of {total} workflows needing work)",
         chunks.len(),
         entries.len()
-    );
+    ));
     if let Some(path) = crate::settings::GITHUB_OUTPUT.get_os() {
         let mut file = std::fs::OpenOptions::new()
             .create(true)

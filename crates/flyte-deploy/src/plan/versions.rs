@@ -368,11 +368,11 @@ impl Store {
             return;
         }
         if let Err(e) = self.write(file, learnt) {
-            eprintln!(
-                "warning: the versions cache {} could not be written ({e:#}); plans stay correct, only slower: \
+            crate::output::warning(format_args!(
+                "the versions cache {} could not be written ({e:#}); plans stay correct, only slower: \
                  make .flyte/cache writable, or remove what stands in its place",
                 file.display()
-            );
+            ));
         }
     }
 

@@ -97,8 +97,21 @@ impl Address {
                 format!("{}, or unset the variable to use deploy.toml's", crate::config::ENDPOINT_HELP),
             ));
         }
+        match &from_env {
+            Some(e) => crate::output::verbose_once(format_args!(
+                "endpoint {e:?} from {} (over deploy.toml's [flyte] endpoint {:?})",
+                settings::FLYTE_ENDPOINT.name,
+                config.flyte.endpoint
+            )),
+            None => crate::output::verbose_once(format_args!(
+                "endpoint {:?} from deploy.toml's [flyte] endpoint ({} not set)",
+                config.flyte.endpoint,
+                settings::FLYTE_ENDPOINT.name
+            )),
+        }
         let endpoint = from_env.unwrap_or_else(|| config.flyte.endpoint.clone());
         if endpoint.trim() == "sandbox" {
+            crate::output::verbose_once("the embedded sandbox: no TLS, no sign-in, the Flyte config is not read");
             return Ok((Address::Sandbox { data: repo_root.join(".flyte/sandbox") }, None));
         }
         Address::choose(&endpoint, config.flyte.insecure, flyte_config::load()?, repo_root)
@@ -128,10 +141,32 @@ impl Address {
             let address = Address::resolve(&from_file, user.insecure, repo_root).map_err(|e| {
                 crate::error::user(format!("{}: admin.endpoint: {e:#}", user.source()), "fix admin.endpoint")
             })?;
+            crate::output::verbose_once(format_args!(
+                "\"flyte-config\": endpoint {from_file:?}, TLS and sign-in from {} (FLYTE_PLATFORM_URL over admin.endpoint, \
+                 FLYTE_PLATFORM_INSECURE over admin.insecure: insecure = {})",
+                user.source(),
+                user.insecure
+            ));
             return Ok((address, Some(user)));
         }
         let address = Address::resolve(endpoint, insecure, repo_root)?;
         let same_host = user.host().is_some() && user.host() == flyte_config::host_of(endpoint);
+        crate::output::verbose_once(if user.is_empty() {
+            format!(
+                "TLS from deploy.toml (insecure = {insecure}); no Flyte config found, so no sign-in settings from one"
+            )
+        } else if same_host {
+            format!(
+                "TLS from deploy.toml (insecure = {insecure}); CA and sign-in from {}, which names the same host",
+                user.source()
+            )
+        } else {
+            format!(
+                "TLS from deploy.toml (insecure = {insecure}); {} names another host ({}), so it is not used",
+                user.source(),
+                user.endpoint.as_deref().unwrap_or("none")
+            )
+        });
         Ok((address, same_host.then_some(user)))
     }
 }
@@ -736,10 +771,20 @@ impl Auth {
     /// else what the user's Flyte config says (when it applies to this endpoint), else none.
     async fn configure(admin: &Admin, user: Option<&FlyteConfig>) -> Result<Option<Auth>> {
         if let Some(token) = settings::FLYTE_TOKEN.get() {
+            crate::output::verbose(format_args!(
+                "sign-in: the bearer token in {} (first in precedence)",
+                settings::FLYTE_TOKEN.name
+            ));
             return Ok(Some(Auth::Static(token)));
         }
         if let (Some(client_id), Some(secret)) = (settings::FLYTE_CLIENT_ID.get(), settings::FLYTE_CLIENT_SECRET.get())
         {
+            crate::output::verbose(format_args!(
+                "sign-in: client credentials from {} and {} ({} not set)",
+                settings::FLYTE_CLIENT_ID.name,
+                settings::FLYTE_CLIENT_SECRET.name,
+                settings::FLYTE_TOKEN.name
+            ));
             let scopes = settings::FLYTE_SCOPES.get();
             let request = TokenRequest {
                 client_id,
@@ -750,7 +795,12 @@ impl Auth {
             };
             return Ok(Some(Auth::client_credentials(admin, request).await?));
         }
-        let Some(user) = user else { return Ok(None) };
+        let Some(user) = user else {
+            crate::output::verbose(
+                "sign-in: none (no FLYTE_TOKEN, FLYTE_CLIENT_ID/FLYTE_CLIENT_SECRET or Flyte config for this host)",
+            );
+            return Ok(None);
+        };
         let source = user.source();
         let refuse = |what: String, help: &str| crate::error::user(format!("{source}: {what}"), help);
         let auth_type = user.auth_type.or_else(|| {
@@ -765,6 +815,10 @@ impl Auth {
             } else {
                 None
             }
+        });
+        crate::output::verbose(match auth_type {
+            Some(flow) => format!("sign-in: authType {flow:?} from {source} (no FLYTE_TOKEN or FLYTE_CLIENT_ID set)"),
+            None => format!("sign-in: none ({source} names no authType, clientId or command)"),
         });
         match auth_type {
             None => Ok(None),

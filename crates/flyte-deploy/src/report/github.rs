@@ -50,6 +50,21 @@ pub fn step_summary_markdown(rows: &[SummaryRow<'_>]) -> String {
     out
 }
 
+/// The console links of a deploy as a markdown list, one item per workflow folder, after a
+/// blank line; nothing when there are none.
+pub fn links_markdown(workflows: &[(&str, &[crate::report::links::Link])]) -> String {
+    if workflows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nIn the Flyte console:\n\n");
+    for (workflow, links) in workflows {
+        let items: Vec<String> =
+            links.iter().map(|l| format!("{} [`{}`]({})", l.kind, cell(&l.name).replace('`', "'"), l.url)).collect();
+        let _ = writeln!(out, "- **{}**: {}", cell(workflow), items.join(" · "));
+    }
+    out
+}
+
 /// A `::error` workflow command: GitHub shows `message` as an annotation on `file` at `line`.
 /// Escapes as the Actions toolkit does: `%`, `\r`, `\n` in the message; those and `:` and `,`
 /// in property values.
@@ -160,6 +175,30 @@ mod tests {
         assert_eq!(md.lines().count(), 3, "a line break escaped the cell:\n{md}");
         assert!(line.contains("| — | — | ❌ failed |"), "{line}");
         assert!(line.ends_with("| pyflyte failed:<br>ImportError \\| &lt;module&gt; &amp; more<br> |"), "{line}");
+    }
+
+    #[test]
+    fn links_are_a_list_of_each_workflows_pages() {
+        use crate::report::links::Link;
+        assert_eq!(links_markdown(&[]), "");
+        let etl = [
+            Link {
+                kind: "workflow",
+                name: "etl.wf".into(),
+                url: "https://c/projects/p/domains/d/workflow/etl.wf/version/v".into(),
+            },
+            Link {
+                kind: "launch plan",
+                name: "etl.wf".into(),
+                url: "https://c/projects/p/domains/d/launch_plan/etl.wf/version/v".into(),
+            },
+        ];
+        let md = links_markdown(&[("etl", &etl)]);
+        assert_eq!(
+            md,
+            "\nIn the Flyte console:\n\n- **etl**: workflow [`etl.wf`](https://c/projects/p/domains/d/workflow/etl.wf/version/v) · \
+             launch plan [`etl.wf`](https://c/projects/p/domains/d/launch_plan/etl.wf/version/v)\n"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Text output shared by the commands: aligned columns. Formats values; decides nothing.
 
 pub mod github;
+pub mod links;
 pub(crate) mod summary;
 
 /// Left-aligned columns separated by two spaces, one row a line.

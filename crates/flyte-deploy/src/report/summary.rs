@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::report::columns;
+use crate::report::links::{links, Link};
 
 /// The whole report (`deploy --format json`, `promote --format json`).
 #[derive(Debug, Clone, Serialize)]
@@ -26,11 +27,45 @@ pub struct WorkflowSummary {
     pub entities: Entities,
     /// Every container image the workflow's registered tasks use.
     pub images: Vec<String>,
+    /// The console page of the registered version (its first workflow's, else its first
+    /// launch plan's), when `[flyte] console` is set and the version is in the domain.
+    pub url: Option<String>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
-    /// Wall-clock seconds spent on this workflow (text output only).
+    /// Seconds of this workflow's own work (text output only).
     #[serde(skip)]
     pub seconds: f64,
+    /// Console links of every workflow and launch plan it has at the version (text and
+    /// markdown; the JSON has the first as `url`).
+    #[serde(skip)]
+    pub links: Vec<Link>,
+}
+
+impl WorkflowSummary {
+    /// Sets the console links of what the workflow has at its version in `domain`, when a
+    /// console is configured and the version is there (registered or already registered).
+    pub fn link(
+        &mut self,
+        console: Option<&str>,
+        project: &str,
+        domain: &str,
+        workflows: &[String],
+        launch_plans: &[String],
+    ) {
+        let (Some(console), Some(version)) = (console, self.version.as_deref()) else { return };
+        if !matches!(self.outcome, Outcome::Registered | Outcome::AlreadyRegistered) {
+            return;
+        }
+        self.links = links(console, project, domain, version, workflows, launch_plans);
+        self.url = self.links.first().map(|l| l.url.clone());
+    }
+}
+
+/// What a line of [`Summary::problems`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    Warning,
+    Error,
 }
 
 /// The outcome of one workflow.
@@ -70,7 +105,7 @@ impl Summary {
         self.workflows.iter().all(|w| w.outcome != Outcome::Failed)
     }
 
-    /// The text table, then warnings and errors, one a line.
+    /// The text table and the totals (stdout); warnings and errors are [`Summary::problems`].
     pub fn text(&self) -> String {
         let mut rows = vec![[
             "WORKFLOW".to_string(),
@@ -103,13 +138,12 @@ impl Summary {
             self.base.as_deref().map(|b| format!(" · base {b:.12}")).unwrap_or_default()
         );
         out.push_str(&columns(&rows));
+        let mut links = vec![["LINKS".to_string(), String::new(), String::new(), String::new()]];
         for w in &self.workflows {
-            for warning in &w.warnings {
-                out.push_str(&format!("warning: {}: {warning}\n", w.name));
-            }
-            if let Some(e) = &w.error {
-                out.push_str(&format!("error: {}: {e}\n", w.name));
-            }
+            links.extend(w.links.iter().map(|l| [w.name.clone(), l.kind.to_string(), l.name.clone(), l.url.clone()]));
+        }
+        if links.len() > 1 {
+            out.push_str(&columns(&links));
         }
         let count = |o: Outcome| self.workflows.iter().filter(|w| w.outcome == o).count();
         out.push_str(&format!(
@@ -120,6 +154,21 @@ impl Summary {
             count(Outcome::Skipped),
             count(Outcome::Failed)
         ));
+        out
+    }
+
+    /// Each workflow's warnings and error, one a line (`warning: NAME: …`, `error: NAME: …`),
+    /// for stderr: failures never go to stdout, where the data is.
+    pub fn problems(&self) -> Vec<(Problem, String)> {
+        let mut out = Vec::new();
+        for w in &self.workflows {
+            for warning in &w.warnings {
+                out.push((Problem::Warning, format!("{}: {warning}", w.name)));
+            }
+            if let Some(e) = &w.error {
+                out.push((Problem::Error, format!("{}: {e}", w.name)));
+            }
+        }
         out
     }
 
@@ -147,6 +196,17 @@ impl Summary {
                 note: note.as_deref(),
             })
             .collect();
-        format!("### flyte-deploy → `{}`\n\n{}", self.domain, crate::report::github::step_summary_markdown(&rows))
+        let links: Vec<(&str, &[Link])> = self
+            .workflows
+            .iter()
+            .filter(|w| !w.links.is_empty())
+            .map(|w| (w.name.as_str(), w.links.as_slice()))
+            .collect();
+        format!(
+            "### flyte-deploy → `{}`\n\n{}{}",
+            self.domain,
+            crate::report::github::step_summary_markdown(&rows),
+            crate::report::github::links_markdown(&links)
+        )
     }
 }
