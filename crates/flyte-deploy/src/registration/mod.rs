@@ -7,3 +7,4 @@ pub mod hydrate;
 pub(crate) mod policy;
 pub mod record;
 pub mod register;
+pub(crate) mod signin;
