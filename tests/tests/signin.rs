@@ -1,10 +1,11 @@
 //! Sign-in against a real OAuth2/OIDC server on loopback (npm's oidc-provider, configured by
 //! `tests/oidc/server.js`) and the sandbox started to require its tokens, as a FlyteAdmin
-//! with sign-in does: what the sandbox refuses and accepts.
+//! with sign-in does: what the sandbox refuses and accepts, and deploys through each flow.
 
 use flyte_api::{method, service, Message};
 use flyte_deploy::registration::admin::Admin;
-use tests::{OidcServer, SandboxProcess};
+use serde_json::Value;
+use tests::{flytekit_python, OidcServer, SandboxProcess, TempRepo};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,4 +65,73 @@ async fn a_token_for_another_audience_or_expired_is_refused() {
     let status = admin.call_raw(method::GET_VERSION, &[]).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(status.message().contains("xpired"), "{status:?}");
+}
+
+/// The examples, deploying to a FlyteAdmin at an address (given by `FLYTE_ENDPOINT`).
+fn repo() -> TempRepo {
+    let repo = TempRepo::with_examples();
+    repo.write(".gitignore", ".flyte/\n");
+    repo.commit("ignore .flyte");
+    repo
+}
+
+fn outcome(json: &Value, name: &str) -> Value {
+    json["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == name)
+        .map_or(Value::Null, |w| w["outcome"].clone())
+}
+
+#[test]
+fn client_credentials_deploy_to_a_flyteadmin_that_requires_sign_in() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let Some(oidc) = OidcServer::start(3600) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::start_requiring_token(data.path(), &oidc);
+    let repo = repo();
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().to_string_lossy().into_owned();
+    let args = ["deploy", "--format", "json", "--domain", "development", "--workflow", "hello"];
+    let base = [
+        ("FLYTE_ENDPOINT", sandbox.endpoint.as_str()),
+        ("FLYTE_DEPLOY_PYTHON", python.as_str()),
+        ("HOME", home_path.as_str()),
+        ("CI", "false"),
+    ];
+
+    // No credentials: UNAUTHENTICATED, with the hint saying what to configure.
+    let run = repo.xtask_env(&args, &base);
+    assert_ne!(run.status, Some(0), "deployed without credentials:\n{}", run.stdout);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("Unauthenticated") && said.contains("hint:") && said.contains("FLYTE_CLIENT_ID"), "{said}");
+
+    // The tool's variables: the token endpoint and scopes discovered through FlyteAdmin.
+    let (id, secret) = OidcServer::CI_CLIENT;
+    let mut env = base.to_vec();
+    env.extend([("FLYTE_CLIENT_ID", id), ("FLYTE_CLIENT_SECRET", secret)]);
+    let json = repo.xtask_env(&args, &env).json();
+    assert_eq!(outcome(&json, "hello"), "registered", "{json:#}");
+
+    // The Flyte config as a platform team writes it: authType ClientSecret, the secret in a
+    // file; applies because it names the endpoint's host.
+    std::fs::create_dir_all(home.path().join(".flyte")).unwrap();
+    std::fs::write(home.path().join(".flyte/secret"), format!("{secret}\n")).unwrap();
+    let config = format!(
+        "admin:\n  endpoint: dns:///{}\n  insecure: true\n  authType: ClientSecret\n  clientId: {id}\n  clientSecretLocation: {}\n",
+        sandbox.host_port(),
+        home.path().join(".flyte/secret").display()
+    );
+    std::fs::write(home.path().join(".flyte/config.yaml"), config).unwrap();
+    let json = repo.xtask_env(&args, &base).json();
+    assert_eq!(outcome(&json, "hello"), "already-registered", "{json:#}");
+
+    // A wrong secret: the token endpoint's refusal, named, and no secret printed.
+    std::fs::write(home.path().join(".flyte/secret"), "wrong-secret\n").unwrap();
+    let run = repo.xtask_env(&args, &base);
+    assert_ne!(run.status, Some(0));
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains(&format!("{}/token", oidc.issuer)) && !said.contains("wrong-secret"), "{said}");
 }

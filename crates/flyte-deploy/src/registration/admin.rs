@@ -399,9 +399,20 @@ impl Admin {
         Ok(answer.control_plane_version.unwrap_or_default())
     }
 
-    /// True when the server is a flyte-deploy sandbox (it says so in GetVersion).
+    /// True when the server is a flyte-deploy sandbox (it says so in GetVersion); false when
+    /// it does not answer GetVersion. A refusal for want of sign-in is an error (with its
+    /// hint): nothing else would be accepted either.
     pub async fn is_sandbox(&self) -> Result<bool> {
-        Ok(self.version().await?.build == flyte_sandbox::SANDBOX_BUILD)
+        match self.call_raw(method::GET_VERSION, &[]).await {
+            Ok(bytes) => {
+                let answer = admin::GetVersionResponse::decode(bytes.as_slice()).context("decoding GetVersion")?;
+                Ok(answer.control_plane_version.unwrap_or_default().build == flyte_sandbox::SANDBOX_BUILD)
+            }
+            Err(status) if status.code() == Code::Unauthenticated => {
+                Err(status_error(&self.endpoint, "GetVersion", status))
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     /// Sends a Create request (the wire bytes of `TaskCreateRequest`, `WorkflowCreateRequest`
