@@ -135,3 +135,202 @@ fn client_credentials_deploy_to_a_flyteadmin_that_requires_sign_in() {
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(said.contains(&format!("{}/token", oidc.issuer)) && !said.contains("wrong-secret"), "{said}");
 }
+
+/// A person's setup: a HOME whose Flyte config names the sandbox with `authType`, the tool's
+/// folder (where tokens are kept) of its own, and a "browser": a program that logs each call
+/// and hands the URL to `tests/oidc/browser.js`.
+struct Person {
+    home: tempfile::TempDir,
+    /// Node, which runs the browser's script.
+    node: std::path::PathBuf,
+}
+
+impl Person {
+    fn new(sandbox: &SandboxProcess, auth_type: &str) -> Option<Person> {
+        let node = tests::require_tool("node")?;
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".flyte")).unwrap();
+        let config =
+            format!("admin:\n  endpoint: dns:///{}\n  authType: {auth_type}\n  insecure: true\n", sandbox.host_port());
+        std::fs::write(home.path().join(".flyte/config.yaml"), config).unwrap();
+        let browser = home.path().join("browser");
+        let script = format!(
+            "#!/bin/sh\necho \"$1\" >> '{log}'\nexec '{node}' '{js}' \"$1\" 2>> '{log}.err'\n",
+            log = home.path().join("browser.log").display(),
+            node = node.display(),
+            js = tests::project_root().join("tests/oidc/browser.js").display()
+        );
+        std::fs::write(&browser, script).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Some(Person { home, node })
+    }
+
+    fn env(&self, python: &str) -> Vec<(String, String)> {
+        let home = self.home.path();
+        [
+            ("HOME", home.to_string_lossy().into_owned()),
+            ("FLYTE_DEPLOY_HOME", home.join("tool").to_string_lossy().into_owned()),
+            ("FLYTE_DEPLOY_BROWSER", home.join("browser").to_string_lossy().into_owned()),
+            ("FLYTE_DEPLOY_PYTHON", python.to_string()),
+            ("CI", "false".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// How often the browser was opened.
+    fn browser_calls(&self) -> usize {
+        std::fs::read_to_string(self.home.path().join("browser.log")).map_or(0, |log| log.lines().count())
+    }
+
+    /// The one kept token file.
+    fn token_file(&self) -> std::path::PathBuf {
+        let dir = self.home.path().join("tool/tokens");
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    }
+
+    fn token(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.token_file()).unwrap()).unwrap()
+    }
+
+    fn set_token(&self, token: &Value) {
+        std::fs::write(self.token_file(), token.to_string()).unwrap();
+    }
+}
+
+/// The examples with `[flyte] endpoint = "flyte-config"`: endpoint and sign-in from the
+/// person's Flyte config.
+fn repo_using_flyte_config() -> TempRepo {
+    let repo = repo();
+    let toml = std::fs::read_to_string(repo.path().join("deploy.toml")).unwrap();
+    assert!(toml.contains("endpoint = \"sandbox\""));
+    repo.write("deploy.toml", &toml.replace("endpoint = \"sandbox\"", "endpoint = \"flyte-config\""));
+    repo.commit("endpoint from the Flyte config");
+    repo
+}
+
+fn deploy(repo: &TempRepo, env: &[(String, String)]) -> tests::Run {
+    let args = ["deploy", "--format", "json", "--domain", "development", "--workflow", "hello"];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    repo.xtask_env(&args, &env)
+}
+
+#[test]
+fn pkce_signs_in_through_the_browser_once_then_keeps_and_refreshes_the_token() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let Some(oidc) = OidcServer::start(3600) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::start_requiring_token(data.path(), &oidc);
+    let Some(person) = Person::new(&sandbox, "Pkce") else { return };
+    let repo = repo_using_flyte_config();
+    let env = person.env(&python);
+
+    // First deploy: the sign-in URL on stderr, the browser opened once, the token kept 0600.
+    let run = deploy(&repo, &env);
+    assert_eq!(outcome(&run.json(), "hello"), "registered", "{}", run.stderr);
+    let url = format!("{}/auth?", oidc.issuer);
+    assert!(run.stderr.contains("Sign in to FlyteAdmin at") && run.stderr.contains(&url), "{}", run.stderr);
+    assert!(run.stderr.contains("code_challenge_method=S256"), "{}", run.stderr);
+    assert_eq!(person.browser_calls(), 1);
+    let mode = std::fs::metadata(person.token_file()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file's mode");
+    let kept = person.token();
+    let access = kept["access_token"].as_str().unwrap().to_string();
+    assert!(kept["refresh_token"].is_string(), "a refresh token is kept");
+    assert!(!run.stdout.contains(&access) && !run.stderr.contains(&access), "the token was printed");
+
+    // Second deploy: the kept token, no sign-in.
+    let run = deploy(&repo, &env);
+    assert_eq!(outcome(&run.json(), "hello"), "already-registered", "{}", run.stderr);
+    assert_eq!(person.browser_calls(), 1, "signed in again:\n{}", run.stderr);
+    assert!(!run.stderr.contains("Sign in to"), "{}", run.stderr);
+
+    // A kept token about to expire is refreshed with its refresh token, without the browser.
+    let mut expiring = person.token();
+    expiring["expires_at"] = serde_json::json!(1);
+    person.set_token(&expiring);
+    let run = deploy(&repo, &env);
+    assert_eq!(outcome(&run.json(), "hello"), "already-registered", "{}", run.stderr);
+    assert_eq!(person.browser_calls(), 1, "signed in instead of refreshing:\n{}", run.stderr);
+    assert_ne!(person.token()["access_token"].as_str().unwrap(), access, "a new token is kept");
+
+    // A refresh the server refuses: a new sign-in in the browser.
+    let mut broken = person.token();
+    broken["expires_at"] = serde_json::json!(1);
+    broken["refresh_token"] = serde_json::json!("not-a-refresh-token");
+    person.set_token(&broken);
+    let run = deploy(&repo, &env);
+    assert_eq!(outcome(&run.json(), "hello"), "already-registered", "{}", run.stderr);
+    assert!(run.stderr.contains("could not be refreshed"), "{}", run.stderr);
+    assert_eq!(person.browser_calls(), 2);
+}
+
+#[test]
+fn the_device_flow_shows_a_code_and_waits_for_the_person_to_enter_it() {
+    use std::io::BufRead;
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let Some(oidc) = OidcServer::start(3600) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::start_requiring_token(data.path(), &oidc);
+    let Some(person) = Person::new(&sandbox, "DeviceFlow") else { return };
+    let repo = repo_using_flyte_config();
+    let env = person.env(&python);
+
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(tests::xtask_bin())
+        .current_dir(repo.path())
+        .args(["deploy", "--format", "json", "--domain", "development", "--workflow", "hello"])
+        .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+        .env_remove("FLYTE_ENDPOINT")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    let mut said = String::new();
+    let mut complete = None;
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if let Some(url) = line.trim().strip_prefix("(or open ").and_then(|l| l.strip_suffix(')')) {
+            complete = Some(url.to_string());
+            // The person enters the code on the verification page, in another browser.
+            let entered = std::process::Command::new(&person.node)
+                .arg(tests::project_root().join("tests/oidc/browser.js"))
+                .arg(url)
+                .output()
+                .unwrap();
+            assert!(entered.status.success(), "{}", String::from_utf8_lossy(&entered.stderr));
+            assert!(String::from_utf8_lossy(&entered.stderr).contains("Sign-in Success"));
+        }
+    }
+    let status = child.wait().unwrap();
+    let stdout = stdout.join().unwrap();
+    assert!(status.success(), "{said}\n{stdout}");
+    let complete = complete.unwrap_or_else(|| panic!("no verification URL on stderr:\n{said}"));
+    assert!(complete.starts_with(&format!("{}/device", oidc.issuer)), "{complete}");
+    assert!(said.contains("enter the code"), "{said}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome(&json, "hello"), "registered", "{json:#}");
+    assert_eq!(person.browser_calls(), 0, "the device flow opened a browser");
+    eprintln!("device sign-in and deploy took {:?}", started.elapsed());
+
+    // Kept: the next deploy shows no code.
+    let run = deploy(&repo, &env);
+    assert_eq!(outcome(&run.json(), "hello"), "already-registered", "{}", run.stderr);
+    assert!(!run.stderr.contains("enter the code"), "{}", run.stderr);
+}

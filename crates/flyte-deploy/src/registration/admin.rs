@@ -26,7 +26,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::signin::Auth;
-use crate::config::flyte_config::{self, AuthType, FlyteConfig};
+use crate::config::flyte_config::{self, FlyteConfig};
 use crate::config::Config;
 use crate::settings;
 
@@ -189,9 +189,6 @@ pub struct Admin {
     /// The in-process sandbox, when this client started one; stopped when the last clone
     /// is dropped.
     sandbox: Option<Arc<flyte_sandbox::Running>>,
-    /// Why no credentials are sent although the Flyte config asks for sign-in, added to an
-    /// UNAUTHENTICATED answer.
-    signin_note: Option<Arc<str>>,
 }
 
 impl Admin {
@@ -234,23 +231,16 @@ impl Admin {
             ));
         }
         let mut admin = Admin::remote_with_ca(url, None, user.and_then(|u| u.ca_cert.as_deref()))?;
-        admin.probe().await?;
-        admin.auth = Auth::configure(&admin, user).await?.map(Arc::new);
-        if let Some(user) = user.filter(|_| admin.auth.is_none()) {
-            if let Some(flow @ (AuthType::Pkce | AuthType::DeviceFlow)) = user.auth_type {
-                admin.signin_note = Some(Arc::from(format!(
-                    "{} asks for {flow:?} sign-in, which flyte-deploy cannot do yet: use authType ClientSecret or ExternalCommand (a command printing a token), or set FLYTE_TOKEN",
-                    user.source()
-                )));
-            }
-        }
+        let wants_signin = admin.probe().await?;
+        admin.auth = Auth::configure(&admin, user, wants_signin).await?.map(Arc::new);
         Ok(admin)
     }
 
     /// One GetVersion with a short deadline and no credentials: any gRPC answer (even
     /// UNAUTHENTICATED) proves a FlyteAdmin is there; silence or a transport failure ends the
     /// connection attempt with a message naming the endpoint and, where one fits, a hint.
-    pub async fn probe(&self) -> Result<()> {
+    /// True when the answer was UNAUTHENTICATED: the server wants a signed-in caller.
+    pub async fn probe(&self) -> Result<bool> {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -264,8 +254,8 @@ impl Admin {
             };
             let status = match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
                 Err(_) => Status::deadline_exceeded(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(status)) if !is_transport_failure(&status) => return Ok(()),
+                Ok(Ok(())) => return Ok(false),
+                Ok(Err(status)) if !is_transport_failure(&status) => return Ok(status.code() == Code::Unauthenticated),
                 Ok(Err(status)) => status,
             };
             let detail = status_detail(&status).to_ascii_lowercase();
@@ -320,7 +310,6 @@ impl Admin {
             endpoint: url.to_string(),
             retry: Retry::default(),
             sandbox: None,
-            signin_note: None,
         })
     }
 
@@ -383,12 +372,6 @@ impl Admin {
             }
         })
         .await
-        .map_err(|status| match &self.signin_note {
-            Some(note) if status.code() == Code::Unauthenticated => {
-                Status::unauthenticated(format!("{} ({note})", status.message()))
-            }
-            _ => status,
-        })
     }
 
     /// FlyteAdmin's version answer.
@@ -698,7 +681,7 @@ pub fn hint(endpoint: &str, status: &Status) -> Option<String> {
     }
     if status.code() == Code::Unauthenticated {
         return Some(
-            "FlyteAdmin wants a signed-in caller: set admin.authType (ClientSecret, ExternalCommand) in the Flyte config, or FLYTE_TOKEN, or FLYTE_CLIENT_ID and FLYTE_CLIENT_SECRET".into(),
+            "FlyteAdmin wants a signed-in caller: set admin.authType (Pkce, DeviceFlow, ClientSecret, ExternalCommand) in the Flyte config, or FLYTE_TOKEN, or FLYTE_CLIENT_ID and FLYTE_CLIENT_SECRET".into(),
         );
     }
     if text.contains("connection refused") {

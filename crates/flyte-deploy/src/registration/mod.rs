@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod hydrate;
+pub(crate) mod oauth;
 pub(crate) mod policy;
 pub mod record;
 pub mod register;

@@ -1,8 +1,10 @@
 //! Signing in to FlyteAdmin: which credentials a call carries and how they are obtained
 //! (`FLYTE_TOKEN`; OAuth2 client credentials from the tool's variables or the user's Flyte
-//! config, the token endpoint and scopes discovered through FlyteAdmin's AuthMetadataService
-//! where not given; an external command printing a token). Tokens and secrets are never
-//! printed. Knows nothing of what is registered; `admin.rs` owns the connection.
+//! config; an external command printing a token; a person's sign-in, PKCE or device flow,
+//! when the Flyte config asks for it and FlyteAdmin refuses calls without, its token kept
+//! and refreshed through `oauth.rs`). Endpoints, client and scopes are discovered through
+//! FlyteAdmin's AuthMetadataService where not given. Tokens and secrets are never printed.
+//! Knows nothing of what is registered; `admin.rs` owns the connection.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,7 @@ use base64::Engine as _;
 use flyte_api::{method, service, Message};
 
 use super::admin::{status_error, Admin};
+use super::oauth;
 use crate::config::flyte_config::{AuthType, FlyteConfig};
 use crate::settings;
 
@@ -28,12 +31,31 @@ pub(crate) enum Auth {
         header: String,
         cached: tokio::sync::Mutex<Option<(String, Instant)>>,
     },
+    /// A person's sign-in (PKCE or device flow): the current token, kept between runs,
+    /// refreshed shortly before it expires, a new sign-in when refreshing fails.
+    Person {
+        flow: AuthType,
+        client: oauth::Client,
+        cache: oauth::TokenCache,
+        header: String,
+        current: tokio::sync::Mutex<oauth::Token>,
+    },
 }
+
+/// How long before its expiry a person's token is refreshed.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 impl Auth {
     /// The credentials to use: `FLYTE_TOKEN`, else `FLYTE_CLIENT_ID` + `FLYTE_CLIENT_SECRET`,
     /// else what the user's Flyte config says (when it applies to this endpoint), else none.
-    pub(crate) async fn configure(admin: &Admin, user: Option<&FlyteConfig>) -> Result<Option<Auth>> {
+    /// A person signs in (PKCE, device flow) only when `wants_signin`: FlyteAdmin refused a
+    /// call without credentials (`flytectl config init` writes `authType: Pkce` for servers
+    /// without sign-in too).
+    pub(crate) async fn configure(
+        admin: &Admin,
+        user: Option<&FlyteConfig>,
+        wants_signin: bool,
+    ) -> Result<Option<Auth>> {
         if let Some(token) = settings::FLYTE_TOKEN.get() {
             return Ok(Some(Auth::Static(token)));
         }
@@ -98,22 +120,63 @@ impl Auth {
                     .context("joining the token command")??;
                 Ok(Some(Auth::Static(token)))
             }
-            // Not yet: calls go without credentials, and an UNAUTHENTICATED answer says why
-            // (`flytectl config init` writes `authType: Pkce` for servers without sign-in too).
-            Some(AuthType::Pkce | AuthType::DeviceFlow) => Ok(None),
+            Some(AuthType::Pkce | AuthType::DeviceFlow) if !wants_signin => Ok(None),
+            Some(flow @ (AuthType::Pkce | AuthType::DeviceFlow)) => Ok(Some(Auth::person(admin, flow, user).await?)),
         }
+    }
+
+    /// A person's sign-in: the client, endpoints and scopes FlyteAdmin names (the Flyte
+    /// config's `scopes`, `audience` and `tokenUrl` win), then a token: the kept one while
+    /// good, else refreshed, else a new sign-in.
+    async fn person(admin: &Admin, flow: AuthType, user: &FlyteConfig) -> Result<Auth> {
+        let public = public_client_config(admin).await;
+        let meta = admin
+            .call_raw(method::GET_OAUTH2_METADATA, &[])
+            .await
+            .map_err(|s| status_error(&admin.endpoint, "discovering where to sign in (GetOAuth2Metadata)", s))?;
+        let meta = service::OAuth2MetadataResponse::decode(meta.as_slice()).context("decoding OAuth2 metadata")?;
+        let token_endpoint = user.token_url.clone().unwrap_or(meta.token_endpoint);
+        if token_endpoint.is_empty() || (flow == AuthType::Pkce && meta.authorization_endpoint.is_empty()) {
+            return Err(crate::error::user(
+                format!("{}: authType {flow:?}, but FlyteAdmin at {} names no OAuth2 endpoints to sign in at", user.source(), admin.endpoint),
+                "ask the FlyteAdmin operators for its sign-in settings, or use authType ClientSecret or ExternalCommand",
+            ));
+        }
+        let nonempty = |s: String| Some(s).filter(|s| !s.is_empty());
+        let client = oauth::Client {
+            endpoint: admin.endpoint.clone(),
+            client_id: nonempty(public.client_id.clone())
+                .or_else(|| user.client_id.clone())
+                .unwrap_or_else(|| flyte_sandbox::PUBLIC_CLIENT_ID.into()),
+            authorization_endpoint: meta.authorization_endpoint,
+            token_endpoint,
+            device_authorization_endpoint: meta.device_authorization_endpoint,
+            scopes: if !user.scopes.is_empty() {
+                user.scopes.join(" ")
+            } else if !public.scopes.is_empty() {
+                public.scopes.join(" ")
+            } else {
+                "all".into()
+            },
+            audience: user.audience.clone().or_else(|| nonempty(public.audience.clone())),
+            redirect_path: url::Url::parse(&public.redirect_uri)
+                .ok()
+                .map(|u| u.path().to_string())
+                .filter(|p| p.len() > 1)
+                .unwrap_or_else(|| "/callback".into()),
+        };
+        let cache = oauth::TokenCache::for_client(&client);
+        let (c, k) = (client.clone(), cache.clone());
+        let token =
+            tokio::task::spawn_blocking(move || obtain(flow, &c, &k, None)).await.context("joining the sign-in")??;
+        Ok(Auth::Person { flow, client, cache, header: header_key(&public), current: tokio::sync::Mutex::new(token) })
     }
 
     /// The client-credentials grant, the token endpoint and scopes discovered from
     /// FlyteAdmin's auth metadata where not given.
     async fn client_credentials(admin: &Admin, request: TokenRequest) -> Result<Auth> {
         let TokenRequest { client_id, secret, token_url, scopes, audience } = request;
-        let public = admin
-            .call_raw(method::GET_PUBLIC_CLIENT_CONFIG, &[])
-            .await
-            .ok()
-            .and_then(|b| service::PublicClientAuthConfigResponse::decode(b.as_slice()).ok())
-            .unwrap_or_default();
+        let public = public_client_config(admin).await;
         let token_url = match token_url {
             Some(url) => url,
             None => {
@@ -135,9 +198,7 @@ impl Auth {
         let scopes = scopes
             .or_else(|| (!public.scopes.is_empty()).then(|| public.scopes.join(" ")))
             .unwrap_or_else(|| "all".into());
-        let header = Some(public.authorization_metadata_key.to_ascii_lowercase())
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| "authorization".into());
+        let header = header_key(&public);
         Ok(Auth::ClientCredentials {
             token_url,
             client_id,
@@ -170,8 +231,70 @@ impl Auth {
                 let key = header.parse().map_err(|_| anyhow!("bad authorization metadata key {header:?}"))?;
                 Ok((key, format!("Bearer {token}")))
             }
+            Auth::Person { flow, client, cache, header, current } => {
+                let mut current = current.lock().await;
+                if !current.good_for(REFRESH_MARGIN) {
+                    let (flow, client, cache, old) = (*flow, client.clone(), cache.clone(), current.clone());
+                    *current = tokio::task::spawn_blocking(move || obtain(flow, &client, &cache, Some(old)))
+                        .await
+                        .context("joining the sign-in")??;
+                }
+                let key = header.parse().map_err(|_| anyhow!("bad authorization metadata key {header:?}"))?;
+                Ok((key, format!("Bearer {}", current.access_token)))
+            }
         }
     }
+}
+
+/// FlyteAdmin's public client config (GetPublicClientConfig); empty when it has none.
+async fn public_client_config(admin: &Admin) -> service::PublicClientAuthConfigResponse {
+    admin
+        .call_raw(method::GET_PUBLIC_CLIENT_CONFIG, &[])
+        .await
+        .ok()
+        .and_then(|b| service::PublicClientAuthConfigResponse::decode(b.as_slice()).ok())
+        .unwrap_or_default()
+}
+
+/// The metadata key FlyteAdmin wants the token under (`authorization` unless it names one).
+fn header_key(public: &service::PublicClientAuthConfigResponse) -> String {
+    Some(public.authorization_metadata_key.to_ascii_lowercase())
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "authorization".into())
+}
+
+/// A person's token (blocking): `current` or the kept one while good for a minute more, else
+/// refreshed with its refresh token, else a new sign-in by `flow`; kept for the next run.
+fn obtain(
+    flow: AuthType,
+    client: &oauth::Client,
+    cache: &oauth::TokenCache,
+    current: Option<oauth::Token>,
+) -> Result<oauth::Token> {
+    let kept = current.or_else(|| cache.load());
+    if let Some(token) = kept.as_ref().filter(|t| t.good_for(REFRESH_MARGIN)) {
+        return Ok(token.clone());
+    }
+    let refreshed = match kept.and_then(|t| t.refresh_token) {
+        Some(refresh) => match oauth::refresh(client, &refresh) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                eprintln!("the kept sign-in to {} could not be refreshed ({e:#}): signing in again", client.endpoint);
+                cache.forget();
+                None
+            }
+        },
+        None => None,
+    };
+    let token = match refreshed {
+        Some(token) => token,
+        None if flow == AuthType::DeviceFlow => oauth::device(client)?,
+        None => oauth::pkce(client)?,
+    };
+    if let Err(e) = cache.store(&token) {
+        eprintln!("warning: the sign-in is not kept for the next run: {e:#}");
+    }
+    Ok(token)
 }
 
 /// What a client-credentials grant needs; `None`s are discovered.
