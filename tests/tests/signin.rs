@@ -264,6 +264,16 @@ fn pkce_signs_in_through_the_browser_once_then_keeps_and_refreshes_the_token() {
     assert_eq!(person.browser_calls(), 1, "signed in instead of refreshing:\n{}", run.stderr);
     assert_ne!(person.token()["access_token"].as_str().unwrap(), access, "a new token is kept");
 
+    // A kept token FlyteAdmin refuses though unexpired (revoked, or its keys changed): renewed
+    // with the refresh token once, without the browser.
+    let mut refused = person.token();
+    refused["access_token"] = serde_json::json!("eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vIn0.e30.AAAA");
+    person.set_token(&refused);
+    let run = deploy(&repo, &env);
+    assert_eq!(outcome(&run.json(), "hello"), "already-registered", "{}", run.stderr);
+    assert!(run.stderr.contains("refused the kept sign-in"), "{}", run.stderr);
+    assert_eq!(person.browser_calls(), 1, "signed in instead of refreshing:\n{}", run.stderr);
+
     // A refresh the server refuses: a new sign-in in the browser.
     let mut broken = person.token();
     broken["expires_at"] = serde_json::json!(1);
@@ -286,6 +296,13 @@ fn the_device_flow_shows_a_code_and_waits_for_the_person_to_enter_it() {
     let Some(person) = Person::new(&sandbox, "DeviceFlow") else { return };
     let repo = repo_using_flyte_config();
     let env = person.env(&python);
+
+    // In CI nobody can enter a code: exit 2 at once, saying what CI should use instead.
+    let mut in_ci = env.clone();
+    in_ci.retain(|(k, _)| k != "CI");
+    in_ci.push(("CI".into(), "true".into()));
+    let said = deploy(&repo, &in_ci).user_error().to_string();
+    assert!(said.contains("needs a person at a browser") && said.contains("FLYTE_CLIENT_ID"), "{said}");
 
     let started = std::time::Instant::now();
     let mut child = std::process::Command::new(tests::xtask_bin())

@@ -346,26 +346,57 @@ impl Admin {
         }
     }
 
-    /// A request with the deadline and the credentials.
-    async fn request<T>(&self, message: T) -> Result<Request<T>, Status> {
+    /// A request with the deadline and the credentials, and the credentials' value sent.
+    async fn request<T>(&self, message: T) -> Result<(Request<T>, Option<String>), Status> {
         let mut request = Request::new(message);
         request.set_timeout(self.retry.timeout);
+        let mut sent = None;
         if let Some(auth) = &self.auth {
             let (key, value) = auth.header().await.map_err(|e| Status::unauthenticated(format!("{e:#}")))?;
-            let value = MetadataValue::try_from(value).map_err(|_| Status::unauthenticated("token is not ASCII"))?;
-            request.metadata_mut().insert(key, value);
+            let metadata =
+                MetadataValue::try_from(&value).map_err(|_| Status::unauthenticated("token is not ASCII"))?;
+            request.metadata_mut().insert(key, metadata);
+            sent = Some(value);
         }
-        Ok(request)
+        Ok((request, sent))
     }
 
     /// One unary call with the pass-through codec: `message` bytes out, response bytes back.
+    /// A person's token FlyteAdmin refuses (revoked, or its keys changed) is renewed once,
+    /// and the call repeated.
     pub async fn call_raw(&self, method: &str, message: &[u8]) -> Result<Vec<u8>, Status> {
+        let sent = std::sync::Mutex::new(None);
+        let result = self.call_raw_once(method, message, &sent).await;
+        let refused = sent.lock().ok().and_then(|mut s| s.take());
+        match (result, &self.auth, refused) {
+            (Err(status), Some(auth), Some(refused)) if status.code() == Code::Unauthenticated => {
+                if auth.renew(&refused).await {
+                    self.call_raw_once(method, message, &sent).await
+                } else {
+                    Err(status)
+                }
+            }
+            (result, _, _) => result,
+        }
+    }
+
+    /// [`Admin::call_raw`] with its retries; `sent` is left holding the credentials' value of
+    /// the last attempt.
+    async fn call_raw_once(
+        &self,
+        method: &str,
+        message: &[u8],
+        sent: &std::sync::Mutex<Option<String>>,
+    ) -> Result<Vec<u8>, Status> {
         let path: tonic::codegen::http::uri::PathAndQuery =
             method.parse().map_err(|_| Status::internal(format!("bad method path {method}")))?;
         self.with_retry(|| {
             let path = path.clone();
             async move {
-                let request = self.request(message.to_vec()).await?;
+                let (request, value) = self.request(message.to_vec()).await?;
+                if let Ok(mut sent) = sent.lock() {
+                    *sent = value;
+                }
                 let mut grpc = tonic::client::Grpc::new(self.channel.clone());
                 grpc.ready().await.map_err(|e| Status::unavailable(format!("{}: {e}", self.endpoint)))?;
                 Ok(grpc.unary(request, path, RawCodec).await?.into_inner())

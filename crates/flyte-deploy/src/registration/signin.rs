@@ -210,6 +210,21 @@ impl Auth {
         })
     }
 
+    /// FlyteAdmin refused the credentials `refused` (a header value [`Auth::header`] gave):
+    /// true when they were a person's current token, which is then dropped so the next
+    /// call refreshes it (or signs in again). Other credentials cannot be renewed here.
+    pub(crate) async fn renew(&self, refused: &str) -> bool {
+        let Auth::Person { client, current, .. } = self else { return false };
+        let mut current = current.lock().await;
+        if refused != format!("Bearer {}", current.access_token) {
+            // Renewed already, by a call that was refused at the same time.
+            return true;
+        }
+        eprintln!("FlyteAdmin at {} refused the kept sign-in: renewing it", client.endpoint);
+        current.expires_at = 0;
+        true
+    }
+
     /// The metadata key and value to send.
     pub(crate) async fn header(&self) -> Result<(tonic::metadata::MetadataKey<tonic::metadata::Ascii>, String)> {
         match self {
@@ -286,6 +301,13 @@ fn obtain(
         },
         None => None,
     };
+    if refreshed.is_none() && settings::in_ci() {
+        // No person at a browser in CI: waiting minutes for one would only hang the job.
+        return Err(crate::error::user(
+            format!("FlyteAdmin at {} wants a sign-in, and authType {flow:?} needs a person at a browser, which CI has not", client.endpoint),
+            "in CI use client credentials (FLYTE_CLIENT_ID and FLYTE_CLIENT_SECRET, or authType ClientSecret), an ExternalCommand, or FLYTE_TOKEN",
+        ));
+    }
     let token = match refreshed {
         Some(token) => token,
         None if flow == AuthType::DeviceFlow => oauth::device(client)?,
