@@ -351,3 +351,61 @@ fn the_device_flow_shows_a_code_and_waits_for_the_person_to_enter_it() {
     assert_eq!(outcome(&run.json(), "hello"), "already-registered", "{}", run.stderr);
     assert!(!run.stderr.contains("enter the code"), "{}", run.stderr);
 }
+
+#[test]
+fn a_token_from_flyte_token_or_an_external_command_is_sent_as_is() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let Some(oidc) = OidcServer::start(3600) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::start_requiring_token(data.path(), &oidc);
+    let repo = repo_using_flyte_config();
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().to_string_lossy().into_owned();
+    let token = oidc.client_credentials_token();
+    let token_file = home.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    std::fs::create_dir_all(home.path().join(".flyte")).unwrap();
+    let config = format!(
+        "admin:\n  endpoint: dns:///{}\n  insecure: true\n  authType: ExternalCommand\n  command: [\"cat\", \"{}\"]\n",
+        sandbox.host_port(),
+        token_file.display()
+    );
+    std::fs::write(home.path().join(".flyte/config.yaml"), config).unwrap();
+    let env = [("HOME", home_path.clone()), ("FLYTE_DEPLOY_PYTHON", python.clone()), ("CI", "false".into())];
+    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+
+    let run = deploy(&repo, &env);
+    assert_eq!(outcome(&run.json(), "hello"), "registered", "{}", run.stderr);
+    assert!(!run.stdout.contains(&token) && !run.stderr.contains(&token), "the token was printed");
+
+    // FLYTE_TOKEN wins over the file's command (which now prints a refused token).
+    std::fs::write(&token_file, "not-a-jwt\n").unwrap();
+    let run = deploy(&repo, &env);
+    assert_ne!(run.status, Some(0), "a refused token deployed");
+    let mut with_variable = env.clone();
+    with_variable.push(("FLYTE_TOKEN".into(), token));
+    let run = deploy(&repo, &with_variable);
+    assert_eq!(outcome(&run.json(), "hello"), "already-registered", "{}", run.stderr);
+}
+
+#[test]
+fn a_sandbox_whose_issuer_cannot_be_read_does_not_start_exit_2() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(tests::xtask_bin())
+        .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args(["--require-token", &issuer, "--token-audience", OidcServer::AUDIENCE])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--require-token") && said.contains(&issuer) && said.contains("refused"), "{said}");
+    // Half the option is a usage error too.
+    let out =
+        std::process::Command::new(tests::xtask_bin()).args(["sandbox", "--require-token", &issuer]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

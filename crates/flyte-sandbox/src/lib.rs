@@ -69,6 +69,19 @@ impl Options {
     }
 }
 
+/// The issuer of [`RequiredToken`] could not be used (not reached, no discovery document, no
+/// keys): the sandbox did not start. A caller may take it for bad input.
+#[derive(Debug)]
+pub struct IssuerUnusable(pub String);
+
+impl std::fmt::Display for IssuerUnusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IssuerUnusable {}
+
 /// A running sandbox. Dropping it stops the servers (without waiting); [`Running::stop`]
 /// waits until they are down.
 pub struct Running {
@@ -113,7 +126,8 @@ pub async fn start(options: Options) -> Result<Running> {
         Some(required) => Some(Arc::new(
             tokio::task::spawn_blocking(move || token::Guard::discover(&required))
                 .await
-                .context("joining the issuer's discovery")??,
+                .context("joining the issuer's discovery")?
+                .map_err(|e| anyhow::Error::new(IssuerUnusable(format!("{e:#}"))))?,
         )),
         None => None,
     };

@@ -44,7 +44,7 @@ impl Guard {
         let url = format!("{issuer}/.well-known/openid-configuration");
         let doc: serde_json::Value = ureq::get(&url)
             .call()
-            .with_context(|| format!("reading the OAuth2 issuer's discovery document {url}"))?
+            .map_err(|e| anyhow!("reading the OAuth2 issuer's discovery document {url}: {}", problem(e)))?
             .into_json()
             .with_context(|| format!("{url} is not JSON"))?;
         let text = |key: &str| doc[key].as_str().unwrap_or_default().to_string();
@@ -57,7 +57,7 @@ impl Guard {
         }
         let keys: JwkSet = ureq::get(&jwks_uri)
             .call()
-            .with_context(|| format!("reading the OAuth2 issuer's keys {jwks_uri}"))?
+            .map_err(|e| anyhow!("reading the OAuth2 issuer's keys {jwks_uri}: {}", problem(e)))?
             .into_json()
             .with_context(|| format!("{jwks_uri} is not a JSON Web Key Set"))?;
         let metadata = service::OAuth2MetadataResponse {
@@ -113,6 +113,20 @@ impl Guard {
         jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map(|_| ())
             .map_err(|e| Status::unauthenticated(format!("the token was refused: {e}")))
+    }
+}
+
+/// What went wrong with an HTTP request, without repeating its URL.
+fn problem(error: ureq::Error) -> String {
+    match error {
+        ureq::Error::Status(code, _) => format!("HTTP {code}"),
+        ureq::Error::Transport(t) => {
+            let what = t.message().map_or_else(|| t.kind().to_string(), str::to_string);
+            match std::error::Error::source(&t) {
+                Some(cause) => format!("{what}: {cause}"),
+                None => what,
+            }
+        }
     }
 }
 

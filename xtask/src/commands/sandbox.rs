@@ -32,7 +32,13 @@ pub(crate) fn run(args: Sandbox) -> Result<ExitCode> {
             .zip(args.token_audience)
             .map(|(issuer, audience)| flyte_sandbox::RequiredToken { issuer, audience });
         let issuer = options.require_token.as_ref().map(|r| r.issuer.clone());
-        let running = flyte_sandbox::start(options).await?;
+        let running = flyte_sandbox::start(options).await.map_err(|e| match e.downcast_ref() {
+            Some(flyte_sandbox::IssuerUnusable(why)) => flyte_deploy::error::user(
+                format!("--require-token: {why}"),
+                "start the OAuth2 issuer first, or give its URL (the one its tokens name as `iss`)",
+            ),
+            None => e,
+        })?;
         println!("FlyteAdmin sandbox listening on {}", running.endpoint());
         if let Some(issuer) = issuer {
             println!("every call needs a bearer token from {issuer}");
