@@ -75,7 +75,10 @@ impl Guard {
         .encode_to_vec();
         let public_client = service::PublicClientAuthConfigResponse {
             client_id: PUBLIC_CLIENT_ID.into(),
-            redirect_uri: "http://localhost:53593/callback".into(),
+            // No port: any port of the loopback address (RFC 8252 7.3), as the tests' issuer
+            // allows, so sign-ins may run side by side. FlyteAdmin's default names
+            // `http://localhost:53593/callback`.
+            redirect_uri: "http://127.0.0.1/callback".into(),
             scopes: vec!["offline".into(), "all".into()],
             authorization_metadata_key: AUTHORIZATION_METADATA_KEY.into(),
             service_http_endpoint: String::new(),

@@ -1,5 +1,6 @@
 //! A person's OAuth2 sign-in, blocking: the authorization-code flow with PKCE (S256) through
-//! a browser and a redirect listener on 127.0.0.1 (a random port), the device authorization
+//! a browser and a redirect listener on loopback (the port FlyteAdmin's public client names, else
+//! a random one on 127.0.0.1), the device authorization
 //! grant (code shown on stderr, token endpoint polled at the server's pace), the refresh
 //! grant, and the tokens kept per endpoint and client in the tool's folder (files of mode
 //! 0600). Prints only to stderr; never prints a token. `signin.rs` decides when to use which.
@@ -32,8 +33,9 @@ pub(crate) struct Client {
     /// Space separated.
     pub scopes: String,
     pub audience: Option<String>,
-    /// The path of the redirect URI (FlyteAdmin's public client says `/callback`).
-    pub redirect_path: String,
+    /// The public client's redirect URI as FlyteAdmin names it (`http://localhost:53593/callback`
+    /// by default; may be empty). See [`redirect_listener`].
+    pub redirect_uri: String,
 }
 
 /// An access token, when it stops being good, and the refresh token that came with it.
@@ -130,8 +132,7 @@ pub(crate) fn s256(verifier: &str) -> String {
 pub(crate) fn pkce(client: &Client) -> Result<Token> {
     let verifier = random(32)?;
     let state = random(16)?;
-    let listener = TcpListener::bind("127.0.0.1:0").context("listening on 127.0.0.1 for the sign-in redirect")?;
-    let redirect_uri = format!("http://{}{}", listener.local_addr()?, client.redirect_path);
+    let (listener, redirect_uri, path) = redirect_listener(&client.redirect_uri)?;
     let mut url = url::Url::parse(&client.authorization_endpoint)
         .with_context(|| format!("FlyteAdmin's authorization endpoint {:?}", client.authorization_endpoint))?;
     {
@@ -150,7 +151,7 @@ pub(crate) fn pkce(client: &Client) -> Result<Token> {
     }
     eprintln!("Sign in to FlyteAdmin at {} in your browser: {url}", client.endpoint);
     open_browser(url.as_str());
-    let code = wait_for_code(&listener, &client.redirect_path, &state, BROWSER_TIMEOUT)?;
+    let code = wait_for_code(&listener, &path, &state, BROWSER_TIMEOUT)?;
     let form = [
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
@@ -160,6 +161,30 @@ pub(crate) fn pkce(client: &Client) -> Result<Token> {
     ];
     let answer = post_form(&client.token_endpoint, &form).map_err(|e| anyhow!("exchanging the sign-in code: {e}"))?;
     token_of(&client.token_endpoint, &answer, None)
+}
+
+/// The listener for the sign-in redirect, the redirect URI to send, and its path. A loopback
+/// `http` URI with a port (FlyteAdmin's default public client registers
+/// `http://localhost:53593/callback`, and authorization servers compare it exactly) is
+/// listened on as it is; one without a port, or none, gets a random port on 127.0.0.1 (RFC
+/// 8252 7.3: servers accept any port of a registered loopback URI) and the path `/callback`
+/// unless it names one.
+pub(crate) fn redirect_listener(configured: &str) -> Result<(TcpListener, String, String)> {
+    let parsed = url::Url::parse(configured).ok().filter(|u| u.scheme() == "http");
+    let loopback = |u: &url::Url| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let path =
+        parsed.as_ref().map(|u| u.path().to_string()).filter(|p| p.len() > 1).unwrap_or_else(|| "/callback".into());
+    if let Some(fixed) = parsed.as_ref().filter(|u| loopback(u) && u.port().is_some()) {
+        let port = fixed.port().unwrap_or_default();
+        let ip = if fixed.host_str() == Some("[::1]") { "[::1]" } else { "127.0.0.1" };
+        let listener = TcpListener::bind(format!("{ip}:{port}")).map_err(|e| {
+            anyhow!("cannot listen on {ip}:{port} for the sign-in redirect to {configured} (FlyteAdmin's public client names it): {e}; is another sign-in running?")
+        })?;
+        return Ok((listener, configured.to_string(), path));
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").context("listening on 127.0.0.1 for the sign-in redirect")?;
+    let redirect_uri = format!("http://{}{path}", listener.local_addr()?);
+    Ok((listener, redirect_uri, path))
 }
 
 /// Opens `url` with `FLYTE_DEPLOY_BROWSER` (a program given the URL as its argument), else
@@ -398,6 +423,27 @@ mod tests {
         refused.join().unwrap();
         let err = wait_for_code(&listener, "/callback", "s3", Duration::from_millis(200)).unwrap_err();
         assert!(format!("{err}").contains("no sign-in came back"), "{err}");
+    }
+
+    #[test]
+    fn the_redirect_uri_is_flyteadmins_when_it_names_a_port_else_any_port() {
+        let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let named = format!("http://localhost:{free}/callback");
+        let (listener, uri, path) = redirect_listener(&named).unwrap();
+        assert_eq!((uri.as_str(), path.as_str()), (named.as_str(), "/callback"));
+        assert_eq!(listener.local_addr().unwrap().port(), free);
+        // Busy: says which port and why.
+        let err = format!("{:#}", redirect_listener(&named).unwrap_err());
+        assert!(err.contains(&free.to_string()) && err.contains("another sign-in"), "{err}");
+        drop(listener);
+        for (configured, expected_path) in
+            [("http://127.0.0.1/cb", "/cb"), ("", "/callback"), ("https://flyte.example.com/callback", "/callback")]
+        {
+            let (listener, uri, path) = redirect_listener(configured).unwrap();
+            let port = listener.local_addr().unwrap().port();
+            assert_eq!(uri, format!("http://127.0.0.1:{port}{expected_path}"), "{configured:?}");
+            assert_eq!(path, expected_path);
+        }
     }
 
     #[test]

@@ -159,11 +159,7 @@ impl Auth {
                 "all".into()
             },
             audience: user.audience.clone().or_else(|| nonempty(public.audience.clone())),
-            redirect_path: url::Url::parse(&public.redirect_uri)
-                .ok()
-                .map(|u| u.path().to_string())
-                .filter(|p| p.len() > 1)
-                .unwrap_or_else(|| "/callback".into()),
+            redirect_uri: public.redirect_uri.clone(),
         };
         let cache = oauth::TokenCache::for_client(&client);
         let (c, k) = (client.clone(), cache.clone());
