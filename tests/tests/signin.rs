@@ -128,6 +128,18 @@ fn client_credentials_deploy_to_a_flyteadmin_that_requires_sign_in() {
     let json = repo.xtask_env(&args, &base).json();
     assert_eq!(outcome(&json, "hello"), "already-registered", "{json:#}");
 
+    // A token the FlyteAdmin refuses (it is another audience): said so, with a hint that is
+    // not "configure credentials".
+    let other_data = tempfile::tempdir().unwrap();
+    let other = SandboxProcess::start_requiring_audience(other_data.path(), &oidc, "http://other.test");
+    let mut to_other = env.clone();
+    to_other[0].1 = other.endpoint.as_str();
+    let run = repo.xtask_env(&args, &to_other);
+    assert_ne!(run.status, Some(0), "a token for another audience deployed");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("credentials sent were refused") && said.contains("audience"), "{said}");
+    assert!(!said.contains("set admin.authType"), "{said}");
+
     // A wrong secret: the token endpoint's refusal, named, and no secret printed.
     std::fs::write(home.path().join(".flyte/secret"), "wrong-secret\n").unwrap();
     let run = repo.xtask_env(&args, &base);

@@ -366,18 +366,20 @@ impl Admin {
     /// and the call repeated.
     pub async fn call_raw(&self, method: &str, message: &[u8]) -> Result<Vec<u8>, Status> {
         let sent = std::sync::Mutex::new(None);
-        let result = self.call_raw_once(method, message, &sent).await;
-        let refused = sent.lock().ok().and_then(|mut s| s.take());
-        match (result, &self.auth, refused) {
-            (Err(status), Some(auth), Some(refused)) if status.code() == Code::Unauthenticated => {
-                if auth.renew(&refused).await {
-                    self.call_raw_once(method, message, &sent).await
-                } else {
-                    Err(status)
-                }
+        let mut result = self.call_raw_once(method, message, &sent).await;
+        let refused = sent.lock().ok().and_then(|s| s.clone());
+        if let (Err(status), Some(auth), Some(refused)) = (&result, &self.auth, refused) {
+            if status.code() == Code::Unauthenticated && auth.renew(&refused).await {
+                result = self.call_raw_once(method, message, &sent).await;
             }
-            (result, _, _) => result,
         }
+        let sent_any = refused_sent(&sent, &self.auth);
+        result.map_err(|status| match status.code() {
+            Code::Unauthenticated if sent_any => {
+                Status::unauthenticated(format!("{} ({CREDENTIALS_REFUSED})", status.message()))
+            }
+            _ => status,
+        })
     }
 
     /// [`Admin::call_raw`] with its retries; `sent` is left holding the credentials' value of
@@ -682,6 +684,14 @@ fn status_detail(status: &Status) -> String {
     out
 }
 
+/// Said in an UNAUTHENTICATED answer to a call that carried credentials.
+const CREDENTIALS_REFUSED: &str = "the credentials sent were refused";
+
+/// True when the last attempt of a call carried credentials.
+fn refused_sent(sent: &std::sync::Mutex<Option<String>>, auth: &Option<Arc<Auth>>) -> bool {
+    auth.is_some() && sent.lock().ok().is_some_and(|s| s.is_some())
+}
+
 /// The deadline of the first call to a remote endpoint; a hung endpoint fails after it.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting may keep retrying an endpoint that refuses or drops connections.
@@ -709,6 +719,11 @@ pub fn hint(endpoint: &str, status: &Status) -> Option<String> {
         return Some(format!(
             "{endpoint} answered HTTP, not gRPC: point the endpoint at FlyteAdmin's gRPC port (dns:///HOST:443 through an ingress, port 8089 in-cluster), not the console"
         ));
+    }
+    if status.code() == Code::Unauthenticated && status.message().contains(CREDENTIALS_REFUSED) {
+        return Some(
+            "FlyteAdmin refused the credentials flyte-deploy sent: check that the token is for this FlyteAdmin (the audience and scopes its public client config names, or FLYTE_AUDIENCE / admin.audience), or sign in again by deleting the kept tokens (tokens/ in the tool's folder)".into(),
+        );
     }
     if status.code() == Code::Unauthenticated {
         return Some(
@@ -908,6 +923,10 @@ mod tests {
         assert!(hint(https, &http).unwrap().contains("not gRPC"));
         let unauthenticated = Status::unauthenticated("token is missing");
         assert!(hint(https, &unauthenticated).unwrap().contains("authType"));
+        let refused =
+            Status::unauthenticated(format!("the token was refused: InvalidAudience ({CREDENTIALS_REFUSED})"));
+        let said = hint(https, &refused).unwrap();
+        assert!(said.contains("audience") && !said.contains("set admin.authType"), "{said}");
         assert!(hint(https, &Status::invalid_argument("x task with different structure already exists")).is_none());
     }
 
