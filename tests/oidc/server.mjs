@@ -1,5 +1,5 @@
 // The tests' OAuth2/OIDC server: npm's oidc-provider on 127.0.0.1, set up as a Flyte
-// deployment's identity provider is. Usage: node server.js OIDC_PROVIDER_DIR AUDIENCE [TTL_SECONDS]
+// deployment's identity provider is. Usage: node server.mjs OIDC_PROVIDER_DIR AUDIENCE [TTL_SECONDS]
 // It prints `listening PORT` on stdout once it serves, and runs until killed.
 //
 // Clients: `flyte-deploy-ci` (secret `ci-secret`, client credentials) and `flytectl` (public:
@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 
 const [dir, audience, ttlArg] = process.argv.slice(2);
 if (!dir || !audience) {
-  console.error('usage: node server.js OIDC_PROVIDER_DIR AUDIENCE [TTL_SECONDS]');
+  console.error('usage: node server.mjs OIDC_PROVIDER_DIR AUDIENCE [TTL_SECONDS]');
   process.exit(2);
 }
 const ttl = Number(ttlArg || 3600);

@@ -2,7 +2,7 @@
 // the one form it finds (oidc-provider's development login with any user name and password,
 // its consent, the device flow's code confirmation), following redirects and keeping the
 // server's cookies, until a page has no form or a redirect leaves the server (the sign-in
-// redirect to the tool's listener, which it then opens). Usage: node browser.js URL
+// redirect to the tool's listener, which it then opens). Usage: node browser.mjs URL
 // Exits non-zero on an HTTP error or after too many steps; says each step on stderr.
 
 const start = new URL(process.argv[2]);
