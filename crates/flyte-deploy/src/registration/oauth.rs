@@ -38,21 +38,32 @@ pub(crate) struct Client {
     pub redirect_uri: String,
 }
 
-/// An access token, when it stops being good, and the refresh token that came with it.
-/// No `Debug`: tokens are never printed.
+/// An access token, when it stops being good and how long it was good for, and the refresh
+/// token that came with it. No `Debug`: tokens are never printed.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Token {
     pub access_token: String,
     /// Seconds since the Unix epoch.
     pub expires_at: u64,
+    /// Seconds, as the server gave them (0: not known).
+    #[serde(default)]
+    pub lifetime: u64,
     #[serde(default)]
     pub refresh_token: Option<String>,
 }
 
+/// How long before its expiry a token is renewed: a minute, or a tenth of a shorter lifetime
+/// (so a token good for 30 s is not renewed before every call).
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
 impl Token {
-    /// True while the token has at least `margin` left.
-    pub(crate) fn good_for(&self, margin: Duration) -> bool {
-        now() + margin.as_secs() < self.expires_at
+    /// True while the token has more than its renewal margin left.
+    pub(crate) fn fresh(&self) -> bool {
+        let margin = match self.lifetime {
+            0 => REFRESH_MARGIN.as_secs(),
+            lifetime => REFRESH_MARGIN.as_secs().min(lifetime / 10),
+        };
+        now() + margin < self.expires_at
     }
 }
 
@@ -104,7 +115,7 @@ fn token_of(url: &str, answer: &serde_json::Value, old_refresh: Option<&str>) ->
         answer["access_token"].as_str().ok_or_else(|| anyhow!("{url} answered without an access_token"))?;
     let lifetime = answer["expires_in"].as_u64().unwrap_or(300);
     let refresh_token = answer["refresh_token"].as_str().or(old_refresh).map(str::to_string);
-    Ok(Token { access_token: access_token.to_string(), expires_at: now() + lifetime, refresh_token })
+    Ok(Token { access_token: access_token.to_string(), expires_at: now() + lifetime, lifetime, refresh_token })
 }
 
 /// The refresh grant.
@@ -397,30 +408,30 @@ mod tests {
 
     #[test]
     fn the_redirect_listener_takes_only_its_own_redirect() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::sync::Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
         let addr = listener.local_addr().unwrap();
-        let send = move |target: &'static str| {
-            std::thread::spawn(move || {
-                let mut s = TcpStream::connect(addr).unwrap();
-                write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer);
-                answer
-            })
+        // One request at a time, each answered before the next is sent.
+        let send = move |target: &str| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer
         };
-        let favicon = send("/favicon.ico");
-        let stale = send("/callback?code=old&state=other");
-        let ours = send("/callback?code=c%2B1&state=s1");
-        let code = wait_for_code(&listener, "/callback", "s1", Duration::from_secs(10)).unwrap();
-        assert_eq!(code, "c+1");
-        assert!(favicon.join().unwrap().starts_with("HTTP/1.1 404"));
-        assert!(stale.join().unwrap().starts_with("HTTP/1.1 400"));
-        assert!(ours.join().unwrap().contains("Signed in"));
+        let waiting = |state: &'static str, timeout: Duration| {
+            let listener = listener.clone();
+            std::thread::spawn(move || wait_for_code(&listener, "/callback", state, timeout))
+        };
+        let waiter = waiting("s1", Duration::from_secs(10));
+        assert!(send("/favicon.ico").starts_with("HTTP/1.1 404"));
+        assert!(send("/callback?code=old&state=other").starts_with("HTTP/1.1 400"));
+        assert!(send("/callback?code=c%2B1&state=s1").contains("Signed in"));
+        assert_eq!(waiter.join().unwrap().unwrap(), "c+1");
 
-        let refused = send("/callback?error=access_denied&state=s2");
-        let err = wait_for_code(&listener, "/callback", "s2", Duration::from_secs(10)).unwrap_err();
+        let waiter = waiting("s2", Duration::from_secs(10));
+        send("/callback?error=access_denied&state=s2");
+        let err = waiter.join().unwrap().unwrap_err();
         assert!(format!("{err}").contains("access_denied"), "{err}");
-        refused.join().unwrap();
         let err = wait_for_code(&listener, "/callback", "s3", Duration::from_millis(200)).unwrap_err();
         assert!(format!("{err}").contains("no sign-in came back"), "{err}");
     }
@@ -452,13 +463,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = TokenCache { file: dir.path().join("tokens/k.json") };
         assert!(cache.load().is_none());
-        let token = Token { access_token: "a".into(), expires_at: now() + 100, refresh_token: Some("r".into()) };
+        let token = Token {
+            access_token: "a".into(),
+            expires_at: now() + 100,
+            lifetime: 3600,
+            refresh_token: Some("r".into()),
+        };
         cache.store(&token).unwrap();
         let mode = std::fs::metadata(&cache.file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let back = cache.load().unwrap();
         assert_eq!((back.access_token.as_str(), back.refresh_token.as_deref()), ("a", Some("r")));
-        assert!(back.good_for(Duration::from_secs(60)) && !back.good_for(Duration::from_secs(200)));
+        assert!(back.fresh(), "100 s left of an hour: more than the minute's margin");
+        // Within a minute of its expiry: renewed; a short-lived token only within a tenth of
+        // its lifetime.
+        let ending = Token { expires_at: now() + 50, ..back.clone() };
+        assert!(!ending.fresh());
+        let short = Token { expires_at: now() + 25, lifetime: 30, ..back };
+        assert!(short.fresh());
+        assert!(!Token { expires_at: now() + 2, ..short }.fresh());
         cache.forget();
         assert!(cache.load().is_none());
     }

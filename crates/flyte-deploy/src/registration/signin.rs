@@ -42,9 +42,6 @@ pub(crate) enum Auth {
     },
 }
 
-/// How long before its expiry a person's token is refreshed.
-const REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
 impl Auth {
     /// The credentials to use: `FLYTE_TOKEN`, else `FLYTE_CLIENT_ID` + `FLYTE_CLIENT_SECRET`,
     /// else what the user's Flyte config says (when it applies to this endpoint), else none.
@@ -244,7 +241,7 @@ impl Auth {
             }
             Auth::Person { flow, client, cache, header, current } => {
                 let mut current = current.lock().await;
-                if !current.good_for(REFRESH_MARGIN) {
+                if !current.fresh() {
                     let (flow, client, cache, old) = (*flow, client.clone(), cache.clone(), current.clone());
                     *current = tokio::task::spawn_blocking(move || obtain(flow, &client, &cache, Some(old)))
                         .await
@@ -274,7 +271,7 @@ fn header_key(public: &service::PublicClientAuthConfigResponse) -> String {
         .unwrap_or_else(|| "authorization".into())
 }
 
-/// A person's token (blocking): `current` or the kept one while good for a minute more, else
+/// A person's token (blocking): `current` or the kept one while fresh, else
 /// refreshed with its refresh token, else a new sign-in by `flow`; kept for the next run.
 fn obtain(
     flow: AuthType,
@@ -283,7 +280,7 @@ fn obtain(
     current: Option<oauth::Token>,
 ) -> Result<oauth::Token> {
     let kept = current.or_else(|| cache.load());
-    if let Some(token) = kept.as_ref().filter(|t| t.good_for(REFRESH_MARGIN)) {
+    if let Some(token) = kept.as_ref().filter(|t| t.fresh()) {
         return Ok(token.clone());
     }
     let refreshed = match kept.and_then(|t| t.refresh_token) {
