@@ -289,10 +289,29 @@ pub struct SandboxProcess {
 impl SandboxProcess {
     /// Starts it on `addr` (`127.0.0.1:0`: any free port).
     pub fn start(addr: &str, data: &Path) -> SandboxProcess {
+        SandboxProcess::start_with(addr, data, &[])
+    }
+
+    /// Starts it wanting a bearer token from `oidc` for [`OidcServer::AUDIENCE`] on every call.
+    pub fn start_requiring_token(data: &Path, oidc: &OidcServer) -> SandboxProcess {
+        SandboxProcess::start_requiring_audience(data, oidc, OidcServer::AUDIENCE)
+    }
+
+    /// Starts it wanting a bearer token from `oidc` for `audience` on every call.
+    pub fn start_requiring_audience(data: &Path, oidc: &OidcServer, audience: &str) -> SandboxProcess {
+        SandboxProcess::start_with(
+            "127.0.0.1:0",
+            data,
+            &["--require-token", &oidc.issuer, "--token-audience", audience],
+        )
+    }
+
+    fn start_with(addr: &str, data: &Path, extra: &[&str]) -> SandboxProcess {
         use std::io::BufRead;
         let mut child = Command::new(xtask_bin())
             .args(["sandbox", "--addr", addr, "--data"])
             .arg(data)
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -328,5 +347,84 @@ impl SandboxProcess {
 impl Drop for SandboxProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A real OAuth2/OIDC server on loopback: npm's oidc-provider configured by
+/// `tests/oidc/server.mjs` (clients, JWT access tokens for [`OidcServer::AUDIENCE`], the
+/// development login and consent forms), run by node; killed on drop. The package comes from
+/// `FLYTE_DEPLOY_OIDC_PROVIDER` (set by `cargo xtask test`), else where `cargo xtask test`
+/// installs it. Missing node or package: a failure under `CI=true`, a printed skip elsewhere.
+pub struct OidcServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`: the issuer, and the base of every endpoint.
+    pub issuer: String,
+}
+
+impl OidcServer {
+    /// The audience (resource) of its access tokens.
+    pub const AUDIENCE: &'static str = "http://flyteadmin.test";
+    /// The confidential client of the client-credentials grant, and its secret.
+    pub const CI_CLIENT: (&'static str, &'static str) = ("flyte-deploy-ci", "ci-secret");
+
+    /// Starts it (access tokens valid for `ttl_seconds`), or `None` when it cannot run here
+    /// (and this is not CI).
+    pub fn start(ttl_seconds: u64) -> Option<OidcServer> {
+        use std::io::BufRead;
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| project_root().join(d))
+            .unwrap_or_else(|| project_root().join("target"));
+        let package = std::env::var_os("FLYTE_DEPLOY_OIDC_PROVIDER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target.join("npm/node_modules/oidc-provider"));
+        if !package.join("package.json").is_file() {
+            assert!(
+                !in_ci(),
+                "oidc-provider is not installed at {}; `cargo xtask test` installs it",
+                package.display()
+            );
+            eprintln!("SKIPPED: oidc-provider is not installed at {} (run `cargo xtask test`)", package.display());
+            return None;
+        }
+        let node = require_tool("node")?;
+        let mut child = Command::new(node)
+            .arg(project_root().join("tests/oidc/server.mjs"))
+            .arg(&package)
+            .arg(OidcServer::AUDIENCE)
+            .arg(ttl_seconds.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting node");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("its stdout")).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let Some(port) = first.strip_prefix("listening ").map(str::to_string) else {
+            child.kill().ok();
+            let status = child.wait();
+            panic!("the OIDC server did not start ({status:?}): {first:?}");
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Some(OidcServer { child, issuer: format!("http://127.0.0.1:{port}") })
+    }
+
+    /// An access token of the client-credentials grant.
+    pub fn client_credentials_token(&self) -> String {
+        let (id, secret) = OidcServer::CI_CLIENT;
+        let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{id}:{secret}"));
+        let body = ureq::post(&format!("{}/token", self.issuer))
+            .set("Authorization", &format!("Basic {basic}"))
+            .send_form(&[("grant_type", "client_credentials"), ("scope", "all")])
+            .expect("the token request")
+            .into_string()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        json["access_token"].as_str().unwrap_or_else(|| panic!("no access token: {body}")).to_string()
+    }
+}
+
+impl Drop for OidcServer {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }

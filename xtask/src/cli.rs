@@ -87,6 +87,15 @@ pub(crate) struct Sandbox {
     /// Delay every gRPC call by this many milliseconds (to measure concurrency).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub delay_ms: u64,
+    /// Require a bearer token on every call (but AuthMetadataService's), as FlyteAdmin with
+    /// sign-in does: a JWT access token signed by this OAuth2 issuer (its keys from
+    /// ISSUER/.well-known/openid-configuration), which clients discover through
+    /// GetOAuth2Metadata.
+    #[arg(long, value_name = "ISSUER", requires = "token_audience")]
+    pub require_token: Option<String>,
+    /// The audience (`aud`) the required tokens must name.
+    #[arg(long, value_name = "AUDIENCE", requires = "require_token")]
+    pub token_audience: Option<String>,
 }
 
 /// Install what the tests need (Debian packages when root, uv, and the default serialization

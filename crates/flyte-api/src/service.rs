@@ -42,19 +42,47 @@ pub struct CreateUploadLocationResponse {
     pub headers: BTreeMap<String, String>,
 }
 
-/// `flyteidl.service.PublicClientAuthConfigResponse` (GetPublicClientConfig): the scopes
-/// and the metadata key a client sends its token under.
+/// `flyteidl.service.PublicClientAuthConfigResponse` (GetPublicClientConfig): the public
+/// client (PKCE, device flow) FlyteAdmin names, the scopes and audience to ask for, and the
+/// metadata key a client sends its token under.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PublicClientAuthConfigResponse {
+    #[prost(string, tag = "1")]
+    pub client_id: String,
+    #[prost(string, tag = "2")]
+    pub redirect_uri: String,
     #[prost(string, repeated, tag = "3")]
     pub scopes: Vec<String>,
     #[prost(string, tag = "4")]
     pub authorization_metadata_key: String,
+    #[prost(string, tag = "5")]
+    pub service_http_endpoint: String,
+    #[prost(string, tag = "6")]
+    pub audience: String,
 }
 
-/// `flyteidl.service.OAuth2MetadataResponse` (GetOAuth2Metadata): where to get a token.
+/// `flyteidl.service.OAuth2MetadataResponse` (GetOAuth2Metadata): the authorization server's
+/// RFC 8414 metadata, as FlyteAdmin relays it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct OAuth2MetadataResponse {
+    #[prost(string, tag = "1")]
+    pub issuer: String,
+    #[prost(string, tag = "2")]
+    pub authorization_endpoint: String,
     #[prost(string, tag = "3")]
     pub token_endpoint: String,
+    #[prost(string, repeated, tag = "4")]
+    pub response_types_supported: Vec<String>,
+    #[prost(string, repeated, tag = "5")]
+    pub scopes_supported: Vec<String>,
+    #[prost(string, repeated, tag = "6")]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    #[prost(string, tag = "7")]
+    pub jwks_uri: String,
+    #[prost(string, repeated, tag = "8")]
+    pub code_challenge_methods_supported: Vec<String>,
+    #[prost(string, repeated, tag = "9")]
+    pub grant_types_supported: Vec<String>,
+    #[prost(string, tag = "10")]
+    pub device_authorization_endpoint: String,
 }

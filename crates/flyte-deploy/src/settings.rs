@@ -45,6 +45,8 @@ macro_rules! vars {
 vars! {
     /// The FlyteAdmin endpoint, over `[flyte] endpoint`.
     FLYTE_ENDPOINT;
+    /// The program that opens the sign-in page (PKCE), given its URL (default `xdg-open`, `open`).
+    FLYTE_DEPLOY_BROWSER;
     /// A bearer token for FlyteAdmin.
     FLYTE_TOKEN;
     /// OAuth2 client-credentials client id.

@@ -1,11 +1,13 @@
 //! The FlyteAdmin sandbox: the registration part of FlyteAdmin's gRPC API on loopback, with
 //! state in SQLite, so deploys run and are tested without a cluster. Owns starting and
 //! stopping the servers (in-process for the client, or as `cargo xtask sandbox`); runs no
-//! executions.
+//! executions. Started with [`RequiredToken`], it wants a bearer token as a FlyteAdmin with
+//! sign-in does.
 
 mod http;
 mod service;
 mod store;
+mod token;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use service::SANDBOX_BUILD;
+pub use token::{AUTHORIZATION_METADATA_KEY, PUBLIC_CLIENT_ID};
 
 /// The domains FlyteAdmin has by default.
 pub const DEFAULT_DOMAINS: &[&str] = &["development", "staging", "production"];
@@ -38,6 +41,19 @@ pub struct Options {
     pub delay: Duration,
     /// The domains accepted (besides FlyteAdmin's default three).
     pub extra_domains: Vec<String>,
+    /// When set, every call but AuthMetadataService's needs a bearer token from this issuer.
+    pub require_token: Option<RequiredToken>,
+}
+
+/// The sign-in a sandbox requires, as a FlyteAdmin using an external authorization server:
+/// JWT access tokens signed by `issuer` (its keys from its discovery document's `jwks_uri`)
+/// for `audience`. GetOAuth2Metadata and GetPublicClientConfig point clients at the issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredToken {
+    /// The issuer's URL (`iss` of its tokens; `/.well-known/openid-configuration` under it).
+    pub issuer: String,
+    /// The `aud` tokens must name: FlyteAdmin's own URL, by default.
+    pub audience: String,
 }
 
 impl Options {
@@ -48,9 +64,23 @@ impl Options {
             data: data.into(),
             delay: Duration::ZERO,
             extra_domains: Vec::new(),
+            require_token: None,
         }
     }
 }
+
+/// The issuer of [`RequiredToken`] could not be used (not reached, no discovery document, no
+/// keys): the sandbox did not start. A caller may take it for bad input.
+#[derive(Debug)]
+pub struct IssuerUnusable(pub String);
+
+impl std::fmt::Display for IssuerUnusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IssuerUnusable {}
 
 /// A running sandbox. Dropping it stops the servers (without waiting); [`Running::stop`]
 /// waits until they are down.
@@ -92,6 +122,15 @@ impl Drop for Running {
 /// Starts the sandbox on the current tokio runtime: binds both listeners (so the
 /// addresses are known when this returns), then serves in background tasks.
 pub async fn start(options: Options) -> Result<Running> {
+    let guard = match options.require_token.clone() {
+        Some(required) => Some(Arc::new(
+            tokio::task::spawn_blocking(move || token::Guard::discover(&required))
+                .await
+                .context("joining the issuer's discovery")?
+                .map_err(|e| anyhow::Error::new(IssuerUnusable(format!("{e:#}"))))?,
+        )),
+        None => None,
+    };
     let store = Arc::new(store::Store::open(&options.data)?);
     let project = store::Project {
         id: DEFAULT_PROJECT.to_string(),
@@ -111,7 +150,12 @@ pub async fn start(options: Options) -> Result<Running> {
             domains.push(extra);
         }
     }
-    let sandbox = Arc::new(service::Sandbox { store: store.clone(), domains, http_base: http::base_url(http) });
+    let sandbox = Arc::new(service::Sandbox {
+        store: store.clone(),
+        domains,
+        http_base: http::base_url(http),
+        guard: guard.clone(),
+    });
 
     let (grpc_tx, grpc_rx) = oneshot::channel::<()>();
     let (http_tx, http_rx) = oneshot::channel::<()>();
@@ -119,7 +163,10 @@ pub async fn start(options: Options) -> Result<Running> {
     http_listener.set_nonblocking(true)?;
     let incoming = tonic::transport::server::TcpIncoming::from(tokio::net::TcpListener::from_std(grpc_listener)?)
         .with_nodelay(Some(true));
-    let served = service::Delayed { inner: flyte_api::server::BytesServer::new(sandbox), delay: options.delay };
+    let served = token::Guarded {
+        inner: service::Delayed { inner: flyte_api::server::BytesServer::new(sandbox), delay: options.delay },
+        guard,
+    };
     let grpc_task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .serve_with_incoming_shutdown(served, incoming, async {

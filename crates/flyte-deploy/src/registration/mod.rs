@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod hydrate;
+pub(crate) mod oauth;
 pub(crate) mod policy;
 pub mod record;
 pub mod register;
+pub(crate) mod signin;
