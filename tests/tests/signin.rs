@@ -421,3 +421,103 @@ fn a_sandbox_whose_issuer_cannot_be_read_does_not_start_exit_2() {
         std::process::Command::new(tests::xtask_bin()).args(["sandbox", "--require-token", &issuer]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// tinyproxy on a free loopback port, logging each request; stopped on drop.
+struct HttpProxy {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HttpProxy {
+    fn start() -> Option<HttpProxy> {
+        let program = tests::require_tool("tinyproxy")?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.path().join("tinyproxy.log");
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 20\nAllow 127.0.0.1\nLogLevel Info\nLogFile \"{}\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(program)
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting tinyproxy");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed().as_secs() < 20, "tinyproxy never listened on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(HttpProxy { child, url: format!("http://127.0.0.1:{port}"), log, _dir: dir })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `admin.httpProxyURL`: the OAuth2 requests (here the client-credentials grant) go through
+/// the proxy the Flyte config names, a real one; a proxy that is not there is named.
+#[test]
+fn oauth_requests_go_through_the_http_proxy_the_flyte_config_names() {
+    let Some(python) = flytekit_python() else { return };
+    let python = python.to_string_lossy().into_owned();
+    let Some(oidc) = OidcServer::start(3600) else { return };
+    let Some(proxy) = HttpProxy::start() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProcess::start_requiring_token(data.path(), &oidc);
+    let repo = repo();
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().to_string_lossy().into_owned();
+    let (id, secret) = OidcServer::CI_CLIENT;
+    let config = |proxy_url: &str| {
+        std::fs::create_dir_all(home.path().join(".flyte")).unwrap();
+        std::fs::write(home.path().join(".flyte/secret"), format!("{secret}\n")).unwrap();
+        let text = format!(
+            "admin:\n  endpoint: dns:///{}\n  insecure: true\n  authType: ClientSecret\n  clientId: {id}\n  \
+             clientSecretLocation: {}\n  httpProxyURL: {proxy_url}\n",
+            sandbox.host_port(),
+            home.path().join(".flyte/secret").display()
+        );
+        std::fs::write(home.path().join(".flyte/config.yaml"), text).unwrap();
+    };
+    let args = ["deploy", "--format", "json", "--domain", "development", "--workflow", "hello"];
+    let env = [
+        ("FLYTE_ENDPOINT", sandbox.endpoint.as_str()),
+        ("FLYTE_DEPLOY_PYTHON", python.as_str()),
+        ("HOME", home_path.as_str()),
+        ("CI", "false"),
+    ];
+    config(&proxy.url);
+    let json = repo.xtask_env(&args, &env).json();
+    assert_eq!(outcome(&json, "hello"), "registered", "{json:#}");
+    let issuer = oidc.issuer.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let host_port = issuer.split('/').next().unwrap().to_string();
+    assert!(proxy.log().contains(&host_port), "the token request did not go through the proxy:\n{}", proxy.log());
+
+    // A proxy that is not there: the token request fails, naming it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    config(&gone);
+    let run = repo.xtask_env(&args, &env);
+    assert_ne!(run.status, Some(0), "deployed through a proxy that is not there");
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains(&format!("through the proxy {gone}")), "{said}");
+}

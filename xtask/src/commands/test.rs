@@ -24,6 +24,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("npm", "npm"),
     ("openssl", "openssl"),
     ("jq", "jq"),
+    // The HTTP proxy of the sign-in tests (`admin.httpProxyURL`).
+    ("tinyproxy", "tinyproxy"),
 ];
 
 /// The GitHub Actions linter the tests of ci/github/ use: a wasm build that node runs.

@@ -67,6 +67,13 @@ pub struct FlyteConfig {
     pub token_url: Option<String>,
     /// `admin.command`: the argv of a program that prints a token.
     pub command: Vec<String>,
+    /// `admin.proxyCommand`: the argv of a program that prints a token for the proxy in front
+    /// of FlyteAdmin (e.g. an identity-aware proxy), sent on every call as
+    /// `proxy-authorization: Bearer TOKEN`.
+    pub proxy_command: Vec<String>,
+    /// `admin.httpProxyURL`: the HTTP proxy that OAuth2 requests (token endpoint, sign-in)
+    /// go through; gRPC calls to FlyteAdmin do not.
+    pub http_proxy_url: Option<String>,
 }
 
 impl FlyteConfig {
@@ -196,8 +203,7 @@ pub fn apply_variables(config: &mut FlyteConfig, vars: &Variables) -> Result<()>
 
 /// Parses the file's text. Keys outside `admin:` and unknown `admin` keys are other tools'
 /// business and ignored; a known key with a value of the wrong kind is an error naming the
-/// file and the key (exit 2). `proxyCommand` and `httpProxyURL` are refused: a proxy silently
-/// skipped would send traffic where the user said it must not go.
+/// file and the key (exit 2).
 pub fn parse(file: &Path, text: &str) -> Result<FlyteConfig> {
     let bad = |key: &str, what: &str| {
         error::user(
@@ -279,11 +285,13 @@ pub fn parse(file: &Path, text: &str) -> Result<FlyteConfig> {
             "audience" => config.audience = string()?,
             "tokenUrl" => config.token_url = string()?,
             "command" => config.command = list()?,
-            "proxyCommand" | "httpProxyURL" if !list()?.is_empty() => {
-                return Err(error::user(
-                    format!("{}: `{name}` is set: flyte-deploy does not reach FlyteAdmin through a proxy", file.display()),
-                    "reach FlyteAdmin directly from this machine (or a copy of the config without the proxy, named by FLYTECTL_CONFIG)",
-                ));
+            "proxyCommand" => config.proxy_command = list()?,
+            "httpProxyURL" => {
+                config.http_proxy_url = match string()? {
+                    Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(url),
+                    Some(_) => return Err(bad(&name, "must be an http:// or https:// URL (the proxy's address)")),
+                    None => None,
+                }
             }
             _ => {}
         }
@@ -351,7 +359,11 @@ mod tests {
         assert!(message("admin:\n  scopes: {a: 1}\n").contains("admin.scopes"));
         assert!(message("admin: [1]\n").contains("`admin`"));
         assert!(message("admin:\n  endpoint: dns:///\n").contains("admin.endpoint"));
-        assert!(message("admin:\n  httpProxyURL: http://proxy:3128\n").contains("admin.httpProxyURL"));
+        assert!(message("admin:\n  httpProxyURL: proxy:3128\n").contains("admin.httpProxyURL` must be an http://"));
+        let c =
+            parsed("admin:\n  httpProxyURL: http://proxy:3128\n  proxyCommand: [iap-token, --audience, x]\n").unwrap();
+        assert_eq!(c.http_proxy_url.as_deref(), Some("http://proxy:3128"));
+        assert_eq!(c.proxy_command, ["iap-token", "--audience", "x"]);
         let m = message("admin:\n  endpoint: [\n");
         assert!(m.contains("config.yaml:") && m.contains("not valid YAML"), "{m}");
         for text in ["admin:\n  insecure: 2\n", "admin:\n  endpoint: [\n"] {

@@ -218,6 +218,9 @@ pub fn is_retryable(status: &Status) -> bool {
 pub struct Admin {
     channel: Channel,
     auth: Option<Arc<Auth>>,
+    /// `proxy-authorization` for the proxy in front of FlyteAdmin (the Flyte config's
+    /// `admin.proxyCommand`), sent on every call, the first included.
+    proxy_authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
     /// Where the calls go (for messages).
     pub endpoint: String,
     pub retry: Retry,
@@ -266,6 +269,19 @@ impl Admin {
             ));
         }
         let mut admin = Admin::remote_with_ca(url, None, user.and_then(|u| u.ca_cert.as_deref()))?;
+        if let Some(user) = user.filter(|u| !u.proxy_command.is_empty()) {
+            let argv = user.proxy_command.clone();
+            let token = tokio::task::spawn_blocking(move || super::signin::external_token("admin.proxyCommand", &argv))
+                .await
+                .context("joining admin.proxyCommand")??;
+            let value = MetadataValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| anyhow::anyhow!("admin.proxyCommand printed a token that is not ASCII"))?;
+            crate::output::verbose(format_args!(
+                "proxy-authorization: the token admin.proxyCommand of {} prints",
+                user.source()
+            ));
+            admin.proxy_authorization = Some(value);
+        }
         let wants_signin = admin.probe().await?;
         admin.auth = Auth::configure(&admin, user, wants_signin).await?.map(Arc::new);
         Ok(admin)
@@ -282,6 +298,9 @@ impl Admin {
             let attempt = async {
                 let mut request = Request::new(Vec::new());
                 request.set_timeout(PROBE_TIMEOUT);
+                if let Some(proxy) = &self.proxy_authorization {
+                    request.metadata_mut().insert("proxy-authorization", proxy.clone());
+                }
                 let mut grpc = tonic::client::Grpc::new(self.channel.clone());
                 grpc.ready().await.map_err(|e| Status::unavailable(format!("{e}")))?;
                 let path = method::GET_VERSION.parse().map_err(|_| Status::internal("bad method path"))?;
@@ -345,6 +364,7 @@ impl Admin {
             endpoint: url.to_string(),
             retry: Retry::default(),
             sandbox: None,
+            proxy_authorization: None,
         })
     }
 
@@ -385,6 +405,9 @@ impl Admin {
     async fn request<T>(&self, message: T) -> Result<(Request<T>, Option<String>), Status> {
         let mut request = Request::new(message);
         request.set_timeout(self.retry.timeout);
+        if let Some(proxy) = &self.proxy_authorization {
+            request.metadata_mut().insert("proxy-authorization", proxy.clone());
+        }
         let mut sent = None;
         if let Some(auth) = &self.auth {
             let (key, value) = auth.header().await.map_err(|e| Status::unauthenticated(format!("{e:#}")))?;
@@ -879,6 +902,79 @@ mod tests {
         // The same endpoint in plain gRPC connects.
         Admin::connect_to(&Address::Remote { url: running.endpoint() }, Vec::new()).await.unwrap();
         running.stop().await.unwrap();
+    }
+
+    /// A FlyteAdmin behind a proxy that wants `proxy-authorization` (as an identity-aware
+    /// proxy does): every call carries the token `admin.proxyCommand` prints, the first one
+    /// (the probe) included; without the command, the proxy refuses.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_proxy_command_token_goes_with_every_call() {
+        use std::sync::Mutex;
+        use tonic::body::Body;
+        use tonic::codegen::{http, BoxFuture, Service};
+
+        struct Versions;
+        impl flyte_api::server::Handler for Versions {
+            async fn call(self: Arc<Self>, _method: String, _request: Vec<u8>) -> Result<Vec<u8>, Status> {
+                Ok(Vec::new())
+            }
+        }
+        #[derive(Clone)]
+        struct Gate {
+            inner: flyte_api::server::BytesServer<Versions>,
+            seen: Arc<Mutex<Vec<Option<String>>>>,
+        }
+        impl Service<http::Request<Body>> for Gate {
+            type Response = http::Response<Body>;
+            type Error = std::convert::Infallible;
+            type Future = BoxFuture<Self::Response, Self::Error>;
+            fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+                self.inner.poll_ready(cx)
+            }
+            fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+                let header = request.headers().get("proxy-authorization").and_then(|v| v.to_str().ok());
+                let allowed = header == Some("Bearer proxy-tok-1");
+                self.seen.lock().unwrap().push(header.map(str::to_string));
+                let mut inner = self.inner.clone();
+                Box::pin(async move {
+                    if allowed {
+                        inner.call(request).await
+                    } else {
+                        Ok(Status::unauthenticated("the proxy wants proxy-authorization").into_http())
+                    }
+                })
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let gate = Gate { inner: flyte_api::server::BytesServer::new(Arc::new(Versions)), seen: seen.clone() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        tokio::spawn(tonic::transport::Server::builder().serve_with_incoming(gate, incoming));
+
+        let user = FlyteConfig {
+            proxy_command: ["sh", "-c", "echo starting >&2; echo proxy-tok-1"].map(String::from).to_vec(),
+            ..FlyteConfig::default()
+        };
+        let admin = Admin::connect_remote(&url, Some(&user)).await.unwrap();
+        admin.call_raw(method::GET_VERSION, &[]).await.unwrap();
+        let calls = seen.lock().unwrap().clone();
+        assert_eq!(calls.len(), 2, "the probe and the call: {calls:?}");
+        assert!(calls.iter().all(|h| h.as_deref() == Some("Bearer proxy-tok-1")), "{calls:?}");
+
+        // Without it the proxy refuses.
+        let admin = Admin::connect_remote(&url, None).await.unwrap();
+        let refused = admin.call_raw(method::GET_VERSION, &[]).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        // A command that fails is named, and nothing is called.
+        let before = seen.lock().unwrap().len();
+        let failing = FlyteConfig { proxy_command: vec!["false".into()], ..FlyteConfig::default() };
+        let err = match Admin::connect_remote(&url, Some(&failing)).await {
+            Ok(_) => panic!("connected although admin.proxyCommand failed"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("admin.proxyCommand `false` failed"), "{err}");
+        assert_eq!(seen.lock().unwrap().len(), before);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,23 @@ pub(crate) struct Client {
     /// The public client's redirect URI as FlyteAdmin names it (`http://localhost:53593/callback`
     /// by default; may be empty). See [`redirect_listener`].
     pub redirect_uri: String,
+    /// The HTTP proxy OAuth2 requests go through (the Flyte config's `admin.httpProxyURL`).
+    pub http_proxy: Option<String>,
+}
+
+/// The HTTP client of OAuth2 requests: through `proxy` when one is given.
+pub(crate) fn http(proxy: Option<&str>) -> Result<ureq::Agent> {
+    let mut builder = ureq::AgentBuilder::new().timeout(Duration::from_secs(60));
+    if let Some(proxy) = proxy {
+        let proxy = ureq::Proxy::new(proxy).map_err(|e| anyhow!("admin.httpProxyURL {proxy:?}: {e}"))?;
+        builder = builder.proxy(proxy);
+    }
+    Ok(builder.build())
+}
+
+/// What an OAuth2 request's error says of the proxy it went through, if any.
+pub(crate) fn through(proxy: Option<&str>) -> String {
+    proxy.map(|p| format!(" (through the proxy {p})")).unwrap_or_default()
 }
 
 /// An access token, when it stops being good and how long it was good for, and the refresh
@@ -89,8 +106,10 @@ impl std::error::Error for Refusal {}
 
 /// POSTs a form to the token endpoint (or the device authorization endpoint) and reads the
 /// JSON answer. Errors name the URL and the OAuth2 error, never the form's values.
-fn post_form(url: &str, form: &[(&str, &str)]) -> Result<serde_json::Value, Refusal> {
-    let answer = ureq::post(url).set("Accept", "application/json").send_form(form);
+fn post_form(client: &Client, url: &str, form: &[(&str, &str)]) -> Result<serde_json::Value, Refusal> {
+    let proxy = client.http_proxy.as_deref();
+    let agent = http(proxy).map_err(|e| Refusal { code: None, message: format!("{e:#}") })?;
+    let answer = agent.post(url).set("Accept", "application/json").send_form(form);
     let response = match answer {
         Ok(response) => response,
         Err(ureq::Error::Status(status, response)) => {
@@ -104,7 +123,9 @@ fn post_form(url: &str, form: &[(&str, &str)]) -> Result<serde_json::Value, Refu
             };
             return Err(Refusal { code, message });
         }
-        Err(other) => return Err(Refusal { code: None, message: format!("{url}: {}", other.kind()) }),
+        Err(other) => {
+            return Err(Refusal { code: None, message: format!("{url}{}: {}", through(proxy), other.kind()) })
+        }
     };
     response.into_json().map_err(|e| Refusal { code: None, message: format!("{url}: the answer is not JSON: {e}") })
 }
@@ -121,7 +142,7 @@ fn token_of(url: &str, answer: &serde_json::Value, old_refresh: Option<&str>) ->
 /// The refresh grant.
 pub(crate) fn refresh(client: &Client, refresh_token: &str) -> Result<Token> {
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", &client.client_id)];
-    let answer = post_form(&client.token_endpoint, &form).map_err(|e| anyhow!("refreshing the token: {e}"))?;
+    let answer = post_form(client, &client.token_endpoint, &form).map_err(|e| anyhow!("refreshing the token: {e}"))?;
     token_of(&client.token_endpoint, &answer, Some(refresh_token))
 }
 
@@ -170,7 +191,8 @@ pub(crate) fn pkce(client: &Client) -> Result<Token> {
         ("client_id", client.client_id.as_str()),
         ("code_verifier", verifier.as_str()),
     ];
-    let answer = post_form(&client.token_endpoint, &form).map_err(|e| anyhow!("exchanging the sign-in code: {e}"))?;
+    let answer =
+        post_form(client, &client.token_endpoint, &form).map_err(|e| anyhow!("exchanging the sign-in code: {e}"))?;
     token_of(&client.token_endpoint, &answer, None)
 }
 
@@ -313,7 +335,7 @@ pub(crate) fn device(client: &Client) -> Result<Token> {
         form.push(("audience", audience));
     }
     let url = &client.device_authorization_endpoint;
-    let answer = post_form(url, &form).map_err(|e| anyhow!("starting the device sign-in: {e}"))?;
+    let answer = post_form(client, url, &form).map_err(|e| anyhow!("starting the device sign-in: {e}"))?;
     let field = |name: &str| answer[name].as_str().map(str::to_string);
     let device_code = field("device_code").ok_or_else(|| anyhow!("{url} answered without a device_code"))?;
     let user_code = field("user_code").ok_or_else(|| anyhow!("{url} answered without a user_code"))?;
@@ -331,7 +353,7 @@ pub(crate) fn device(client: &Client) -> Result<Token> {
     ];
     loop {
         std::thread::sleep(interval);
-        match post_form(&client.token_endpoint, &form) {
+        match post_form(client, &client.token_endpoint, &form) {
             Ok(answer) => return token_of(&client.token_endpoint, &answer, None),
             Err(refusal) => match refusal.code.as_deref() {
                 Some("authorization_pending") if Instant::now() < deadline => {}

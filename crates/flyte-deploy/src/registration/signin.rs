@@ -29,6 +29,7 @@ pub(crate) enum Auth {
         scopes: String,
         audience: Option<String>,
         header: String,
+        http_proxy: Option<String>,
         cached: tokio::sync::Mutex<Option<(String, Instant)>>,
     },
     /// A person's sign-in (PKCE or device flow): the current token, kept between runs,
@@ -75,6 +76,7 @@ impl Auth {
                 token_url: settings::FLYTE_TOKEN_URL.get(),
                 scopes,
                 audience: settings::FLYTE_AUDIENCE.get(),
+                http_proxy: user.and_then(|u| u.http_proxy_url.clone()),
             };
             return Ok(Some(Auth::client_credentials(admin, request).await?));
         }
@@ -120,6 +122,7 @@ impl Auth {
                     token_url: user.token_url.clone(),
                     scopes,
                     audience: user.audience.clone(),
+                    http_proxy: user.http_proxy_url.clone(),
                 };
                 Ok(Some(Auth::client_credentials(admin, request).await?))
             }
@@ -131,7 +134,7 @@ impl Auth {
                     ));
                 }
                 let argv = user.command.clone();
-                let token = tokio::task::spawn_blocking(move || external_token(&argv))
+                let token = tokio::task::spawn_blocking(move || external_token("admin.command", &argv))
                     .await
                     .context("joining the token command")??;
                 Ok(Some(Auth::Static(token)))
@@ -176,6 +179,7 @@ impl Auth {
             },
             audience: user.audience.clone().or_else(|| nonempty(public.audience.clone())),
             redirect_uri: public.redirect_uri.clone(),
+            http_proxy: user.http_proxy_url.clone(),
         };
         let cache = oauth::TokenCache::for_client(&client);
         let (c, k) = (client.clone(), cache.clone());
@@ -187,7 +191,7 @@ impl Auth {
     /// The client-credentials grant, the token endpoint and scopes discovered from
     /// FlyteAdmin's auth metadata where not given.
     async fn client_credentials(admin: &Admin, request: TokenRequest) -> Result<Auth> {
-        let TokenRequest { client_id, secret, token_url, scopes, audience } = request;
+        let TokenRequest { client_id, secret, token_url, scopes, audience, http_proxy } = request;
         let public = public_client_config(admin).await;
         let token_url = match token_url {
             Some(url) => url,
@@ -218,6 +222,7 @@ impl Auth {
             scopes,
             audience,
             header,
+            http_proxy,
             cached: tokio::sync::Mutex::new(None),
         })
     }
@@ -241,17 +246,21 @@ impl Auth {
     pub(crate) async fn header(&self) -> Result<(tonic::metadata::MetadataKey<tonic::metadata::Ascii>, String)> {
         match self {
             Auth::Static(token) => Ok(("authorization".parse().expect("valid key"), format!("Bearer {token}"))),
-            Auth::ClientCredentials { token_url, client_id, secret, scopes, audience, header, cached } => {
+            Auth::ClientCredentials { token_url, client_id, secret, scopes, audience, header, http_proxy, cached } => {
                 let mut cached = cached.lock().await;
                 let fresh = cached.as_ref().is_some_and(|(_, until)| Instant::now() < *until);
                 if !fresh {
-                    let (url, id, secret, scopes, audience) =
-                        (token_url.clone(), client_id.clone(), secret.clone(), scopes.clone(), audience.clone());
-                    let token = tokio::task::spawn_blocking(move || {
-                        fetch_token(&url, &id, &secret, &scopes, audience.as_deref())
-                    })
-                    .await
-                    .context("joining the token request")??;
+                    let grant = Grant {
+                        url: token_url.clone(),
+                        id: client_id.clone(),
+                        secret: secret.clone(),
+                        scopes: scopes.clone(),
+                        audience: audience.clone(),
+                        proxy: http_proxy.clone(),
+                    };
+                    let token = tokio::task::spawn_blocking(move || fetch_token(&grant))
+                        .await
+                        .context("joining the token request")??;
                     *cached = Some(token);
                 }
                 let token = cached.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
@@ -338,6 +347,8 @@ struct TokenRequest {
     token_url: Option<String>,
     scopes: Option<String>,
     audience: Option<String>,
+    /// The Flyte config's `admin.httpProxyURL`.
+    http_proxy: Option<String>,
 }
 
 /// The client secret the Flyte config points at: `FLYTE_CREDENTIALS_CLIENT_SECRET`, else the
@@ -377,41 +388,55 @@ fn client_secret(user: &FlyteConfig) -> Result<String> {
     ))
 }
 
-/// Runs the Flyte config's `admin.command` (an argv, no shell) and takes the token it prints:
-/// the last non-blank line of its output. Its stderr goes to ours; the token is never shown.
-fn external_token(argv: &[String]) -> Result<String> {
-    let (program, args) = argv.split_first().context("an empty admin.command")?;
+/// Runs the Flyte config's `admin.command` or `admin.proxyCommand` (`key`; an argv, no shell)
+/// and takes the token it prints: the last non-blank line of its output. Its stderr goes to
+/// ours; the token is never shown.
+pub(crate) fn external_token(key: &str, argv: &[String]) -> Result<String> {
+    let (program, args) = argv.split_first().with_context(|| format!("an empty {key}"))?;
     let output = duct::cmd(program, args)
         .stdout_capture()
         .unchecked()
         .run()
-        .with_context(|| format!("running admin.command `{program}` for a FlyteAdmin token"))?;
+        .with_context(|| format!("running {key} `{program}` for a token"))?;
     if !output.status.success() {
-        bail!("admin.command `{program}` failed ({}) instead of printing a token", output.status);
+        bail!("{key} `{program}` failed ({}) instead of printing a token", output.status);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let token = stdout.lines().map(str::trim).rev().find(|l| !l.is_empty()).unwrap_or_default();
     if token.is_empty() || token.contains(char::is_whitespace) {
-        bail!("admin.command `{program}` printed no token (expected one line holding the token)");
+        bail!("{key} `{program}` printed no token (expected one line holding the token)");
     }
     Ok(token.to_string())
 }
 
+/// One client-credentials grant to make.
+struct Grant {
+    url: String,
+    id: String,
+    secret: String,
+    scopes: String,
+    audience: Option<String>,
+    /// The HTTP proxy to go through.
+    proxy: Option<String>,
+}
+
 /// The client-credentials grant: a token and when to stop using it.
-fn fetch_token(url: &str, id: &str, secret: &str, scopes: &str, audience: Option<&str>) -> Result<(String, Instant)> {
+fn fetch_token(grant: &Grant) -> Result<(String, Instant)> {
+    let Grant { url, id, secret, scopes, audience, proxy } = grant;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    let mut form = vec![("grant_type", "client_credentials"), ("scope", scopes)];
+    let mut form = vec![("grant_type", "client_credentials"), ("scope", scopes.as_str())];
     if let Some(audience) = audience {
         form.push(("audience", audience));
     }
     // The error names the URL and status, never the credentials.
-    let response = ureq::post(url)
+    let response = oauth::http(proxy.as_deref())?
+        .post(url)
         .set("Authorization", &format!("Basic {basic}"))
         .set("Accept", "application/json")
         .send_form(&form)
         .map_err(|e| match e {
             ureq::Error::Status(code, _) => anyhow!("OAuth2 token request to {url}: HTTP {code}"),
-            other => anyhow!("OAuth2 token request to {url}: {}", other.kind()),
+            other => anyhow!("OAuth2 token request to {url}{}: {}", oauth::through(proxy.as_deref()), other.kind()),
         })?;
     let body: serde_json::Value = response.into_json().with_context(|| format!("reading the token answer of {url}"))?;
     let token = body["access_token"].as_str().ok_or_else(|| anyhow!("{url} answered without an access_token"))?;
@@ -451,10 +476,16 @@ mod tests {
     #[test]
     fn an_external_command_prints_the_token() {
         let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(external_token(&argv(&["sh", "-c", "echo starting >&2; echo; echo tok-123"])).unwrap(), "tok-123");
-        let err = format!("{:#}", external_token(&argv(&["sh", "-c", "echo tok-secret; exit 3"])).unwrap_err());
+        assert_eq!(
+            external_token("admin.command", &argv(&["sh", "-c", "echo starting >&2; echo; echo tok-123"])).unwrap(),
+            "tok-123"
+        );
+        let err = format!(
+            "{:#}",
+            external_token("admin.command", &argv(&["sh", "-c", "echo tok-secret; exit 3"])).unwrap_err()
+        );
         assert!(err.contains("`sh` failed") && !err.contains("tok-secret"), "{err}");
-        assert!(external_token(&argv(&["sh", "-c", "true"])).is_err());
-        assert!(external_token(&argv(&["/nonexistent/get-token"])).is_err());
+        assert!(external_token("admin.command", &argv(&["sh", "-c", "true"])).is_err());
+        assert!(external_token("admin.command", &argv(&["/nonexistent/get-token"])).is_err());
     }
 }
