@@ -3,9 +3,12 @@
 //! stopping the servers (in-process for the client, or as `cargo xtask sandbox`); runs no
 //! executions.
 
+mod compile;
 mod http;
 mod service;
 mod store;
+mod types;
+mod validate;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

@@ -1,0 +1,564 @@
+//! The sandbox refuses what FlyteAdmin refuses, with FlyteAdmin's code and message, and
+//! accepts what it accepts: a table of specs built with prost and created over real gRPC
+//! against a sandbox on loopback. Each case names, in a comment, the FlyteAdmin (or
+//! flytepropeller compiler) rule it mirrors.
+
+use flyte_api::core::{self, literal_type::Type, Identifier, LiteralType};
+use flyte_api::{admin, wire, Kind, Message};
+use flyte_deploy::registration::admin::{Admin, Created};
+use flyte_sandbox as sandbox;
+use tonic::Code;
+
+const PROJECT: &str = "flytesnacks";
+const DOMAIN: &str = "development";
+const VERSION: &str = "v1";
+
+fn id(kind: Kind, name: &str) -> Identifier {
+    Identifier::new(kind, PROJECT, DOMAIN, name, VERSION)
+}
+
+/// An identifier as FlyteAdmin's messages print it (Go's protobuf text form).
+fn text(kind: Kind, name: &str) -> String {
+    format!(
+        "resource_type:{} project:\"{PROJECT}\" domain:\"{DOMAIN}\" name:\"{name}\" version:\"{VERSION}\"",
+        kind.proto_name()
+    )
+}
+
+fn simple(value: i32) -> LiteralType {
+    LiteralType { r#type: Some(Type::Simple(value)), ..Default::default() }
+}
+const NONE: i32 = 0;
+const INTEGER: i32 = 1;
+const STRING: i32 = 3;
+const DATETIME: i32 = 5;
+fn int() -> LiteralType {
+    simple(INTEGER)
+}
+fn string() -> LiteralType {
+    simple(STRING)
+}
+fn list(t: LiteralType) -> LiteralType {
+    LiteralType { r#type: Some(Type::CollectionType(Box::new(t))), ..Default::default() }
+}
+fn map(t: LiteralType) -> LiteralType {
+    LiteralType { r#type: Some(Type::MapValueType(Box::new(t))), ..Default::default() }
+}
+fn union(variants: Vec<LiteralType>) -> LiteralType {
+    LiteralType { r#type: Some(Type::UnionType(core::UnionType { variants })), ..Default::default() }
+}
+fn enumeration(values: &[&str]) -> LiteralType {
+    let values = values.iter().map(|v| v.to_string()).collect();
+    LiteralType { r#type: Some(Type::EnumType(core::EnumType { values })), ..Default::default() }
+}
+fn blob(format: &str) -> LiteralType {
+    LiteralType {
+        r#type: Some(Type::Blob(core::BlobType { format: format.into(), dimensionality: 0 })),
+        ..Default::default()
+    }
+}
+
+fn variables(vars: &[(&str, LiteralType)]) -> Option<core::VariableMap> {
+    let variables = vars
+        .iter()
+        .map(|(n, t)| (n.to_string(), core::Variable { r#type: Some(t.clone()), description: String::new() }))
+        .collect();
+    Some(core::VariableMap { variables })
+}
+
+fn interface(inputs: &[(&str, LiteralType)], outputs: &[(&str, LiteralType)]) -> Option<core::TypedInterface> {
+    Some(core::TypedInterface { inputs: variables(inputs), outputs: variables(outputs) })
+}
+
+/// A task template as pyflyte writes one: type, metadata with the SDK version, interface,
+/// a container.
+fn template(name: &str, inputs: &[(&str, LiteralType)], outputs: &[(&str, LiteralType)]) -> core::TaskTemplate {
+    core::TaskTemplate {
+        id: Some(id(Kind::Task, name)),
+        r#type: "python-task".into(),
+        metadata: Some(core::TaskMetadata {
+            runtime: Some(core::RuntimeMetadata { version: "1.16.31".into() }),
+            ..Default::default()
+        }),
+        interface: interface(inputs, outputs),
+        target: Some(core::task_template::Target::Container(core::Container {
+            image: "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31".into(),
+            args: vec!["pyflyte-execute".into()],
+            ..Default::default()
+        })),
+    }
+}
+
+fn task_spec(template: core::TaskTemplate) -> Vec<u8> {
+    admin::TaskSpec { template: Some(template) }.encode_to_vec()
+}
+
+fn resources(requests: &[(i32, &str)], limits: &[(i32, &str)]) -> core::TaskTemplate {
+    let entries = |e: &[(i32, &str)]| {
+        e.iter().map(|(name, value)| core::ResourceEntry { name: *name, value: value.to_string() }).collect()
+    };
+    let mut t = template("t.resources", &[], &[]);
+    if let Some(core::task_template::Target::Container(c)) = &mut t.target {
+        c.resources = Some(core::Resources { requests: entries(requests), limits: entries(limits) });
+    }
+    t
+}
+const CPU: i32 = 1;
+const GPU: i32 = 2;
+const MEMORY: i32 = 3;
+
+fn scalar(value: core::primitive::Value) -> core::BindingData {
+    let primitive = core::Primitive { value: Some(value) };
+    let scalar = core::Scalar { value: Some(core::scalar::Value::Primitive(primitive)) };
+    core::BindingData { value: Some(core::binding_data::Value::Scalar(scalar)) }
+}
+fn int_value(i: i64) -> core::BindingData {
+    scalar(core::primitive::Value::Integer(i))
+}
+fn str_value(s: &str) -> core::BindingData {
+    scalar(core::primitive::Value::StringValue(s.into()))
+}
+fn promise(node: &str, var: &str) -> core::BindingData {
+    let reference = core::OutputReference { node_id: node.into(), var: var.into(), attr_path: vec![] };
+    core::BindingData { value: Some(core::binding_data::Value::Promise(reference)) }
+}
+fn collection(items: Vec<core::BindingData>) -> core::BindingData {
+    let collection = core::BindingDataCollection { bindings: items };
+    core::BindingData { value: Some(core::binding_data::Value::Collection(collection)) }
+}
+fn map_of(items: &[(&str, core::BindingData)]) -> core::BindingData {
+    let bindings = items.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    core::BindingData { value: Some(core::binding_data::Value::Map(core::BindingDataMap { bindings })) }
+}
+fn bind(var: &str, data: core::BindingData) -> core::Binding {
+    core::Binding { var: var.into(), binding: Some(data) }
+}
+
+fn task_node(node: &str, task: &str, inputs: Vec<core::Binding>, upstream: &[&str]) -> core::Node {
+    core::Node {
+        id: node.into(),
+        inputs,
+        upstream_node_ids: upstream.iter().map(|s| s.to_string()).collect(),
+        target: Some(core::node::Target::TaskNode(core::TaskNode {
+            reference: Some(core::task_node::Reference::ReferenceId(id(Kind::Task, task))),
+        })),
+        ..Default::default()
+    }
+}
+
+/// A WorkflowSpec of `nodes`, with an interface and output bindings.
+fn workflow(
+    name: &str,
+    inputs: &[(&str, LiteralType)],
+    outputs: &[(&str, LiteralType)],
+    nodes: Vec<core::Node>,
+    bound: Vec<core::Binding>,
+) -> Vec<u8> {
+    let template = core::WorkflowTemplate {
+        id: Some(id(Kind::Workflow, name)),
+        interface: interface(inputs, outputs),
+        nodes,
+        outputs: bound,
+        failure_node: None,
+    };
+    admin::WorkflowSpec { template: Some(template), sub_workflows: vec![] }.encode_to_vec()
+}
+
+/// A workflow of one node running `task` with `inputs`.
+fn one_node(name: &str, task: &str, inputs: Vec<core::Binding>) -> Vec<u8> {
+    workflow(name, &[("x", int())], &[], vec![task_node("n0", task, inputs, &[])], vec![])
+}
+
+fn literal(value: core::primitive::Value) -> core::Literal {
+    let primitive = core::Primitive { value: Some(value) };
+    let scalar = core::Scalar { value: Some(core::scalar::Value::Primitive(primitive)) };
+    core::Literal { value: Some(core::literal::Value::Scalar(Box::new(scalar))) }
+}
+
+fn required(t: LiteralType) -> core::Parameter {
+    core::Parameter {
+        var: Some(core::Variable { r#type: Some(t), description: String::new() }),
+        behavior: Some(core::parameter::Behavior::Required(true)),
+    }
+}
+
+fn defaulted(t: LiteralType, value: core::Literal) -> core::Parameter {
+    core::Parameter {
+        var: Some(core::Variable { r#type: Some(t), description: String::new() }),
+        behavior: Some(core::parameter::Behavior::Default(value)),
+    }
+}
+
+/// A launch plan of `workflow` as pyflyte writes one: every workflow input among the
+/// default inputs.
+fn launch_plan(workflow: &str, edit: impl FnOnce(&mut admin::LaunchPlanSpec)) -> Vec<u8> {
+    let mut spec = admin::LaunchPlanSpec { workflow_id: Some(id(Kind::Workflow, workflow)), ..Default::default() };
+    edit(&mut spec);
+    spec.encode_to_vec()
+}
+
+fn cron(spec: &mut admin::LaunchPlanSpec, kickoff: &str) {
+    let schedule = admin::Schedule {
+        expression: Some(admin::schedule::Expression::CronSchedule(admin::CronSchedule {
+            schedule: "0 * * * *".into(),
+            offset: String::new(),
+        })),
+        kickoff_time_input_arg: kickoff.into(),
+    };
+    spec.entity_metadata = Some(admin::LaunchPlanMetadata { schedule: Some(schedule) });
+}
+
+fn defaults(spec: &mut admin::LaunchPlanSpec, parameters: Vec<(&str, core::Parameter)>) {
+    let parameters = parameters.into_iter().map(|(n, p)| (n.to_string(), p)).collect();
+    spec.default_inputs = Some(core::ParameterMap { parameters });
+}
+
+fn fixed(spec: &mut admin::LaunchPlanSpec, literals: Vec<(&str, core::Literal)>) {
+    let literals = literals.into_iter().map(|(n, l)| (n.to_string(), l)).collect();
+    spec.fixed_inputs = Some(core::LiteralMap { literals });
+}
+
+fn labels(spec: &mut admin::LaunchPlanSpec, values: &[(&str, &str)]) {
+    let values = values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spec.labels = Some(admin::Labels { values });
+}
+
+fn create_request(id: &Identifier, spec: &[u8]) -> Vec<u8> {
+    let mut out = wire::len_field(1, &id.encode_to_vec());
+    out.extend(wire::len_field(2, spec));
+    out
+}
+
+/// FlyteAdmin's message for a workflow that does not compile: the request id, then
+/// flytepropeller's errors, sorted by code and text.
+fn compile_error(workflow: &str, errors: &[&str]) -> String {
+    let mut out = format!(
+        "failed to compile workflow for [{}] with err: Collected Errors: {}\n",
+        text(Kind::Workflow, workflow),
+        errors.len()
+    );
+    for (i, e) in errors.iter().enumerate() {
+        out.push_str(&format!("\tError {i}: {e}\n"));
+    }
+    out
+}
+
+enum Expect {
+    Accepted,
+    Refused(Code, String),
+}
+use Expect::{Accepted, Refused};
+
+fn invalid(message: impl Into<String>) -> Expect {
+    Refused(Code::InvalidArgument, message.into())
+}
+
+struct Case {
+    name: &'static str,
+    kind: Kind,
+    /// The entity's name (its version is [`VERSION`]).
+    entity: &'static str,
+    spec: Vec<u8>,
+    expect: Expect,
+}
+
+fn case(name: &'static str, kind: Kind, entity: &'static str, spec: Vec<u8>, expect: Expect) -> Case {
+    Case { name, kind, entity, spec, expect }
+}
+
+/// The tasks and workflows the cases use, registered first.
+fn fixtures() -> Vec<(Kind, &'static str, Vec<u8>)> {
+    let opt_int = union(vec![int(), simple(NONE)]);
+    vec![
+        (Kind::Task, "t.int_to_str", task_spec(template("t.int_to_str", &[("x", int())], &[("o0", string())]))),
+        (Kind::Task, "t.str_to_int", task_spec(template("t.str_to_int", &[("s", string())], &[("o0", int())]))),
+        (Kind::Task, "t.ints", task_spec(template("t.ints", &[("xs", list(int()))], &[]))),
+        (Kind::Task, "t.optional", task_spec(template("t.optional", &[("x", opt_int)], &[]))),
+        (Kind::Task, "t.color", task_spec(template("t.color", &[("c", enumeration(&["red", "green"]))], &[]))),
+        (Kind::Task, "t.csv", task_spec(template("t.csv", &[("f", blob("csv"))], &[]))),
+        (
+            Kind::Task,
+            "t.lists",
+            task_spec(template("t.lists", &[("u", union(vec![list(int()), list(string())]))], &[])),
+        ),
+        (Kind::Task, "t.counts", task_spec(template("t.counts", &[("m", map(int()))], &[]))),
+        (
+            Kind::Workflow,
+            "wf.base",
+            workflow(
+                "wf.base",
+                &[("x", int()), ("when", simple(DATETIME))],
+                &[("o", string())],
+                vec![task_node("n0", "t.int_to_str", vec![bind("x", promise("start-node", "x"))], &[])],
+                vec![bind("o", promise("n0", "o0"))],
+            ),
+        ),
+        (
+            Kind::Workflow,
+            "wf.no_inputs",
+            workflow(
+                "wf.no_inputs",
+                &[],
+                &[],
+                vec![task_node("n0", "t.int_to_str", vec![bind("x", int_value(1))], &[])],
+                vec![],
+            ),
+        ),
+    ]
+}
+
+fn cases() -> Vec<Case> {
+    use core::primitive::Value as P;
+    let (w, t, l) = (Kind::Workflow, Kind::Task, Kind::LaunchPlan);
+    let x_from_start = || vec![bind("x", promise("start-node", "x"))];
+    vec![
+        // --- CreateWorkflow: flyteadmin's workflow manager and flytepropeller's compiler ---
+
+        // Accepted: a workflow input passed to a task, the task's output to the workflow's.
+        case("a well-formed workflow", w, "wf.ok", workflow("wf.ok", &[("x", int())], &[("o", string())], vec![task_node("n0", "t.int_to_str", x_from_start(), &[])], vec![bind("o", promise("n0", "o0"))]), Accepted),
+        // workflow_manager.getCompiledWorkflow: every launch plan a node launches is read
+        // from the store first; a missing one fails the compile with the store's message.
+        case("a missing launch plan", w, "wf.lp", workflow("wf.lp", &[], &[], vec![core::Node {
+            id: "n0".into(),
+            target: Some(core::node::Target::WorkflowNode(core::WorkflowNode {
+                reference: Some(core::workflow_node::Reference::LaunchplanRef(id(Kind::LaunchPlan, "lp.nowhere"))),
+            })),
+            ..Default::default()
+        }], vec![]), invalid(format!(
+            "failed to compile workflow for [{}] with err: missing entity of type LAUNCH_PLAN with identifier project:\"{PROJECT}\" domain:\"{DOMAIN}\" name:\"lp.nowhere\" version:\"{VERSION}\"",
+            text(w, "wf.lp")
+        ))),
+        // compiler.GetRequirements: a sub-workflow must be embedded in the spec
+        // (WorkflowReferenceNotFound).
+        case("a sub-workflow not in the spec", w, "wf.sub", workflow("wf.sub", &[], &[], vec![core::Node {
+            id: "n0".into(),
+            target: Some(core::node::Target::WorkflowNode(core::WorkflowNode {
+                reference: Some(core::workflow_node::Reference::SubWorkflowRef(id(Kind::Workflow, "wf.elsewhere"))),
+            })),
+            ..Default::default()
+        }], vec![]), invalid(compile_error("wf.sub", &[&format!(
+            "Code: WorkflowReferenceNotFound, Node Id: n0, Description: Referenced Workflow [{}] not found.",
+            text(w, "wf.elsewhere")
+        )]))),
+        // workflow_compiler.ValidateWorkflow: a workflow has nodes (NoNodesFound).
+        case("no nodes", w, "wf.empty", workflow("wf.empty", &[("x", int())], &[("o", int())], vec![], vec![bind("o", promise("start-node", "x"))]), invalid(compile_error("wf.empty", &[&format!(
+            "Code: NoNodesFound, Node Id: {0}, Description: Can't find any nodes in workflow [{0}].",
+            text(w, "wf.empty")
+        )]))),
+        // validators.validateBinding (scalar): a literal's type must cast to the input's
+        // (MismatchingTypes).
+        case("an int bound to a str input", w, "wf.int_to_str", one_node("wf.int_to_str", "t.str_to_int", vec![bind("s", int_value(3))]), invalid(compile_error("wf.int_to_str", &[
+            "Code: MismatchingTypes, Node Id: n0, Description: Variable [s] (type [simple:INTEGER]) doesn't match expected type [simple:STRING].",
+        ]))),
+        // validators.validateBinding (promise): an upstream output's type must cast to the
+        // input's (MismatchingTypes, with the variables named).
+        case("a str output bound to an int input", w, "wf.chain", workflow("wf.chain", &[("x", int())], &[], vec![
+            task_node("n0", "t.int_to_str", x_from_start(), &[]),
+            task_node("n1", "t.int_to_str", vec![bind("x", promise("n0", "o0"))], &[]),
+        ], vec![]), invalid(compile_error("wf.chain", &[
+            "Code: MismatchingTypes, Node Id: n1, Description: The output variable 'o0' has type [simple:STRING], but it's assigned to the input variable 'x' which has type type [simple:INTEGER].",
+        ]))),
+        // validators.validateNodeID: a binding's node must be a node of the workflow
+        // (NodeReferenceNotFound, and the input is then not bound).
+        case("a binding to a node that does not exist", w, "wf.ghost", one_node("wf.ghost", "t.int_to_str", vec![bind("x", promise("n9", "o0"))]), invalid(compile_error("wf.ghost", &[
+            "Code: NodeReferenceNotFound, Node Id: n9, Description: Referenced node [n9] not found.",
+            "Code: ParameterNotBound, Node Id: n0, Description: Parameter not bound [x].",
+        ]))),
+        // validators.validateOutputVar: the upstream node has that output
+        // (VariableNameNotFound).
+        case("a binding to an output that does not exist", w, "wf.no_output", one_node("wf.no_output", "t.int_to_str", vec![bind("x", promise("start-node", "y"))]), invalid(compile_error("wf.no_output", &[
+            "Code: ParameterNotBound, Node Id: n0, Description: Parameter not bound [x].",
+            "Code: VariableNameNotFound, Node Id: start-node, Description: Variable [y] not found on node [start-node].",
+        ]))),
+        // validators.ValidateBindings: every binding names an input of the node
+        // (VariableNameNotFound), each input is bound once (ParameterBoundMoreThanOnce)
+        // and every required one is bound (ParameterNotBound).
+        case("a binding to an input the task does not have", w, "wf.extra", one_node("wf.extra", "t.int_to_str", vec![bind("x", int_value(1)), bind("z", int_value(2))]), invalid(compile_error("wf.extra", &[
+            "Code: VariableNameNotFound, Node Id: n0, Description: Variable [z] not found on node [n0].",
+        ]))),
+        case("an input bound twice", w, "wf.twice", one_node("wf.twice", "t.int_to_str", vec![bind("x", int_value(1)), bind("x", int_value(2))]), invalid(compile_error("wf.twice", &[
+            "Code: ParameterBoundMoreThanOnce, Node Id: n0, Description: Input [x] is bound more than once.",
+        ]))),
+        case("a required input left unbound", w, "wf.unbound", one_node("wf.unbound", "t.int_to_str", vec![]), invalid(compile_error("wf.unbound", &[
+            "Code: ParameterNotBound, Node Id: n0, Description: Parameter not bound [x].",
+        ]))),
+        // validators.IsOptionalType: an Optional input may stay unbound; an int binds to it.
+        case("an optional input left unbound", w, "wf.optional_unbound", one_node("wf.optional_unbound", "t.optional", vec![]), Accepted),
+        case("an int bound to an optional int", w, "wf.optional_int", one_node("wf.optional_int", "t.optional", x_from_start()), Accepted),
+        // workflow_compiler.ValidateWorkflow: the end node's inputs are the workflow's
+        // outputs; each must be bound, with the right type.
+        case("a workflow output left unbound", w, "wf.no_out", workflow("wf.no_out", &[("x", int())], &[("o", string())], vec![task_node("n0", "t.int_to_str", x_from_start(), &[])], vec![]), invalid(compile_error("wf.no_out", &[
+            "Code: ParameterNotBound, Node Id: end-node, Description: Parameter not bound [o].",
+        ]))),
+        case("a workflow output of the wrong type", w, "wf.bad_out", workflow("wf.bad_out", &[("x", int())], &[("o", int())], vec![task_node("n0", "t.int_to_str", x_from_start(), &[])], vec![bind("o", promise("n0", "o0"))]), invalid(compile_error("wf.bad_out", &[
+            "Code: MismatchingTypes, Node Id: end-node, Description: The output variable 'o0' has type [simple:STRING], but it's assigned to the input variable 'o' which has type type [simple:INTEGER].",
+        ]))),
+        // workflow_compiler.validateReachable: no cycle from the start node (CycleDetected).
+        case("a cycle", w, "wf.cycle", workflow("wf.cycle", &[("x", int())], &[], vec![
+            task_node("n0", "t.int_to_str", x_from_start(), &["n1"]),
+            task_node("n1", "t.int_to_str", x_from_start(), &["n0"]),
+        ], vec![]), invalid(compile_error("wf.cycle", &[
+            "Code: CycleDetected, Node Id: start-node, Description: A cycle has been detected while traversing the Workflow [start-node>n0>n1>n0].",
+        ]))),
+        // workflow_compiler.validateReachable: an explicit upstream node that is not in the
+        // workflow leaves the node unreached (UnreachableNodes).
+        case("an upstream node that does not exist", w, "wf.orphan", workflow("wf.orphan", &[], &[], vec![
+            task_node("n0", "t.int_to_str", vec![bind("x", int_value(1))], &["n9"]),
+        ], vec![]), invalid(compile_error("wf.orphan", &[
+            "Code: UnreachableNodes, Node Id: start-node, Description: The Workflow contain unreachable nodes [n0].",
+        ]))),
+        // validators.validateBinding (collection): a list binding needs a list input
+        // (MismatchingBindings) and its items the element type.
+        case("a list bound to an int input", w, "wf.list_to_int", one_node("wf.list_to_int", "t.int_to_str", vec![bind("x", collection(vec![int_value(1)]))]), invalid(compile_error("wf.list_to_int", &[
+            "Code: MismatchingBindings, Node Id: n0, Description: Input [x] on node [n0] expects bindings of type [simple:INTEGER].  Received [bindings:{scalar:{primitive:{integer:1}}}]",
+        ]))),
+        case("a list of strings bound to a list of ints", w, "wf.strs", one_node("wf.strs", "t.ints", vec![bind("xs", collection(vec![int_value(1), str_value("two")]))]), invalid(compile_error("wf.strs", &[
+            "Code: MismatchingTypes, Node Id: n0, Description: Variable [xs] (type [simple:STRING]) doesn't match expected type [simple:INTEGER].",
+        ]))),
+        case("a list of ints and a workflow input", w, "wf.ints", one_node("wf.ints", "t.ints", vec![bind("xs", collection(vec![int_value(1), promise("start-node", "x")]))]), Accepted),
+        // validators.validateBinding (map): a map binding's values have the map's type.
+        case("a map of ints", w, "wf.counts", one_node("wf.counts", "t.counts", vec![bind("m", map_of(&[("a", int_value(1)), ("b", promise("", "x"))]))]), Accepted),
+        case("a map of strings bound to a map of ints", w, "wf.bad_counts", one_node("wf.bad_counts", "t.counts", vec![bind("m", map_of(&[("a", str_value("one"))]))]), invalid(compile_error("wf.bad_counts", &[
+            "Code: MismatchingTypes, Node Id: n0, Description: Variable [m] (type [simple:STRING]) doesn't match expected type [simple:INTEGER].",
+        ]))),
+        // validators.validateBinding (scalar to an enum): the value is one of the enum's.
+        case("an enum value it has", w, "wf.red", one_node("wf.red", "t.color", vec![bind("c", str_value("red"))]), Accepted),
+        case("an enum value it does not have", w, "wf.blue", one_node("wf.blue", "t.color", vec![bind("c", str_value("blue"))]), invalid(compile_error("wf.blue", &[
+            "Code: IllegalEnumValue, Node Id: n0, Description: Input [c] on node [n0] is an Enum and expects value to be one of [[red green]].  Received [blue]",
+        ]))),
+        // validators.blobTypeChecker: a blob of another format does not bind, a string
+        // does not bind to a blob.
+        case("a string bound to a blob", w, "wf.blob", one_node("wf.blob", "t.csv", vec![bind("f", str_value("s3://x.csv"))]), invalid(compile_error("wf.blob", &[
+            "Code: MismatchingTypes, Node Id: n0, Description: Variable [f] (type [simple:STRING]) doesn't match expected type [blob:{format:\"csv\"}].",
+        ]))),
+        // validators.validateBinding (collection to a union): exactly one variant takes it.
+        case("a list of ints bound to list[int] | list[str]", w, "wf.union", one_node("wf.union", "t.lists", vec![bind("u", collection(vec![int_value(1)]))]), Accepted),
+        case("an empty list bound to list[int] | list[str]", w, "wf.ambiguous", one_node("wf.ambiguous", "t.lists", vec![bind("u", collection(vec![]))]), invalid(compile_error("wf.ambiguous", &[
+            "Code: AmbiguousBindingUnionValue, Node Id: n0, Description: Input [u] on node [n0] expects bindings of union type [union_type:{variants:{collection_type:{simple:INTEGER}} variants:{collection_type:{simple:STRING}}}].  Received [collection:{}] which is ambiguous as both variants [collection_type:{simple:INTEGER}] and [collection_type:{simple:STRING}] match.",
+        ]))),
+        case("a map bound to list[int] | list[str]", w, "wf.no_variant", one_node("wf.no_variant", "t.lists", vec![bind("u", map_of(&[("a", int_value(1))]))]), invalid(compile_error("wf.no_variant", &[
+            "Code: IncompatibleBindingUnionValue, Node Id: n0, Description: Input [u] on node [n0] expects bindings of union type [union_type:{variants:{collection_type:{simple:INTEGER}} variants:{collection_type:{simple:STRING}}}].  Received [map:{bindings:{key:\"a\" value:{scalar:{primitive:{integer:1}}}}}] which does not match any of the variants.",
+        ]))),
+
+        // --- CreateTask: flyteadmin's task_validator ---
+
+        case("a well-formed task", t, "t.ok", task_spec(template("t.ok", &[("x", int())], &[])), Accepted),
+        // validateTaskTemplate: a type, metadata, the SDK's version, an interface.
+        case("a task without a type", t, "t.untyped", task_spec(core::TaskTemplate { r#type: String::new(), ..template("t.untyped", &[], &[]) }), invalid("missing type")),
+        case("a task without metadata", t, "t.no_metadata", task_spec(core::TaskTemplate { metadata: None, ..template("t.no_metadata", &[], &[]) }), invalid("missing metadata")),
+        case("a task whose runtime has no version", t, "t.no_runtime_version", task_spec(core::TaskTemplate {
+            metadata: Some(core::TaskMetadata { runtime: Some(core::RuntimeMetadata { version: String::new() }), ..Default::default() }),
+            ..template("t.no_runtime_version", &[], &[])
+        }), invalid("missing runtime version")),
+        case("a task without an interface", t, "t.no_interface", task_spec(core::TaskTemplate { interface: None, ..template("t.no_interface", &[], &[]) }), invalid("missing typed interface")),
+        // validateContainer: an image.
+        case("a container without an image", t, "t.no_image", task_spec({
+            let mut t = template("t.no_image", &[], &[]);
+            if let Some(core::task_template::Target::Container(c)) = &mut t.target { c.image.clear(); }
+            t
+        }), invalid("missing image")),
+        // validateTaskResources: quantities as Kubernetes parses them.
+        case("resources as Kubernetes writes them", t, "t.resources", task_spec(resources(&[(CPU, "500m"), (MEMORY, "1Gi"), (GPU, "1")], &[(CPU, "2"), (MEMORY, "1.5Gi"), (GPU, "1")])), Accepted),
+        case("a quantity Kubernetes does not parse", t, "t.resources", task_spec(resources(&[(CPU, "two")], &[])), invalid(
+            "Parsing of CPU request failed for value two - reason  quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'. Please follow K8s conventions for resources https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/",
+        )),
+        case("a quantity with an unknown suffix", t, "t.resources", task_spec(resources(&[(MEMORY, "1iK")], &[])), invalid(
+            "Parsing of MEMORY request failed for value 1iK - reason  unable to parse quantity's suffix. Please follow K8s conventions for resources https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/",
+        )),
+        case("a resource named twice", t, "t.resources", task_spec(resources(&[(CPU, "1"), (CPU, "2")], &[])), invalid(format!(
+            "can't specify CPU limit for task [{}] multiple times", text(t, "t.resources")
+        ))),
+        case("half a GPU", t, "t.resources", task_spec(resources(&[(GPU, "0.5")], &[])), invalid(format!(
+            "gpu for [{}] must be a whole number, got: 0.5 instead", text(t, "t.resources")
+        ))),
+        // validateResource: a request is at most its limit; GPU request and limit agree.
+        case("a request above its limit", t, "t.resources", task_spec(resources(&[(MEMORY, "2Gi")], &[(MEMORY, "1Gi")])), invalid(
+            "Requested MEMORY default [2Gi] is greater than the limit [1Gi]. Please fix your configuration",
+        )),
+        case("a GPU request other than its limit", t, "t.resources", task_spec(resources(&[(GPU, "1")], &[(GPU, "2")])), invalid(format!(
+            "For extended resource 'gpu' the default value must equal the limit value for task [{}]", text(t, "t.resources")
+        ))),
+
+        // --- CreateLaunchPlan: flyteadmin's launch_plan_validator ---
+
+        // Accepted: pyflyte's default launch plan, required inputs among the defaults.
+        case("a default launch plan", l, "wf.base", launch_plan("wf.base", |s| defaults(s, vec![("x", required(int())), ("when", required(simple(DATETIME)))])), Accepted),
+        // checkAndFetchExpectedInputForLaunchPlan: fixed and default inputs are inputs of
+        // the workflow, of types it takes.
+        case("a fixed input the workflow does not have", l, "lp.unknown_fixed", launch_plan("wf.base", |s| fixed(s, vec![("nope", literal(P::Integer(1)))])), invalid("unexpected fixed_input nope")),
+        case("a fixed input of the wrong type", l, "lp.bad_fixed", launch_plan("wf.base", |s| fixed(s, vec![("x", literal(P::StringValue("one".into())))])), invalid(
+            "invalid fixed_input wrong type x, expected simple:INTEGER, got simple:STRING instead",
+        )),
+        case("a default input the workflow does not have", l, "lp.unknown_default", launch_plan("wf.base", |s| defaults(s, vec![("nope", required(int()))])), invalid("unexpected default_input nope")),
+        case("a default input of the wrong type", l, "lp.bad_default", launch_plan("wf.base", |s| defaults(s, vec![("x", required(string()))])), invalid(
+            "invalid default_input wrong type x, expected simple:STRING, got simple:INTEGER instead",
+        )),
+        case("fixed inputs for a workflow without inputs", l, "lp.no_inputs", launch_plan("wf.no_inputs", |s| fixed(s, vec![("x", literal(P::Integer(1)))])), invalid(
+            "invalid launch plan fixed inputs, expected none but found 1",
+        )),
+        // validateParameterMap: a default input has a default or is required, and its
+        // default has its type.
+        case("a default input with neither default nor required", l, "lp.neither", launch_plan("wf.base", |s| defaults(s, vec![("x", core::Parameter {
+            var: Some(core::Variable { r#type: Some(int()), description: String::new() }),
+            behavior: None,
+        })])), invalid("Invalid variable x in default_inputs - variable has neither default, nor is required. One must be specified")),
+        case("a default value of another type", l, "lp.bad_value", launch_plan("wf.base", |s| defaults(s, vec![("x", defaulted(int(), literal(P::StringValue("one".into()))))])), invalid(
+            "Type mismatch for Parameter x in default_inputs has type simple:INTEGER, expected simple:STRING",
+        )),
+        // validateSchedule: a scheduled launch plan binds every required input but the
+        // kickoff time, which must be a datetime input.
+        case("a schedule with an unbound required input", l, "lp.scheduled", launch_plan("wf.base", |s| {
+            defaults(s, vec![("x", required(int())), ("when", required(simple(DATETIME)))]);
+            cron(s, "when");
+        }), invalid("Cannot create a launch plan with a schedule if there is an unbound required input. [x] is required")),
+        case("a schedule whose kickoff input is not a datetime", l, "lp.kickoff_int", launch_plan("wf.base", |s| {
+            defaults(s, vec![("x", required(int())), ("when", defaulted(simple(DATETIME), literal(P::Datetime(Default::default()))))]);
+            cron(s, "x");
+        }), invalid("KickoffTimeInputArg must reference a datetime input. [x] is a [simple:INTEGER]")),
+        case("a schedule with every input bound", l, "lp.nightly", launch_plan("wf.base", |s| {
+            defaults(s, vec![("x", defaulted(int(), literal(P::Integer(3)))), ("when", required(simple(DATETIME)))]);
+            cron(s, "when");
+        }), Accepted),
+        // validateLabels: keys and values as Kubernetes accepts them, at most 16.
+        case("labels Kubernetes accepts", l, "lp.labelled", launch_plan("wf.base", |s| labels(s, &[("team", "ml"), ("example.com/owner", "a.b_c-d"), ("empty", "")])), Accepted),
+        case("a label value Kubernetes refuses", l, "lp.bad_value_label", launch_plan("wf.base", |s| labels(s, &[("team", "-ml")])), invalid(
+            "invalid label value [-ml]: [a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')]",
+        )),
+        case("a label key Kubernetes refuses", l, "lp.bad_key_label", launch_plan("wf.base", |s| labels(s, &[("my team", "ml")])), invalid(
+            "invalid label key [my team]: [name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')]",
+        )),
+        case("seventeen labels", l, "lp.many_labels", launch_plan("wf.base", |s| {
+            let keys: Vec<String> = (0..17).map(|i| format!("k{i}")).collect();
+            let pairs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
+            labels(s, &pairs);
+        }), invalid("labels map cannot exceed 16 entries")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_refuses_what_flyteadmin_refuses_with_its_code_and_message() {
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    for (kind, name, spec) in fixtures() {
+        let created = admin.create(kind, &create_request(&id(kind, name), &spec)).await;
+        assert_eq!(created.map_err(|s| s.message().to_string()), Ok(Created::New), "fixture {name}");
+    }
+    let mut wrong = Vec::new();
+    for case in cases() {
+        let answer = admin.create(case.kind, &create_request(&id(case.kind, case.entity), &case.spec)).await;
+        let got = match answer {
+            Ok(_) => "accepted".to_string(),
+            Err(status) => format!("{:?}: {}", status.code(), status.message()),
+        };
+        let want = match &case.expect {
+            Accepted => "accepted".to_string(),
+            Refused(code, message) => format!("{code:?}: {message}"),
+        };
+        if got != want {
+            wrong.push(format!("{}:\n  want {want}\n  got  {got}", case.name));
+        }
+    }
+    assert!(wrong.is_empty(), "{} case(s) answered otherwise:\n{}", wrong.len(), wrong.join("\n"));
+    running.stop().await.unwrap();
+}
