@@ -1,11 +1,15 @@
 //! The sandbox refuses what FlyteAdmin refuses, with FlyteAdmin's code and message, and
 //! accepts what it accepts: a table of specs built with prost and created over real gRPC
-//! against a sandbox on loopback. Each case names, in a comment, the FlyteAdmin (or
-//! flytepropeller compiler) rule it mirrors.
+//! against a sandbox on loopback, each case naming in a comment the FlyteAdmin (or
+//! flytepropeller compiler) rule it mirrors; and what the real pyflyte writes for every kind
+//! of node, type and launch plan registers.
 
 use flyte_api::core::{self, literal_type::Type, Identifier, LiteralType};
 use flyte_api::{admin, wire, Kind, Message};
+use flyte_deploy::artifacts::specs;
 use flyte_deploy::registration::admin::{Admin, Created};
+use flyte_deploy::registration::hydrate::Target;
+use flyte_deploy::registration::register::{self, Archive, Options};
 use flyte_sandbox as sandbox;
 use tonic::Code;
 
@@ -560,5 +564,175 @@ async fn the_sandbox_refuses_what_flyteadmin_refuses_with_its_code_and_message()
         }
     }
     assert!(wrong.is_empty(), "{} case(s) answered otherwise:\n{}", wrong.len(), wrong.join("\n"));
+    running.stop().await.unwrap();
+}
+
+/// A package using what flytekit offers: dataclasses and attribute access, enums, Optional
+/// and unions, files and directories, nested collections, datetimes, a dynamic task,
+/// branches with a sub-workflow, map tasks (with a partial), a launch-plan call, gate
+/// nodes, a failure node, scheduled launch plans with fixed and default inputs.
+const KITCHEN: &str = r#"
+import enum
+import functools
+import typing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flytekit import CronSchedule, FixedRate, LaunchPlan, approve, conditional, dynamic, map_task, sleep, task, wait_for_input, workflow
+from flytekit.types.directory import FlyteDirectory
+from flytekit.types.file import FlyteFile
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+@dataclass
+class Point:
+    x: int
+    y: float
+    label: str
+
+
+@task
+def make_point(x: int) -> Point:
+    return Point(x=x, y=1.5, label="p")
+
+
+@task
+def use_int(x: int) -> int:
+    return x
+
+
+@task
+def use_float(y: float) -> float:
+    return y
+
+
+@task
+def maybe(x: typing.Optional[int] = None) -> typing.Optional[str]:
+    return None if x is None else str(x)
+
+
+@task
+def paint(c: Color) -> Color:
+    return c
+
+
+@task
+def either(v: typing.Union[int, str]) -> typing.Union[int, str]:
+    return v
+
+
+@task
+def files(f: FlyteFile, d: FlyteDirectory) -> typing.List[FlyteFile]:
+    return [f]
+
+
+@task
+def nested(m: typing.Dict[str, typing.List[int]]) -> typing.List[typing.Dict[str, int]]:
+    return [{k: sum(v)} for k, v in m.items()]
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@task
+def stamp(when: datetime, every: timedelta) -> str:
+    return f"{when} {every}"
+
+
+@dynamic
+def fan_out(n: int) -> typing.List[int]:
+    return [square(x=i) for i in range(n)]
+
+
+@task
+def cleanup(x: int, xs: typing.List[int], c: Color, when: datetime) -> None:
+    print("failed", x)
+
+
+@workflow
+def sub(x: int) -> int:
+    return square(x=x)
+
+
+sub_lp = LaunchPlan.get_or_create(workflow=sub, name="sub_lp")
+
+
+@workflow(on_failure=cleanup)
+def kitchen(x: int = 3, xs: typing.List[int] = [1, 2], c: Color = Color.RED, when: datetime = datetime(2024, 1, 1)) -> typing.Tuple[int, typing.Optional[str], float]:
+    p = make_point(x=x)
+    a = use_int(x=p.x)
+    f = use_float(y=p.y)
+    b = conditional("sign").if_(x > 0).then(square(x=x)).elif_(x < -5).then(sub(x=x)).else_().then(use_int(x=x))
+    squares = map_task(square)(x=xs)
+    partial = map_task(functools.partial(add, y=1))(x=xs)
+    m = maybe(x=x)
+    maybe()
+    paint(c=c)
+    paint(c=Color.GREEN)
+    either(v=x)
+    either(v="s")
+    nested(m={"a": xs, "b": [x, 2]})
+    stamp(when=when, every=timedelta(minutes=5))
+    fan_out(n=x)
+    s = sub_lp(x=b)
+    squares >> partial >> s
+    return a, m, f
+
+
+@workflow
+def gated(x: int) -> int:
+    y = wait_for_input("y", timeout=timedelta(hours=1), expected_type=int)
+    z = approve(square(x=x), "ok", timeout=timedelta(hours=1))
+    sleeping = sleep(timedelta(seconds=1))
+    w = add(x=y, y=z)
+    sleeping >> w
+    return w
+
+
+nightly = LaunchPlan.get_or_create(
+    workflow=kitchen, name="kitchen_nightly", schedule=CronSchedule(schedule="0 2 * * *", kickoff_time_input_arg="when"),
+    fixed_inputs={"x": 4}, default_inputs={"xs": [3]},
+)
+hourly = LaunchPlan.get_or_create(workflow=sub, name="sub_hourly", schedule=FixedRate(duration=timedelta(hours=1)), default_inputs={"x": 1}, labels=None)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_pyflyte_writes_for_every_kind_of_node_and_type_registers() {
+    if tests::flytekit_python().is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("kitchen")).unwrap();
+    std::fs::write(work.path().join("kitchen/__init__.py"), "").unwrap();
+    std::fs::write(work.path().join("kitchen/flows.py"), KITCHEN).unwrap();
+    let package = specs::read_package(&tests::pyflyte_package(work.path(), "kitchen")).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    let target = Target {
+        project: PROJECT.into(),
+        domain: DOMAIN.into(),
+        version: VERSION.into(),
+        code_url: None,
+        dest_dir: "/root".into(),
+        settings: Default::default(),
+    };
+    let (filename, bytes) = package.fast_archive.as_ref().expect("packaged with --copy all");
+    let archive = Archive { filename, bytes };
+    let summary =
+        register::register_package(&admin, &package, &target, Some(archive), &Options::default()).await.unwrap();
+    assert!(summary.errors.is_empty(), "{:#?}", summary.errors);
+    assert_eq!(summary.created(), package.entities.len(), "every entity created");
     running.stop().await.unwrap();
 }
