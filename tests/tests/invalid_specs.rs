@@ -173,6 +173,70 @@ fn one_node(name: &str, task: &str, inputs: Vec<core::Binding>) -> Vec<u8> {
     workflow(name, &[("x", int())], &[], vec![task_node("n0", task, inputs, &[])], vec![])
 }
 
+fn launch_plan_node(node: &str, plan: &str, inputs: Vec<core::Binding>) -> core::Node {
+    core::Node {
+        id: node.into(),
+        inputs,
+        target: Some(core::node::Target::WorkflowNode(core::WorkflowNode {
+            reference: Some(core::workflow_node::Reference::LaunchplanRef(id(Kind::LaunchPlan, plan))),
+        })),
+        ..Default::default()
+    }
+}
+
+fn array_node(node: &str, inner: core::Node, inputs: Vec<core::Binding>) -> core::Node {
+    core::Node {
+        id: node.into(),
+        inputs,
+        target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode { node: Some(inner) }))),
+        ..Default::default()
+    }
+}
+
+fn signal_node(node: &str, output: &str, kind: LiteralType) -> core::Node {
+    let signal = core::SignalCondition { r#type: Some(kind), output_variable_name: output.into() };
+    core::Node {
+        id: node.into(),
+        target: Some(core::node::Target::GateNode(core::GateNode {
+            condition: Some(core::gate_node::Condition::Signal(signal)),
+        })),
+        ..Default::default()
+    }
+}
+
+/// `var > value`, as flytekit writes a condition (a variable the branch node binds, a
+/// primitive).
+fn greater(var: &str, value: core::primitive::Value) -> core::BooleanExpression {
+    let operand = |val| Some(core::Operand { val: Some(val) });
+    let comparison = core::ComparisonExpression {
+        operator: 2,
+        left_value: operand(core::operand::Val::Var(var.into())),
+        right_value: operand(core::operand::Val::Primitive(core::Primitive { value: Some(value) })),
+    };
+    core::BooleanExpression { expr: Some(core::boolean_expression::Expr::Comparison(comparison)) }
+}
+
+/// A branch node `b0` binding `.x` from the workflow's input `x`: if `condition` then `then`,
+/// else `otherwise` (or no else).
+fn branch_node(
+    condition: Option<core::BooleanExpression>,
+    then: core::Node,
+    otherwise: Option<core::Node>,
+) -> core::Node {
+    core::Node {
+        id: "b0".into(),
+        inputs: vec![bind(".x", promise("", "x"))],
+        target: Some(core::node::Target::BranchNode(Box::new(core::BranchNode {
+            if_else: Some(core::IfElseBlock {
+                case: Some(core::IfBlock { condition, then_node: Some(then) }),
+                other: vec![],
+                default: otherwise.map(core::if_else_block::Default::ElseNode),
+            }),
+        }))),
+        ..Default::default()
+    }
+}
+
 fn literal(value: core::primitive::Value) -> core::Literal {
     let primitive = core::Primitive { value: Some(value) };
     let scalar = core::Scalar { value: Some(core::scalar::Value::Primitive(primitive)) };
@@ -296,6 +360,11 @@ fn fixtures() -> Vec<(Kind, &'static str, Vec<u8>)> {
                 vec![task_node("n0", "t.int_to_str", vec![bind("x", promise("start-node", "x"))], &[])],
                 vec![bind("o", promise("n0", "o0"))],
             ),
+        ),
+        (
+            Kind::LaunchPlan,
+            "lp.base",
+            launch_plan("wf.base", |s| defaults(s, vec![("x", required(int())), ("when", required(simple(DATETIME)))])),
         ),
         (
             Kind::Workflow,
@@ -442,6 +511,76 @@ fn cases() -> Vec<Case> {
         ]))),
         case("a map bound to list[int] | list[str]", w, "wf.no_variant", one_node("wf.no_variant", "t.lists", vec![bind("u", map_of(&[("a", int_value(1))]))]), invalid(compile_error("wf.no_variant", &[
             "Code: IncompatibleBindingUnionValue, Node Id: n0, Description: Input [u] on node [n0] expects bindings of union type [union_type:{variants:{collection_type:{simple:INTEGER}} variants:{collection_type:{simple:STRING}}}].  Received [map:{bindings:{key:\"a\" value:{scalar:{primitive:{integer:1}}}}}] which does not match any of the variants.",
+        ]))),
+
+        // ValidateUnderlyingInterface (launch plan): a launch-plan node takes the plan's
+        // expected inputs (required ones and those it binds) and gives its workflow's outputs.
+        case("a launch plan called with its inputs", w, "wf.call", workflow("wf.call", &[("x", int())], &[], vec![
+            launch_plan_node("n0", "lp.base", vec![bind("x", promise("", "x")), bind("when", scalar(P::Datetime(Default::default())))]),
+            task_node("n1", "t.str_to_int", vec![bind("s", promise("n0", "o"))], &[]),
+        ], vec![]), Accepted),
+        case("a str bound to a launch plan's int input", w, "wf.call_str", workflow("wf.call_str", &[], &[], vec![
+            launch_plan_node("n0", "lp.base", vec![bind("x", str_value("3")), bind("when", scalar(P::Datetime(Default::default())))]),
+        ], vec![]), invalid(compile_error("wf.call_str", &[
+            "Code: MismatchingTypes, Node Id: n0, Description: Variable [x] (type [simple:STRING]) doesn't match expected type [simple:INTEGER].",
+        ]))),
+        case("a launch plan's required input left unbound", w, "wf.call_short", workflow("wf.call_short", &[], &[], vec![
+            launch_plan_node("n0", "lp.base", vec![bind("x", int_value(3))]),
+        ], vec![]), invalid(compile_error("wf.call_short", &[
+            "Code: ParameterNotBound, Node Id: n0, Description: Parameter not bound [when].",
+        ]))),
+        // ValidateUnderlyingInterface (array): an array node takes what its node takes.
+        case("an array node bound as its task takes", w, "wf.array", workflow("wf.array", &[("x", int())], &[], vec![
+            array_node("m0", task_node("m0-n0", "t.ints", vec![], &[]), vec![bind("xs", collection(vec![int_value(1), promise("", "x")]))]),
+        ], vec![]), Accepted),
+        case("an array node bound otherwise", w, "wf.bad_array", workflow("wf.bad_array", &[], &[], vec![
+            array_node("m0", task_node("m0-n0", "t.str_to_int", vec![], &[]), vec![bind("s", int_value(1))]),
+        ], vec![]), invalid(compile_error("wf.bad_array", &[
+            "Code: MismatchingTypes, Node Id: m0, Description: Variable [s] (type [simple:INTEGER]) doesn't match expected type [simple:STRING].",
+        ]))),
+        // ValidateUnderlyingInterface (gate): a signal gives one output of its type.
+        case("a signal's int read as an int", w, "wf.signal", workflow("wf.signal", &[], &[], vec![
+            signal_node("g0", "y", int()),
+            task_node("n1", "t.int_to_str", vec![bind("x", promise("g0", "y"))], &[]),
+        ], vec![]), Accepted),
+        case("a signal's int read as a str", w, "wf.bad_signal", workflow("wf.bad_signal", &[], &[], vec![
+            signal_node("g0", "y", int()),
+            task_node("n1", "t.str_to_int", vec![bind("s", promise("g0", "y"))], &[]),
+        ], vec![]), invalid(compile_error("wf.bad_signal", &[
+            "Code: MismatchingTypes, Node Id: n1, Description: The output variable 'y' has type [simple:INTEGER], but it's assigned to the input variable 's' which has type type [simple:STRING].",
+        ]))),
+        // validateBranchInterface: a branch gives the outputs all its cases give.
+        case("a branch's str output read as a str", w, "wf.branch", workflow("wf.branch", &[("x", int())], &[], vec![
+            branch_node(Some(greater(".x", P::Integer(0))), task_node("b0-n0", "t.int_to_str", x_from_start(), &[]), Some(task_node("b0-n1", "t.int_to_str", vec![bind("x", int_value(0))], &[]))),
+            task_node("n1", "t.str_to_int", vec![bind("s", promise("b0", "o0"))], &[]),
+        ], vec![]), Accepted),
+        case("a branch's str output read as an int", w, "wf.bad_branch", workflow("wf.bad_branch", &[("x", int())], &[], vec![
+            branch_node(Some(greater(".x", P::Integer(0))), task_node("b0-n0", "t.int_to_str", x_from_start(), &[]), Some(task_node("b0-n1", "t.int_to_str", vec![bind("x", int_value(0))], &[]))),
+            task_node("n1", "t.int_to_str", vec![bind("x", promise("b0", "o0"))], &[]),
+        ], vec![]), invalid(compile_error("wf.bad_branch", &[
+            "Code: MismatchingTypes, Node Id: n1, Description: The output variable 'o0' has type [simple:STRING], but it's assigned to the input variable 'x' which has type type [simple:INTEGER].",
+        ]))),
+        // ValidateBranchNode and ValidateBooleanExpression: every case has a condition
+        // comparing operands of one type, and there is an else.
+        case("a branch without a condition", w, "wf.no_condition", workflow("wf.no_condition", &[("x", int())], &[], vec![
+            branch_node(None, task_node("b0-n0", "t.int_to_str", x_from_start(), &[]), Some(task_node("b0-n1", "t.int_to_str", x_from_start(), &[]))),
+        ], vec![]), invalid(compile_error("wf.no_condition", &[
+            "Code: BranchNodeHasNoCondition, Node Id: b0, Description: One of the branches on the node doesn't have a condition.",
+        ]))),
+        case("a branch comparing an int to a float", w, "wf.int_vs_float", workflow("wf.int_vs_float", &[("x", int())], &[], vec![
+            branch_node(Some(greater(".x", P::FloatValue(0.5))), task_node("b0-n0", "t.int_to_str", x_from_start(), &[]), Some(task_node("b0-n1", "t.int_to_str", x_from_start(), &[]))),
+        ], vec![]), invalid(compile_error("wf.int_vs_float", &[
+            "Code: MismatchingTypes, Node Id: b0, Description: Variable [RightValue] (type [simple:FLOAT]) doesn't match expected type [simple:INTEGER].",
+        ]))),
+        case("a branch comparing an input it does not bind", w, "wf.unbound_var", workflow("wf.unbound_var", &[("x", int())], &[], vec![
+            branch_node(Some(greater(".y", P::Integer(0))), task_node("b0-n0", "t.int_to_str", x_from_start(), &[]), Some(task_node("b0-n1", "t.int_to_str", x_from_start(), &[]))),
+        ], vec![]), invalid(compile_error("wf.unbound_var", &[
+            "Code: VariableNameNotFound, Node Id: b0, Description: Variable [.y] not found on node [b0].",
+        ]))),
+        case("a branch without an else", w, "wf.no_else", workflow("wf.no_else", &[("x", int())], &[], vec![
+            branch_node(Some(greater(".x", P::Integer(0))), task_node("b0-n0", "t.int_to_str", x_from_start(), &[]), None),
+        ], vec![]), invalid(compile_error("wf.no_else", &[
+            "Code: BranchNodeHasNoDefault, Node Id: b0, Description: Branch Node must have either the else case set or a default error.",
         ]))),
 
         // --- CreateTask: flyteadmin's task_validator ---
@@ -677,6 +816,7 @@ def kitchen(x: int = 3, xs: typing.List[int] = [1, 2], c: Color = Color.RED, whe
     squares = map_task(square)(x=xs)
     partial = map_task(functools.partial(add, y=1))(x=xs)
     m = maybe(x=x)
+    conditional("none").if_(m.is_none()).then(use_int(x=x)).else_().then(square(x=x))
     maybe()
     paint(c=c)
     paint(c=Color.GREEN)

@@ -271,9 +271,44 @@ pub struct Alias {
     pub alias: String,
 }
 
-/// `flyteidl.core.GateNode`: waits for a signal, an approval or a time (not read here).
+/// `flyteidl.core.GateNode`: waits for an approval, a signal or a time.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct GateNode {}
+pub struct GateNode {
+    #[prost(oneof = "gate_node::Condition", tags = "1, 2, 3")]
+    pub condition: Option<gate_node::Condition>,
+}
+
+/// The `condition` oneof of [`GateNode`].
+pub mod gate_node {
+    /// What a gate waits for (the ids and the duration are not read here).
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Condition {
+        #[prost(message, tag = "1")]
+        Approve(super::ApproveCondition),
+        #[prost(message, tag = "2")]
+        Signal(super::SignalCondition),
+        #[prost(message, tag = "3")]
+        Sleep(super::SleepCondition),
+    }
+}
+
+/// `flyteidl.core.ApproveCondition`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ApproveCondition {}
+
+/// `flyteidl.core.SignalCondition`: the type of the value a signal carries, and the output
+/// it becomes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SignalCondition {
+    #[prost(message, optional, tag = "2")]
+    pub r#type: Option<LiteralType>,
+    #[prost(string, tag = "3")]
+    pub output_variable_name: String,
+}
+
+/// `flyteidl.core.SleepCondition`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SleepCondition {}
 
 /// The `target` oneof of [`Node`].
 pub mod node {
@@ -380,9 +415,67 @@ pub struct IfBlock {
     pub then_node: Option<Node>,
 }
 
-/// `flyteidl.core.BooleanExpression` (its operands are not read here).
+/// `flyteidl.core.BooleanExpression`: a conjunction or a comparison.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct BooleanExpression {}
+pub struct BooleanExpression {
+    #[prost(oneof = "boolean_expression::Expr", tags = "1, 2")]
+    pub expr: Option<boolean_expression::Expr>,
+}
+
+/// The `expr` oneof of [`BooleanExpression`].
+pub mod boolean_expression {
+    /// A conjunction of two expressions or a comparison of two operands.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Expr {
+        #[prost(message, tag = "1")]
+        Conjunction(Box<super::ConjunctionExpression>),
+        #[prost(message, tag = "2")]
+        Comparison(super::ComparisonExpression),
+    }
+}
+
+/// `flyteidl.core.ConjunctionExpression`: AND (0) or OR (1) of two expressions.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConjunctionExpression {
+    #[prost(int32, tag = "1")]
+    pub operator: i32,
+    #[prost(message, optional, boxed, tag = "2")]
+    pub left_expression: Option<Box<BooleanExpression>>,
+    #[prost(message, optional, boxed, tag = "3")]
+    pub right_expression: Option<Box<BooleanExpression>>,
+}
+
+/// `flyteidl.core.ComparisonExpression`: EQ 0, NEQ 1, GT 2, GTE 3, LT 4, LTE 5 of two operands.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ComparisonExpression {
+    #[prost(int32, tag = "1")]
+    pub operator: i32,
+    #[prost(message, optional, tag = "2")]
+    pub left_value: Option<Operand>,
+    #[prost(message, optional, tag = "3")]
+    pub right_value: Option<Operand>,
+}
+
+/// `flyteidl.core.Operand`: a value, or an input of the branch node by name.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Operand {
+    #[prost(oneof = "operand::Val", tags = "1, 2, 3")]
+    pub val: Option<operand::Val>,
+}
+
+/// The `val` oneof of [`Operand`].
+pub mod operand {
+    /// A primitive (what flytekit writes), a variable, or a scalar.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Val {
+        #[prost(message, tag = "1")]
+        Primitive(super::Primitive),
+        #[prost(string, tag = "2")]
+        Var(String),
+        #[prost(message, tag = "3")]
+        Scalar(super::Scalar),
+    }
+}
 
 /// `flyteidl.core.ArrayNode`: the node it maps (parallelism, success criteria and the other
 /// settings are not read here).

@@ -3,9 +3,10 @@
 //! type-check against interfaces, no cycles, every output bound. Decides only; the caller
 //! reads registered entities from the store.
 //!
-//! Where the compiler's verdict depends on what this module does not model (the interfaces
-//! of branch, gate, array and launch-plan nodes; JSON schemas of two dataclasses), it
-//! accepts: refusing what FlyteAdmin accepts would be worse than missing a refusal.
+//! Where the compiler's verdict depends on what this module does not model (what an
+//! approval gate passes on, whether a branch's cases agree on their output types, two
+//! dataclasses' JSON schemas, operands that are scalars), it accepts: refusing what
+//! FlyteAdmin accepts would be worse than missing a refusal.
 
 // gRPC answers are `tonic::Status`, the error type every tonic service and client uses.
 #![allow(clippy::result_large_err)]
@@ -60,11 +61,13 @@ pub(crate) fn workflow(
         let template = admin::TaskSpec::decode(bytes.as_slice()).ok().and_then(|s| s.template).unwrap_or_default();
         tasks.insert(key(task), template);
     }
+    let mut launch_plans = BTreeMap::new();
     for plan in needs.launch_plans.values() {
-        fetch(Kind::LaunchPlan, plan)?.ok_or_else(|| failed(missing_entity(Kind::LaunchPlan, plan)))?;
+        let bytes = fetch(Kind::LaunchPlan, plan)?.ok_or_else(|| failed(missing_entity(Kind::LaunchPlan, plan)))?;
+        launch_plans.insert(key(plan), plan_interface(&bytes, &fetch)?);
     }
 
-    let mut compiler = Compiler { tasks, subs, compiled: BTreeSet::new(), errors: Errors::default() };
+    let mut compiler = Compiler { tasks, launch_plans, subs, compiled: BTreeSet::new(), errors: Errors::default() };
     let mut primary = primary.clone();
     // FlyteAdmin compiles the template under the request's id.
     primary.id = Some(id.clone());
@@ -74,6 +77,25 @@ pub(crate) fn workflow(
     } else {
         Err(failed(compiler.errors.render()))
     }
+}
+
+/// What a registered launch plan exposes, as FlyteAdmin stores it in its closure: the
+/// expected inputs its validation worked out, and its workflow's outputs.
+fn plan_interface(
+    spec: &[u8],
+    fetch: &impl Fn(Kind, &Identifier) -> Result<Option<Vec<u8>>, Status>,
+) -> Result<PlanInterface, Status> {
+    let Ok(spec) = admin::LaunchPlanSpec::decode(spec) else { return Ok(None) };
+    let Some(workflow) = &spec.workflow_id else { return Ok(None) };
+    let Some(bytes) = fetch(Kind::Workflow, workflow)? else { return Ok(None) };
+    let interface =
+        admin::WorkflowSpec::decode(bytes.as_slice()).ok().and_then(|s| s.template).and_then(|t| t.interface);
+    let interface = interface.unwrap_or_default();
+    let inputs = interface.inputs.map(|m| m.variables).unwrap_or_default();
+    let outputs = interface.outputs.map(|m| m.variables).unwrap_or_default();
+    let fixed = spec.fixed_inputs.map(|m| m.literals).unwrap_or_default();
+    let defaults = spec.default_inputs.map(|m| m.parameters).unwrap_or_default();
+    Ok(crate::validate::expected_inputs(&inputs, &fixed, &defaults).ok().map(|expected| (expected, outputs)))
 }
 
 /// An identifier's project, domain, name and version: how references are matched.
@@ -212,13 +234,33 @@ impl Needs {
     }
 }
 
-/// A node's interface: typed inputs and outputs, or open when this module does not model
-/// it (then anything bound to it or taken from it is accepted).
-#[derive(Clone)]
-enum Interface {
-    Typed { inputs: BTreeMap<String, Variable>, outputs: BTreeMap<String, Variable> },
-    Open,
+/// A node's interface: its inputs and its outputs, each typed or open (`None`) where this
+/// module does not model it; what is bound to open inputs or taken from open outputs is
+/// accepted.
+#[derive(Clone, Default)]
+struct Interface {
+    inputs: Option<Vars>,
+    outputs: Option<Vars>,
 }
+
+type Vars = BTreeMap<String, Variable>;
+
+impl Interface {
+    fn open() -> Interface {
+        Interface { inputs: None, outputs: None }
+    }
+
+    fn typed(interface: &core::TypedInterface) -> Interface {
+        Interface {
+            inputs: Some(interface.inputs.clone().map(|m| m.variables).unwrap_or_default()),
+            outputs: Some(interface.outputs.clone().map(|m| m.variables).unwrap_or_default()),
+        }
+    }
+}
+
+/// What a launch plan a node launches exposes: its expected inputs (type, required) and its
+/// workflow's outputs; `None` when they could not be worked out (then open).
+type PlanInterface = Option<(BTreeMap<String, (Option<LiteralType>, bool)>, Vars)>;
 
 /// How a binding's node reference turns into edges (flytepropeller's edge directions).
 #[derive(Clone, Copy, PartialEq)]
@@ -255,6 +297,7 @@ impl Graph {
 
 struct Compiler<'s> {
     tasks: BTreeMap<Key, TaskTemplate>,
+    launch_plans: BTreeMap<Key, PlanInterface>,
     subs: BTreeMap<Key, &'s WorkflowTemplate>,
     /// Sub-workflows compiled already (each once, as flytepropeller does).
     compiled: BTreeSet<Key>,
@@ -279,7 +322,7 @@ impl Compiler<'_> {
             return;
         }
         let mut graph = Graph::default();
-        let typed = |inputs, outputs| Some(Interface::Typed { inputs, outputs });
+        let typed = |inputs, outputs| Some(Interface { inputs: Some(inputs), outputs: Some(outputs) });
         graph.nodes.insert(START.into(), GraphNode { interface: typed(BTreeMap::new(), inputs.clone()), name: None });
         graph.nodes.insert(END.into(), GraphNode { interface: typed(outputs.clone(), BTreeMap::new()), name: None });
 
@@ -344,7 +387,7 @@ impl Compiler<'_> {
             return None;
         }
         let interface = self.node_interface(wf, node);
-        if let Some(Interface::Typed { outputs, .. }) = &interface {
+        if let Some(Interface { outputs: Some(outputs), .. }) = &interface {
             self.check_aliases(node, outputs);
         }
         match &node.target {
@@ -363,11 +406,9 @@ impl Compiler<'_> {
         interface
     }
 
+    /// flytepropeller's ValidateUnderlyingInterface: what a node takes and gives.
     fn node_interface(&mut self, wf: &WorkflowTemplate, node: &core::Node) -> Option<Interface> {
-        let typed = |interface: &core::TypedInterface| Interface::Typed {
-            inputs: interface.inputs.clone().map(|m| m.variables).unwrap_or_default(),
-            outputs: interface.outputs.clone().map(|m| m.variables).unwrap_or_default(),
-        };
+        let typed = Interface::typed;
         let before = self.errors.count;
         let interface = match &node.target {
             Some(Target::TaskNode(task)) => match &task.reference {
@@ -403,9 +444,7 @@ impl Compiler<'_> {
                             }
                         }
                     } else {
-                        // A launch plan's interface is its expected inputs and outputs,
-                        // which the sandbox does not compute: accepted as open.
-                        Some(Interface::Open)
+                        Some(self.launch_plan_interface(node, id))
                     }
                 }
                 Some(workflow_node::Reference::SubWorkflowRef(id)) => match self.subs.get(&key(id)) {
@@ -439,20 +478,197 @@ impl Compiler<'_> {
                     None
                 }
             },
-            // Their interfaces come from their inner nodes, conditions or signals: open.
-            Some(Target::BranchNode(_)) | Some(Target::GateNode(_)) | Some(Target::ArrayNode(_)) => {
-                Some(Interface::Open)
+            Some(Target::BranchNode(branch)) => self.branch_interface(wf, node, branch),
+            Some(Target::GateNode(gate)) => {
+                use core::gate_node::Condition;
+                match &gate.condition {
+                    // An approval passes its inputs through: open.
+                    Some(Condition::Approve(_)) => Some(Interface::open()),
+                    Some(Condition::Signal(signal)) => {
+                        if signal.r#type.is_none() {
+                            self.errors.add("ValueRequired", &node.id, "Value required [GateNode.Signal.Type].".into());
+                            None
+                        } else if signal.output_variable_name.is_empty() {
+                            self.errors.add(
+                                "ValueRequired",
+                                &node.id,
+                                "Value required [GateNode.Signal.OutputVariableName].".into(),
+                            );
+                            None
+                        } else {
+                            let output = Variable { r#type: signal.r#type.clone(), description: String::new() };
+                            Some(Interface {
+                                inputs: Some(Vars::new()),
+                                outputs: Some([(signal.output_variable_name.clone(), output)].into()),
+                            })
+                        }
+                    }
+                    Some(Condition::Sleep(_)) => {
+                        Some(Interface { inputs: Some(Vars::new()), outputs: Some(Vars::new()) })
+                    }
+                    None => {
+                        let id = &node.id;
+                        self.errors.add(
+                            "NoConditionFound",
+                            id,
+                            format!("Can't find any condition in gate node [{id}]."),
+                        );
+                        None
+                    }
+                }
             }
+            // An array node takes and gives what its node does (flytekit writes the mapped
+            // task's interface with lists already).
+            Some(Target::ArrayNode(array)) => match &array.node {
+                Some(inner) => self.node_interface(wf, inner),
+                None => Some(Interface::open()),
+            },
             None => {
                 self.errors.add("ValueRequired", &node.id, "Value required [Target].".into());
                 None
             }
         };
-        if let Some(Interface::Typed { inputs, outputs }) = &interface {
-            self.check_variables(&node.id, inputs);
-            self.check_variables(&node.id, outputs);
+        if let Some(interface) = &interface {
+            for vars in [&interface.inputs, &interface.outputs].into_iter().flatten() {
+                self.check_variables(&node.id, vars);
+            }
         }
         interface.filter(|_| self.errors.count == before)
+    }
+
+    /// A launch plan node takes the plan's required inputs and those it binds of the others,
+    /// and gives the plan's workflow's outputs.
+    fn launch_plan_interface(&self, node: &core::Node, id: &Identifier) -> Interface {
+        let Some(Some((expected, outputs))) = self.launch_plans.get(&key(id)) else { return Interface::open() };
+        let inputs = expected
+            .iter()
+            .filter(|(name, (_, required))| *required || node.inputs.iter().any(|b| &b.var == *name))
+            .map(|(name, (kind, _))| (name.clone(), Variable { r#type: kind.clone(), description: String::new() }))
+            .collect();
+        Interface { inputs: Some(inputs), outputs: Some(outputs.clone()) }
+    }
+
+    /// flytepropeller's ValidateBooleanExpression: comparisons of operands there, of one
+    /// type; variables are inputs the branch node binds.
+    fn check_condition(&mut self, graph: &Graph, node: &core::Node, condition: &core::BooleanExpression) {
+        use core::boolean_expression::Expr;
+        match &condition.expr {
+            Some(Expr::Comparison(comparison)) => {
+                let right = self.operand_type(graph, node, "RightValue", comparison.right_value.as_ref());
+                let left = self.operand_type(graph, node, "LeftValue", comparison.left_value.as_ref());
+                if let (Some(Some(right)), Some(Some(left))) = (&right, &left) {
+                    if right.r#type != left.r#type {
+                        self.errors.add(
+                            "MismatchingTypes",
+                            &node.id,
+                            format!(
+                                "Variable [RightValue] (type [{}]) doesn't match expected type [{}].",
+                                show_type(Some(right)),
+                                show_type(Some(left))
+                            ),
+                        );
+                    }
+                }
+            }
+            Some(Expr::Conjunction(conjunction)) => {
+                for side in [&conjunction.left_expression, &conjunction.right_expression] {
+                    match side {
+                        Some(expression) => self.check_condition(graph, node, expression),
+                        None => self.errors.add(
+                            "BranchNodeHasNoCondition",
+                            &node.id,
+                            "One of the branches on the node doesn't have a condition.".into(),
+                        ),
+                    }
+                }
+            }
+            None => self.errors.add("ValueRequired", &node.id, "Value required [Expr].".into()),
+        }
+    }
+
+    /// An operand's type: `None` when it is missing (an error), `Some(None)` when it is not
+    /// known here.
+    fn operand_type(
+        &mut self,
+        graph: &Graph,
+        node: &core::Node,
+        side: &str,
+        operand: Option<&core::Operand>,
+    ) -> Option<Option<LiteralType>> {
+        use core::operand::Val;
+        let missing = |errors: &mut Errors, what: String| {
+            errors.add("ValueRequired", &node.id, format!("Value required [{what}]."));
+            None
+        };
+        match operand.and_then(|o| o.val.as_ref()) {
+            None if operand.is_none() => missing(&mut self.errors, side.to_string()),
+            Some(Val::Primitive(primitive)) => {
+                let scalar = core::Scalar { value: Some(scalar::Value::Primitive(primitive.clone())) };
+                Some(literal_type_for_scalar(&scalar))
+            }
+            Some(Val::Var(var)) if !var.is_empty() => {
+                let Some(binding) = node.inputs.iter().find(|b| &b.var == var) else {
+                    let id = &node.id;
+                    self.errors.add("VariableNameNotFound", id, format!("Variable [{var}] not found on node [{id}]."));
+                    return None;
+                };
+                Some(binding.binding.as_ref().and_then(|data| bound_type(graph, data)))
+            }
+            // flytepropeller's code reads only primitives and variables; a scalar (flytekit's
+            // `is_none()`) is accepted here rather than refused on that reading.
+            Some(Val::Scalar(_)) => Some(None),
+            _ => missing(&mut self.errors, format!("{side}.Val")),
+        }
+    }
+
+    /// A branch node's inputs are whatever it binds (open); its outputs those every case
+    /// gives (flytepropeller also checks that their types agree, which is not checked here).
+    fn branch_interface(
+        &mut self,
+        wf: &WorkflowTemplate,
+        node: &core::Node,
+        branch: &core::BranchNode,
+    ) -> Option<Interface> {
+        let required = |errors: &mut Errors, what: &str| {
+            errors.add("ValueRequired", &node.id, format!("Value required [{what}]."));
+        };
+        let Some(block) = &branch.if_else else {
+            required(&mut self.errors, "Branch.IfElse");
+            return None;
+        };
+        let Some(case) = &block.case else {
+            required(&mut self.errors, "Branch.IfElse.Case");
+            return None;
+        };
+        let Some(first) = &case.then_node else {
+            required(&mut self.errors, "Branch.IfElse.Case.ThenNode");
+            return None;
+        };
+        let mut cases = vec![first];
+        for other in &block.other {
+            match &other.then_node {
+                Some(then) => cases.push(then),
+                None => required(&mut self.errors, "IfElse.Case.ThenNode"),
+            }
+        }
+        if let Some(core::if_else_block::Default::ElseNode(otherwise)) = &block.default {
+            cases.push(otherwise);
+        }
+        let mut outputs: Option<Vars> = None;
+        for case in cases {
+            let count = self.errors.count;
+            let Some(Interface { outputs: Some(given), .. }) = self.node_interface(wf, case) else {
+                if self.errors.count == count {
+                    return Some(Interface::open());
+                }
+                continue;
+            };
+            outputs = Some(match outputs {
+                None => given,
+                Some(so_far) => so_far.into_iter().filter(|(name, _)| given.contains_key(name)).collect(),
+            });
+        }
+        Some(Interface { inputs: None, outputs })
     }
 
     /// Each output is aliased at most once, and only outputs that exist.
@@ -474,8 +690,9 @@ impl Compiler<'_> {
         }
     }
 
-    /// flytepropeller's ValidateBranchNode: a condition on the first case, a node in every
-    /// case, an else node or an error; the inner nodes' bindings resolved.
+    /// flytepropeller's ValidateBranchNode: a case with a condition first, an expression in
+    /// every condition, a node in every case, an else node or an error; the inner nodes'
+    /// bindings resolved.
     fn validate_branch(
         &mut self,
         wf: &WorkflowTemplate,
@@ -483,30 +700,24 @@ impl Compiler<'_> {
         node: &core::Node,
         branch: &core::BranchNode,
     ) {
-        let Some(block) = &branch.if_else else {
-            self.errors.add(
-                "BranchNodeHasNoCondition",
-                &node.id,
-                "One of the branches on the node doesn't have a condition.".into(),
-            );
-            return;
-        };
+        let block = branch.if_else.clone().unwrap_or_default();
+        let no_condition = "One of the branches on the node doesn't have a condition.";
         if block.case.is_none() {
-            self.errors.add(
-                "BranchNodeHasNoCondition",
-                &node.id,
-                "One of the branches on the node doesn't have a condition.".into(),
-            );
+            self.errors.add("BranchNodeHasNoCondition", &node.id, no_condition.into());
         }
         let mut inner = Vec::new();
         for case in block.case.iter().chain(&block.other) {
+            match &case.condition {
+                None => self.errors.add("BranchNodeHasNoCondition", &node.id, no_condition.into()),
+                Some(condition) => self.check_condition(graph, node, condition),
+            }
             match &case.then_node {
-                Some(then) => inner.push(then),
+                Some(then) => inner.push(then.clone()),
                 None => self.errors.add("BranchNodeIdNotFound", &node.id, "BranchNode not assigned".into()),
             }
         }
         match &block.default {
-            Some(core::if_else_block::Default::ElseNode(otherwise)) => inner.push(otherwise),
+            Some(core::if_else_block::Default::ElseNode(otherwise)) => inner.push(otherwise.clone()),
             Some(core::if_else_block::Default::Error(_)) => {}
             None => self.errors.add(
                 "BranchNodeHasNoDefault",
@@ -514,7 +725,7 @@ impl Compiler<'_> {
                 "Branch Node must have either the else case set or a default error.".into(),
             ),
         }
-        for then in inner {
+        for then in &inner {
             let before = self.errors.count;
             let interface = self.validate_node(wf, graph, then);
             if self.errors.count == before {
@@ -539,10 +750,7 @@ impl Compiler<'_> {
                 graph.edge(from, id, Direction::Both);
             }
         }
-        let params = match interface {
-            Interface::Typed { inputs, .. } => Some(inputs),
-            Interface::Open => None,
-        };
+        let params = interface.inputs.as_ref();
         let mut bound = BTreeSet::new();
         for binding in bindings {
             let param = params.map(|p| p.get(&binding.var));
@@ -691,7 +899,7 @@ impl Compiler<'_> {
                 // An indexed variable (`[0].o0`) or an upstream node of unknown interface:
                 // the reference resolves, the type is not checked.
                 let outputs = match &upstream.interface {
-                    Some(Interface::Typed { outputs, .. }) if !promise.var.contains('[') => outputs,
+                    Some(Interface { outputs: Some(outputs), .. }) if !promise.var.contains('[') => outputs,
                     _ => return Some(vec![from.to_string()]),
                 };
                 let Some(output) = outputs.get(&promise.var) else {
@@ -851,6 +1059,23 @@ impl Compiler<'_> {
                 format!("The Workflow contain unreachable nodes [{}].", unreachable.join(",")),
             );
         }
+    }
+}
+
+/// The type of what a binding gives: a literal's, or the output's it reads; `None` when not
+/// known here.
+fn bound_type(graph: &Graph, data: &BindingData) -> Option<LiteralType> {
+    match data.value.as_ref()? {
+        binding_data::Value::Scalar(value) => literal_type_for_scalar(value),
+        binding_data::Value::Promise(promise) => {
+            let from = if promise.node_id.is_empty() { START } else { promise.node_id.as_str() };
+            let outputs = graph.nodes.get(from)?.interface.as_ref()?.outputs.as_ref()?;
+            if !promise.attr_path.is_empty() {
+                return None;
+            }
+            outputs.get(&promise.var)?.r#type.clone()
+        }
+        _ => None,
     }
 }
 

@@ -243,7 +243,7 @@ pub(crate) fn launch_plan(spec: &admin::LaunchPlanSpec, workflow: &[u8]) -> Resu
 /// A launch plan's expected inputs (FlyteAdmin's `checkAndFetchExpectedInputForLaunchPlan`):
 /// the workflow's inputs less the fixed ones, each with its default or required. Fixed and
 /// default inputs must be inputs of the workflow, of a type it takes.
-fn expected_inputs(
+pub(crate) fn expected_inputs(
     inputs: &BTreeMap<String, core::Variable>,
     fixed: &BTreeMap<String, core::Literal>,
     defaults: &BTreeMap<String, core::Parameter>,
