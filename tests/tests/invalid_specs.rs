@@ -62,6 +62,12 @@ fn blob(format: &str) -> LiteralType {
     }
 }
 
+/// A dataclass `Point(x: int)` as flytekit types it: STRUCT, with its fields' types.
+fn point() -> LiteralType {
+    let structure = core::TypeStructure { tag: String::new(), dataclass_type: [("x".to_string(), int())].into() };
+    LiteralType { structure: Some(structure), ..simple(9) }
+}
+
 fn variables(vars: &[(&str, LiteralType)]) -> Option<core::VariableMap> {
     let variables = vars
         .iter()
@@ -126,6 +132,15 @@ fn promise(node: &str, var: &str) -> core::BindingData {
     let reference = core::OutputReference { node_id: node.into(), var: var.into(), attr_path: vec![] };
     core::BindingData { value: Some(core::binding_data::Value::Promise(reference)) }
 }
+/// `data` (a promise) with `field` read from it, as flytekit writes `p.field`.
+fn attribute(mut data: core::BindingData, field: &str) -> core::BindingData {
+    if let Some(core::binding_data::Value::Promise(p)) = &mut data.value {
+        let value = Some(core::promise_attribute::Value::StringValue(field.into()));
+        p.attr_path.push(core::PromiseAttribute { value });
+    }
+    data
+}
+
 fn collection(items: Vec<core::BindingData>) -> core::BindingData {
     let collection = core::BindingDataCollection { bindings: items };
     core::BindingData { value: Some(core::binding_data::Value::Collection(collection)) }
@@ -235,6 +250,31 @@ fn branch_node(
         }))),
         ..Default::default()
     }
+}
+
+/// A workflow `name` whose node `n0` runs the embedded sub-workflow `wf.inner` (taking `x: int`,
+/// giving nothing), whose own node `s0` runs `t.int_to_str` with `inner_binding`.
+fn with_sub_workflow(name: &str, inner_binding: core::BindingData) -> Vec<u8> {
+    let inner = core::WorkflowTemplate {
+        id: Some(id(Kind::Workflow, "wf.inner")),
+        interface: interface(&[("x", int())], &[]),
+        nodes: vec![task_node("s0", "t.int_to_str", vec![bind("x", inner_binding)], &[])],
+        ..Default::default()
+    };
+    let primary = core::WorkflowTemplate {
+        id: Some(id(Kind::Workflow, name)),
+        interface: interface(&[("x", int())], &[]),
+        nodes: vec![core::Node {
+            id: "n0".into(),
+            inputs: vec![bind("x", promise("", "x"))],
+            target: Some(core::node::Target::WorkflowNode(core::WorkflowNode {
+                reference: Some(core::workflow_node::Reference::SubWorkflowRef(id(Kind::Workflow, "wf.inner"))),
+            })),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    admin::WorkflowSpec { template: Some(primary), sub_workflows: vec![inner] }.encode_to_vec()
 }
 
 fn literal(value: core::primitive::Value) -> core::Literal {
@@ -350,6 +390,8 @@ fn fixtures() -> Vec<(Kind, &'static str, Vec<u8>)> {
             task_spec(template("t.lists", &[("u", union(vec![list(int()), list(string())]))], &[])),
         ),
         (Kind::Task, "t.counts", task_spec(template("t.counts", &[("m", map(int()))], &[]))),
+        (Kind::Task, "t.point", task_spec(template("t.point", &[], &[("o0", point())]))),
+        (Kind::Task, "t.parquet", task_spec(template("t.parquet", &[], &[("o0", blob("parquet"))]))),
         (
             Kind::Workflow,
             "wf.base",
@@ -562,6 +604,12 @@ fn cases() -> Vec<Case> {
         ]))),
         // ValidateBranchNode and ValidateBooleanExpression: every case has a condition
         // comparing operands of one type, and there is an else.
+        // validateBranchInterface: a branch's nodes are validated under `<branch>-<node>`.
+        case("a bad binding in a branch's case", w, "wf.bad_case", workflow("wf.bad_case", &[("x", int())], &[], vec![
+            branch_node(Some(greater(".x", P::Integer(0))), task_node("n0", "t.int_to_str", vec![bind("x", str_value("s"))], &[]), Some(task_node("n1", "t.int_to_str", x_from_start(), &[]))),
+        ], vec![]), invalid(compile_error("wf.bad_case", &[
+            "Code: MismatchingTypes, Node Id: b0-n0, Description: Variable [x] (type [simple:STRING]) doesn't match expected type [simple:INTEGER].",
+        ]))),
         case("a branch without a condition", w, "wf.no_condition", workflow("wf.no_condition", &[("x", int())], &[], vec![
             branch_node(None, task_node("b0-n0", "t.int_to_str", x_from_start(), &[]), Some(task_node("b0-n1", "t.int_to_str", x_from_start(), &[]))),
         ], vec![]), invalid(compile_error("wf.no_condition", &[
@@ -583,6 +631,77 @@ fn cases() -> Vec<Case> {
             "Code: BranchNodeHasNoDefault, Node Id: b0, Description: Branch Node must have either the else case set or a default error.",
         ]))),
 
+        // workflow_compiler.AddNode: a second node with an id already taken is passed over,
+        // not refused (FlyteAdmin does not require unique node ids).
+        case("two nodes with one id", w, "wf.same_id", workflow("wf.same_id", &[("x", int())], &[], vec![
+            task_node("n0", "t.int_to_str", x_from_start(), &[]),
+            task_node("n0", "t.str_to_int", vec![bind("s", int_value(1))], &[]),
+        ], vec![]), Accepted),
+        // validators.validateEffectiveOutputParameters: an output is aliased once, only an
+        // output that exists; other nodes read it under its alias.
+        case("an output read under its alias", w, "wf.alias", workflow("wf.alias", &[("x", int())], &[], vec![
+            core::Node { output_aliases: vec![core::Alias { var: "o0".into(), alias: "text".into() }], ..task_node("n0", "t.int_to_str", x_from_start(), &[]) },
+            task_node("n1", "t.str_to_int", vec![bind("s", promise("n0", "text"))], &[]),
+        ], vec![]), Accepted),
+        case("an output aliased twice", w, "wf.alias_twice", workflow("wf.alias_twice", &[("x", int())], &[], vec![
+            core::Node { output_aliases: vec![core::Alias { var: "o0".into(), alias: "a".into() }, core::Alias { var: "o0".into(), alias: "b".into() }], ..task_node("n0", "t.int_to_str", x_from_start(), &[]) },
+        ], vec![]), invalid(compile_error("wf.alias_twice", &[
+            "Code: DuplicateAlias, Node Id: n0, Description: Duplicate alias [b] found. An output alias can only be used once in the Workflow.",
+        ]))),
+        case("an alias of an output that does not exist", w, "wf.alias_nothing", workflow("wf.alias_nothing", &[("x", int())], &[], vec![
+            core::Node { output_aliases: vec![core::Alias { var: "o9".into(), alias: "a".into() }], ..task_node("n0", "t.int_to_str", x_from_start(), &[]) },
+        ], vec![]), invalid(compile_error("wf.alias_nothing", &[
+            "Code: ParameterNotBound, Node Id: n0, Description: Parameter not bound [a].",
+        ]))),
+        // validators.ValidateBindings and ValidateUnderlyingInterface: a binding has a
+        // value, a node has a target.
+        // (The input is then not bound either.)
+        case("a binding without a value", w, "wf.no_value", one_node("wf.no_value", "t.int_to_str", vec![core::Binding { var: "x".into(), binding: None }]), invalid(compile_error("wf.no_value", &[
+            "Code: ParameterNotBound, Node Id: n0, Description: Parameter not bound [x].",
+            "Code: ValueRequired, Node Id: n0, Description: Value required [Binding].",
+        ]))),
+        case("a node without a target", w, "wf.no_target", workflow("wf.no_target", &[], &[], vec![core::Node { id: "n0".into(), ..Default::default() }], vec![]), invalid(compile_error("wf.no_target", &[
+            "Code: ValueRequired, Node Id: n0, Description: Value required [Target].",
+        ]))),
+        // validators.ValidateNode: an embedded sub-workflow is compiled too.
+        case("an embedded sub-workflow", w, "wf.outer", with_sub_workflow("wf.outer", promise("", "x")), Accepted),
+        case("a bad binding inside an embedded sub-workflow", w, "wf.bad_outer", with_sub_workflow("wf.bad_outer", str_value("three")), invalid(compile_error("wf.bad_outer", &[
+            "Code: MismatchingTypes, Node Id: s0, Description: Variable [x] (type [simple:STRING]) doesn't match expected type [simple:INTEGER].",
+        ]))),
+        // workflow_compiler.ValidateWorkflow: the failure node's bindings are checked too.
+        case("a failure node bound wrongly", w, "wf.bad_failure", {
+            let mut spec = admin::WorkflowSpec::decode(one_node("wf.bad_failure", "t.int_to_str", x_from_start()).as_slice()).unwrap();
+            spec.template.as_mut().unwrap().failure_node = Some(task_node("fail", "t.int_to_str", vec![bind("x", str_value("s"))], &[]));
+            spec.encode_to_vec()
+        }, invalid(compile_error("wf.bad_failure", &[
+            "Code: MismatchingTypes, Node Id: fail, Description: Variable [x] (type [simple:STRING]) doesn't match expected type [simple:INTEGER].",
+        ]))),
+        // validators.validateBinding (attribute path): a dataclass field read by name must
+        // exist, and its type is what is checked.
+        case("a dataclass field read as its type", w, "wf.field", workflow("wf.field", &[], &[], vec![
+            task_node("n0", "t.point", vec![], &[]),
+            task_node("n1", "t.int_to_str", vec![bind("x", attribute(promise("n0", "o0"), "x"))], &[]),
+        ], vec![]), Accepted),
+        case("a dataclass field that does not exist", w, "wf.no_field", workflow("wf.no_field", &[], &[], vec![
+            task_node("n0", "t.point", vec![], &[]),
+            task_node("n1", "t.int_to_str", vec![bind("x", attribute(promise("n0", "o0"), "z"))], &[]),
+        ], vec![]), invalid(compile_error("wf.no_field", &[
+            "Code: FieldNotFound, Node Id: n1, Description: Variable [o0] (type [simple:STRUCT structure:{dataclass_type:{key:\"x\" value:{simple:INTEGER}}}]) doesn't have field [z].",
+        ]))),
+        case("a dataclass field read as another type", w, "wf.field_type", workflow("wf.field_type", &[], &[], vec![
+            task_node("n0", "t.point", vec![], &[]),
+            task_node("n1", "t.str_to_int", vec![bind("s", attribute(promise("n0", "o0"), "x"))], &[]),
+        ], vec![]), invalid(compile_error("wf.field_type", &[
+            "Code: MismatchingTypes, Node Id: n1, Description: The output variable 'o0' has type [simple:INTEGER], but it's assigned to the input variable 's' which has type type [simple:STRING].",
+        ]))),
+        // validators.blobTypeChecker: a file of one format does not go where another is asked.
+        case("a parquet file bound to a csv input", w, "wf.formats", workflow("wf.formats", &[], &[], vec![
+            task_node("n0", "t.parquet", vec![], &[]),
+            task_node("n1", "t.csv", vec![bind("f", promise("n0", "o0"))], &[]),
+        ], vec![]), invalid(compile_error("wf.formats", &[
+            "Code: MismatchingTypes, Node Id: n1, Description: The output variable 'o0' has type [blob:{format:\"parquet\"}], but it's assigned to the input variable 'f' which has type type [blob:{format:\"csv\"}].",
+        ]))),
+
         // --- CreateTask: flyteadmin's task_validator ---
 
         case("a well-formed task", t, "t.ok", task_spec(template("t.ok", &[("x", int())], &[])), Accepted),
@@ -594,6 +713,11 @@ fn cases() -> Vec<Case> {
             ..template("t.no_runtime_version", &[], &[])
         }), invalid("missing runtime version")),
         case("a task without an interface", t, "t.no_interface", task_spec(core::TaskTemplate { interface: None, ..template("t.no_interface", &[], &[]) }), invalid("missing typed interface")),
+        // validateK8sPod: a pod task has a pod spec.
+        case("a pod task without a pod spec", t, "t.pod", task_spec(core::TaskTemplate {
+            target: Some(core::task_template::Target::K8sPod(core::K8sPod { pod_spec: None })),
+            ..template("t.pod", &[], &[])
+        }), invalid("invalid TaskSpecification, pod tasks should specify their target as a K8sPod with a defined pod spec")),
         // validateContainer: an image.
         case("a container without an image", t, "t.no_image", task_spec({
             let mut t = template("t.no_image", &[], &[]);

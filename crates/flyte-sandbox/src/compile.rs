@@ -20,7 +20,7 @@ use flyte_api::core::{
 use flyte_api::{admin, Kind, Message};
 use tonic::Status;
 
-use crate::types::{castable, is_optional, literal_type_for_scalar, show_type};
+use crate::types::{castable, is_optional, literal_type_for_scalar, show_type, type_text};
 
 /// The node every workflow starts from; its outputs are the workflow's inputs.
 const START: &str = "start-node";
@@ -330,10 +330,21 @@ impl Compiler<'_> {
         let mut top: BTreeMap<String, &core::Node> = BTreeMap::new();
         for node in &wf.nodes {
             if graph.nodes.contains_key(&node.id) {
-                continue; // a repeated id: the first node under it counts
+                // A repeated id: the node is validated, but the first under the id is the
+                // one in the graph.
+                self.validate_node(wf, &mut graph, node);
+                continue;
             }
             top.insert(node.id.clone(), node);
-            let interface = self.validate_node(wf, &mut graph, node);
+            let mut interface = self.validate_node(wf, &mut graph, node);
+            // Other nodes read an aliased output under its alias.
+            if let Some(Interface { outputs: Some(outputs), .. }) = &mut interface {
+                for alias in &node.output_aliases {
+                    if let Some(output) = outputs.remove(&alias.var) {
+                        outputs.insert(alias.alias.clone(), output);
+                    }
+                }
+            }
             let name = node.metadata.as_ref().map(|m| m.name.clone());
             graph.nodes.insert(node.id.clone(), GraphNode { interface, name });
         }
@@ -657,7 +668,8 @@ impl Compiler<'_> {
         let mut outputs: Option<Vars> = None;
         for case in cases {
             let count = self.errors.count;
-            let Some(Interface { outputs: Some(given), .. }) = self.node_interface(wf, case) else {
+            let case = in_branch(node, case);
+            let Some(Interface { outputs: Some(given), .. }) = self.node_interface(wf, &case) else {
                 if self.errors.count == count {
                     return Some(Interface::open());
                 }
@@ -725,7 +737,8 @@ impl Compiler<'_> {
                 "Branch Node must have either the else case set or a default error.".into(),
             ),
         }
-        for then in &inner {
+        for then in inner.iter().map(|inner| in_branch(node, inner)) {
+            let then = &then;
             let before = self.errors.count;
             let interface = self.validate_node(wf, graph, then);
             if self.errors.count == before {
@@ -934,7 +947,7 @@ impl Compiler<'_> {
                                             format!(
                                                 "Variable [{}] (type [{}]) doesn't have field [{field}].",
                                                 promise.var,
-                                                show_type(Some(&current))
+                                                type_text(&current)
                                             ),
                                         );
                                         return None;
@@ -1060,6 +1073,11 @@ impl Compiler<'_> {
             );
         }
     }
+}
+
+/// A branch's inner node under the id flytepropeller gives it: `<branch>-<node>`.
+fn in_branch(branch: &core::Node, inner: &core::Node) -> core::Node {
+    core::Node { id: format!("{}-{}", branch.id, inner.id), ..inner.clone() }
 }
 
 /// The type of what a binding gives: a literal's, or the output's it reads; `None` when not

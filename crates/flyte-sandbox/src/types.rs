@@ -330,6 +330,21 @@ pub(crate) fn show_type(t: Option<&LiteralType>) -> String {
     out
 }
 
+/// A literal type in Go's protobuf text form (`LiteralType.String()`), which some messages
+/// use instead of [`show_type`]: a dataclass prints its structure as a field.
+pub(crate) fn type_text(t: &LiteralType) -> String {
+    if simple_of(t) != Some(simple::STRUCT) {
+        return show_type(Some(t));
+    }
+    let fields: Vec<String> = t
+        .structure
+        .iter()
+        .flat_map(|s| &s.dataclass_type)
+        .map(|(k, v)| format!("dataclass_type:{{key:{k:?} value:{{{}}}}}", type_text(v)))
+        .collect();
+    format!("simple:STRUCT structure:{{{}}}", fields.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use flyte_api::core::{BlobType, EnumType, UnionType};
