@@ -364,14 +364,15 @@ fn invalid(message: impl Into<String>) -> Expect {
 struct Case {
     name: &'static str,
     kind: Kind,
-    /// The entity's name (its version is [`VERSION`]).
-    entity: &'static str,
+    /// The identifier of the create request.
+    id: Identifier,
     spec: Vec<u8>,
     expect: Expect,
 }
 
+/// A case creating `entity` (at [`VERSION`]).
 fn case(name: &'static str, kind: Kind, entity: &'static str, spec: Vec<u8>, expect: Expect) -> Case {
-    Case { name, kind, entity, spec, expect }
+    Case { name, kind, id: id(kind, entity), spec, expect }
 }
 
 /// The tasks and workflows the cases use, registered first.
@@ -702,6 +703,26 @@ fn cases() -> Vec<Case> {
             "Code: MismatchingTypes, Node Id: n1, Description: The output variable 'o0' has type [blob:{format:\"parquet\"}], but it's assigned to the input variable 'f' which has type type [blob:{format:\"csv\"}].",
         ]))),
 
+        // --- every create: ValidateIdentifier ---
+
+        // The request's identifier names the kind created and every part.
+        Case {
+            id: Identifier { resource_type: 2, ..id(t, "t.kind") },
+            ..case("a task created under a workflow identifier", t, "t.kind", task_spec(template("t.kind", &[], &[])), invalid(format!(
+                "unexpected resource type workflow for identifier [{}], expected task instead", text(w, "t.kind")
+            )))
+        },
+        Case {
+            id: Identifier { version: String::new(), ..id(t, "t.unversioned") },
+            ..case("a task identifier without a version", t, "t.unversioned", task_spec(template("t.unversioned", &[], &[])), invalid("missing version"))
+        },
+        // CreateLaunchPlan: its workflow_id too.
+        case("a launch plan of a task identifier", l, "lp.of_task", {
+            let mut spec = admin::LaunchPlanSpec::decode(launch_plan("wf.base", |_| {}).as_slice()).unwrap();
+            spec.workflow_id = Some(id(t, "wf.base"));
+            spec.encode_to_vec()
+        }, invalid(format!("unexpected resource type task for identifier [{}], expected workflow instead", text(t, "wf.base")))),
+
         // --- CreateTask: flyteadmin's task_validator ---
 
         case("a well-formed task", t, "t.ok", task_spec(template("t.ok", &[("x", int())], &[])), Accepted),
@@ -813,7 +834,7 @@ async fn the_sandbox_refuses_what_flyteadmin_refuses_with_its_code_and_message()
     }
     let mut wrong = Vec::new();
     for case in cases() {
-        let answer = admin.create(case.kind, &create_request(&id(case.kind, case.entity), &case.spec)).await;
+        let answer = admin.create(case.kind, &create_request(&case.id, &case.spec)).await;
         let got = match answer {
             Ok(_) => "accepted".to_string(),
             Err(status) => format!("{:?}: {}", status.code(), status.message()),

@@ -110,8 +110,10 @@ fn key(id: &Identifier) -> Key {
 pub(crate) fn identifier_text(id: &Identifier, with_kind: bool) -> String {
     let mut parts = Vec::new();
     if with_kind {
-        if let Some(kind) = id.kind() {
-            parts.push(format!("resource_type:{}", kind.proto_name()));
+        match (id.kind(), id.resource_type) {
+            (Some(kind), _) => parts.push(format!("resource_type:{}", kind.proto_name())),
+            (None, 4) => parts.push("resource_type:DATASET".into()),
+            _ => {}
         }
     }
     for (field, value) in [

@@ -91,6 +91,7 @@ impl Sandbox {
             .flatten()
             .ok_or_else(|| Status::invalid_argument("missing spec"))?;
         let id = Identifier::decode(id_bytes).map_err(|e| Status::invalid_argument(format!("bad id: {e}")))?;
+        super::validate::identifier(kind, &id)?;
         let key = key_of(kind, &id)?;
         self.check_project_domain(&key.project, &key.domain)?;
         match kind {
@@ -136,6 +137,7 @@ impl Sandbox {
         let spec = admin::LaunchPlanSpec::decode(spec)
             .map_err(|e| Status::invalid_argument(format!("bad launch plan spec: {e}")))?;
         let workflow = spec.workflow_id.as_ref().ok_or_else(|| Status::invalid_argument("missing workflow_id"))?;
+        super::validate::identifier(Kind::Workflow, workflow)?;
         let key = key_of(Kind::Workflow, workflow)?;
         let Some(stored) = self.store.get(&key).map_err(internal)? else {
             return Err(Status::not_found(format!(

@@ -1,7 +1,7 @@
-//! FlyteAdmin's validators for CreateTask and CreateLaunchPlan: a task's type, metadata,
-//! interface, image and resource quantities; a launch plan's labels, fixed and default inputs
-//! against its workflow's interface, and a schedule's inputs. Pure: the caller reads the
-//! workflow from the store. Codes and messages are FlyteAdmin's.
+//! FlyteAdmin's validators for the create calls: an identifier of the kind created; a task's
+//! type, metadata, interface, image and resource quantities; a launch plan's labels, fixed
+//! and default inputs against its workflow's interface, and a schedule's inputs. Pure: the
+//! caller reads the workflow from the store. Codes and messages are FlyteAdmin's.
 //!
 //! Platform limits, task-type allow-lists and cron syntax depend on a cluster's
 //! configuration or are not modelled: they are not checked (accepted).
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use flyte_api::admin::{self, schedule::Expression};
 use flyte_api::core::{self, literal_type::Type, parameter::Behavior, task_template::Target, Identifier};
-use flyte_api::Message;
+use flyte_api::{Kind, Message};
 use tonic::Status;
 
 use crate::compile::identifier_text;
@@ -26,6 +26,39 @@ fn invalid(message: impl Into<String>) -> Status {
 /// FlyteAdmin's `missing <field>`.
 fn missing(field: &str) -> Status {
     invalid(format!("missing {field}"))
+}
+
+/// `ResourceType` names, as FlyteAdmin's messages write them (lower case).
+fn resource_type_name(value: i32) -> String {
+    match value {
+        0 => "unspecified".into(),
+        4 => "dataset".into(),
+        other => match Kind::from_resource_type(other) {
+            Some(kind) => kind.proto_name().to_lowercase(),
+            None => other.to_string(),
+        },
+    }
+}
+
+/// FlyteAdmin's ValidateIdentifier: an identifier of the kind created, with project,
+/// domain, name and version.
+pub(crate) fn identifier(kind: Kind, id: &Identifier) -> Result<(), Status> {
+    if id.resource_type != kind.resource_type() {
+        return Err(invalid(format!(
+            "unexpected resource type {} for identifier [{}], expected {} instead",
+            resource_type_name(id.resource_type),
+            identifier_text(id, true),
+            resource_type_name(kind.resource_type())
+        )));
+    }
+    for (field, value) in
+        [("project", &id.project), ("domain", &id.domain), ("name", &id.name), ("version", &id.version)]
+    {
+        if value.is_empty() {
+            return Err(missing(field));
+        }
+    }
+    Ok(())
 }
 
 /// ValidateTask's checks of a TaskSpec's template.
