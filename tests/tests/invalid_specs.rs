@@ -807,6 +807,15 @@ fn cases() -> Vec<Case> {
             defaults(s, vec![("x", defaulted(int(), literal(P::Integer(3)))), ("when", required(simple(DATETIME)))]);
             cron(s, "when");
         }), Accepted),
+        // validateSchedule: a cron expression parses as robfig/cron's standard one (five
+        // fields).
+        case("a cron expression with seconds", l, "lp.seconds", launch_plan("wf.base", |s| {
+            defaults(s, vec![("x", defaulted(int(), literal(P::Integer(3)))), ("when", required(simple(DATETIME)))]);
+            cron(s, "when");
+            if let Some(admin::schedule::Expression::CronSchedule(c)) = &mut s.entity_metadata.as_mut().unwrap().schedule.as_mut().unwrap().expression {
+                c.schedule = "0 0 2 * * *".into();
+            }
+        }), invalid("Invalid cron expression: expected exactly 5 fields, found 6: [0 0 2 * * *]")),
         // validateLabels: keys and values as Kubernetes accepts them, at most 16.
         case("labels Kubernetes accepts", l, "lp.labelled", launch_plan("wf.base", |s| labels(s, &[("team", "ml"), ("example.com/owner", "a.b_c-d"), ("empty", "")])), Accepted),
         case("a label value Kubernetes refuses", l, "lp.bad_value_label", launch_plan("wf.base", |s| labels(s, &[("team", "-ml")])), invalid(

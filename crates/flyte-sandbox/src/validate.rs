@@ -3,8 +3,8 @@
 //! and default inputs against its workflow's interface, and a schedule's inputs. Pure: the
 //! caller reads the workflow from the store. Codes and messages are FlyteAdmin's.
 //!
-//! Platform limits, task-type allow-lists and cron syntax depend on a cluster's
-//! configuration or are not modelled: they are not checked (accepted).
+//! Platform limits, task-type allow-lists and what a cron expression's fields hold depend on
+//! a cluster's configuration or are not modelled: they are not checked (accepted).
 
 // gRPC answers are `tonic::Status`, the error type every tonic service and client uses.
 #![allow(clippy::result_large_err)]
@@ -375,6 +375,11 @@ fn check_schedule(
     if !scheduled {
         return Ok(());
     }
+    let cron = match &schedule.expression {
+        Some(Expression::CronExpression(cron)) => Some(cron.as_str()),
+        Some(Expression::CronSchedule(cron)) => Some(cron.schedule.as_str()),
+        _ => None,
+    };
     let kickoff = &schedule.kickoff_time_input_arg;
     for (name, (_, required)) in expected {
         if *required && name != kickoff {
@@ -399,6 +404,29 @@ fn check_schedule(
                 }
             }
         }
+    }
+    match cron.filter(|c| !c.is_empty()).map(cron_fields) {
+        Some(Err(reason)) => Err(invalid(format!("Invalid cron expression: {reason}"))),
+        _ => Ok(()),
+    }
+}
+
+/// The one check of a standard cron expression made here (robfig/cron's ParseStandard,
+/// which FlyteAdmin uses): five fields, unless a descriptor (`@daily`, `@every 1h`, …).
+/// What the fields hold is not checked (accepted).
+fn cron_fields(expression: &str) -> Result<(), String> {
+    let mut spec = expression.trim();
+    for prefix in ["TZ=", "CRON_TZ="] {
+        if let Some(rest) = spec.strip_prefix(prefix) {
+            spec = rest.split_once(' ').map_or("", |(_, rest)| rest).trim();
+        }
+    }
+    if spec.starts_with('@') {
+        return Ok(());
+    }
+    let fields: Vec<&str> = spec.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!("expected exactly 5 fields, found {}: [{}]", fields.len(), fields.join(" ")));
     }
     Ok(())
 }
@@ -500,4 +528,70 @@ fn label_value_errors(value: &str) -> Vec<String> {
         errors.push("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into());
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_parse_as_kubernetes_parses_them() {
+        for (text, value) in [
+            ("1", 1.0),
+            ("500m", 0.5),
+            ("1Gi", 1024.0 * 1024.0 * 1024.0),
+            ("1.5Ki", 1536.0),
+            ("2k", 2000.0),
+            ("1e3", 1000.0),
+            ("1e-3", 0.001),
+            ("1E", 1e18),
+            (".5", 0.5),
+            ("5.", 5.0),
+            ("+2", 2.0),
+            ("-2", -2.0),
+        ] {
+            assert_eq!(parse_quantity(text), Ok(value), "{text}");
+        }
+        for text in ["", ".", "two", "1 ", "1.2.3", "1Gb", "1e3Mi", "Ki"] {
+            assert_eq!(parse_quantity(text), Err(QUANTITY_FORMAT), "{text:?}");
+        }
+        for text in ["1ki", "1iK", "1e", "1mm"] {
+            assert_eq!(parse_quantity(text), Err("unable to parse quantity's suffix"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn label_keys_and_values_as_kubernetes_takes_them() {
+        for key in ["team", "a.b-c_d", "example.com/team", "x"] {
+            assert!(qualified_name_errors(key).is_empty(), "{key}");
+        }
+        assert_eq!(
+            qualified_name_errors("Example.com/team"),
+            vec![format!("prefix part {}", subdomain_errors("Example.com")[0])]
+        );
+        assert_eq!(qualified_name_errors("/team"), vec!["prefix part must be non-empty".to_string()]);
+        assert_eq!(qualified_name_errors("a/b/c").len(), 1);
+        assert_eq!(
+            qualified_name_errors(""),
+            vec!["name part must be non-empty".to_string(), format!("name part {NAME_MESSAGE}")]
+        );
+        assert_eq!(
+            qualified_name_errors(&"a".repeat(64)),
+            vec!["name part must be no more than 63 characters".to_string()]
+        );
+        for value in ["", "ml", "a.b_c-d", &"v".repeat(63)] {
+            assert!(label_value_errors(value).is_empty(), "{value}");
+        }
+        assert_eq!(label_value_errors("-ml").len(), 1);
+        assert_eq!(label_value_errors(&"v".repeat(64)), vec!["must be no more than 63 characters".to_string()]);
+    }
+
+    #[test]
+    fn cron_expressions_have_five_fields_or_a_descriptor() {
+        for ok in ["0 2 * * *", "*/5 * * * 1-5", "@daily", "@every 1h", "CRON_TZ=Europe/Paris 0 2 * * *"] {
+            assert_eq!(cron_fields(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(cron_fields("0 0 2 * * *"), Err("expected exactly 5 fields, found 6: [0 0 2 * * *]".to_string()));
+        assert_eq!(cron_fields("daily"), Err("expected exactly 5 fields, found 1: [daily]".to_string()));
+    }
 }
