@@ -1040,8 +1040,7 @@ impl Compiler<'_> {
             visiting: &mut Vec<String>,
             visited: &mut BTreeSet<String>,
         ) -> Option<Vec<String>> {
-            if let Some(at) = visiting.iter().position(|v| v == id) {
-                let _ = at;
+            if visiting.iter().any(|v| v == id) {
                 return Some(vec![id.to_string()]);
             }
             visiting.push(id.to_string());
