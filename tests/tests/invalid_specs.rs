@@ -203,7 +203,10 @@ fn array_node(node: &str, inner: core::Node, inputs: Vec<core::Binding>) -> core
     core::Node {
         id: node.into(),
         inputs,
-        target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode { node: Some(inner) }))),
+        target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode {
+            node: Some(inner),
+            ..Default::default()
+        }))),
         ..Default::default()
     }
 }
@@ -862,8 +865,9 @@ async fn the_sandbox_refuses_what_flyteadmin_refuses_with_its_code_and_message()
 
 /// A package using what flytekit offers: dataclasses and attribute access, enums, Optional
 /// and unions, files and directories, nested collections, datetimes, a dynamic task,
-/// branches with a sub-workflow, map tasks (with a partial), a launch-plan call, gate
-/// nodes, a failure node, scheduled launch plans with fixed and default inputs.
+/// branches with a sub-workflow, map tasks (with a partial, and over a launch plan), a
+/// launch-plan call, gate nodes, a failure node, scheduled launch plans with fixed and
+/// default inputs.
 const KITCHEN: &str = r#"
 import enum
 import functools
@@ -992,6 +996,11 @@ def gated(x: int) -> int:
     w = add(x=y, y=z)
     sleeping >> w
     return w
+
+
+@workflow
+def over_plans(xs: typing.List[int] = [1, 2]) -> typing.List[int]:
+    return map_task(sub_lp)(x=xs)
 
 
 nightly = LaunchPlan.get_or_create(

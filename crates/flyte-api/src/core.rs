@@ -477,12 +477,16 @@ pub mod operand {
     }
 }
 
-/// `flyteidl.core.ArrayNode`: the node it maps (parallelism, success criteria and the other
-/// settings are not read here).
+/// `flyteidl.core.ArrayNode`: the node it maps, and whether that node keeps its original
+/// (not list-wrapped) interface (parallelism, success criteria and the other settings are
+/// not read here).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ArrayNode {
     #[prost(message, optional, tag = "1")]
     pub node: Option<Node>,
+    /// A `google.protobuf.BoolValue`.
+    #[prost(message, optional, tag = "6")]
+    pub is_original_sub_node_interface: Option<bool>,
 }
 
 /// `flyteidl.core.SecurityContext`: whom an execution runs as.

@@ -530,11 +530,17 @@ impl Compiler<'_> {
                     }
                 }
             }
-            // An array node takes and gives what its node does (flytekit writes the mapped
-            // task's interface with lists already).
+            // An array node takes and gives what its node does: flytekit writes a mapped
+            // task's interface with lists already. A mapped launch plan or sub-workflow keeps
+            // its own interface (`is_original_sub_node_interface`), which flytepropeller's
+            // code would compare with the lists bound: open rather than refuse.
             Some(Target::ArrayNode(array)) => match &array.node {
-                Some(inner) => self.node_interface(wf, inner),
-                None => Some(Interface::open()),
+                Some(inner @ core::Node { target: Some(Target::TaskNode(_)), .. })
+                    if array.is_original_sub_node_interface != Some(true) =>
+                {
+                    self.node_interface(wf, inner)
+                }
+                _ => Some(Interface::open()),
             },
             None => {
                 self.errors.add("ValueRequired", &node.id, "Value required [Target].".into());

@@ -559,7 +559,10 @@ mod tests {
     fn array(inner: core::Node) -> core::Node {
         core::Node {
             id: "map".into(),
-            target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode { node: Some(inner) }))),
+            target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode {
+                node: Some(inner),
+                ..Default::default()
+            }))),
             ..Default::default()
         }
     }
