@@ -1010,6 +1010,140 @@ nightly = LaunchPlan.get_or_create(
 hourly = LaunchPlan.get_or_create(workflow=sub, name="sub_hourly", schedule=FixedRate(duration=timedelta(hours=1)), default_inputs={"x": 1}, labels=None)
 "#;
 
+/// More of it, beside [`KITCHEN`]: nested dataclasses read by attribute, list index and
+/// dict key, named tuples, inputs left to their defaults, file formats, dataclasses in
+/// unions and dicts, a sub-workflow's default input, nested branches ending in a failure,
+/// an eager workflow, an imperative workflow, a map with concurrency and a success ratio.
+const KITCHEN_MORE: &str = r#"
+import typing
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flytekit import Workflow, conditional, dynamic, map_task, task, workflow
+from flytekit import eager
+from flytekit.types.file import FlyteFile
+
+CSV = FlyteFile[typing.TypeVar("csv")]
+
+
+@dataclass
+class Inner:
+    a: int
+
+
+@dataclass
+class Outer:
+    inner: Inner
+    items: typing.List[int]
+    tags: typing.Dict[str, str]
+
+
+class Pair(typing.NamedTuple):
+    left: int
+    right: str
+
+
+@task
+def make() -> Outer:
+    return Outer(inner=Inner(a=1), items=[1, 2], tags={"k": "v"})
+
+
+@task
+def take_int(x: int) -> int:
+    return x
+
+
+@task
+def take_str(s: str) -> str:
+    return s
+
+
+@task
+def pair(x: int) -> Pair:
+    return Pair(left=x, right=str(x))
+
+
+@task
+def with_default(x: int, y: int = 5, z: typing.Optional[typing.List[int]] = None) -> int:
+    return x + y
+
+
+@task
+def csv_out() -> CSV:
+    return CSV("s3://x.csv")
+
+
+@task
+def any_file(f: FlyteFile) -> FlyteFile:
+    return f
+
+
+@task
+def files_in(fs: typing.List[CSV]) -> int:
+    return len(fs)
+
+
+@task
+def dicts(d: typing.Dict[str, Outer]) -> int:
+    return len(d)
+
+
+@task
+def either(u: typing.Union[Inner, int]) -> int:
+    return 1
+
+
+@workflow
+def sub2(x: int, y: int = 7) -> int:
+    return take_int(x=x)
+
+
+@workflow
+def nested_cond(x: int) -> int:
+    return (
+        conditional("outer")
+        .if_(x > 0)
+        .then(conditional("inner").if_(x > 10).then(take_int(x=x)).else_().then(with_default(x=x)))
+        .else_()
+        .fail("negative")
+    )
+
+
+@eager
+async def eager_wf(x: int) -> int:
+    return await take_int(x=x)
+
+
+@workflow
+def k2(x: int = 1) -> typing.Tuple[int, Inner, int, str]:
+    o = make()
+    a = take_int(x=o.inner.a)
+    b = take_int(x=o.items[0])
+    c = take_str(s=o.tags["k"])
+    p = pair(x=x)
+    take_int(x=p.left).with_overrides(name="renamed")
+    take_str(s=p.right)
+    with_default(x=x)
+    with_default(x=x, z=[1])
+    f = csv_out()
+    any_file(f=f)
+    files_in(fs=[f, f])
+    dicts(d={"a": o})
+    either(u=Inner(a=1))
+    either(u=3)
+    either(u=o.inner)
+    s = sub2(x=x)
+    nested_cond(x=s)
+    map_task(take_int, concurrency=2, min_success_ratio=0.5)(x=[1, 2])
+    return a, o.inner, b, c
+
+
+imperative = Workflow(name="kitchen.imperative")
+imperative.add_workflow_input("x", int)
+node = imperative.add_entity(take_int, x=imperative.inputs["x"])
+imperative.add_workflow_output("out", node.outputs["o0"])
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_pyflyte_writes_for_every_kind_of_node_and_type_registers() {
     if tests::flytekit_python().is_none() {
@@ -1019,7 +1153,11 @@ async fn what_pyflyte_writes_for_every_kind_of_node_and_type_registers() {
     std::fs::create_dir(work.path().join("kitchen")).unwrap();
     std::fs::write(work.path().join("kitchen/__init__.py"), "").unwrap();
     std::fs::write(work.path().join("kitchen/flows.py"), KITCHEN).unwrap();
+    std::fs::write(work.path().join("kitchen/more.py"), KITCHEN_MORE).unwrap();
     let package = specs::read_package(&tests::pyflyte_package(work.path(), "kitchen")).unwrap();
+    for module in ["kitchen.flows.kitchen_2", "kitchen.more.k2_2", "kitchen.imperative_2", "kitchen_nightly_3"] {
+        assert!(package.entities.iter().any(|e| e.file_name.contains(module)), "pyflyte wrote {module}");
+    }
     let data = tempfile::tempdir().unwrap();
     let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
     let admin = Admin::remote(&running.endpoint(), None).unwrap();
