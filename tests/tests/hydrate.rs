@@ -137,6 +137,7 @@ fn node_ids(node: &core::Node, out: &mut Vec<Identifier>, seen: &mut BTreeMap<&'
             node_ids(a.node.as_ref().unwrap(), out, seen);
             "array"
         }
+        T::GateNode(_) => "gate",
     };
     *seen.entry(kind).or_default() += 1;
 }

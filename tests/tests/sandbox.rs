@@ -33,9 +33,11 @@ fn task_spec(name: &str, version: &str, arg: &str) -> Vec<u8> {
     let template = core::TaskTemplate {
         id: Some(id(Kind::Task, name, version)),
         r#type: "python-task".into(),
+        interface: Some(core::TypedInterface::default()),
         target: Some(core::task_template::Target::Container(core::Container {
             image: "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31".into(),
             args: vec!["pyflyte-fast-execute".into(), arg.into()],
+            ..Default::default()
         })),
         ..Default::default()
     };
@@ -57,6 +59,7 @@ fn workflow_spec(name: &str, version: &str, tasks: &[Identifier]) -> Vec<u8> {
             target: Some(core::node::Target::TaskNode(core::TaskNode {
                 reference: Some(core::task_node::Reference::ReferenceId(task.clone())),
             })),
+            ..Default::default()
         })
         .collect();
     let template = core::WorkflowTemplate { id: Some(id(Kind::Workflow, name, version)), nodes, ..Default::default() };
@@ -156,9 +159,16 @@ async fn flyteadmin_rules_order_identity_and_immutability() {
     // A launch plan needs its workflow; a workflow needs its tasks.
     let refused = admin.create(Kind::LaunchPlan, &create_request(&plan, &launch_plan_spec(&workflow, "x"))).await;
     assert_eq!(refused.unwrap_err().code(), tonic::Code::NotFound);
+    // FlyteAdmin's workflow manager: a task the compile needs is looked up first; its absence
+    // fails the compile (INVALID_ARGUMENT, the store's NOT_FOUND message inside).
     let refused = admin.create(Kind::Workflow, &create_request(&workflow, &workflow_bytes)).await.unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::NotFound);
-    assert!(refused.message().contains("wf.t"), "names the missing task: {}", refused.message());
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        refused.message(),
+        "failed to compile workflow for [resource_type:WORKFLOW project:\"flytesnacks\" domain:\"development\" \
+         name:\"wf.w\" version:\"v1\"] with err: missing entity of type TASK with identifier \
+         project:\"flytesnacks\" domain:\"development\" name:\"wf.t\" version:\"v1\""
+    );
 
     // Identical again: ALREADY_EXISTS, which the client reports as already there.
     assert_eq!(admin.create(Kind::Task, &create_request(&task, &task_bytes)).await.unwrap(), Created::New);

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use crate::core::{
-    CompiledTask, CompiledWorkflowClosure, Identifier, KeyValuePair, SecurityContext, TaskTemplate, WorkflowTemplate,
+    CompiledTask, CompiledWorkflowClosure, Identifier, KeyValuePair, LiteralMap, ParameterMap, SecurityContext,
+    TaskTemplate, WorkflowTemplate,
 };
 
 /// `flyteidl.admin.TaskSpec`: what `<index>_<name>_1.pb` holds.
@@ -47,6 +48,12 @@ pub struct LaunchPlan {
 pub struct LaunchPlanSpec {
     #[prost(message, optional, tag = "1")]
     pub workflow_id: Option<Identifier>,
+    #[prost(message, optional, tag = "2")]
+    pub entity_metadata: Option<LaunchPlanMetadata>,
+    #[prost(message, optional, tag = "3")]
+    pub default_inputs: Option<ParameterMap>,
+    #[prost(message, optional, tag = "4")]
+    pub fixed_inputs: Option<LiteralMap>,
     #[prost(message, optional, tag = "6")]
     pub labels: Option<Labels>,
     #[prost(message, optional, tag = "7")]
@@ -61,6 +68,58 @@ pub struct LaunchPlanSpec {
     pub raw_output_data_config: Option<RawOutputDataConfig>,
     #[prost(message, optional, tag = "21")]
     pub envs: Option<Envs>,
+}
+
+/// `flyteidl.admin.LaunchPlanMetadata`: the schedule (notifications and launch conditions
+/// are not read here).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LaunchPlanMetadata {
+    #[prost(message, optional, tag = "1")]
+    pub schedule: Option<Schedule>,
+}
+
+/// `flyteidl.admin.Schedule`: a cron expression or a fixed rate, and the input that receives
+/// the kickoff time.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Schedule {
+    #[prost(oneof = "schedule::Expression", tags = "1, 2, 4")]
+    pub expression: Option<schedule::Expression>,
+    #[prost(string, tag = "3")]
+    pub kickoff_time_input_arg: String,
+}
+
+/// The `ScheduleExpression` oneof of [`Schedule`].
+pub mod schedule {
+    /// How often a schedule runs.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Expression {
+        /// Deprecated in the protocol in favour of `cron_schedule`.
+        #[prost(string, tag = "1")]
+        CronExpression(String),
+        #[prost(message, tag = "2")]
+        Rate(super::FixedRate),
+        #[prost(message, tag = "4")]
+        CronSchedule(super::CronSchedule),
+    }
+}
+
+/// `flyteidl.admin.FixedRate`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FixedRate {
+    #[prost(uint32, tag = "1")]
+    pub value: u32,
+    /// MINUTE 0, HOUR 1, DAY 2.
+    #[prost(int32, tag = "2")]
+    pub unit: i32,
+}
+
+/// `flyteidl.admin.CronSchedule`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CronSchedule {
+    #[prost(string, tag = "1")]
+    pub schedule: String,
+    #[prost(string, tag = "2")]
+    pub offset: String,
 }
 
 /// `flyteidl.admin.LaunchPlanClosure`: its state and times (the interface is not read here).

@@ -340,8 +340,8 @@ mod tests {
         assert_eq!(number(IfElseBlock { other: vec![IfBlock::default()], ..Default::default() }), if_else_block::OTHER);
         let default = Some(crate::core::if_else_block::Default::ElseNode(Node::default()));
         assert_eq!(number(IfElseBlock { default, ..Default::default() }), if_else_block::ELSE_NODE);
-        assert_eq!(number(IfBlock { then_node: some() }), if_block::THEN_NODE);
-        assert_eq!(number(ArrayNode { node: some() }), array_node::NODE);
+        assert_eq!(number(IfBlock { then_node: some(), ..Default::default() }), if_block::THEN_NODE);
+        assert_eq!(number(ArrayNode { node: some(), ..Default::default() }), array_node::NODE);
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! executions. Started with [`RequiredToken`], it wants a bearer token as a FlyteAdmin with
 //! sign-in does.
 
+mod compile;
 mod http;
 mod service;
 mod store;
 mod token;
+mod types;
+mod validate;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

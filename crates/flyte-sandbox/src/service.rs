@@ -100,6 +100,7 @@ impl Sandbox {
             .flatten()
             .ok_or_else(|| Status::invalid_argument("missing spec"))?;
         let id = Identifier::decode(id_bytes).map_err(|e| Status::invalid_argument(format!("bad id: {e}")))?;
+        super::validate::identifier(kind, &id)?;
         let key = key_of(kind, &id)?;
         self.check_project_domain(&key.project, &key.domain)?;
         match kind {
@@ -124,51 +125,36 @@ impl Sandbox {
         }
     }
 
-    fn check_task(&self, key: &Key, spec: &[u8]) -> Result<(), Status> {
+    fn check_task(&self, key: &Key, spec_bytes: &[u8]) -> Result<(), Status> {
         let spec =
-            admin::TaskSpec::decode(spec).map_err(|e| Status::invalid_argument(format!("bad task spec: {e}")))?;
-        let template = spec.template.ok_or_else(|| Status::invalid_argument("missing task template"))?;
-        check_template_id(key, template.id.as_ref())
+            admin::TaskSpec::decode(spec_bytes).map_err(|e| Status::invalid_argument(format!("bad task spec: {e}")))?;
+        let template = spec.template.ok_or_else(|| Status::invalid_argument("missing spec"))?;
+        check_template_id(key, template.id.as_ref())?;
+        super::validate::task(&identifier(key), spec_bytes)
     }
 
     fn check_workflow(&self, key: &Key, spec: &[u8]) -> Result<(), Status> {
-        let spec = admin::WorkflowSpec::decode(spec)
-            .map_err(|e| Status::invalid_argument(format!("bad workflow spec: {e}")))?;
-        let template = spec.template.as_ref().ok_or_else(|| Status::invalid_argument("missing workflow template"))?;
-        check_template_id(key, template.id.as_ref())?;
-        let mut refs = References::default();
-        for t in std::iter::once(template).chain(&spec.sub_workflows) {
-            refs.collect(t);
+        if let Some(template) = admin::WorkflowSpec::decode(spec).ok().and_then(|s| s.template) {
+            check_template_id(key, template.id.as_ref())?;
         }
-        let local: Vec<&Identifier> = spec.sub_workflows.iter().filter_map(|t| t.id.as_ref()).collect();
-        for (kind, id) in refs.found {
-            if kind == Kind::Workflow && local.iter().any(|l| same_id(l, &id)) {
-                continue;
-            }
-            let key = key_of(kind, &id)?;
-            if self.store.get(&key).map_err(internal)?.is_none() {
-                return Err(Status::not_found(format!(
-                    "missing entity of type {} with identifier {}",
-                    kind.proto_name(),
-                    show_id(&id)
-                )));
-            }
-        }
-        Ok(())
+        super::compile::workflow(&identifier(key), spec, |kind, id| {
+            Ok(self.store.get(&key_of(kind, id)?).map_err(internal)?.map(|stored| stored.spec))
+        })
     }
 
     fn check_launch_plan(&self, spec: &[u8]) -> Result<(), Status> {
         let spec = admin::LaunchPlanSpec::decode(spec)
             .map_err(|e| Status::invalid_argument(format!("bad launch plan spec: {e}")))?;
-        let workflow = spec.workflow_id.ok_or_else(|| Status::invalid_argument("missing workflow_id"))?;
-        let key = key_of(Kind::Workflow, &workflow)?;
-        if self.store.get(&key).map_err(internal)?.is_none() {
+        let workflow = spec.workflow_id.as_ref().ok_or_else(|| Status::invalid_argument("missing workflow_id"))?;
+        super::validate::identifier(Kind::Workflow, workflow)?;
+        let key = key_of(Kind::Workflow, workflow)?;
+        let Some(stored) = self.store.get(&key).map_err(internal)? else {
             return Err(Status::not_found(format!(
                 "missing entity of type WORKFLOW with identifier {}",
-                show_id(&workflow)
+                show_id(workflow)
             )));
-        }
-        Ok(())
+        };
+        super::validate::launch_plan(&spec, &stored.spec)
     }
 
     fn get(&self, kind: Kind, request: &[u8]) -> Result<Vec<u8>, Status> {
@@ -539,7 +525,7 @@ impl References {
                     self.node(inner);
                 }
             }
-            None => {}
+            Some(Target::GateNode(_)) | None => {}
         }
     }
 }
@@ -613,10 +599,6 @@ fn check_template_id(key: &Key, template: Option<&Identifier>) -> Result<(), Sta
         )));
     }
     Ok(())
-}
-
-fn same_id(a: &Identifier, b: &Identifier) -> bool {
-    (&a.project, &a.domain, &a.name, &a.version) == (&b.project, &b.domain, &b.name, &b.version)
 }
 
 fn identifier(key: &Key) -> Identifier {

@@ -529,6 +529,7 @@ mod tests {
             target: Some(core::node::Target::TaskNode(core::TaskNode {
                 reference: Some(core::task_node::Reference::ReferenceId(bare(Kind::Task, task))),
             })),
+            ..Default::default()
         }
     }
 
@@ -536,11 +537,12 @@ mod tests {
         core::Node {
             id: id.into(),
             target: Some(core::node::Target::WorkflowNode(core::WorkflowNode { reference: Some(reference) })),
+            ..Default::default()
         }
     }
 
     fn branch(then: core::Node, elif: core::Node, otherwise: core::Node) -> core::Node {
-        let block = |n| core::IfBlock { then_node: Some(n) };
+        let block = |n| core::IfBlock { then_node: Some(n), ..Default::default() };
         core::Node {
             id: "branch".into(),
             target: Some(core::node::Target::BranchNode(Box::new(core::BranchNode {
@@ -550,13 +552,18 @@ mod tests {
                     default: Some(core::if_else_block::Default::ElseNode(otherwise)),
                 }),
             }))),
+            ..Default::default()
         }
     }
 
     fn array(inner: core::Node) -> core::Node {
         core::Node {
             id: "map".into(),
-            target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode { node: Some(inner) }))),
+            target: Some(core::node::Target::ArrayNode(Box::new(core::ArrayNode {
+                node: Some(inner),
+                ..Default::default()
+            }))),
+            ..Default::default()
         }
     }
 
@@ -583,6 +590,7 @@ mod tests {
                 workflow_node("w1", Reference::LaunchplanRef(bare(Kind::LaunchPlan, "pkg.other_lp"))),
             ],
             failure_node: Some(task_node("fail", "pkg.t_fail")),
+            ..Default::default()
         };
         admin::WorkflowSpec { template: Some(template), sub_workflows: vec![sub] }
     }
@@ -609,6 +617,7 @@ mod tests {
                 }
             }
             Target::ArrayNode(a) => node_refs(a.node.as_ref().unwrap(), out),
+            Target::GateNode(_) => {}
         }
     }
 
@@ -642,6 +651,7 @@ mod tests {
             target: Some(core::node::Target::TaskNode(core::TaskNode {
                 reference: Some(core::task_node::Reference::ReferenceId(other.clone())),
             })),
+            ..Default::default()
         });
         let mut production = target();
         production.domain = "production".into();
@@ -735,6 +745,7 @@ mod tests {
                 target: Some(core::task_template::Target::Container(core::Container {
                     image: "img".into(),
                     args: args.iter().map(|a| a.to_string()).collect(),
+                    ..Default::default()
                 })),
                 ..Default::default()
             }),

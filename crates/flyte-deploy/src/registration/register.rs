@@ -450,11 +450,13 @@ pub mod bench {
             let template = core::TaskTemplate {
                 id: Some(task.clone()),
                 r#type: "python-task".into(),
+                metadata: Some(core::TaskMetadata::default()),
+                interface: Some(core::TypedInterface::default()),
                 target: Some(core::task_template::Target::Container(core::Container {
                     image: "cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31".into(),
                     args: vec!["pyflyte-execute".into(), "--task".into(), task.name.clone()],
+                    ..Default::default()
                 })),
-                ..Default::default()
             };
             let spec = admin::TaskSpec { template: Some(template) }.encode_to_vec();
             out.push(Entity { kind: Kind::Task, id: task.clone(), request: request(task, spec), needs: vec![] });
@@ -471,6 +473,7 @@ pub mod bench {
                     target: Some(core::node::Target::TaskNode(core::TaskNode {
                         reference: Some(core::task_node::Reference::ReferenceId(task.clone())),
                     })),
+                    ..Default::default()
                 })
                 .collect();
             let template = core::WorkflowTemplate { id: Some(workflow.clone()), nodes, ..Default::default() };
