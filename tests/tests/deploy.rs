@@ -193,7 +193,8 @@ fn interrupted_deploy_completes_on_rerun_without_duplicates() {
     // Interrupt the first deploy as soon as it starts registering.
     let mut child = std::process::Command::new(tests::xtask_bin())
         .current_dir(repo.path())
-        .args(["deploy", "--all"])
+        // -v: a line per step off a terminal, so the kill comes while it registers.
+        .args(["deploy", "-v", "--all"])
         .env("FLYTE_DEPLOY_PYTHON", &python)
         .env("CI", "false")
         .stderr(std::process::Stdio::piped())
@@ -203,11 +204,8 @@ fn interrupted_deploy_completes_on_rerun_without_duplicates() {
     {
         use std::io::BufRead;
         let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        for line in stderr.lines() {
-            if line.unwrap().ends_with(": registering") {
-                break;
-            }
-        }
+        let registering = stderr.lines().any(|line| line.unwrap().ends_with(": registering"));
+        assert!(registering, "the deploy ended without saying it was registering");
     }
     child.kill().ok();
     child.wait().unwrap();

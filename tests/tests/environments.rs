@@ -14,7 +14,8 @@ use tests::{flytekit_python, Run, TempRepo};
 fn deploy(repo: &TempRepo, env: &[(&str, &str)]) -> Run {
     let mut all = vec![("CI", "false")];
     all.extend_from_slice(env);
-    repo.xtask_env(&["deploy", "--all", "--format", "json"], &all)
+    // -v: a line per step (building an environment) even off a terminal.
+    repo.xtask_env(&["deploy", "-v", "--all", "--format", "json"], &all)
 }
 
 fn on_a_branch(repo: &TempRepo) -> &TempRepo {

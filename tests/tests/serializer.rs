@@ -265,7 +265,8 @@ fn one_serializer_writes_for_every_workflow_the_specs_pyflyte_package_writes_for
 /// `deploy --all --format json` on a feature branch, with `env` added.
 fn deploy(repo: &TempRepo, args: &[&str], env: &[(&str, &str)]) -> tests::Run {
     repo.git(&["checkout", "--quiet", "-B", "feature"]);
-    let mut all = vec!["deploy", "--all", "--format", "json"];
+    // -v: a line per step (starting a serializer) even off a terminal.
+    let mut all = vec!["deploy", "-v", "--all", "--format", "json"];
     all.extend_from_slice(args);
     let mut vars = vec![("CI", "false")];
     vars.extend_from_slice(env);

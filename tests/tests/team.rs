@@ -195,7 +195,8 @@ fn a_killed_deploy_and_its_rerun_leave_a_record_of_every_workflow() {
     // as its change happens, so the history has it although the run never finished).
     let mut child = std::process::Command::new(tests::xtask_bin())
         .current_dir(repo.path())
-        .args(["deploy", "--all"])
+        // -v: a line per step off a terminal, so the kill comes while it registers.
+        .args(["deploy", "-v", "--all"])
         .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
         .env("FLYTE_DEPLOY_PYTHON", &python)
         .envs(trunk)
@@ -206,11 +207,8 @@ fn a_killed_deploy_and_its_rerun_leave_a_record_of_every_workflow() {
     {
         use std::io::BufRead;
         let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        for line in stderr.lines() {
-            if line.unwrap().ends_with(": registering") {
-                break;
-            }
-        }
+        let registering = stderr.lines().any(|line| line.unwrap().ends_with(": registering"));
+        assert!(registering, "the deploy ended without saying it was registering");
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     child.kill().ok();

@@ -1170,10 +1170,14 @@ impl Progress {
         self.count.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// What a workflow is doing now.
+    /// What a workflow is doing now (with `-v` off a terminal, a line: CI logs, and the
+    /// tests that stop a deploy at a given step, read them).
     fn step(&self, workflow: &str, what: &str) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!("· {workflow}: {what}"));
+        }
+        if self.lines {
+            eprintln!("{workflow}: {what}");
         }
     }
 
