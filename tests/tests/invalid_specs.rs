@@ -863,6 +863,72 @@ async fn the_sandbox_refuses_what_flyteadmin_refuses_with_its_code_and_message()
     running.stop().await.unwrap();
 }
 
+/// GetWorkflow answers the compiled closure, as FlyteAdmin does: each template with the
+/// edges its compile found (start node → first, explicit upstream and data edges, last → end);
+/// GetLaunchPlan the expected inputs and outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_answers_the_compiled_workflow_and_the_launch_plans_expected_interface() {
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    for (kind, name, spec) in fixtures().into_iter().filter(|(k, _, _)| *k == Kind::Task) {
+        admin.create(kind, &create_request(&id(kind, name), &spec)).await.unwrap();
+    }
+    // n0 turns the input into a string, n1 reads it back; n2 runs after n1 (explicitly).
+    let nodes = vec![
+        task_node("n0", "t.int_to_str", vec![bind("x", promise("", "x"))], &[]),
+        task_node("n1", "t.str_to_int", vec![bind("s", promise("n0", "o0"))], &[]),
+        task_node("n2", "t.point", vec![], &["n1"]),
+    ];
+    let spec = workflow("wf.chain", &[("x", int())], &[("y", int())], nodes, vec![bind("y", promise("n1", "o0"))]);
+    let wf_id = id(Kind::Workflow, "wf.chain");
+    admin.create(Kind::Workflow, &create_request(&wf_id, &spec)).await.unwrap();
+    let got = admin.get(Kind::Workflow, &wf_id).await.unwrap().expect("registered");
+    let workflow = admin::Workflow::decode(got.as_slice()).unwrap();
+    let compiled = workflow.closure.and_then(|c| c.compiled_workflow).and_then(|c| c.primary).unwrap();
+    let set = compiled.connections.expect("the compiled workflow carries its connections");
+    let ids = |map: &std::collections::BTreeMap<String, core::IdList>, node: &str| {
+        map.get(node).map(|l| l.ids.clone()).unwrap_or_default()
+    };
+    assert_eq!(ids(&set.downstream, "start-node"), ["n0"], "{set:?}");
+    assert_eq!(ids(&set.downstream, "n0"), ["n1"]);
+    assert_eq!(ids(&set.downstream, "n1"), ["end-node", "n2"]);
+    assert_eq!(ids(&set.downstream, "n2"), ["end-node"]);
+    assert_eq!(ids(&set.upstream, "n1"), ["n0"]);
+    assert_eq!(ids(&set.upstream, "end-node"), ["n1", "n2"]);
+    assert_eq!(compiled.template.unwrap().nodes.len(), 3);
+
+    // A launch plan's closure carries its expected inputs (the workflow's, less the fixed,
+    // a default as given, else required) and the workflow's outputs, as FlyteAdmin keeps them.
+    let three = literal(core::primitive::Value::Integer(3));
+    let plans = [
+        ("lp.required", launch_plan("wf.chain", |_| {})),
+        ("lp.defaulted", launch_plan("wf.chain", |spec| defaults(spec, vec![("x", defaulted(int(), three.clone()))]))),
+        ("lp.fixed", launch_plan("wf.chain", |spec| fixed(spec, vec![("x", three.clone())]))),
+    ];
+    for (name, spec) in &plans {
+        admin.create(Kind::LaunchPlan, &create_request(&id(Kind::LaunchPlan, name), spec)).await.unwrap();
+    }
+    let expected = |name: &str| {
+        let admin = admin.clone();
+        let name = name.to_string();
+        async move {
+            let got = admin.get(Kind::LaunchPlan, &id(Kind::LaunchPlan, &name)).await.unwrap().unwrap();
+            let closure = admin::LaunchPlan::decode(got.as_slice()).unwrap().closure.unwrap();
+            let outputs: Vec<String> = closure.expected_outputs.unwrap().variables.into_keys().collect();
+            assert_eq!(outputs, ["y"], "{name}");
+            closure.expected_inputs.unwrap_or_default().parameters
+        }
+    };
+    let required = expected("lp.required").await;
+    assert_eq!(required["x"].behavior, Some(core::parameter::Behavior::Required(true)));
+    assert_eq!(required["x"].var.as_ref().and_then(|v| v.r#type.clone()), Some(int()));
+    let defaulted_x = expected("lp.defaulted").await;
+    assert_eq!(defaulted_x["x"].behavior, Some(core::parameter::Behavior::Default(three.clone())));
+    assert!(expected("lp.fixed").await.is_empty(), "a fixed input is not expected");
+    running.stop().await.unwrap();
+}
+
 /// A package using what flytekit offers: dataclasses and attribute access, enums, Optional
 /// and unions, files and directories, nested collections, datetimes, a dynamic task,
 /// branches with a sub-workflow, map tasks (with a partial, and over a launch plan), a

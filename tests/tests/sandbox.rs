@@ -298,6 +298,51 @@ async fn a_fresh_sandbox_has_flytesnacks_in_the_three_domains() {
     running.stop().await.unwrap();
 }
 
+/// ListProjects as FlyteAdmin answers it: sorted by identifier unless asked otherwise, one
+/// page of `limit` with the next page's token, filtered; a bad token is INVALID_ARGUMENT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_projects_pages_sorts_and_filters() {
+    use flyte_api::query::{project_list_request as field, sort};
+    let data = tempfile::tempdir().unwrap();
+    let running = sandbox::start(sandbox::Options::loopback(data.path())).await.unwrap();
+    let admin = Admin::remote(&running.endpoint(), None).unwrap();
+    for id in ["p-c", "p-a", "p-b"] {
+        assert!(admin.ensure_project(id).await.unwrap());
+    }
+    let list = |limit: u64, token: &str, filters: &str, sort_by: Option<(&str, bool)>| {
+        let mut request = wire::varint_field(field::LIMIT, limit);
+        request.extend(wire::len_field(field::TOKEN, token.as_bytes()));
+        request.extend(wire::len_field(field::FILTERS, filters.as_bytes()));
+        if let Some((key, ascending)) = sort_by {
+            let mut by = wire::len_field(sort::KEY, key.as_bytes());
+            by.extend(wire::varint_field(sort::DIRECTION, if ascending { sort::ASCENDING } else { 0 }));
+            request.extend(wire::len_field(field::SORT_BY, &by));
+        }
+        let admin = admin.clone();
+        async move {
+            let answer = admin.call_raw(method::LIST_PROJECTS, &request).await?;
+            let projects = admin::Projects::decode(answer.as_slice()).unwrap();
+            Ok::<_, tonic::Status>((projects.projects.into_iter().map(|p| p.id).collect::<Vec<_>>(), projects.token))
+        }
+    };
+    let (first, token) = list(2, "", "", None).await.unwrap();
+    assert_eq!((first, token.as_str()), (vec!["flytesnacks".to_string(), "p-a".into()], "2"));
+    let (rest, token) = list(2, &token, "", None).await.unwrap();
+    assert_eq!((rest, token.as_str()), (vec!["p-b".to_string(), "p-c".into()], "4"));
+    let (last, token) = list(2, &token, "", None).await.unwrap();
+    assert!(last.is_empty() && token.is_empty());
+    let (all, _) = list(0, "", "", Some(("identifier", false))).await.unwrap();
+    assert_eq!(all, ["p-c", "p-b", "p-a", "flytesnacks"]);
+    let (some, _) = list(10, "", "value_in(identifier,p-a;p-c)+ne(identifier,p-c)", None).await.unwrap();
+    assert_eq!(some, ["p-a"]);
+    let (active, _) = list(10, "", "eq(state,0)+contains(name,p-)", None).await.unwrap();
+    assert_eq!(active, ["p-a", "p-b", "p-c"]);
+    let bad = list(2, "x", "", None).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("invalid pagination token x for ListProjects"), "{bad:?}");
+    running.stop().await.unwrap();
+}
+
 /// As FlyteAdmin's data proxy: a location holding bytes is not handed out for other bytes
 /// (ALREADY_EXISTS, "file already exists at location ..."), and a URL signed before the
 /// first upload cannot overwrite it either; the same bytes again are fine.

@@ -127,6 +127,12 @@ pub struct CronSchedule {
 pub struct LaunchPlanClosure {
     #[prost(enumeration = "LaunchPlanState", tag = "1")]
     pub state: i32,
+    /// The workflow's inputs less the fixed ones, each with its default or required.
+    #[prost(message, optional, tag = "2")]
+    pub expected_inputs: Option<ParameterMap>,
+    /// The workflow's outputs.
+    #[prost(message, optional, tag = "3")]
+    pub expected_outputs: Option<crate::core::VariableMap>,
     #[prost(message, optional, tag = "4")]
     pub created_at: Option<prost_types::Timestamp>,
     #[prost(message, optional, tag = "5")]

@@ -512,12 +512,31 @@ pub struct CompiledTask {
     pub template: Option<TaskTemplate>,
 }
 
-/// `flyteidl.core.CompiledWorkflow`: a workflow template as FlyteAdmin compiled it (its
-/// connections are not read here).
+/// `flyteidl.core.CompiledWorkflow`: a workflow template as FlyteAdmin compiled it, with
+/// the edges between its nodes.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CompiledWorkflow {
     #[prost(message, optional, tag = "1")]
     pub template: Option<WorkflowTemplate>,
+    #[prost(message, optional, tag = "2")]
+    pub connections: Option<ConnectionSet>,
+}
+
+/// `flyteidl.core.ConnectionSet`: a compiled workflow's adjacency lists, by node id (the
+/// start node is `start-node`, the end node `end-node`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConnectionSet {
+    #[prost(btree_map = "string, message", tag = "7")]
+    pub downstream: BTreeMap<String, IdList>,
+    #[prost(btree_map = "string, message", tag = "8")]
+    pub upstream: BTreeMap<String, IdList>,
+}
+
+/// `flyteidl.core.ConnectionSet.IdList`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct IdList {
+    #[prost(string, repeated, tag = "1")]
+    pub ids: Vec<String>,
 }
 
 /// `flyteidl.core.CompiledWorkflowClosure`: a workflow with the sub-workflows and tasks it

@@ -119,6 +119,10 @@ pub mod launch_plan_spec {
 pub mod launch_plan_closure {
     /// A `LaunchPlanState`.
     pub const STATE: u32 = 1;
+    /// A `ParameterMap`.
+    pub const EXPECTED_INPUTS: u32 = 2;
+    /// A `VariableMap`.
+    pub const EXPECTED_OUTPUTS: u32 = 3;
     pub const CREATED_AT: u32 = 4;
     pub const UPDATED_AT: u32 = 5;
 }
@@ -173,6 +177,8 @@ pub mod entity_closure {
 /// `flyteidl.core.CompiledTask` and `CompiledWorkflow`.
 pub mod compiled {
     pub const TEMPLATE: u32 = 1;
+    /// `CompiledWorkflow.connections`.
+    pub const CONNECTIONS: u32 = 2;
 }
 
 /// `flyteidl.core.CompiledWorkflowClosure`.
@@ -367,6 +373,14 @@ mod tests {
         let closure = |c: LaunchPlanClosure| number(c);
         assert_eq!(closure(LaunchPlanClosure { state: 1, ..Default::default() }), launch_plan_closure::STATE);
         assert_eq!(
+            closure(LaunchPlanClosure { expected_inputs: some(), ..Default::default() }),
+            launch_plan_closure::EXPECTED_INPUTS
+        );
+        assert_eq!(
+            closure(LaunchPlanClosure { expected_outputs: some(), ..Default::default() }),
+            launch_plan_closure::EXPECTED_OUTPUTS
+        );
+        assert_eq!(
             closure(LaunchPlanClosure { created_at: some(), ..Default::default() }),
             launch_plan_closure::CREATED_AT
         );
@@ -420,7 +434,8 @@ mod tests {
         assert_eq!(number(WorkflowClosure { compiled_workflow: some(), created_at: None }), entity_closure::COMPILED);
         assert_eq!(number(WorkflowClosure { compiled_workflow: None, created_at: some() }), entity_closure::CREATED_AT);
         assert_eq!(number(CompiledTask { template: some() }), compiled::TEMPLATE);
-        assert_eq!(number(CompiledWorkflow { template: some() }), compiled::TEMPLATE);
+        assert_eq!(number(CompiledWorkflow { template: some(), connections: None }), compiled::TEMPLATE);
+        assert_eq!(number(CompiledWorkflow { template: None, connections: some() }), compiled::CONNECTIONS);
         let closure = |c: CompiledWorkflowClosure| number(c);
         assert_eq!(
             closure(CompiledWorkflowClosure { primary: some(), ..Default::default() }),

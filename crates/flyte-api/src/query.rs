@@ -63,6 +63,31 @@ pub fn resource_list(request: &[u8]) -> Result<(Vec<Filter>, Option<Sort>), Stri
     Ok((parse_filters(filters.as_deref().unwrap_or_default())?, sort))
 }
 
+/// `flyteidl.admin.ProjectListRequest`: its own field numbers for the same query parts.
+pub mod project_list_request {
+    pub const LIMIT: u32 = 1;
+    pub const TOKEN: u32 = 2;
+    pub const FILTERS: u32 = 3;
+    pub const SORT_BY: u32 = 4;
+}
+
+/// A ListProjects request (wire bytes): limit, token, filters and sort order.
+pub fn project_list(request: &[u8]) -> Result<(u32, String, Vec<Filter>, Option<Sort>), String> {
+    use project_list_request::*;
+    let limit = wire::varint(request, LIMIT).map_err(|e| e.to_string())?.unwrap_or(0);
+    let token = wire::string(request, TOKEN).map_err(|e| e.to_string())?.unwrap_or_default();
+    let filters = wire::string(request, FILTERS).map_err(|e| e.to_string())?;
+    let sort = match wire::last_len(request, SORT_BY).map_err(|e| e.to_string())? {
+        Some(bytes) => Some(Sort {
+            key: wire::string(bytes, sort::KEY).map_err(|e| e.to_string())?.unwrap_or_default(),
+            ascending: wire::varint(bytes, sort::DIRECTION).map_err(|e| e.to_string())? == Some(sort::ASCENDING),
+        }),
+        None => None,
+    };
+    let limit = u32::try_from(limit).map_err(|_| format!("invalid limit {limit}"))?;
+    Ok((limit, token, parse_filters(filters.as_deref().unwrap_or_default())?, sort))
+}
+
 /// Parses `f(a,b)+g(c,d)`; the empty string is no filter.
 pub fn parse_filters(text: &str) -> Result<Vec<Filter>, String> {
     let mut out = Vec::new();

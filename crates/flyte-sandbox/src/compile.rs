@@ -27,6 +27,11 @@ const START: &str = "start-node";
 /// The node every workflow ends in; its inputs are the workflow's outputs.
 const END: &str = "end-node";
 
+/// The edges of each compiled workflow template (the primary under the id it is registered
+/// as, each sub-workflow under its own), by `identifier_text(id, true)`: what GetWorkflow's
+/// compiled closure carries.
+pub(crate) type Connections = BTreeMap<String, core::ConnectionSet>;
+
 /// Compiles the WorkflowSpec `spec` registered as `id`. `fetch` reads the spec bytes of a
 /// registered entity, if there is one. A failure is INVALID_ARGUMENT worded as FlyteAdmin's
 /// (`failed to compile workflow for [<id>] with err: …`).
@@ -34,7 +39,7 @@ pub(crate) fn workflow(
     id: &Identifier,
     spec: &[u8],
     fetch: impl Fn(Kind, &Identifier) -> Result<Option<Vec<u8>>, Status>,
-) -> Result<(), Status> {
+) -> Result<Connections, Status> {
     let spec =
         admin::WorkflowSpec::decode(spec).map_err(|e| Status::invalid_argument(format!("bad workflow spec: {e}")))?;
     // ValidateWorkflow: a spec with a template.
@@ -67,13 +72,20 @@ pub(crate) fn workflow(
         launch_plans.insert(key(plan), plan_interface(&bytes, &fetch)?);
     }
 
-    let mut compiler = Compiler { tasks, launch_plans, subs, compiled: BTreeSet::new(), errors: Errors::default() };
+    let mut compiler = Compiler {
+        tasks,
+        launch_plans,
+        subs,
+        compiled: BTreeSet::new(),
+        errors: Errors::default(),
+        connections: Connections::new(),
+    };
     let mut primary = primary.clone();
     // FlyteAdmin compiles the template under the request's id.
     primary.id = Some(id.clone());
     compiler.validate_workflow(&primary);
     if compiler.errors.is_empty() {
-        Ok(())
+        Ok(compiler.connections)
     } else {
         Err(failed(compiler.errors.render()))
     }
@@ -304,6 +316,8 @@ struct Compiler<'s> {
     /// Sub-workflows compiled already (each once, as flytepropeller does).
     compiled: BTreeSet<Key>,
     errors: Errors,
+    /// Each workflow's edges, as it is compiled.
+    connections: Connections,
 }
 
 impl Compiler<'_> {
@@ -376,6 +390,10 @@ impl Compiler<'_> {
             }
         }
         self.check_reachable(&graph);
+        let ids = |edges: &BTreeMap<String, BTreeSet<String>>| {
+            edges.iter().map(|(from, to)| (from.clone(), core::IdList { ids: to.iter().cloned().collect() })).collect()
+        };
+        self.connections.insert(id, core::ConnectionSet { downstream: ids(&graph.down), upstream: ids(&graph.up) });
     }
 
     /// Every variable has a name and a type.

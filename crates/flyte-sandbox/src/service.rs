@@ -76,7 +76,7 @@ impl Sandbox {
             method::GET_PROJECT_DOMAIN_ATTRIBUTES => self.get_attributes(request),
             method::REGISTER_PROJECT => self.register_project(request),
             method::GET_PROJECT => self.get_project(request),
-            method::LIST_PROJECTS => self.list_projects(),
+            method::LIST_PROJECTS => self.list_projects(request),
             method::GET_VERSION => Ok(version()),
             method::CREATE_UPLOAD_LOCATION => self.create_upload_location(request),
             // FlyteAdmin without sign-in configured serves no auth metadata either.
@@ -137,6 +137,36 @@ impl Sandbox {
         if let Some(template) = admin::WorkflowSpec::decode(spec).ok().and_then(|s| s.template) {
             check_template_id(key, template.id.as_ref())?;
         }
+        self.compile(key, spec).map(|_| ())
+    }
+
+    /// What FlyteAdmin keeps in a launch plan's closure: its expected inputs (the workflow's
+    /// inputs less the fixed ones: a default input as given, any other required) and its
+    /// workflow's outputs. `None` when the workflow cannot be read.
+    fn launch_plan_interface(&self, spec: &[u8]) -> Option<(core::ParameterMap, core::VariableMap)> {
+        let spec = admin::LaunchPlanSpec::decode(spec).ok()?;
+        let workflow = self.store.get(&key_of(Kind::Workflow, spec.workflow_id.as_ref()?).ok()?).ok()??;
+        let template = admin::WorkflowSpec::decode(workflow.spec.as_slice()).ok()?.template?;
+        let interface = template.interface.unwrap_or_default();
+        let fixed = spec.fixed_inputs.map(|m| m.literals).unwrap_or_default();
+        let defaults = spec.default_inputs.map(|m| m.parameters).unwrap_or_default();
+        let mut parameters = std::collections::BTreeMap::new();
+        for (name, variable) in interface.inputs.map(|m| m.variables).unwrap_or_default() {
+            let parameter = match defaults.get(&name) {
+                Some(given) => given.clone(),
+                None if fixed.contains_key(&name) => continue,
+                None => {
+                    core::Parameter { var: Some(variable), behavior: Some(core::parameter::Behavior::Required(true)) }
+                }
+            };
+            parameters.insert(name, parameter);
+        }
+        let outputs = interface.outputs.unwrap_or_default();
+        Some((core::ParameterMap { parameters }, outputs))
+    }
+
+    /// The workflow's compile (its edges), reading what it uses from the store.
+    fn compile(&self, key: &Key, spec: &[u8]) -> Result<super::compile::Connections, Status> {
         super::compile::workflow(&identifier(key), spec, |kind, id| {
             Ok(self.store.get(&key_of(kind, id)?).map_err(internal)?.map(|stored| stored.spec))
         })
@@ -231,11 +261,25 @@ impl Sandbox {
             Kind::Workflow => {
                 // Workflow{closure: WorkflowClosure{compiled_workflow: CompiledWorkflowClosure{
                 //   primary: CompiledWorkflow{template}, sub_workflows, tasks}, created_at}}
+                // With each template's edges, as FlyteAdmin's compiler found them (compiled
+                // again here: the spec, and what it uses, are in the store).
+                let connections = self.compile(key, &stored.spec).unwrap_or_default();
+                let compiled_template = |template: &[u8], id: Option<String>| {
+                    let mut out = wire::len_field(compiled::TEMPLATE, template);
+                    if let Some(set) = id.and_then(|id| connections.get(&id)) {
+                        out.extend(wire::len_field(compiled::CONNECTIONS, &set.encode_to_vec()));
+                    }
+                    out
+                };
+                let primary_id = super::compile::identifier_text(&identifier(key), true);
                 let mut compiled_closure =
-                    wire::len_field(closure::PRIMARY, &wire::len_field(compiled::TEMPLATE, template));
+                    wire::len_field(closure::PRIMARY, &compiled_template(template, Some(primary_id)));
                 for sub in wire::all_len(&stored.spec, fields::workflow_spec::SUB_WORKFLOWS).unwrap_or_default() {
-                    compiled_closure
-                        .extend(wire::len_field(closure::SUB_WORKFLOWS, &wire::len_field(compiled::TEMPLATE, sub)));
+                    let id = core::WorkflowTemplate::decode(sub)
+                        .ok()
+                        .and_then(|t| t.id)
+                        .map(|id| super::compile::identifier_text(&id, true));
+                    compiled_closure.extend(wire::len_field(closure::SUB_WORKFLOWS, &compiled_template(sub, id)));
                 }
                 for task in self.referenced_task_templates(&stored.spec) {
                     compiled_closure
@@ -252,6 +296,11 @@ impl Sandbox {
                 if stored.active {
                     let active = admin::LaunchPlanState::Active as u64;
                     plan_closure.extend(wire::varint_field(fields::launch_plan_closure::STATE, active));
+                }
+                if let Some((inputs, outputs)) = self.launch_plan_interface(&stored.spec) {
+                    use fields::launch_plan_closure::{EXPECTED_INPUTS, EXPECTED_OUTPUTS};
+                    plan_closure.extend(wire::len_field(EXPECTED_INPUTS, &inputs.encode_to_vec()));
+                    plan_closure.extend(wire::len_field(EXPECTED_OUTPUTS, &outputs.encode_to_vec()));
                 }
                 plan_closure.extend(wire::len_field(fields::launch_plan_closure::CREATED_AT, &created));
                 plan_closure.extend(wire::len_field(fields::launch_plan_closure::UPDATED_AT, &created));
@@ -401,13 +450,74 @@ impl Sandbox {
         Ok(self.project_message(&project).encode_to_vec())
     }
 
-    /// Every project, in one page (the request's paging and filters are not read).
-    fn list_projects(&self) -> Result<Vec<u8>, Status> {
-        let projects = self.store.projects().map_err(internal)?;
-        let answer = admin::Projects {
-            projects: projects.iter().map(|p| self.project_message(p)).collect(),
-            token: String::new(),
+    /// ListProjects as FlyteAdmin answers it: filtered (`identifier`, `name`, `description`,
+    /// `state`; every project here is active, state 0), sorted (by default by identifier,
+    /// ascending), one page of `limit` (0: all) from `token`, with the next page's token
+    /// when the page is full.
+    fn list_projects(&self, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let (limit, token, filters, sort) = query::project_list(request).map_err(Status::invalid_argument)?;
+        let mut projects = self.store.projects().map_err(internal)?;
+        let field = |p: &super::store::Project, name: &str| -> Result<String, Status> {
+            match name {
+                "identifier" | "id" => Ok(p.id.clone()),
+                "name" => Ok(p.name.clone()),
+                "description" => Ok(p.description.clone()),
+                "state" => Ok("0".into()),
+                other => Err(Status::invalid_argument(format!("unknown field {other} for filtering projects"))),
+            }
         };
+        let mut kept = Vec::new();
+        for project in projects.drain(..) {
+            let mut keep = true;
+            for filter in &filters {
+                let value = field(&project, &filter.field)?;
+                let first = filter.values.first().map(String::as_str).unwrap_or_default();
+                keep &= match filter.op {
+                    Op::Eq => value == first,
+                    Op::Ne => value != first,
+                    Op::Gt => value.as_str() > first,
+                    Op::Gte => value.as_str() >= first,
+                    Op::Lt => value.as_str() < first,
+                    Op::Lte => value.as_str() <= first,
+                    Op::Contains => value.contains(first),
+                    Op::ValueIn => filter.values.contains(&value),
+                };
+            }
+            if keep {
+                kept.push(project);
+            }
+        }
+        let (key, ascending) = match &sort {
+            Some(sort) if !sort.key.is_empty() => (sort.key.as_str(), sort.ascending),
+            _ => ("identifier", true),
+        };
+        if !matches!(key, "identifier" | "id" | "name" | "description") {
+            return Err(Status::invalid_argument(format!("invalid sort key {key}")));
+        }
+        let mut sort_error = None;
+        kept.sort_by(|a, b| match (field(a, key), field(b, key)) {
+            (Ok(x), Ok(y)) if ascending => x.cmp(&y),
+            (Ok(x), Ok(y)) => y.cmp(&x),
+            (Err(e), _) | (_, Err(e)) => {
+                sort_error.get_or_insert(e);
+                std::cmp::Ordering::Equal
+            }
+        });
+        if let Some(e) = sort_error {
+            return Err(e);
+        }
+        let offset = if token.is_empty() {
+            0
+        } else {
+            token
+                .parse::<usize>()
+                .map_err(|_| Status::invalid_argument(format!("invalid pagination token {token} for ListProjects")))?
+        };
+        let page: Vec<_> =
+            kept.iter().skip(offset).take(if limit == 0 { usize::MAX } else { limit as usize }).collect();
+        let token =
+            if limit > 0 && page.len() == limit as usize { (offset + page.len()).to_string() } else { String::new() };
+        let answer = admin::Projects { projects: page.into_iter().map(|p| self.project_message(p)).collect(), token };
         Ok(answer.encode_to_vec())
     }
 
