@@ -76,24 +76,39 @@ impl Store {
     pub(crate) fn open(data: &Path) -> Result<Store> {
         std::fs::create_dir_all(data).with_context(|| format!("creating the sandbox data dir {}", data.display()))?;
         let db = data.join(crate::DATABASE);
-        let conn = Connection::open(&db).with_context(|| format!("opening {}", db.display()))?;
+        let mut conn = Connection::open(&db).with_context(|| format!("opening {}", db.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL").with_context(|| format!("setting WAL on {}", db.display()))?;
+        // Several processes may open a new store at once (concurrent deploys of one clone):
+        // switching to WAL takes the file's exclusive lock, and SQLite answers BUSY there
+        // without waiting, so it is retried for as long as the busy timeout.
+        let started = std::time::Instant::now();
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(e) if is_busy(&e) && started.elapsed() < std::time::Duration::from_secs(10) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.with_context(|| format!("setting WAL on {}", db.display()))?,
+            }
+        }
         // WAL with NORMAL sync: a commit survives the process being killed (what the
         // sandbox must survive), without an fsync per create.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .with_context(|| format!("setting sync on {}", db.display()))?;
-        conn.execute_batch(SCHEMA).with_context(|| format!("creating the schema in {}", db.display()))?;
+        // The schema and the upload secret in one IMMEDIATE transaction: the write lock is
+        // taken (waiting) before anything is read, so concurrent opens take turns.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA).with_context(|| format!("creating the schema in {}", db.display()))?;
         let secret: Option<String> =
-            conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional()?;
+            tx.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional()?;
         let secret = match secret {
             Some(s) => s,
             None => {
                 let fresh = fresh_secret();
-                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?1)", [&fresh])?;
-                conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0))?
+                tx.execute("INSERT INTO meta (key, value) VALUES ('secret', ?1)", [&fresh])?;
+                fresh
             }
         };
+        tx.commit().with_context(|| format!("creating the schema in {}", db.display()))?;
         Ok(Store { conn: Mutex::new(conn), uploads: data.join("uploads"), secret })
     }
 
@@ -288,6 +303,11 @@ fn fresh_secret() -> String {
     let stack = 0u8;
     hasher.update(format!("{:p}", &stack));
     hex::encode(hasher.finalize())
+}
+
+/// SQLite's BUSY or LOCKED: another connection holds the lock asked for.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 #[cfg(test)]
