@@ -10,6 +10,7 @@ use flyte_api::{admin, core, wire, Identifier, Kind, Message};
 use flyte_deploy::artifacts::specs::{self, Package};
 use flyte_deploy::config::DomainSettings;
 use flyte_deploy::registration::hydrate::{self, Hydrated, Target};
+use flyte_deploy::registration::register;
 use tests::{flytekit_python, project_root};
 
 /// A package whose workflow `outer` has a branch (`if` → task, `elif` → sub-workflow,
@@ -256,7 +257,10 @@ fn references_and_levels_of_the_nested_package() {
     expected.sort();
     assert_eq!(refs, expected, "the embedded sub-workflow `inner` is not a reference");
 
-    let levels = hydrate::registration_levels(&hydrated).unwrap();
+    // The order registration takes (`register::levels`, over the entities sent).
+    let entities: Vec<register::Entity> = hydrated.iter().map(register::entity).collect();
+    let (levels, cyclic) = register::levels(&entities);
+    assert!(cyclic.is_empty());
     let level_names: Vec<Vec<&str>> = levels.iter().map(|l| l.iter().map(|&i| names[i].as_str()).collect()).collect();
     assert!(level_names[0].iter().all(|n| n.starts_with("task:")) && level_names[0].len() == 4, "{level_names:?}");
     let level_of = |name: &str| levels.iter().position(|l| l.iter().any(|&i| names[i] == name)).unwrap();
@@ -273,8 +277,9 @@ fn references_and_levels_of_the_nested_package() {
         }
     }
     // The examples are the usual three levels.
-    let hello = hydrate::registration_levels(&hydrate_all(&packages["hello"], &target(DomainSettings::default())));
-    assert_eq!(hello.unwrap(), [vec![0, 1], vec![2], vec![3]]);
+    let hello = hydrate_all(&packages["hello"], &target(DomainSettings::default()));
+    let (hello, cyclic) = register::levels(&hello.iter().map(register::entity).collect::<Vec<_>>());
+    assert_eq!((hello, cyclic), (vec![vec![0, 1], vec![2], vec![3]], vec![]));
 }
 
 /// The paths (field numbers from the root) where `old` and `new` differ, as deep as both

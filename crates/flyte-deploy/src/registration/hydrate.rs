@@ -16,8 +16,6 @@
 //!   pass-through codec.
 //! - [`hydrate_package`]`(&specs::Package, &target) -> Vec<Hydrated>`: all of a package's
 //!   specs, in its order, an error naming the file.
-//! - [`registration_levels`]`(&[Hydrated])`: the order of registration, as levels of indexes;
-//!   everything an entity references inside the package sits in an earlier level.
 //!
 //! # What is set
 //! Project and domain where empty or `{{ registration.project }}` / `{{ registration.domain }}`,
@@ -38,7 +36,7 @@
 //!
 //! Hydrating an already hydrated spec with the same target returns the same bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 
@@ -185,56 +183,6 @@ pub fn create_request(h: &Hydrated) -> Vec<u8> {
     let mut out = wire::len_field(create_request::ID, &h.id_bytes);
     out.extend(wire::len_field(create_request::SPEC, &h.spec));
     out
-}
-
-/// Orders entities for registration: level 0 holds the tasks, and every other entity sits
-/// one level after the deepest entity of this package it references (references to
-/// entities outside the package are assumed registered). For the usual package that gives
-/// [tasks], [workflows], [launch plans]; a workflow that calls a launch plan of the package
-/// comes after that launch plan. Indexes within a level keep the input order.
-pub fn registration_levels(entities: &[Hydrated]) -> Result<Vec<Vec<usize>>> {
-    let mut index: HashMap<&Identifier, usize> = HashMap::new();
-    for (i, e) in entities.iter().enumerate() {
-        if let Some(j) = index.insert(&e.id, i) {
-            bail!("{} appears twice in the package (entries {j} and {i})", e.id);
-        }
-    }
-    // Longest-path levels by depth-first search; `None` marks "in progress" (a cycle).
-    let mut level: Vec<Option<Option<usize>>> = vec![None; entities.len()];
-    fn visit(
-        i: usize,
-        entities: &[Hydrated],
-        index: &HashMap<&Identifier, usize>,
-        level: &mut [Option<Option<usize>>],
-    ) -> Result<usize> {
-        match level[i] {
-            Some(Some(l)) => return Ok(l),
-            Some(None) => bail!("{} is part of a reference cycle", entities[i].id),
-            None => {}
-        }
-        level[i] = Some(None);
-        let mut l = if entities[i].kind == Kind::Task { 0 } else { 1 };
-        for r in &entities[i].references {
-            if let Some(&j) = index.get(r) {
-                l = l.max(visit(j, entities, index, level)? + 1);
-            }
-        }
-        level[i] = Some(Some(l));
-        Ok(l)
-    }
-    let mut levels: Vec<Vec<usize>> = Vec::new();
-    for i in 0..entities.len() {
-        let l = visit(i, entities, &index, &mut level)?;
-        if levels.len() <= l {
-            levels.resize(l + 1, Vec::new());
-        }
-    }
-    for (i, l) in level.iter().enumerate() {
-        let l = l.flatten().expect("every entity was visited");
-        levels[l].push(i);
-    }
-    levels.retain(|l| !l.is_empty());
-    Ok(levels)
 }
 
 /// Decodes the wire bytes of a `core.Identifier` (fields it does not declare are skipped
@@ -910,39 +858,5 @@ mod tests {
         let mut t = target();
         t.version.clear();
         assert!(hydrate(Kind::Task, &task_with_args(&[]), &t).is_err());
-    }
-
-    fn entity(kind: Kind, name: &str, refs: &[(Kind, &str)]) -> Hydrated {
-        Hydrated {
-            kind,
-            id: bare(kind, name),
-            id_bytes: Vec::new(),
-            spec: Vec::new(),
-            references: refs.iter().map(|(kind, n)| bare(*kind, n)).collect(),
-        }
-    }
-
-    #[test]
-    fn levels_follow_references() {
-        let entities = [
-            entity(Kind::LaunchPlan, "outer", &[(Kind::Workflow, "outer")]),
-            entity(
-                Kind::Workflow,
-                "outer",
-                &[(Kind::Task, "t"), (Kind::LaunchPlan, "inner"), (Kind::Task, "elsewhere")],
-            ),
-            entity(Kind::LaunchPlan, "inner", &[(Kind::Workflow, "inner")]),
-            entity(Kind::Workflow, "inner", &[(Kind::Task, "t")]),
-            entity(Kind::Task, "t", &[]),
-            entity(Kind::Workflow, "alone", &[]),
-        ];
-        assert_eq!(registration_levels(&entities).unwrap(), [vec![4], vec![3, 5], vec![2], vec![1], vec![0]]);
-        let cycle = [
-            entity(Kind::Workflow, "a", &[(Kind::LaunchPlan, "b")]),
-            entity(Kind::LaunchPlan, "b", &[(Kind::Workflow, "a")]),
-        ];
-        assert!(registration_levels(&cycle).is_err());
-        let twice = [entity(Kind::Task, "t", &[]), entity(Kind::Task, "t", &[])];
-        assert!(registration_levels(&twice).is_err());
     }
 }
