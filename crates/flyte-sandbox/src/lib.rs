@@ -166,10 +166,7 @@ pub async fn start(options: Options) -> Result<Running> {
     http_listener.set_nonblocking(true)?;
     let incoming = tonic::transport::server::TcpIncoming::from(tokio::net::TcpListener::from_std(grpc_listener)?)
         .with_nodelay(Some(true));
-    let served = token::Guarded {
-        inner: service::Delayed { inner: flyte_api::server::BytesServer::new(sandbox), delay: options.delay },
-        guard,
-    };
+    let served = token::Guarded { inner: flyte_api::server::BytesServer::new(sandbox), guard, delay: options.delay };
     let grpc_task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .serve_with_incoming_shutdown(served, incoming, async {

@@ -6,18 +6,14 @@
 // gRPC answers are `tonic::Status`, the error type every tonic service and client uses.
 #![allow(clippy::result_large_err)]
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use flyte_api::core::{self, Identifier};
 use flyte_api::fields;
 use flyte_api::query::{self, Filter, Op};
 use flyte_api::server::Handler;
 use flyte_api::{admin, canonical, method, prost, prost_types, service, wire, Kind, Message};
-use tonic::body::Body;
-use tonic::codegen::{http, BoxFuture, Service};
 use tonic::{Code, Status};
 
 use super::store::{Inserted, Key, Store, Stored};
@@ -875,39 +871,5 @@ impl Handler for Sandbox {
         tokio::task::spawn_blocking(move || self.answer(&method, &request))
             .await
             .map_err(|e| Status::internal(format!("sandbox worker: {e}")))?
-    }
-}
-
-/// A service whose every call waits `delay` first (the benchmark's stand-in for network
-/// and database latency).
-#[derive(Clone)]
-pub(crate) struct Delayed<S> {
-    pub inner: S,
-    pub delay: Duration,
-}
-
-impl<S> Service<http::Request<Body>> for Delayed<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let mut inner = self.inner.clone();
-        std::mem::swap(&mut inner, &mut self.inner);
-        let delay = self.delay;
-        Box::pin(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            inner.call(req).await
-        })
     }
 }

@@ -3,6 +3,7 @@
 //! start, every call but AuthMetadataService's checked for a JWT access token signed by the
 //! issuer for the audience (`authorization` or `flyte-authorization` metadata), UNAUTHENTICATED
 //! otherwise. Serves the issuer's endpoints through GetOAuth2Metadata and GetPublicClientConfig.
+//! Also the sandbox's front service: the token check, then the benchmark's optional delay.
 //! Decides nothing about entities.
 
 use std::convert::Infallible;
@@ -138,11 +139,14 @@ fn open(path: &str) -> bool {
     path == method::GET_OAUTH2_METADATA || path == method::GET_PUBLIC_CLIENT_CONFIG
 }
 
-/// A service whose calls need a valid token when a guard is set.
+/// The sandbox's front: each call needs a valid token when a guard is set, and then waits
+/// `delay` (the benchmark's stand-in for network and database latency) before `inner`
+/// answers it.
 #[derive(Clone)]
 pub(crate) struct Guarded<S> {
     pub inner: S,
     pub guard: Option<Arc<Guard>>,
+    pub delay: std::time::Duration,
 }
 
 impl<S> Service<http::Request<Body>> for Guarded<S>
@@ -165,11 +169,15 @@ where
             Some(guard) if !open(req.uri().path()) => guard.check(req.headers()).err(),
             _ => None,
         };
+        let delay = self.delay;
         Box::pin(async move {
-            match refused {
-                Some(status) => Ok(status.into_http()),
-                None => inner.call(req).await,
+            if let Some(status) = refused {
+                return Ok(status.into_http());
             }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            inner.call(req).await
         })
     }
 }
