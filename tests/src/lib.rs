@@ -276,6 +276,28 @@ pub fn pyflyte_package(dir: &Path, pkg: &str) -> Vec<u8> {
     std::fs::read(dir.join("out.tgz")).unwrap()
 }
 
+/// Starts `command` (its stdout piped, its stderr dropped) and waits for its first line,
+/// which must start with `prefix`: the child and the rest of that line (an address). Its
+/// later output is read and dropped, so it never writes to a closed pipe. Panics naming
+/// `what` when it ends or says something else first.
+pub fn spawn_announcing(mut command: Command, prefix: &str, what: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("its stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let Some(rest) = first.strip_prefix(prefix).map(|r| r.trim().to_string()) else {
+        child.kill().ok();
+        let status = child.wait();
+        panic!("{what} did not start ({status:?}): {first:?}");
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, rest)
+}
+
 /// A FlyteAdmin at an address: `cargo xtask sandbox` as its own process on loopback, with
 /// its data in `data`; started when it says it listens, killed on drop (or by [`kill`]).
 ///
@@ -307,24 +329,10 @@ impl SandboxProcess {
     }
 
     fn start_with(addr: &str, data: &Path, extra: &[&str]) -> SandboxProcess {
-        use std::io::BufRead;
-        let mut child = Command::new(xtask_bin())
-            .args(["sandbox", "--addr", addr, "--data"])
-            .arg(data)
-            .args(extra)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting the sandbox");
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("its stdout")).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        let Some(endpoint) = first.strip_prefix("FlyteAdmin sandbox listening on ").map(str::to_string) else {
-            child.kill().ok();
-            let status = child.wait();
-            panic!("the sandbox did not start on {addr} ({status:?}): {first:?}");
-        };
-        // Keep reading what it says after, or its next line would meet a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let mut command = Command::new(xtask_bin());
+        command.args(["sandbox", "--addr", addr, "--data"]).arg(data).args(extra);
+        let what = format!("the sandbox on {addr}");
+        let (child, endpoint) = spawn_announcing(command, "FlyteAdmin sandbox listening on ", &what);
         SandboxProcess { child, endpoint }
     }
 
@@ -370,7 +378,6 @@ impl OidcServer {
     /// Starts it (access tokens valid for `ttl_seconds`), or `None` when it cannot run here
     /// (and this is not CI).
     pub fn start(ttl_seconds: u64) -> Option<OidcServer> {
-        use std::io::BufRead;
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(|d| project_root().join(d))
             .unwrap_or_else(|| project_root().join("target"));
@@ -387,23 +394,13 @@ impl OidcServer {
             return None;
         }
         let node = require_tool("node")?;
-        let mut child = Command::new(node)
+        let mut command = Command::new(node);
+        command
             .arg(project_root().join("tests/oidc/server.mjs"))
             .arg(&package)
             .arg(OidcServer::AUDIENCE)
-            .arg(ttl_seconds.to_string())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting node");
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("its stdout")).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        let Some(port) = first.strip_prefix("listening ").map(str::to_string) else {
-            child.kill().ok();
-            let status = child.wait();
-            panic!("the OIDC server did not start ({status:?}): {first:?}");
-        };
-        std::thread::spawn(move || lines.for_each(drop));
+            .arg(ttl_seconds.to_string());
+        let (child, port) = spawn_announcing(command, "listening ", "the OIDC server");
         Some(OidcServer { child, issuer: format!("http://127.0.0.1:{port}") })
     }
 

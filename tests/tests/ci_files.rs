@@ -1109,37 +1109,6 @@ fn gitlab_jobs_push_their_deploy_notes_with_a_retry() {
 // ---------------------------------------------------------------------------------------
 // The pull-request pipeline replayed on this machine, step by step
 
-/// `cargo xtask sandbox` on a free loopback port: the FlyteAdmin the replay deploys to.
-struct Sandbox {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Sandbox {
-    fn start(data: &Path) -> Sandbox {
-        use std::io::BufRead;
-        let mut child = Command::new(xtask_bin())
-            .args(["sandbox", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("starting the sandbox");
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
-        let endpoint = first.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(endpoint.starts_with("http://127.0.0.1:"), "the sandbox prints its address: {first:?}");
-        Sandbox { child, endpoint }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What the replay stands in for: the repository, the build job's binary, the caches
 /// GitHub keeps between runs, and PATH without any Rust toolchain.
 struct Replay<'d> {
@@ -1464,7 +1433,7 @@ fn pull_request_pipeline_replayed_with_warm_caches_compiles_no_rust_and_shows_no
     origin.write("workflows/probe/probe/__init__.py", &probe_workflow(&dump, 0));
     let base = origin.commit("the probe");
     origin.git(&["checkout", "--quiet", "-b", "feature"]);
-    let sandbox = Sandbox::start(&tmp.path().join("sandbox"));
+    let sandbox = tests::SandboxProcess::start("127.0.0.1:0", &tmp.path().join("sandbox"));
     let path = path_without_rust();
     assert!(
         std::env::split_paths(&path).all(|d| !d.join("cargo").exists()),
@@ -1584,7 +1553,7 @@ fn production_pipeline_replayed_takes_a_hotfix_through_staging() {
         origin.remove(&format!("workflows/{other}"));
     }
     origin.commit("hello alone");
-    let sandbox = Sandbox::start(&tmp.path().join("sandbox"));
+    let sandbox = tests::SandboxProcess::start("127.0.0.1:0", &tmp.path().join("sandbox"));
     // What main's pipeline did: hello deployed to staging.
     let staged = Command::new(xtask_bin())
         .args(["deploy", "--all", "--domain", "staging", "--format", "json"])
