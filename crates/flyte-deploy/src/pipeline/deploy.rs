@@ -862,20 +862,13 @@ pub(crate) async fn register_package(
 }
 
 fn new_summary(planned: &PlannedWorkflow<'_>) -> WorkflowSummary {
-    WorkflowSummary {
-        name: planned.name.to_string(),
-        action: planned.action.as_str().into(),
-        version: planned.version.as_deref().map(str::to_string),
-        image: planned.image.as_deref().map(str::to_string),
-        outcome: Outcome::Skipped,
-        entities: Entities::default(),
-        images: Vec::new(),
-        warnings: Vec::new(),
-        error: None,
-        seconds: 0.0,
-        url: None,
-        links: Vec::new(),
-    }
+    WorkflowSummary::new(
+        &planned.name,
+        planned.action.as_str(),
+        planned.version.as_deref().map(str::to_string),
+        planned.image.as_deref().map(str::to_string),
+        Outcome::Skipped,
+    )
 }
 
 fn fail(summary: &mut WorkflowSummary, e: &anyhow::Error) {

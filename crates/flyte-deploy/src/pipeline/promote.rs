@@ -228,20 +228,14 @@ impl Promotion<'_> {
     /// Promotes one workflow; every failure is in the returned summary. Also returns the
     /// names of its launch plans (for the record).
     async fn promote(&self, admin: &Admin, p: &Prepared) -> (WorkflowSummary, Vec<String>) {
-        let mut summary = WorkflowSummary {
-            name: p.wf.name.clone(),
-            action: ACTION.into(),
-            version: Some(p.fp.version.clone()),
-            image: Some(p.fp.image.clone()),
-            outcome: Outcome::Failed,
-            entities: Entities::default(),
-            images: p.package.as_ref().map(specs::task_images).unwrap_or_default(),
-            warnings: Vec::new(),
-            error: None,
-            seconds: 0.0,
-            url: None,
-            links: Vec::new(),
-        };
+        let mut summary = WorkflowSummary::new(
+            &p.wf.name,
+            ACTION,
+            Some(p.fp.version.clone()),
+            Some(p.fp.image.clone()),
+            Outcome::Failed,
+        );
+        summary.images = p.package.as_ref().map(specs::task_images).unwrap_or_default();
         let mut launch_plans = Vec::new();
         let done = match &p.package {
             Some(package) => self.rehydrate_package(admin, p, package, &mut summary, &mut launch_plans).await,

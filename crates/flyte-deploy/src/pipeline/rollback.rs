@@ -79,20 +79,13 @@ pub fn run(args: Rollback) -> Result<ExitCode> {
         let mut out = Vec::new();
         for step in &steps {
             let started = Instant::now();
-            let mut summary = WorkflowSummary {
-                name: step.workflow.clone(),
-                action: ACTION.into(),
-                version: Some(step.version.clone()),
-                image: Some(step.image.clone()),
-                outcome: Outcome::Failed,
-                entities: Entities::default(),
-                images: Vec::new(),
-                warnings: Vec::new(),
-                error: None,
-                seconds: 0.0,
-                url: None,
-                links: Vec::new(),
-            };
+            let mut summary = WorkflowSummary::new(
+                &step.workflow,
+                ACTION,
+                Some(step.version.clone()),
+                Some(step.image.clone()),
+                Outcome::Failed,
+            );
             match roll_back(&repo, &admin, domain, &history, step, &mut summary).await {
                 Ok(launch_plans) => {
                     // Its launch plans are what a rollback makes active: those are linked.

@@ -42,6 +42,25 @@ pub struct WorkflowSummary {
 }
 
 impl WorkflowSummary {
+    /// A workflow's row before anything is done: no entities, images, warnings, links or
+    /// time yet.
+    pub fn new(name: &str, action: &str, version: Option<String>, image: Option<String>, outcome: Outcome) -> Self {
+        WorkflowSummary {
+            name: name.to_string(),
+            action: action.to_string(),
+            version,
+            image,
+            outcome,
+            entities: Entities::default(),
+            images: Vec::new(),
+            url: None,
+            warnings: Vec::new(),
+            error: None,
+            seconds: 0.0,
+            links: Vec::new(),
+        }
+    }
+
     /// Sets the console links of what the workflow has at its version in `domain`, when a
     /// console is configured and the version is there (registered or already registered).
     pub fn link(
