@@ -298,6 +298,26 @@ pub fn spawn_announcing(mut command: Command, prefix: &str, what: &str) -> (std:
     (child, rest)
 }
 
+/// Starts `command` with its stderr piped and reads that until a line contains `says`: the
+/// child (its stdout as `command` set it) and what it said up to there. The rest of its
+/// stderr is read and dropped, so it never blocks on a full pipe. Panics with what it said
+/// when it ends first.
+pub fn spawn_until_it_says(mut command: Command, says: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command.stderr(std::process::Stdio::piped()).spawn().expect("starting the process");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("its stderr"));
+    let mut said = String::new();
+    while !said.lines().any(|l| l.contains(says)) {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("it ended without saying {says:?}:\n{said}");
+        }
+        said.push_str(&line);
+    }
+    std::thread::spawn(move || stderr.lines().for_each(drop));
+    (child, said)
+}
+
 /// A FlyteAdmin at an address: `cargo xtask sandbox` as its own process on loopback, with
 /// its data in `data`; started when it says it listens, killed on drop (or by [`kill`]).
 ///

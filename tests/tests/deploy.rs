@@ -191,22 +191,15 @@ fn interrupted_deploy_completes_on_rerun_without_duplicates() {
     let repo = TempRepo::with_examples();
     repo.git(&["checkout", "--quiet", "-b", "feature"]);
     // Interrupt the first deploy as soon as it starts registering.
-    let mut child = std::process::Command::new(tests::xtask_bin())
+    let mut command = std::process::Command::new(tests::xtask_bin());
+    command
         .current_dir(repo.path())
         // -v: a line per step off a terminal, so the kill comes while it registers.
         .args(["deploy", "-v", "--all"])
         .env("FLYTE_DEPLOY_PYTHON", &python)
         .env("CI", "false")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::BufRead;
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let registering = stderr.lines().any(|line| line.unwrap().ends_with(": registering"));
-        assert!(registering, "the deploy ended without saying it was registering");
-    }
+        .stdout(std::process::Stdio::null());
+    let (mut child, _) = tests::spawn_until_it_says(command, ": registering");
     child.kill().ok();
     child.wait().unwrap();
     let json = deploy_with(&repo, &python, &["--all"]).json();

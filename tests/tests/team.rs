@@ -22,6 +22,22 @@ fn deploy(repo: &TempRepo, python: &str, args: &[&str], env: &[(&str, &str)]) ->
     repo.xtask_env(&all, &vars)
 }
 
+/// `deploy --format json ARGS` in `dir` to the FlyteAdmin at `endpoint`, outside CI, as a
+/// process to start (its stdout piped).
+fn deploy_to(dir: &std::path::Path, python: &str, endpoint: &str, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(tests::xtask_bin());
+    command
+        .current_dir(dir)
+        .args(["deploy", "--format", "json"])
+        .args(args)
+        .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
+        .env("FLYTE_DEPLOY_PYTHON", python)
+        .env("FLYTE_ENDPOINT", endpoint)
+        .env("CI", "false")
+        .stdout(std::process::Stdio::piped());
+    command
+}
+
 /// The examples on `main`, with the sandbox's data and the caches ignored by git.
 fn examples() -> TempRepo {
     let repo = TempRepo::with_examples();
@@ -193,23 +209,16 @@ fn a_killed_deploy_and_its_rerun_leave_a_record_of_every_workflow() {
     let trunk = [("CI", "true"), ("GITHUB_REF_NAME", "main")];
     // Killed as soon as the first workflow's registration is recorded (a record is written
     // as its change happens, so the history has it although the run never finished).
-    let mut child = std::process::Command::new(tests::xtask_bin())
+    let mut command = std::process::Command::new(tests::xtask_bin());
+    command
         .current_dir(repo.path())
         // -v: a line per step off a terminal, so the kill comes while it registers.
         .args(["deploy", "-v", "--all"])
         .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
         .env("FLYTE_DEPLOY_PYTHON", &python)
         .envs(trunk)
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::BufRead;
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let registering = stderr.lines().any(|line| line.unwrap().ends_with(": registering"));
-        assert!(registering, "the deploy ended without saying it was registering");
-    }
+        .stdout(std::process::Stdio::null());
+    let (mut child, _) = tests::spawn_until_it_says(command, ": registering");
     std::thread::sleep(std::time::Duration::from_millis(300));
     child.kill().ok();
     child.wait().unwrap();
@@ -414,7 +423,6 @@ fn a_reference_to_another_workflows_task_resolves_to_its_version_or_fails_before
 /// while hello's own entry is still running, and waits for it rather than failing.
 #[test]
 fn a_matrix_entry_waits_for_the_workflow_it_references_that_another_entry_deploys() {
-    use std::io::{BufRead, BufReader};
     let Some(python) = flytekit_python() else { return };
     let python = python.to_string_lossy().into_owned();
     let repo = examples();
@@ -425,27 +433,13 @@ fn a_matrix_entry_waits_for_the_workflow_it_references_that_another_entry_deploy
     let data = tempfile::tempdir().unwrap();
     let sandbox = tests::SandboxProcess::start("127.0.0.1:0", data.path());
     let entry = |workflow: &str| {
-        let mut cmd = std::process::Command::new(tests::xtask_bin());
-        cmd.current_dir(repo.path())
-            .args(["deploy", "--format", "json", "--base", "main", "--domain", "development", "--workflow", workflow])
-            .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
-            .env("FLYTE_DEPLOY_PYTHON", &python)
-            .env("FLYTE_ENDPOINT", &sandbox.endpoint)
-            .env("FLYTE_DEPLOY_REFERENCE_WAIT", "300")
-            .env("CI", "false")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd
+        let args = ["--base", "main", "--domain", "development", "--workflow", workflow];
+        let mut command = deploy_to(repo.path(), &python, &sandbox.endpoint, &args);
+        command.env("FLYTE_DEPLOY_REFERENCE_WAIT", "300");
+        command
     };
     // refs' entry first: it reaches registration, finds hello's task missing, and waits.
-    let mut refs = entry("refs").spawn().unwrap();
-    let mut stderr = BufReader::new(refs.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("waiting up to") {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "refs' entry ended without waiting:\n{said}");
-        said.push_str(&line);
-    }
+    let (refs, said) = tests::spawn_until_it_says(entry("refs"), "waiting up to");
     assert!(said.contains("refs: waiting up to 5m for task 'hello.greet.greeting' of workflow 'hello'"), "{said}");
     // hello's entry, meanwhile.
     let hello = entry("hello").output().unwrap();
@@ -504,18 +498,9 @@ fn eight_concurrent_deploys_from_one_clone_lose_no_record() {
     repo.git(&["checkout", "--quiet", "main"]);
     let children: Vec<std::process::Child> = (0..8)
         .map(|i| {
-            std::process::Command::new(tests::xtask_bin())
-                .current_dir(repo.path())
-                .args(["deploy", "--format", "json", "--base", "main", "--domain", "development"])
-                .args(["--workflow", "hello", "--head", &format!("pr-{i}")])
-                .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
-                .env("FLYTE_DEPLOY_PYTHON", &python)
-                .env("FLYTE_ENDPOINT", &endpoint)
-                .env("CI", "false")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            let head = format!("pr-{i}");
+            let args = ["--base", "main", "--domain", "development", "--workflow", "hello", "--head", &head];
+            deploy_to(repo.path(), &python, &endpoint, &args).stderr(std::process::Stdio::piped()).spawn().unwrap()
         })
         .collect();
     for child in children {
@@ -582,17 +567,8 @@ fn eight_concurrent_deploys_from_eight_clones_each_keep_their_record() {
     let children: Vec<std::process::Child> = clones
         .iter()
         .map(|clone| {
-            std::process::Command::new(tests::xtask_bin())
-                .current_dir(clone.path())
-                .args(["deploy", "--format", "json", "--base", "main", "--workflow", "hello"])
-                .env("FLYTE_DEPLOY_ENVS", tests::envs_dir())
-                .env("FLYTE_DEPLOY_PYTHON", &python)
-                .env("FLYTE_ENDPOINT", &endpoint)
-                .env("CI", "false")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            let args = ["--base", "main", "--workflow", "hello"];
+            deploy_to(clone.path(), &python, &endpoint, &args).stderr(std::process::Stdio::piped()).spawn().unwrap()
         })
         .collect();
     let mut versions = Vec::new();
